@@ -1,0 +1,1 @@
+//! Per-target window of samples, robust slopes, leak signals, verdict and heap diff.
