@@ -233,7 +233,7 @@ impl Value {
 
 /// One series: family (by index into [`METRICS`]), its own label values (in the order of
 /// the def's `labels`) and value. Per-target labels are added by the collector.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub def: &'static MetricDef,
     pub labels: Vec<String>,
