@@ -1,0 +1,11 @@
+//! The one integration-test binary: a module per area.
+
+mod support;
+
+mod diff;
+mod goroutine;
+mod heap;
+mod http;
+mod live_core;
+mod ops;
+mod system;
