@@ -1,1 +1,516 @@
-//! (being written)
+//! Configuration: the strict YAML file, the defaults every target inherits, and
+//! validation at load time. Errors name the key (and, from the YAML parser, the line).
+//!
+//! Defaults live in one place ([`Defaults::default`]); a target's own keys override
+//! them; [`Config::load`] / [`Config::from_yaml`] return a fully resolved [`Config`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use regex::Regex;
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+
+/// The default target: the pprof convention (`import _ "net/http/pprof"` examples listen on 6060).
+pub const DEFAULT_TARGET_URL: &str = "http://127.0.0.1:6060";
+/// leakwatch's own default listen address. 9100-9999 is fully allocated on the
+/// Prometheus default-port wiki, so leakwatch takes a port outside it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10760";
+
+/// Parses a duration such as `15s`, `500ms`, `5m`, `1h30m`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Which heap endpoint feeds the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HeapFormat {
+    /// `heap?debug=1`: records and the MemStats trailer in one (costly on big profiles).
+    #[default]
+    Text,
+    /// `/debug/pprof/heap`: gzipped protobuf, already scaled.
+    Proto,
+}
+
+/// Which goroutine endpoint feeds counts and states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GoroutineFormat {
+    /// `/debug/pprof/goroutine` protobuf: keeps runtime frames, so states are exact.
+    #[default]
+    Proto,
+    /// `goroutine?debug=1` text: runtime frames are hidden, states are coarser.
+    Text,
+}
+
+/// Settings every target inherits unless it sets its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Time between scrapes of a target.
+    #[serde(deserialize_with = "de_duration")]
+    pub interval: Duration,
+    /// Time one request may take before it counts as a `timeout` error.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Largest response body read from a target; a bigger one is a `too_large` error.
+    pub max_body_bytes: ByteSize,
+    /// How much history each target's analysis window keeps.
+    #[serde(deserialize_with = "de_duration")]
+    pub window: Duration,
+    pub heap_format: HeapFormat,
+    pub goroutine_format: GoroutineFormat,
+    /// Ask the service to run a GC before the heap profile (`gc=1`). Off: it perturbs the service.
+    pub gc: bool,
+    /// Memory limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
+    pub memory_limit: Option<ByteSize>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            max_body_bytes: ByteSize::mib(64),
+            window: Duration::from_secs(30 * 60),
+            heap_format: HeapFormat::Text,
+            goroutine_format: GoroutineFormat::Proto,
+            gc: false,
+            memory_limit: None,
+        }
+    }
+}
+
+/// Where leakwatch reads host files (changeable so it can run as a sidecar with the
+/// host's `/proc` and `/sys/fs/cgroup` mounted elsewhere, and so tests use fixtures).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    pub proc_root: PathBuf,
+    pub cgroup_root: PathBuf,
+    /// `/dev/kmsg`, a file of dmesg-style lines, or `off`.
+    pub kernel_log: String,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            proc_root: PathBuf::from("/proc"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            kernel_log: "/dev/kmsg".to_string(),
+        }
+    }
+}
+
+/// A target as written in the file: every key but `name` and `url` optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    url: String,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    timeout: Option<Duration>,
+    #[serde(default)]
+    max_body_bytes: Option<ByteSize>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    window: Option<Duration>,
+    #[serde(default)]
+    heap_format: Option<HeapFormat>,
+    #[serde(default)]
+    goroutine_format: Option<GoroutineFormat>,
+    #[serde(default)]
+    gc: Option<bool>,
+    #[serde(default)]
+    memory_limit: Option<ByteSize>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pid: Option<u32>,
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
+    #[serde(default)]
+    process: Option<String>,
+    #[serde(default)]
+    cgroup: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    system: SystemConfig,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+}
+
+/// One fully resolved target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    pub name: String,
+    /// Base URL; profiles are requested under `<url>/debug/pprof/`.
+    pub url: reqwest::Url,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_body_bytes: u64,
+    pub window: Duration,
+    pub heap_format: HeapFormat,
+    pub goroutine_format: GoroutineFormat,
+    pub gc: bool,
+    pub memory_limit: Option<u64>,
+    /// Extra labels on every series of this target (after `target`).
+    pub labels: BTreeMap<String, String>,
+    pub pid: Option<u32>,
+    pub pid_file: Option<PathBuf>,
+    pub process: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+impl TargetConfig {
+    /// URL of a path under the target's base URL (keeps a base path prefix if any).
+    pub fn endpoint(&self, path_and_query: &str) -> String {
+        let base = self.url.as_str().trim_end_matches('/');
+        format!("{base}{path_and_query}")
+    }
+
+    /// Whether this target names a local process or cgroup to read memory from.
+    pub fn watches_system(&self) -> bool {
+        self.pid.is_some()
+            || self.pid_file.is_some()
+            || self.process.is_some()
+            || self.cgroup.is_some()
+    }
+
+    /// `target` then the configured labels, as label pairs.
+    pub fn label_pairs(&self) -> Vec<(String, String)> {
+        let mut v = vec![("target".to_string(), self.name.clone())];
+        v.extend(self.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        v
+    }
+}
+
+/// The whole resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Option<SocketAddr>,
+    pub system: SystemConfig,
+    pub targets: Vec<TargetConfig>,
+}
+
+static TARGET_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.:-]+$").expect("valid regex"));
+static LABEL_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-zA-Z_][a-zA-Z0-9_]*$").expect("valid regex"));
+
+/// Label names leakwatch's own series use; a configured label may not shadow them.
+const RESERVED_LABELS: &[&str] = &[
+    "target",
+    "endpoint",
+    "reason",
+    "state",
+    "function",
+    "package",
+    "kind",
+    "field",
+    "event",
+    "source",
+    "profile_type",
+    "result",
+    "version",
+    "path",
+    "job",
+    "instance",
+];
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        Config::from_yaml(&text).map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Config> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            serde_norway::from_str("{}")
+        } else {
+            serde_norway::from_str(text)
+        }
+        .map_err(|e| Error::Config(e.to_string()))?;
+        raw.resolve()
+    }
+
+    /// A config with the given target URLs (from `--target`), named after host:port.
+    pub fn from_urls(urls: &[String]) -> Result<Config> {
+        let defaults = Defaults::default();
+        let mut targets = Vec::new();
+        for u in urls {
+            let url = parse_url(u, "--target")?;
+            let name = match (url.host_str(), url.port_or_known_default()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => u.clone(),
+            };
+            let name = name.replace(['[', ']'], "");
+            targets.push(RawTarget::from_url(name, u.clone()));
+        }
+        RawConfig {
+            listen: None,
+            defaults,
+            system: SystemConfig::default(),
+            targets,
+        }
+        .resolve()
+    }
+
+    /// The built-in default: one target at [`DEFAULT_TARGET_URL`].
+    pub fn default_target() -> Config {
+        Config::from_urls(&[DEFAULT_TARGET_URL.to_string()]).expect("default target is valid")
+    }
+}
+
+impl RawTarget {
+    fn from_url(name: String, url: String) -> Self {
+        RawTarget {
+            name,
+            url,
+            interval: None,
+            timeout: None,
+            max_body_bytes: None,
+            window: None,
+            heap_format: None,
+            goroutine_format: None,
+            gc: None,
+            memory_limit: None,
+            labels: BTreeMap::new(),
+            pid: None,
+            pid_file: None,
+            process: None,
+            cgroup: None,
+        }
+    }
+}
+
+fn parse_url(s: &str, key: &str) -> Result<reqwest::Url> {
+    let url = reqwest::Url::parse(s).map_err(|e| Error::Config(format!("{key}: {s:?}: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(Error::Config(format!(
+            "{key}: {s:?}: scheme must be http or https"
+        )));
+    }
+    if url.host_str().is_none() {
+        return Err(Error::Config(format!("{key}: {s:?}: no host")));
+    }
+    Ok(url)
+}
+
+impl RawConfig {
+    fn resolve(self) -> Result<Config> {
+        let d = &self.defaults;
+        check_positive("defaults.interval", d.interval)?;
+        check_positive("defaults.timeout", d.timeout)?;
+        check_positive("defaults.window", d.window)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut targets = Vec::with_capacity(self.targets.len());
+        for (i, t) in self.targets.into_iter().enumerate() {
+            let key = format!("targets[{i}]");
+            if !TARGET_NAME.is_match(&t.name) {
+                return Err(Error::Config(format!(
+                    "{key}.name: {:?} must match [A-Za-z0-9_.:-]+",
+                    t.name
+                )));
+            }
+            if !seen.insert(t.name.clone()) {
+                return Err(Error::Config(format!(
+                    "{key}.name: duplicate target name {:?}",
+                    t.name
+                )));
+            }
+            let url = parse_url(&t.url, &format!("{key}.url"))?;
+            let interval = t.interval.unwrap_or(d.interval);
+            let timeout = t.timeout.unwrap_or(d.timeout);
+            let window = t.window.unwrap_or(d.window);
+            check_positive(&format!("{key}.interval"), interval)?;
+            check_positive(&format!("{key}.timeout"), timeout)?;
+            check_positive(&format!("{key}.window"), window)?;
+            for k in t.labels.keys() {
+                if !LABEL_NAME.is_match(k) || k.starts_with("__") {
+                    return Err(Error::Config(format!(
+                        "{key}.labels: {k:?} is not a valid Prometheus label name"
+                    )));
+                }
+                if RESERVED_LABELS.contains(&k.as_str()) {
+                    return Err(Error::Config(format!(
+                        "{key}.labels: {k:?} is reserved for leakwatch's own labels"
+                    )));
+                }
+            }
+            let selectors = [t.pid.is_some(), t.pid_file.is_some(), t.process.is_some()];
+            if selectors.iter().filter(|b| **b).count() > 1 {
+                return Err(Error::Config(format!(
+                    "{key}: give at most one of pid, pid_file, process"
+                )));
+            }
+            if let Some(p) = &t.process {
+                Regex::new(p)
+                    .map_err(|e| Error::Config(format!("{key}.process: invalid regex: {e}")))?;
+            }
+            let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
+            if max_body == 0 {
+                return Err(Error::Config(format!("{key}.max_body_bytes: must be > 0")));
+            }
+            targets.push(TargetConfig {
+                name: t.name,
+                url,
+                interval,
+                timeout,
+                max_body_bytes: max_body,
+                window,
+                heap_format: t.heap_format.unwrap_or(d.heap_format),
+                goroutine_format: t.goroutine_format.unwrap_or(d.goroutine_format),
+                gc: t.gc.unwrap_or(d.gc),
+                memory_limit: t.memory_limit.or(d.memory_limit).map(|b| b.as_u64()),
+                labels: t.labels,
+                pid: t.pid,
+                pid_file: t.pid_file,
+                process: t.process,
+                cgroup: t.cgroup,
+            });
+        }
+        Ok(Config {
+            listen: self.listen,
+            system: self.system,
+            targets,
+        })
+    }
+}
+
+fn check_positive(key: &str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::Config(format!("{key}: must be greater than 0")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_every_target() {
+        let c = Config::from_yaml(
+            "targets:\n  - name: a\n    url: http://127.0.0.1:6060\n  - name: b\n    url: http://127.0.0.1:6061/base/\n    interval: 1s\n    labels: {team: x}\n",
+        )
+        .unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[0].interval, Duration::from_secs(15));
+        assert_eq!(c.targets[0].timeout, Duration::from_secs(10));
+        assert_eq!(c.targets[0].max_body_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.targets[1].interval, Duration::from_secs(1));
+        assert_eq!(
+            c.targets[1].endpoint("/debug/pprof/heap?debug=1"),
+            "http://127.0.0.1:6061/base/debug/pprof/heap?debug=1"
+        );
+        assert_eq!(
+            c.targets[1].label_pairs(),
+            vec![
+                ("target".to_string(), "b".to_string()),
+                ("team".to_string(), "x".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn default_target_is_pprof_convention() {
+        let c = Config::default_target();
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].name, "127.0.0.1:6060");
+        assert_eq!(c.targets[0].url.as_str(), "http://127.0.0.1:6060/");
+    }
+
+    /// Each bad config and the exact error it gives.
+    #[test]
+    fn invalid_configs_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "targets:\n  - name: a\n    url: http://x\n    intervl: 1s\n",
+                "config: targets[0]: unknown field `intervl`, expected one of",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    interval: soon\n",
+                "config: targets[0].interval: invalid duration \"soon\"",
+            ),
+            (
+                "targets:\n  - name: 'a b'\n    url: http://x\n",
+                "config: targets[0].name: \"a b\" must match [A-Za-z0-9_.:-]+",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n  - name: a\n    url: http://y\n",
+                "config: targets[1].name: duplicate target name \"a\"",
+            ),
+            (
+                "targets:\n  - name: a\n    url: ftp://x\n",
+                "config: targets[0].url: \"ftp://x\": scheme must be http or https",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    labels: {target: y}\n",
+                "config: targets[0].labels: \"target\" is reserved for leakwatch's own labels",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    pid: 1\n    process: x\n",
+                "config: targets[0]: give at most one of pid, pid_file, process",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    process: '('\n",
+                "config: targets[0].process: invalid regex",
+            ),
+            (
+                "defaults:\n  interval: 0s\n",
+                "config: defaults.interval: must be greater than 0",
+            ),
+            ("bogus: 1\n", "config: unknown field `bogus`"),
+        ];
+        for (yaml, want) in cases {
+            let err = Config::from_yaml(yaml).unwrap_err().to_string();
+            assert!(
+                err.starts_with(want),
+                "for {yaml:?}\n got: {err}\nwant: {want}..."
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_errors_carry_the_line() {
+        let err = Config::from_yaml("targets:\n  - name: a\n    url: http://x\n    gc: maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+    }
+}

@@ -1,1 +1,127 @@
-fn main() {}
+//! The `leakwatch` command: parses flags, sets up logging, loads the config and serves.
+//! Everything else lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
+
+/// Prometheus exporter that catches memory leaks in Go services before the OOM killer does.
+///
+/// leakwatch scrapes the net/http/pprof endpoints of Go services (heap profile with its
+/// runtime.MemStats, goroutine profile), reads their container memory (cgroup v1/v2) and
+/// /proc, and exports the Go heap, its growth and leak verdicts on /metrics.
+///
+/// With no --config and no --target it watches the pprof convention address
+/// http://127.0.0.1:6060 (a Go service with `import _ "net/http/pprof"` listening there).
+#[derive(Debug, Parser)]
+#[command(name = "leakwatch", version, about, long_about)]
+struct Cli {
+    /// YAML config file with targets and settings (see README "Configuration").
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Base URL of a Go service serving /debug/pprof/ (repeatable). Ignored with --config.
+    #[arg(long = "target", value_name = "URL")]
+    targets: Vec<String>,
+
+    /// Address for leakwatch's own HTTP server (/metrics, /, /-/healthy, /-/ready).
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    listen: Option<String>,
+
+    /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
+    #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
+    log_level: String,
+
+    /// Check the config file and exit.
+    #[arg(long = "config.check")]
+    check: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the exporter (the default when no subcommand is given).
+    Serve,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .context("invalid --log.level")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    match cli.command {
+        None | Some(Command::Serve) => serve(&cli),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let config = match (&cli.config, cli.targets.is_empty()) {
+        (Some(path), _) => Config::load(path)?,
+        (None, false) => Config::from_urls(&cli.targets)?,
+        (None, true) => {
+            tracing::info!(
+                url = DEFAULT_TARGET_URL,
+                "no --config or --target: watching the default pprof address"
+            );
+            Config::default_target()
+        }
+    };
+    Ok(config)
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    if cli.check {
+        println!("config OK: {} target(s)", config.targets.len());
+        return Ok(());
+    }
+    let listen = match (&cli.listen, config.listen) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) => a.to_string(),
+        (None, None) => DEFAULT_LISTEN.to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        leakwatch::run(config, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,14 @@
 //! Container and process memory: cgroup v1/v2 files, /proc, kernel OOM-kill log.
+//!
+//! Each submodule pairs pure `parse_*` functions (unit-tested on fixture text) with
+//! `read_*` functions doing the I/O, as node_exporter's collectors do.
+
+pub mod cgroup;
+pub mod discover;
+pub mod proc;
+
+pub use cgroup::{CgroupMemory, Pressure, PsiLine, StatKind, read_cgroup_memory};
+pub use discover::{
+    CgroupLocation, CgroupVersion, Discovered, ProcessSelector, discover, pid_alive,
+};
+pub use proc::{ProcessMemory, read_process};

@@ -1,0 +1,291 @@
+//! A process's memory from `/proc/PID` (status, fd count, GOMEMLIMIT/GOGC from its
+//! environment) and the `leakwatch_process_*` series.
+
+use std::path::Path;
+
+use procfs::FromRead;
+use procfs::process::{Process, Status};
+
+use crate::metrics::Sink;
+use crate::{Error, Result};
+
+/// One reading of a process's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessMemory {
+    pub pid: u32,
+    /// VmRSS in bytes.
+    pub rss: u64,
+    /// VmSize in bytes.
+    pub vms: u64,
+    /// VmHWM (peak RSS) in bytes.
+    pub hwm: u64,
+    pub threads: u64,
+    pub open_fds: u64,
+    /// GOMEMLIMIT in bytes; `None` when unset or `off`.
+    pub gomemlimit: Option<u64>,
+    /// GOGC as the Go runtime reads it (`off` = -1); `None` when unset.
+    pub gogc: Option<i64>,
+}
+
+/// The memory fields of `/proc/PID/status`, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusMemory {
+    pub rss: u64,
+    pub vms: u64,
+    pub hwm: u64,
+    pub threads: u64,
+}
+
+fn kib(v: u64) -> u64 {
+    v.saturating_mul(1024)
+}
+
+fn from_status(st: &Status) -> Result<StatusMemory> {
+    // Kernel threads and zombies have no Vm* lines: nothing to measure.
+    let (Some(rss), Some(vms)) = (st.vmrss, st.vmsize) else {
+        return Err(Error::malformed(
+            "/proc/PID/status",
+            0,
+            format!(
+                "process {} has no VmRSS/VmSize (kernel thread or zombie)",
+                st.pid
+            ),
+        ));
+    };
+    Ok(StatusMemory {
+        rss: kib(rss),
+        vms: kib(vms),
+        hwm: kib(st.vmhwm.unwrap_or(rss)),
+        threads: st.threads,
+    })
+}
+
+/// Parses `/proc/PID/status` text with procfs's parser (values are in KiB there).
+pub fn parse_status(text: &str) -> Result<StatusMemory> {
+    let st = Status::from_read(text.as_bytes())
+        .map_err(|e| Error::malformed("/proc/PID/status", 0, e.to_string()))?;
+    from_status(&st)
+}
+
+/// Go's `GOMEMLIMIT` syntax (runtime `parseByteCount`): a plain byte count, or a count
+/// with a `B`, `KiB`, `MiB`, `GiB` or `TiB` suffix; `off` (or empty) means no limit, as
+/// does `math.MaxInt64`, the runtime's default. Values Go would reject are errors (such a
+/// process would not have started).
+pub fn parse_gomemlimit(s: &str) -> Result<Option<u64>> {
+    const FORMAT: &str = "GOMEMLIMIT";
+    let bad = |why: &str| Error::malformed(FORMAT, 1, format!("{s:?}: {why}"));
+    if s.is_empty() || s == "off" {
+        return Ok(None);
+    }
+    let (digits, mult): (&str, u64) = if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1 << 10)
+    } else if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("GiB") {
+        (n, 1 << 30)
+    } else if let Some(n) = s.strip_suffix("TiB") {
+        (n, 1 << 40)
+    } else if let Some(n) = s.strip_suffix('B') {
+        (n, 1)
+    } else {
+        (s, 1)
+    };
+    // Go's atoi64 accepts a leading `-` (a negative count is then rejected) but no `+`.
+    if digits.starts_with('+') {
+        return Err(bad("not a byte count (a leading + is not accepted)"));
+    }
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| bad("not a byte count (want N, NB, NKiB, NMiB, NGiB, NTiB or off)"))?;
+    let n = u64::try_from(n).map_err(|_| bad("negative"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| bad("overflows"))?;
+    if bytes > i64::MAX as u64 {
+        return Err(bad("larger than math.MaxInt64"));
+    }
+    Ok((bytes != i64::MAX as u64).then_some(bytes))
+}
+
+/// `GOGC` as the runtime's `readGOGC` reads it: `off` = -1, an int32, and anything else
+/// the default 100.
+pub fn parse_gogc(s: &str) -> i64 {
+    if s == "off" {
+        return -1;
+    }
+    s.parse::<i32>().map(i64::from).unwrap_or(100)
+}
+
+/// Reads `/proc/PID/status`, the fd count and the environment of `pid`.
+pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessMemory> {
+    let dir = proc_root.join(pid.to_string());
+    let proc_err = |action: &'static str, e: procfs::ProcError| {
+        let kind = match e {
+            procfs::ProcError::NotFound(_) => std::io::ErrorKind::NotFound,
+            procfs::ProcError::PermissionDenied(_) => std::io::ErrorKind::PermissionDenied,
+            _ => std::io::ErrorKind::Other,
+        };
+        Error::io(
+            action,
+            dir.clone(),
+            std::io::Error::new(kind, e.to_string()),
+        )
+    };
+    let p = Process::new_with_root(dir.clone()).map_err(|e| proc_err("opening", e))?;
+    let st = p.status().map_err(|e| proc_err("reading status of", e))?;
+    let mem = from_status(&st).map_err(|e| Error::BadFile {
+        path: dir.join("status"),
+        reason: e.to_string(),
+    })?;
+    // Counting entries works on every kernel and on fixture trees (procfs's fast path
+    // uses the directory size, which only /proc on 6.2+ sets to the count).
+    let fd_dir = dir.join("fd");
+    let open_fds = std::fs::read_dir(&fd_dir)
+        .map_err(|e| Error::io("listing", fd_dir.clone(), e))?
+        .count() as u64;
+    // environ is readable only by the process owner and root; not having it only loses
+    // the GOMEMLIMIT/GOGC series.
+    let env = p.environ().unwrap_or_default();
+    let get = |k: &str| {
+        env.get(std::ffi::OsStr::new(k))
+            .map(|v| v.to_string_lossy().into_owned())
+    };
+    let gomemlimit = match get("GOMEMLIMIT") {
+        Some(v) => parse_gomemlimit(&v).map_err(|e| Error::BadFile {
+            path: dir.join("environ"),
+            reason: e.to_string(),
+        })?,
+        None => None,
+    };
+    let gogc = get("GOGC").map(|v| parse_gogc(&v));
+    Ok(ProcessMemory {
+        pid,
+        rss: mem.rss,
+        vms: mem.vms,
+        hwm: mem.hwm,
+        threads: mem.threads,
+        open_fds,
+        gomemlimit,
+        gogc,
+    })
+}
+
+impl ProcessMemory {
+    /// RSS not covered by the Go runtime's own mappings: `RSS - (Sys - HeapReleased)`,
+    /// clamped at 0. Sys counts reserved-but-untouched memory too, so this is a lower
+    /// bound of what cgo, mmap and the like hold.
+    pub fn non_go_resident(&self, go_sys_minus_released: u64) -> u64 {
+        self.rss.saturating_sub(go_sys_minus_released)
+    }
+
+    /// Pushes the `leakwatch_process_*` series, including `scrape_success 1` (the caller
+    /// pushes `leakwatch_process_scrape_success 0` when the read failed).
+    pub fn push_samples(
+        &self,
+        out: &mut Sink,
+        go_sys_minus_released: Option<u64>,
+        cgroup_limit: Option<u64>,
+    ) {
+        out.gauge("leakwatch_process_resident_memory_bytes", self.rss);
+        out.gauge("leakwatch_process_virtual_memory_bytes", self.vms);
+        out.gauge("leakwatch_process_resident_memory_peak_bytes", self.hwm);
+        out.gauge("leakwatch_process_threads", self.threads);
+        out.gauge("leakwatch_process_open_fds", self.open_fds);
+        out.gauge("leakwatch_process_pid", u64::from(self.pid));
+        if let Some(go) = go_sys_minus_released {
+            out.gauge(
+                "leakwatch_process_non_go_resident_bytes",
+                self.non_go_resident(go),
+            );
+        }
+        if let Some(v) = self.gomemlimit {
+            out.gauge("leakwatch_process_gomemlimit_bytes", v);
+        }
+        if let Some(v) = self.gogc {
+            out.gauge("leakwatch_process_gogc", v as f64);
+        }
+        if let (Some(gml), Some(limit)) = (self.gomemlimit, cgroup_limit) {
+            out.gauge(
+                "leakwatch_process_gomemlimit_exceeds_cgroup_limit",
+                gml > limit,
+            );
+        }
+        out.gauge("leakwatch_process_scrape_success", 1u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gomemlimit_syntax() {
+        let ok: &[(&str, Option<u64>)] = &[
+            ("", None),
+            ("off", None),
+            ("9223372036854775807", None),
+            ("0", Some(0)),
+            ("1048576", Some(1048576)),
+            ("100B", Some(100)),
+            ("512KiB", Some(512 << 10)),
+            ("48MiB", Some(48 << 20)),
+            ("2GiB", Some(2 << 30)),
+            ("1TiB", Some(1 << 40)),
+            ("-0", Some(0)),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_gomemlimit(s).unwrap(), *want, "{s:?}");
+        }
+        for bad in [
+            "-1",
+            "10MB",
+            "10 MiB",
+            "MiB",
+            "B",
+            "1.5GiB",
+            "9999999TiB",
+            "10k",
+            "Off",
+        ] {
+            assert!(parse_gomemlimit(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn gogc_as_the_runtime_reads_it() {
+        for (s, want) in [
+            ("off", -1),
+            ("50", 50),
+            ("-1", -1),
+            ("", 100),
+            ("abc", 100),
+            ("99999999999", 100),
+        ] {
+            assert_eq!(parse_gogc(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn status_errors_do_not_panic() {
+        let good = include_str!(
+            "../../tests/fixtures/cgroup-v2-vm/kernel-6.1/s1_early/leakyapp/proc_status.txt"
+        );
+        let m = parse_status(good).unwrap();
+        assert_eq!(m.rss, 24172 * 1024);
+        assert_eq!(m.vms, 1232020 * 1024);
+        assert_eq!(m.threads, 4);
+        for cut in (0..good.len()).step_by(7) {
+            let _ = parse_status(good.get(..cut).unwrap_or(""));
+        }
+        assert!(parse_status("").is_err());
+        let no_rss: String = good
+            .lines()
+            .filter(|l| !l.starts_with("VmRSS"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            parse_status(&no_rss)
+                .unwrap_err()
+                .to_string()
+                .contains("no VmRSS")
+        );
+    }
+}
