@@ -168,8 +168,10 @@ pub async fn run_target(
     permits: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let interval = target.config.interval;
-    let jitter = Duration::from_secs_f64(interval.as_secs_f64() * fastrand::f64() * 0.5);
+    // Spread first scrapes over up to half an interval, at most 5 s: enough to avoid a
+    // thundering herd of targets, short enough that a new target shows up quickly.
+    let spread = (target.config.interval / 2).min(Duration::from_secs(5));
+    let jitter = spread.mul_f64(fastrand::f64());
     tokio::select! {
         _ = tokio::time::sleep(jitter) => {}
         _ = shutdown.cancelled() => return,

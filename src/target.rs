@@ -30,7 +30,7 @@ pub struct GoroutineSummary {
 
 impl GoroutineSummary {
     pub fn from_profile(p: &GoroutineProfile) -> Self {
-        use shim::{GoroutineState, state_from_stack};
+        use crate::pprof::goroutine::{GoroutineState, state_from_stack};
         let mut states: BTreeMap<GoroutineState, u64> =
             GoroutineState::ALL.iter().map(|s| (*s, 0)).collect();
         let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
@@ -43,7 +43,7 @@ impl GoroutineSummary {
         by_function.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         GoroutineSummary {
             total: p.total,
-            http_client_connections: shim::http_client_connections(p),
+            http_client_connections: crate::pprof::goroutine::http_client_connections(p),
             by_state: states.into_iter().map(|(s, n)| (s.as_str(), n)).collect(),
             by_function,
         }
@@ -208,8 +208,8 @@ impl TargetState {
                 let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, path).await else {
                     return false;
                 };
-                let parsed = shim::decode(&body, self.config.max_body_bytes)
-                    .and_then(|p| shim::heap_profile(&p));
+                let parsed = crate::pprof::proto::decode(&body, self.config.max_body_bytes)
+                    .and_then(|p| crate::pprof::proto::heap_profile(&p));
                 match parsed {
                     Ok(profile) => {
                         let mut st = self.status();
@@ -235,7 +235,7 @@ impl TargetState {
                 else {
                     return;
                 };
-                shim::parse_goroutine_text(&body).map(|t| t.to_profile())
+                crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
             }
             GoroutineFormat::Proto => {
                 let Some(body) = self
@@ -244,8 +244,8 @@ impl TargetState {
                 else {
                     return;
                 };
-                shim::decode(&body, self.config.max_body_bytes)
-                    .and_then(|p| shim::goroutine_profile(&p))
+                crate::pprof::proto::decode(&body, self.config.max_body_bytes)
+                    .and_then(|p| crate::pprof::proto::goroutine_profile(&p))
             }
         };
         match parsed {
@@ -314,23 +314,3 @@ impl TargetState {
     }
 }
 
-/// TEMPORARY while src/pprof/goroutine.rs and proto.rs are being written.
-mod shim {
-    use crate::error::{Error, Result};
-    use crate::pprof::{GoroutineProfile, HeapProfile};
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-    pub enum GoroutineState { Other }
-    impl GoroutineState {
-        pub const ALL: [GoroutineState; 1] = [GoroutineState::Other];
-        pub fn as_str(self) -> &'static str { "other" }
-    }
-    pub fn state_from_stack(_: &[String]) -> GoroutineState { GoroutineState::Other }
-    pub fn http_client_connections(_: &GoroutineProfile) -> u64 { 0 }
-    pub struct Profile;
-    pub fn decode(_: &[u8], _: u64) -> Result<Profile> { Err(Error::Proto("pending".into())) }
-    pub fn heap_profile(_: &Profile) -> Result<HeapProfile> { Err(Error::Proto("pending".into())) }
-    pub fn goroutine_profile(_: &Profile) -> Result<GoroutineProfile> { Err(Error::Proto("pending".into())) }
-    pub struct Text;
-    impl Text { pub fn to_profile(&self) -> GoroutineProfile { GoroutineProfile::default() } }
-    pub fn parse_goroutine_text(_: &[u8]) -> Result<Text> { Err(Error::Proto("pending".into())) }
-}

@@ -5,10 +5,14 @@
 
 pub mod cgroup;
 pub mod discover;
+pub mod kmsg;
 pub mod proc;
 
 pub use cgroup::{CgroupMemory, Pressure, PsiLine, StatKind, read_cgroup_memory};
 pub use discover::{
     CgroupLocation, CgroupVersion, Discovered, ProcessSelector, discover, pid_alive,
+};
+pub use kmsg::{
+    KernelLogOptions, KernelLogReader, KernelLogSource, OomKill, attribute, spawn_kernel_log_reader,
 };
 pub use proc::{ProcessMemory, read_process};

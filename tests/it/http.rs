@@ -1,1 +1,270 @@
-//! (being written)
+//! The exporter end to end against loopback servers serving real fixture profiles or
+//! misbehaving: the golden `/metrics` output, error reasons, and that a failing target
+//! never takes `/metrics` down.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use leakwatch::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A fake Go service serving one fixture capture folder.
+async fn serve_capture(dir: &'static str) -> SocketAddr {
+    async fn handler(
+        State(dir): State<&'static str>,
+        axum::extract::Path(profile): axum::extract::Path<String>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> Response {
+        let debug = q.get("debug").map(String::as_str).unwrap_or("0");
+        let file = match (profile.as_str(), debug) {
+            ("heap", "1") => "heap_debug1.txt",
+            ("heap", _) => "heap.pb.gz",
+            ("goroutine", "1") => "goroutine_debug1.txt",
+            ("goroutine", "2") => "goroutine_debug2.txt",
+            ("goroutine", _) => "goroutine.pb.gz",
+            _ => return (StatusCode::NOT_FOUND, "Unknown profile\n").into_response(),
+        };
+        let body = std::fs::read(fixture(&format!("{dir}/{file}"))).unwrap();
+        Response::new(Body::from(body))
+    }
+    let app = Router::new()
+        .route("/debug/pprof/{profile}", get(handler))
+        .route(
+            "/debug/vars",
+            get(move || async move { std::fs::read(fixture(&format!("{dir}/vars.json"))).unwrap() }),
+        )
+        .with_state(dir);
+    spawn_server(app).await
+}
+
+async fn spawn_server(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// leakwatch running in-process; stops when dropped.
+struct Exporter {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start_exporter(yaml: &str) -> Exporter {
+    let config = Config::from_yaml(yaml).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        leakwatch::run(config, listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Exporter { addr, _stop: tx }
+}
+
+async fn get_text(addr: SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Polls `/metrics` until `pred` holds (or panics after 10 s with the last output).
+async fn metrics_until(addr: SocketAddr, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = get_text(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        if pred(&text) {
+            return text;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}; last /metrics:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Metrics whose values change from run to run.
+const VOLATILE: &[&str] = &[
+    "leakwatch_scrape_duration_seconds",
+    "leakwatch_last_scrape_timestamp_seconds",
+    "leakwatch_last_success_timestamp_seconds",
+    "leakwatch_window_samples",
+    "leakwatch_window_span_seconds",
+    "leakwatch_effective_interval_seconds",
+    "leakwatch_overhead_ratio",
+];
+
+fn normalize(text: &str, port: u16) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.replace(&port.to_string(), "PORT");
+            let name = l.split(['{', ' ']).next().unwrap_or("");
+            if !l.starts_with('#') && VOLATILE.contains(&name) {
+                let (series, _) = l.rsplit_once(' ').unwrap();
+                format!("{series} <volatile>")
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/metrics")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    if want != actual {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "{} differs from the golden file (UPDATE_GOLDEN=1 regenerates it):\n{}\n(line counts {} vs {})",
+            name,
+            diff.join("\n"),
+            want.lines().count(),
+            actual.lines().count()
+        );
+    }
+}
+
+/// A target served from the go1.23 heap-leak capture, text formats: the whole
+/// `/metrics` output is compared with the golden file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_metrics_for_a_fixture_target() {
+    let target = serve_capture("go1.23/heap").await;
+    let yaml = format!(
+        "targets:\n  - name: orders\n    url: http://{target}\n    interval: 1h\n    heap_format: text\n    goroutine_format: text\n    labels: {{team: payments}}\n"
+    );
+    let exporter = start_exporter(&yaml).await;
+    let text = metrics_until(exporter.addr, "first scrape", |t| {
+        t.contains("leakwatch_goroutines{") && t.contains("leakwatch_up{")
+    })
+    .await;
+    assert!(text.contains("leakwatch_up{target=\"orders\",team=\"payments\"} 1"));
+    // MemStats straight from the fixture's trailer.
+    assert!(text.contains(
+        "leakwatch_go_memstats_heap_alloc_bytes{target=\"orders\",team=\"payments\"} "
+    ));
+    check_golden("fixture-go1.23-heap-text.prom", &normalize(&text, target.port()));
+}
+
+/// A target that is down: `leakwatch_up 0`, a connect error, and `/metrics` keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_target_reports_up_zero() {
+    // Bind then drop to get a port nothing listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let good = serve_capture("go1.19/heap").await;
+    let yaml = format!(
+        "defaults:\n  interval: 200ms\n  timeout: 2s\n  goroutine_format: text\ntargets:\n  - name: down\n    url: http://127.0.0.1:{port}\n  - name: good\n    url: http://{good}\n"
+    );
+    let exporter = start_exporter(&yaml).await;
+    let text = metrics_until(exporter.addr, "both targets scraped", |t| {
+        t.contains("leakwatch_up{target=\"down\"} 0") && t.contains("leakwatch_up{target=\"good\"} 1")
+    })
+    .await;
+    assert!(
+        text.contains(
+            "leakwatch_scrape_errors_total{target=\"down\",endpoint=\"heap\",reason=\"connect\"}"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("leakwatch_scrape_errors_total{target=\"good\""));
+    let (status, page) = get_text(exporter.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("down") && page.contains("connect"), "{page}");
+    assert_eq!(get_text(exporter.addr, "/-/healthy").await.0, 200);
+    assert_eq!(get_text(exporter.addr, "/-/ready").await.0, 200);
+}
+
+/// Misbehaving targets, each with the error reason it must produce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_targets_get_clear_reasons() {
+    let big = Arc::new(vec![b'x'; 2 * 1024 * 1024]);
+    let app = Router::new()
+        .route(
+            "/notfound/debug/pprof/heap",
+            get(|| async { (StatusCode::NOT_FOUND, "Unknown profile\n") }),
+        )
+        .route(
+            "/garbage/debug/pprof/heap",
+            get(|| async { "<html>this is not a heap profile</html>\n" }),
+        )
+        .route(
+            "/huge/debug/pprof/heap",
+            get(move || {
+                let big = big.clone();
+                async move { Body::from(big.as_ref().clone()) }
+            }),
+        )
+        .route(
+            "/slow/debug/pprof/heap",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "heap profile: 0: 0 [0: 0] @ heap/1048576\n"
+            }),
+        );
+    let addr = spawn_server(app).await;
+    let yaml = format!(
+        "defaults:\n  interval: 300ms\n  timeout: 1s\n  max_body_bytes: 1MiB\n  goroutine_format: text\ntargets:\n  - {{name: notfound, url: 'http://{addr}/notfound'}}\n  - {{name: garbage, url: 'http://{addr}/garbage'}}\n  - {{name: huge, url: 'http://{addr}/huge'}}\n  - {{name: slow, url: 'http://{addr}/slow'}}\n"
+    );
+    let exporter = start_exporter(&yaml).await;
+    let want = [
+        ("notfound", "http_status"),
+        ("garbage", "parse"),
+        ("huge", "too_large"),
+        ("slow", "timeout"),
+    ];
+    let text = metrics_until(exporter.addr, "every failure reason", |t| {
+        want.iter().all(|(name, reason)| {
+            t.contains(&format!(
+                "leakwatch_scrape_errors_total{{target=\"{name}\",endpoint=\"heap\",reason=\"{reason}\"}}"
+            ))
+        })
+    })
+    .await;
+    for (name, _) in want {
+        assert!(
+            text.contains(&format!("leakwatch_up{{target=\"{name}\"}} 0")),
+            "{name}: {text}"
+        );
+    }
+}

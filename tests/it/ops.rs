@@ -1,1 +1,692 @@
-//! (being written)
+//! The operations bundle: alert and recording rules (promtool check + unit tests),
+//! Grafana dashboards, the runbook, the docker-compose stack and the configs that
+//! scripts/ops-config generates for the demo and end-to-end tests.
+//!
+//! The cross-checks are what make the bundle safe to refactor against: every metric
+//! name in the rules, rule tests, dashboards and runbook must exist in
+//! `leakwatch::metrics::METRICS` (with `_total` exactly on counters), so renaming a
+//! metric fails here instead of silently blanking a panel or an alert.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use leakwatch::metrics::{Kind, METRICS};
+use regex::Regex;
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+
+const RUNBOOK_BASE: &str = "https://github.com/leakwatch/leakwatch/blob/main/docs/runbook.md#";
+const INSTALL_HINT: &str = "run `sudo scripts/install-test-deps` (Debian prometheus, prometheus-alertmanager, docker-compose)";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let p = root().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Files directly in `dir` (relative to the repo root) ending in `ext`, sorted.
+fn files(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("list {dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(ext))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no *{ext} in {dir}");
+    out
+}
+
+/// Runs a tool from the repo root; panics with its output unless it succeeds.
+fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}; {INSTALL_HINT}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}):\n{text}",
+        args.join(" "),
+        out.status
+    );
+    text
+}
+
+fn yaml(text: &str, what: &str) -> Yaml {
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn str_of<'a>(v: &'a Yaml, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Yaml::as_str)
+}
+
+fn seq<'a>(v: &'a Yaml, key: &str) -> &'a [Yaml] {
+    v.get(key)
+        .and_then(Yaml::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+// -------------------------------------------------------------------------------------
+// Rules
+// -------------------------------------------------------------------------------------
+
+/// Every rule of every rules file in alerts/.
+fn rules() -> Vec<Yaml> {
+    let mut out = Vec::new();
+    for f in files("alerts", ".yml") {
+        let doc = yaml(&std::fs::read_to_string(&f).unwrap(), &f.display().to_string());
+        for group in seq(&doc, "groups") {
+            out.extend(seq(group, "rules").iter().cloned());
+        }
+    }
+    out
+}
+
+fn recording_rule_names() -> BTreeSet<String> {
+    rules()
+        .iter()
+        .filter_map(|r| str_of(r, "record").map(str::to_string))
+        .collect()
+}
+
+fn alert_names() -> BTreeSet<String> {
+    rules()
+        .iter()
+        .filter_map(|r| str_of(r, "alert").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn rules_pass_promtool_check_and_unit_tests() {
+    let rule_files: Vec<String> = files("alerts", ".yml")
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["check", "rules"];
+    args.extend(rule_files.iter().map(String::as_str));
+    let out = run_ok("promtool", &args);
+    assert!(out.contains("SUCCESS"), "{out}");
+
+    let test_files: Vec<String> = files("alerts/tests", ".yml")
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["test", "rules"];
+    args.extend(test_files.iter().map(String::as_str));
+    let out = run_ok("promtool", &args);
+    assert_eq!(
+        out.matches("SUCCESS").count(),
+        test_files.len(),
+        "every test file passes:\n{out}"
+    );
+}
+
+#[test]
+fn every_alert_is_complete_and_links_to_its_runbook_section() {
+    let rules = rules();
+    let alerts: Vec<&Yaml> = rules.iter().filter(|r| r.get("alert").is_some()).collect();
+    assert!(alerts.len() >= 13, "only {} alerts", alerts.len());
+    for a in alerts {
+        let name = str_of(a, "alert").unwrap();
+        assert!(name.starts_with("Leakwatch"), "{name}: alerts are prefixed Leakwatch");
+        assert!(str_of(a, "for").is_some(), "{name}: no `for`");
+        let labels = a.get("labels").unwrap_or_else(|| panic!("{name}: no labels"));
+        let severity = str_of(labels, "severity").unwrap_or_default();
+        assert!(
+            ["warning", "critical"].contains(&severity),
+            "{name}: severity {severity:?}"
+        );
+        let ann = a.get("annotations").unwrap_or_else(|| panic!("{name}: no annotations"));
+        assert!(!str_of(ann, "summary").unwrap_or_default().is_empty(), "{name}: summary");
+        let desc = str_of(ann, "description").unwrap_or_default();
+        assert!(desc.contains("{{ $labels.target }}"), "{name}: description lacks the target: {desc}");
+        assert!(
+            Regex::new(r"\{\{ \$value \| humanize[A-Za-z0-9]* \}\}").unwrap().is_match(desc),
+            "{name}: description lacks a humanized $value: {desc}"
+        );
+        let url = str_of(ann, "runbook_url").unwrap_or_default();
+        assert_eq!(
+            url,
+            format!("{RUNBOOK_BASE}{}", name.to_lowercase()),
+            "{name}: runbook_url must point at the section named after the alert"
+        );
+        let expr = str_of(a, "expr").unwrap();
+        assert!(!expr.contains("job="), "{name}: hard-coded job selector in {expr}");
+    }
+}
+
+/// Alert names with a test case where they fire, and with one where they must not.
+fn tested_alerts() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let (mut firing, mut quiet, mut exprs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for f in files("alerts/tests", ".yml") {
+        let doc = yaml(&std::fs::read_to_string(&f).unwrap(), &f.display().to_string());
+        for case in seq(&doc, "tests") {
+            for t in seq(case, "alert_rule_test") {
+                let name = str_of(t, "alertname").unwrap().to_string();
+                let exp = seq(t, "exp_alerts");
+                if exp.is_empty() {
+                    quiet.insert(name);
+                } else {
+                    for e in exp {
+                        assert!(e.get("exp_labels").is_some(), "{name}: exp_labels");
+                        let ann = e.get("exp_annotations").unwrap_or_else(|| panic!("{name}: exp_annotations"));
+                        assert!(str_of(ann, "description").is_some(), "{name}: description asserted");
+                    }
+                    firing.insert(name);
+                }
+            }
+            for t in seq(case, "promql_expr_test") {
+                exprs.insert(str_of(t, "expr").unwrap().to_string());
+            }
+        }
+    }
+    (firing, quiet, exprs)
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_quiet_test_and_every_recording_rule_a_test() {
+    let (firing, quiet, exprs) = tested_alerts();
+    for name in alert_names() {
+        assert!(firing.contains(&name), "{name}: no test case where it fires");
+        assert!(quiet.contains(&name), "{name}: no test case where it must not fire");
+    }
+    for record in recording_rule_names() {
+        assert!(
+            exprs.iter().any(|e| e.contains(&record)),
+            "{record}: no promql_expr_test"
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------
+// Runbook
+// -------------------------------------------------------------------------------------
+
+/// GitHub's anchor for a heading: lower-case, punctuation dropped, spaces to hyphens.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn runbook_anchors() -> BTreeSet<String> {
+    read("docs/runbook.md")
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| github_anchor(l.trim_start_matches('#')))
+        .collect()
+}
+
+#[test]
+fn github_anchor_matches_githubs_slugs() {
+    for (heading, anchor) in [
+        (" LeakwatchTimeToOOM", "leakwatchtimetooom"),
+        (" Verify the fix", "verify-the-fix"),
+        (" What `leakwatch diff` shows!", "what-leakwatch-diff-shows"),
+        (" snake_case-and-dash", "snake_case-and-dash"),
+    ] {
+        assert_eq!(github_anchor(heading), anchor);
+    }
+}
+
+#[test]
+fn runbook_has_a_section_for_every_runbook_url_and_its_links_resolve() {
+    let anchors = runbook_anchors();
+    for r in rules() {
+        let Some(url) = r.get("annotations").and_then(|a| str_of(a, "runbook_url")) else {
+            continue;
+        };
+        let anchor = url.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| panic!("{url}: not under {RUNBOOK_BASE}"));
+        assert!(anchors.contains(anchor), "docs/runbook.md has no section #{anchor}");
+    }
+    let runbook = read("docs/runbook.md");
+    for m in Regex::new(r"\]\(#([a-z0-9_-]+)\)").unwrap().captures_iter(&runbook) {
+        assert!(anchors.contains(&m[1]), "runbook links to missing #{}", &m[1]);
+    }
+    // The routine the sections send readers to names the real commands.
+    for needle in [
+        "leakwatch diff BASE NEW --sample inuse_space --min-delta 5MB",
+        "go tool pprof -top -base BASE NEW",
+        "GET /dumps/",
+        "leakwatch_heap_baseline_ratio",
+        "within 1.1",
+    ] {
+        assert!(runbook.contains(needle), "runbook lacks {needle:?}");
+    }
+    for mode in ["`heap`", "`goroutine`", "`httpclient`", "`closure`"] {
+        assert!(runbook.contains(mode), "runbook lacks the {mode} leak pattern");
+    }
+}
+
+// -------------------------------------------------------------------------------------
+// Metric names
+// -------------------------------------------------------------------------------------
+
+/// Why `token` (a name found in PromQL or docs) is not a metric leakwatch exposes, or
+/// None if it is. A name with colons is a recording rule: it must be defined, and its
+/// metric part must be in the table (either kind; rule names drop `_total`).
+fn unknown_metric(token: &str, records: &BTreeSet<String>) -> Option<String> {
+    if token.contains(':') {
+        if !records.contains(token) {
+            return Some(format!("{token}: not a recording rule in alerts/"));
+        }
+        let metric = token.split(':').nth(1).unwrap_or_default();
+        return (!METRICS.iter().any(|d| d.name == metric))
+            .then(|| format!("{token}: {metric} is not in METRICS"));
+    }
+    let (name, kind) = match token.strip_suffix("_total") {
+        Some(base) => (base, Kind::Counter),
+        None => (token, Kind::Gauge),
+    };
+    if METRICS.iter().any(|d| d.name == name && d.kind == kind) {
+        return None;
+    }
+    Some(match (kind, METRICS.iter().find(|d| d.name == token)) {
+        (Kind::Gauge, Some(_)) => format!("{token}: a counter, exposed as {token}_total"),
+        (Kind::Counter, None) if METRICS.iter().any(|d| d.name == token) => {
+            format!("{token}: a gauge, exposed without _total")
+        }
+        _ => format!("{token}: not in METRICS"),
+    })
+}
+
+fn metric_tokens(text: &str) -> BTreeSet<String> {
+    Regex::new(r"[A-Za-z0-9_:]*leakwatch_[a-z0-9_]+[A-Za-z0-9_:]*")
+        .unwrap()
+        .find_iter(text)
+        .map(|m| m.as_str().trim_end_matches(':').to_string())
+        .collect()
+}
+
+#[test]
+fn metric_name_check_tells_kinds_and_rule_names_apart() {
+    let records: BTreeSet<String> = ["target:leakwatch_pprof_dump:failure_ratio30m".to_string()].into();
+    let cases: &[(&str, bool)] = &[
+        ("leakwatch_up", true),
+        ("leakwatch_up_total", false),
+        ("leakwatch_pprof_dump_total", true),
+        ("leakwatch_pprof_dump", false),
+        ("leakwatch_go_memstats_alloc_bytes", true),
+        ("leakwatch_go_memstats_alloc_bytes_total", true),
+        ("leakwatch_no_such_metric", false),
+        ("target:leakwatch_pprof_dump:failure_ratio30m", true),
+        ("target:leakwatch_pprof_dump:undefined", false),
+    ];
+    for (token, ok) in cases {
+        assert_eq!(unknown_metric(token, &records).is_none(), *ok, "{token}");
+    }
+    assert_eq!(
+        metric_tokens(r#"rate(leakwatch_pprof_dump_total{x="y"}[5m]) / target:leakwatch_up:max"#),
+        ["leakwatch_pprof_dump_total", "target:leakwatch_up:max"]
+            .map(String::from)
+            .into()
+    );
+}
+
+#[test]
+fn every_metric_name_in_rules_dashboards_and_runbook_exists() {
+    let records = recording_rule_names();
+    let mut sources: Vec<PathBuf> = files("alerts", ".yml");
+    sources.extend(files("alerts/tests", ".yml"));
+    sources.extend(files("dashboards", ".json"));
+    sources.push(root().join("docs/runbook.md"));
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for f in &sources {
+        let text = std::fs::read_to_string(f).unwrap();
+        for token in metric_tokens(&text) {
+            seen += 1;
+            if let Some(why) = unknown_metric(&token, &records) {
+                problems.push(format!("{}: {why}", f.strip_prefix(root()).unwrap().display()));
+            }
+        }
+    }
+    assert!(seen > 100, "found only {seen} metric names: is the scan broken?");
+    assert!(problems.is_empty(), "unknown metric names:\n{}", problems.join("\n"));
+}
+
+// -------------------------------------------------------------------------------------
+// Dashboards
+// -------------------------------------------------------------------------------------
+
+fn dashboard(name: &str) -> Json {
+    let text = read(&format!("dashboards/{name}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("dashboards/{name}: {e}"))
+}
+
+/// Every `uid` in the JSON with where it is; only the dashboard's own top-level uid
+/// and datasource references to `${datasource}` are allowed.
+fn datasource_uid_problems(v: &Json, path: &str, out: &mut Vec<String>) {
+    match v {
+        Json::Object(m) => {
+            for (k, child) in m {
+                let p = format!("{path}.{k}");
+                if k == "uid" && path != "" && child != "${datasource}" {
+                    out.push(format!("{p} = {child}"));
+                }
+                if k == "datasource" {
+                    match child {
+                        Json::String(s) if s != "${datasource}" => out.push(format!("{p} = {s}")),
+                        Json::Object(ds) if ds.get("uid").and_then(Json::as_str) != Some("${datasource}") => {
+                            out.push(format!("{p} = {child}"))
+                        }
+                        _ => {}
+                    }
+                }
+                datasource_uid_problems(child, &p, out);
+            }
+        }
+        Json::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                datasource_uid_problems(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn panels(d: &Json) -> Vec<&Json> {
+    d["panels"].as_array().unwrap().iter().collect()
+}
+
+fn exprs(d: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in panels(d) {
+        for t in p["targets"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for v in d["templating"]["list"].as_array().unwrap() {
+        if v["type"] == "query" {
+            out.push(v["query"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_are_grafana_json_with_a_datasource_variable_and_no_uids() {
+    for name in ["leakwatch-target.json", "leakwatch-fleet.json"] {
+        let d = dashboard(name);
+        assert!(d["schemaVersion"].as_u64().unwrap() >= 39, "{name}: schemaVersion");
+        assert!(d["uid"].as_str().unwrap().starts_with("leakwatch-"), "{name}: uid");
+        assert!(d.get("__inputs").is_none(), "{name}: __inputs would ask for a UID on import");
+
+        let mut problems = Vec::new();
+        datasource_uid_problems(&d, "", &mut problems);
+        assert!(problems.is_empty(), "{name}: datasource UIDs:\n{}", problems.join("\n"));
+
+        let vars: BTreeMap<&str, &Json> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["name"].as_str().unwrap(), v))
+            .collect();
+        assert_eq!(vars["datasource"]["type"], "datasource");
+        assert_eq!(vars["datasource"]["query"], "prometheus");
+        assert_eq!(vars["job"]["query"], "label_values(leakwatch_up, job)");
+        assert_eq!(vars["target"]["query"], r#"label_values(leakwatch_up{job=~"$job"}, target)"#);
+
+        let mut ids = BTreeSet::new();
+        for p in panels(&d) {
+            assert!(ids.insert(p["id"].as_u64().unwrap()), "{name}: duplicate panel id");
+            let g = &p["gridPos"];
+            assert!(g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24, "{name}: {} off the grid", p["title"]);
+            if p["type"] == "row" {
+                continue;
+            }
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{name}: {}", p["title"]);
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{name}: {} has no query", p["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().unwrap();
+                // Per-target queries select by the variables, never a fixed job.
+                assert!(!expr.contains("job=\""), "{name}: hard-coded job in {expr}");
+                assert!(expr.contains("$job") || expr.contains("vector("), "{name}: {expr} ignores $job");
+            }
+        }
+    }
+}
+
+#[test]
+fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
+    let d = dashboard("leakwatch-target.json");
+    let rows: Vec<&str> = panels(&d)
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "Verdict and time to OOM",
+            "Heap",
+            "Allocation vs free",
+            "In-use by package",
+            "Growth by function",
+            "Goroutines and HTTP connections",
+            "Container memory",
+            "Memory events and pressure",
+            "OOM kills",
+            "Dumps",
+            "Exporter health",
+        ]
+    );
+    let all = exprs(&d).join("\n");
+    for metric in [
+        "leakwatch_leak_suspected",
+        "leakwatch_time_to_oom_seconds",
+        "leakwatch_go_memstats_heap_alloc_bytes",
+        "leakwatch_heap_live_slope_bytes_per_second",
+        "leakwatch_go_memstats_frees_total",
+        "leakwatch_heap_inuse_share",
+        "leakwatch_heap_growth_bytes",
+        "leakwatch_goroutines_by_state",
+        "leakwatch_http_client_connections",
+        "leakwatch_cgroup_memory_working_set_bytes",
+        "leakwatch_cgroup_memory_limit_bytes",
+        "leakwatch_cgroup_memory_pressure_avg10_ratio",
+        "leakwatch_oom_kills_total",
+        "leakwatch_pprof_dump_total",
+        "leakwatch_scrape_duration_seconds",
+        "leakwatch_scrape_errors_total",
+    ] {
+        assert!(all.contains(metric), "target dashboard does not show {metric}");
+    }
+
+    let f = dashboard("leakwatch-fleet.json");
+    let tables: BTreeMap<&str, &Json> = panels(&f)
+        .into_iter()
+        .filter(|p| p["type"] == "table")
+        .map(|p| (p["title"].as_str().unwrap(), p))
+        .collect();
+    let slope = tables["Targets by live-heap slope"];
+    assert!(slope["targets"][0]["expr"].as_str().unwrap().starts_with("target:leakwatch_heap_live_slope_bytes_per_second:max{"));
+    assert_eq!(slope["options"]["sortBy"][0]["desc"], true);
+    let oom = tables["Targets by time to OOM"];
+    assert!(oom["targets"][0]["expr"].as_str().unwrap().starts_with("target:leakwatch_time_to_oom_seconds:min{"));
+    assert_eq!(oom["options"]["sortBy"][0]["desc"], false, "soonest OOM first");
+}
+
+/// Dashboard PromQL with Grafana's variables substituted, checked by promtool as
+/// recording rules: a typo in a panel query fails here, not in front of an operator.
+#[test]
+fn dashboard_queries_are_valid_promql() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    let mut n = 0;
+    for name in ["leakwatch-target.json", "leakwatch-fleet.json"] {
+        for e in exprs(&dashboard(name)) {
+            if e.starts_with("label_values(") {
+                continue;
+            }
+            let e = e
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "1h")
+                .replace("$job", ".+")
+                .replace("$target", ".+");
+            n += 1;
+            rules.push_str(&format!(
+                "      - record: dashboard_query_{n}\n        expr: {}\n",
+                serde_json::to_string(&e).unwrap()
+            ));
+        }
+    }
+    assert!(n > 60, "only {n} dashboard queries");
+    let file = dir.path().join("dashboards.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = run_ok("promtool", &["check", "rules", file.to_str().unwrap()]);
+    assert!(out.contains(&format!("SUCCESS: {n} rules found")), "{out}");
+}
+
+#[test]
+fn dashboards_are_what_the_generator_writes() {
+    run_ok("python3", &["scripts/gen-dashboards.py", "--check"]);
+}
+
+// -------------------------------------------------------------------------------------
+// docker-compose stack and deploy configs
+// -------------------------------------------------------------------------------------
+
+/// Source paths of the COPY/ADD instructions of a Dockerfile (not `--from` stages).
+fn dockerfile_sources(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((instr, rest)) = words.split_first() else { continue };
+        if !["COPY", "ADD"].contains(instr) || rest.iter().any(|w| w.starts_with("--from")) {
+            continue;
+        }
+        let args: Vec<&str> = rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
+        if let Some((_dest, srcs)) = args.split_last() {
+            out.extend(srcs.iter().map(|s| s.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
+    run_ok("docker-compose", &["-f", "docker-compose.yml", "config", "--quiet"]);
+
+    let compose = yaml(&read("docker-compose.yml"), "docker-compose.yml");
+    let services = compose.get("services").and_then(Yaml::as_mapping).unwrap();
+    let names: BTreeSet<&str> = services.keys().filter_map(Yaml::as_str).collect();
+    assert_eq!(
+        names,
+        ["alertmanager", "grafana", "leakwatch", "leaky-service", "prometheus"].into()
+    );
+    let mut checked = 0;
+    for (name, svc) in services {
+        let name = name.as_str().unwrap();
+        if let Some(build) = svc.get("build") {
+            let context = root().join(str_of(build, "context").unwrap());
+            let dockerfile = context.join(str_of(build, "dockerfile").unwrap());
+            assert!(dockerfile.is_file(), "{name}: {} missing", dockerfile.display());
+            for src in dockerfile_sources(&std::fs::read_to_string(&dockerfile).unwrap()) {
+                assert!(context.join(&src).exists(), "{name}: {} copies missing {src}", dockerfile.display());
+                checked += 1;
+            }
+        }
+        for v in seq(svc, "volumes") {
+            let spec = v.as_str().unwrap();
+            let src = spec.split(':').next().unwrap();
+            if src.starts_with('.') {
+                assert!(root().join(src).exists(), "{name}: mounts missing {src}");
+                checked += 1;
+            }
+        }
+        for p in seq(svc, "ports") {
+            assert!(p.as_str().unwrap().starts_with("127.0.0.1:"), "{name}: port {p:?} not on loopback");
+        }
+    }
+    assert!(checked >= 10, "only {checked} paths checked");
+
+    let leaky = &services[&Yaml::from("leaky-service")];
+    let cmd: Vec<&str> = seq(leaky, "command").iter().filter_map(Yaml::as_str).collect();
+    assert_eq!(cmd, ["-addr", "0.0.0.0:6060", "-mode", "heap"]);
+    let lw_docker = read("deploy/leakwatch.Dockerfile");
+    for needle in ["FROM rust:1-bookworm AS builder", "FROM debian:bookworm-slim", "USER leakwatch", "EXPOSE 10760"] {
+        assert!(lw_docker.contains(needle), "leakwatch.Dockerfile lacks {needle}");
+    }
+}
+
+#[test]
+fn deploy_configs_are_accepted_by_prometheus_alertmanager_and_leakwatch() {
+    run_ok("promtool", &["check", "config", "deploy/prometheus/prometheus.yml"]);
+    run_ok("amtool", &["check-config", "deploy/alertmanager/alertmanager.yml"]);
+
+    let cfg = leakwatch::config::Config::from_yaml(&read("deploy/leakwatch/leakwatch.yml"))
+        .unwrap_or_else(|e| panic!("deploy/leakwatch/leakwatch.yml: {e}"));
+    assert_eq!(cfg.targets.len(), 1);
+    assert_eq!(cfg.targets[0].url.as_str(), "http://leaky-service:6060/");
+
+    for f in files("deploy/grafana/provisioning/datasources", ".yml") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("uid:"), "{}: a fixed UID defeats ${{datasource}}", f.display());
+        assert!(text.contains("url: http://prometheus:9090"));
+    }
+}
+
+/// What scripts/demo (and the end-to-end test) runs: the generated configs must be
+/// accepted by the real tools, with every non-zero `for:` shortened.
+#[test]
+fn ops_config_generates_configs_the_real_tools_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let ops = root().join("scripts/ops-config");
+    let ops = ops.to_str().unwrap();
+
+    run_ok(ops, &["rules", "--out", &p("rules.yml"), "--for", "7s"]);
+    let rules = std::fs::read_to_string(p("rules.yml")).unwrap();
+    let fors: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("for: ")).collect();
+    assert_eq!(fors.len(), alert_names().len() + 1, "LeakwatchTimeToOOM has two rules");
+    assert!(fors.iter().all(|f| *f == "7s" || *f == "0m"), "{fors:?}");
+    run_ok("promtool", &["check", "rules", &p("rules.yml")]);
+
+    run_ok(
+        ops,
+        &[
+            "prometheus", "--out", &p("prometheus.yml"), "--leakwatch", "127.0.0.1:10760",
+            "--alertmanager", "127.0.0.1:9093", "--rules", &p("rules.yml"),
+        ],
+    );
+    let out = run_ok("promtool", &["check", "config", &p("prometheus.yml")]);
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
+
+    run_ok(ops, &["alertmanager", "--out", &p("alertmanager.yml"), "--webhook", "http://127.0.0.1:9/"]);
+    run_ok("amtool", &["check-config", &p("alertmanager.yml")]);
+
+    run_ok(
+        ops,
+        &[
+            "leakwatch", "--out", &p("leakwatch.yml"), "--target", "leaky=http://127.0.0.1:6060",
+            "--pid", "4242", "--label", "team=demo", "--listen", "127.0.0.1:10761",
+        ],
+    );
+    let cfg = leakwatch::config::Config::from_yaml(&std::fs::read_to_string(p("leakwatch.yml")).unwrap())
+        .unwrap_or_else(|e| panic!("generated leakwatch.yml: {e}"));
+    let t = &cfg.targets[0];
+    assert_eq!((t.name.as_str(), t.pid), ("leaky", Some(4242)));
+    assert_eq!(t.interval, std::time::Duration::from_secs(1));
+    assert_eq!(t.labels.get("team").map(String::as_str), Some("demo"));
+
+    run_ok("bash", &["-n", "scripts/demo"]);
+}
+
+#[allow(dead_code)]
+fn _paths_are_relative(_: &Path) {}

@@ -1,0 +1,1015 @@
+#!/usr/bin/env python3
+"""Generates dashboards/leakwatch-target.json and dashboards/leakwatch-fleet.json.
+
+Panels are built by a few helpers so every panel has the same datasource
+(`${datasource}`, never a UID), the same `job`/`target` selector and the same legend
+layout. Edit this file, not the JSON, then run:
+
+    scripts/gen-dashboards.py          # rewrite dashboards/*.json
+    scripts/gen-dashboards.py --check  # exit 1 if the JSON is not what this generates
+
+Standard library only.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "dashboards"
+SCHEMA_VERSION = 39
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# The selector every per-target query uses: variables, never a hard-coded job.
+SEL = 'job=~"$job", target=~"$target"'
+
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid, wrapping rows."""
+
+    def __init__(self):
+        self.panels = []
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def _id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    def row(self, title):
+        self._newline()
+        self.panels.append(
+            {
+                "type": "row",
+                "id": self._id(),
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
+                "panels": [],
+            }
+        )
+        self.y += 1
+
+    def add(self, panel, w, h):
+        if self.x + w > 24:
+            self._newline()
+        panel["id"] = self._id()
+        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.panels.append(panel)
+        self.x += w
+        self.row_h = max(self.row_h, h)
+
+    def _newline(self):
+        if self.x > 0:
+            self.y += self.row_h
+        self.x = 0
+        self.row_h = 0
+
+
+def q(expr, legend="", ref="A", instant=False, fmt="time_series"):
+    return {
+        "datasource": DS,
+        "refId": ref,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+        "instant": instant,
+        "format": fmt,
+        "editorMode": "code",
+    }
+
+
+def queries(*specs):
+    """specs: (expr, legend) pairs; refIds A, B, C, ..."""
+    return [q(e, l, chr(ord("A") + i)) for i, (e, l) in enumerate(specs)]
+
+
+def thresholds(*steps):
+    """steps: (value or None for the base, color)."""
+    return {
+        "mode": "absolute",
+        "steps": [{"color": c, "value": v} for v, c in steps],
+    }
+
+
+def timeseries(title, targets, unit, description, stack=False, minimum=None, threshold=None, bars=False):
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "lineWidth": 1,
+        "fillOpacity": 30 if stack or bars else 10,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        "thresholdsStyle": {"mode": "line" if threshold is not None else "off"},
+    }
+    defaults = {"unit": unit, "custom": custom}
+    if minimum is not None:
+        defaults["min"] = minimum
+    if threshold is not None:
+        defaults["thresholds"] = thresholds((None, "green"), (threshold, "red"))
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "legend": {"showLegend": True, "displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def stat(title, targets, unit, description, steps=None, mappings=None, no_value=None):
+    defaults = {
+        "unit": unit,
+        "thresholds": thresholds(*(steps or [(None, "green")])),
+        "mappings": mappings or [],
+        "color": {"mode": "thresholds"},
+    }
+    if no_value is not None:
+        defaults["noValue"] = no_value
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "auto",
+            "justifyMode": "auto",
+            "orientation": "auto",
+        },
+    }
+
+
+def table(title, targets, description, rename, units, sort_by, desc, links=None):
+    """An instant table of several queries merged on their labels.
+
+    rename: {"Value #A": "Live heap slope", ...}; units: {display name: unit}.
+    """
+    overrides = [
+        {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": unit}]}
+        for name, unit in units.items()
+    ]
+    if links:
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": "target"},
+                "properties": [{"id": "links", "value": links}],
+            }
+        )
+    return {
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": {"custom": {"align": "auto"}}, "overrides": overrides},
+        "options": {"showHeader": True, "sortBy": [{"displayName": sort_by, "desc": desc}]},
+        "transformations": [
+            {"id": "merge", "options": {}},
+            {
+                "id": "organize",
+                "options": {"excludeByName": {"Time": True}, "renameByName": rename, "indexByName": {}},
+            },
+        ],
+    }
+
+
+def variables(target_multi):
+    def query_var(name, query, multi):
+        return {
+            "name": name,
+            "label": name,
+            "type": "query",
+            "datasource": DS,
+            "query": query,
+            "definition": query,
+            "refresh": 2,
+            "sort": 1,
+            "regex": "",
+            "hide": 0,
+            "multi": multi,
+            "includeAll": multi,
+            "allValue": ".+" if multi else None,
+            "current": {},
+            "options": [],
+        }
+
+    return {
+        "list": [
+            {
+                "name": "datasource",
+                "label": "Data source",
+                "type": "datasource",
+                "query": "prometheus",
+                "regex": "",
+                "hide": 0,
+                "refresh": 1,
+                "current": {},
+                "options": [],
+            },
+            query_var("job", "label_values(leakwatch_up, job)", True),
+            query_var("target", 'label_values(leakwatch_up{job=~"$job"}, target)', target_multi),
+        ]
+    }
+
+
+def dashboard(uid, title, description, layout, target_multi):
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["leakwatch", "go", "memory"],
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "annotations": {"list": []},
+        "links": [
+            {"type": "dashboards", "tags": ["leakwatch"], "title": "leakwatch", "asDropdown": True, "includeVars": True, "keepTime": True}
+        ],
+        "templating": variables(target_multi),
+        "panels": layout.panels,
+    }
+
+
+def s(metric, extra=""):
+    """metric{job=~"$job", target=~"$target"[, extra]}"""
+    return f"{metric}{{{SEL}{', ' + extra if extra else ''}}}"
+
+
+def target_dashboard():
+    L = Layout()
+    ri = "$__rate_interval"
+
+    L.row("Verdict and time to OOM")
+    L.add(
+        stat(
+            "Leak suspected",
+            [q(f"max by (kind) ({s('leakwatch_leak_suspected')})", "{{kind}}")],
+            "none",
+            "leakwatch's verdict per kind of leak (heap, goroutine, http_connections).",
+            steps=[(None, "green"), (1, "red")],
+            mappings=[{"type": "value", "options": {"0": {"text": "ok", "index": 0}, "1": {"text": "LEAK", "index": 1}}}],
+        ),
+        8,
+        5,
+    )
+    L.add(
+        stat(
+            "Leak score",
+            [q(f"max by (kind) ({s('leakwatch_leak_score')})", "{{kind}}")],
+            "percentunit",
+            "Confidence that a leak of each kind is under way, 0..1.",
+            steps=[(None, "green"), (0.5, "orange"), (0.8, "red")],
+        ),
+        6,
+        5,
+    )
+    L.add(
+        stat(
+            "Time to OOM",
+            [q(f"min({s('leakwatch_time_to_oom_seconds')})", "time to OOM")],
+            "s",
+            "Seconds until memory usage reaches the limit at the current growth rate. Empty while warming up or not growing.",
+            steps=[(None, "red"), (900, "orange"), (3600, "green")],
+            no_value="not growing",
+        ),
+        5,
+        5,
+    )
+    L.add(
+        stat(
+            "Live heap / baseline",
+            [q(s("leakwatch_heap_baseline_ratio"), "{{target}}")],
+            "none",
+            "Live heap over its baseline. A fix is confirmed when this is back within 1.1.",
+            steps=[(None, "green"), (1.1, "orange"), (1.5, "red")],
+        ),
+        5,
+        5,
+    )
+    L.add(
+        timeseries(
+            "Time to OOM",
+            queries((s("leakwatch_time_to_oom_seconds"), "{{target}}")),
+            "s",
+            "Alerts fire below 1h (warning) and 15m (critical).",
+            minimum=0,
+            threshold=3600,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Memory usage vs limit (time-to-OOM inputs)",
+            queries(
+                (s("leakwatch_memory_usage_bytes"), "usage ({{source}})"),
+                (s("leakwatch_memory_limit_bytes"), "limit ({{source}})"),
+            ),
+            "bytes",
+            "The usage and limit leakwatch uses for time to OOM, with where each comes from.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+
+    L.row("Heap")
+    L.add(
+        timeseries(
+            "HeapAlloc and live heap",
+            queries(
+                (s("leakwatch_go_memstats_heap_alloc_bytes"), "HeapAlloc"),
+                (s("leakwatch_heap_live_bytes"), "live heap after GC"),
+                (s("leakwatch_go_memstats_next_gc_bytes"), "NextGC"),
+                (s("leakwatch_heap_baseline_bytes"), "baseline"),
+            ),
+            "bytes",
+            "HeapAlloc saw-tooths with every GC; the live heap after GC is what leaks move.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Live heap slope",
+            queries(
+                (s("leakwatch_heap_live_slope_bytes_per_second"), "live heap slope"),
+                (s("leakwatch_heap_alloc_slope_bytes_per_second"), "HeapAlloc slope"),
+            ),
+            "Bps",
+            "Robust (Theil-Sen) slopes over the analysis window: flat for a sawtooth, positive for a leak.",
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Growth monotonicity",
+            queries((s("leakwatch_heap_growth_monotonicity"), "monotonicity")),
+            "percentunit",
+            "How one-way the live heap grew over the window (1 = never went down).",
+            minimum=0,
+        ),
+        12,
+        7,
+    )
+    L.add(
+        timeseries(
+            "Heap objects",
+            queries(
+                (s("leakwatch_go_memstats_heap_objects"), "HeapObjects"),
+                (s("leakwatch_heap_objects_slope_per_second"), "slope /s"),
+            ),
+            "short",
+            "Live heap objects and their slope: many small retained objects or few large ones.",
+        ),
+        12,
+        7,
+    )
+
+    L.row("Allocation vs free")
+    L.add(
+        timeseries(
+            "Bytes allocated vs freed",
+            queries(
+                (f"rate({s('leakwatch_go_memstats_alloc_bytes_total')}[{ri}])", "allocated"),
+                (
+                    f"rate({s('leakwatch_go_memstats_alloc_bytes_total')}[{ri}])"
+                    f" - deriv({s('leakwatch_go_memstats_heap_alloc_bytes')}[{ri}])",
+                    "freed",
+                ),
+            ),
+            "Bps",
+            "Freed = TotalAlloc - HeapAlloc. A leak allocates persistently more than it frees.",
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Objects allocated vs freed",
+            queries(
+                (f"rate({s('leakwatch_go_memstats_mallocs_total')}[{ri}])", "mallocs"),
+                (f"rate({s('leakwatch_go_memstats_frees_total')}[{ri}])", "frees"),
+            ),
+            "ops",
+            "Mallocs and Frees per second.",
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Alloc / free ratio over the window",
+            queries(
+                (s("leakwatch_alloc_free_bytes_ratio"), "bytes"),
+                (s("leakwatch_alloc_free_objects_ratio"), "objects"),
+            ),
+            "none",
+            "Close to 1 for a healthy service; the imbalance alert fires above 1.2 while the live heap grows.",
+            threshold=1.2,
+        ),
+        8,
+        8,
+    )
+
+    L.row("In-use by package")
+    L.add(
+        timeseries(
+            "In-use heap share by package",
+            queries((s("leakwatch_heap_inuse_share"), "{{package}}")),
+            "percentunit",
+            "Share of in-use heap bytes by allocating package (top N plus other).",
+            stack=True,
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Top package share",
+            queries((s("leakwatch_heap_top_package_share"), "{{package}}")),
+            "percentunit",
+            "The alert fires above 95% while the live heap grows.",
+            minimum=0,
+            threshold=0.95,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Heap profile in-use",
+            queries(
+                (s("leakwatch_heap_profile_inuse_bytes"), "in-use bytes"),
+                (s("leakwatch_heap_inuse_alloc_ratio"), "in-use / allocated"),
+            ),
+            "bytes",
+            "Estimated in-use bytes in the heap profile, and retention (in-use over allocated, right axis).",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.panels[-1]["fieldConfig"]["overrides"].append(
+        {
+            "matcher": {"id": "byFrameRefID", "options": "B"},
+            "properties": [{"id": "unit", "value": "percentunit"}, {"id": "custom.axisPlacement", "value": "right"}],
+        }
+    )
+
+    L.row("Growth by function")
+    L.add(
+        table(
+            "Heap growth by allocation site (now)",
+            [q(f"sort_desc({s('leakwatch_heap_growth_bytes')})", "", "A", instant=True, fmt="table")],
+            "Growth of estimated in-use bytes over the window by allocation site: where to look first.",
+            {"Value": "growth", "function": "function"},
+            {"growth": "bytes"},
+            "growth",
+            True,
+        ),
+        10,
+        9,
+    )
+    L.add(
+        timeseries(
+            "Heap growth by allocation site",
+            queries((s("leakwatch_heap_growth_bytes"), "{{function}}")),
+            "bytes",
+            "Growth of estimated in-use bytes over the window, top N sites plus other.",
+        ),
+        14,
+        9,
+    )
+
+    L.row("Goroutines and HTTP connections")
+    L.add(
+        timeseries(
+            "Goroutines",
+            queries(
+                (s("leakwatch_goroutines"), "goroutines"),
+                (s("leakwatch_goroutines_leaked"), "proven leaked (goroutineleak)"),
+                (s("leakwatch_goroutine_slope_per_second"), "slope /s"),
+            ),
+            "short",
+            "Goroutine count, goroutines the runtime proved leaked (Go 1.26+), and the robust slope.",
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Goroutines by state",
+            queries((s("leakwatch_goroutines_by_state"), "{{state}}")),
+            "short",
+            "What goroutines are blocked on, classified from their stacks.",
+            stack=True,
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "HTTP client connections",
+            queries((s("leakwatch_http_client_connections"), "open connections")),
+            "short",
+            "net/http persistConn.readLoop goroutines: grows when response bodies are not closed.",
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Goroutine growth by blocking site",
+            queries((s("leakwatch_goroutine_growth"), "{{function}}")),
+            "short",
+            "Growth of the goroutine count over the window by blocking site.",
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Leaked goroutines by function",
+            queries((s("leakwatch_goroutines_leaked_by_function"), "{{function}}")),
+            "short",
+            "From the goroutineleak profile (Go 1.26+); empty when the target does not serve it.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+
+    L.row("Container memory")
+    L.add(
+        timeseries(
+            "Container memory vs limit",
+            queries(
+                (s("leakwatch_cgroup_memory_usage_bytes"), "usage"),
+                (s("leakwatch_cgroup_memory_working_set_bytes"), "working set"),
+                (s("leakwatch_cgroup_memory_limit_bytes"), "limit"),
+                (s("leakwatch_cgroup_memory_high_bytes"), "memory.high"),
+                (s("leakwatch_process_resident_memory_bytes"), "process RSS"),
+            ),
+            "bytes",
+            "The working set (usage minus inactive file pages) is what the OOM killer and kubelet compare to the limit.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Go runtime memory vs RSS",
+            queries(
+                (s("leakwatch_go_memstats_sys_bytes"), "Go Sys"),
+                (s("leakwatch_go_memstats_heap_released_bytes"), "HeapReleased"),
+                (s("leakwatch_process_non_go_resident_bytes"), "non-Go resident (cgo, mmap)"),
+                (s("leakwatch_go_memstats_stack_inuse_bytes"), "stacks"),
+                (s("leakwatch_process_gomemlimit_bytes"), "GOMEMLIMIT"),
+            ),
+            "bytes",
+            "Memory outside the Go heap: stacks, and resident memory Go does not account for.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+
+    L.row("Memory events and pressure")
+    L.add(
+        timeseries(
+            "cgroup memory events",
+            queries((f"rate({s('leakwatch_cgroup_memory_events_total')}[{ri}])", "{{event}}")),
+            "ops",
+            "memory.events per second: high (throttled), max (hit the limit), oom, oom_kill.",
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Memory pressure (PSI avg10)",
+            queries((s("leakwatch_cgroup_memory_pressure_avg10_ratio"), "{{kind}}")),
+            "percentunit",
+            "Share of the last 10s in which some (or all) tasks stalled on memory.",
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Memory stall time",
+            queries((f"rate({s('leakwatch_cgroup_memory_pressure_stall_seconds_total')}[{ri}])", "{{kind}}")),
+            "percentunit",
+            "Seconds stalled on memory per second (PSI total).",
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+
+    L.row("OOM kills")
+    oom_events = s("leakwatch_cgroup_memory_events_total", 'event="oom_kill"')
+    L.add(
+        stat(
+            "OOM kills (kernel log)",
+            [q(f"sum(increase({s('leakwatch_oom_kills_total')}[$__range]))", "kills")],
+            "short",
+            "OOM kills of the target's process seen in the kernel log over the time range.",
+            steps=[(None, "green"), (1, "red")],
+        ),
+        6,
+        5,
+    )
+    L.add(
+        stat(
+            "OOM kills (memory.events)",
+            [q(f"sum(increase({oom_events}[$__range]))", "kills")],
+            "short",
+            "oom_kill events of the target's cgroup over the time range.",
+            steps=[(None, "green"), (1, "red")],
+        ),
+        6,
+        5,
+    )
+    L.add(
+        stat(
+            "Last OOM kill",
+            [q(f"max({s('leakwatch_last_oom_kill_timestamp_seconds')}) * 1000", "last kill")],
+            "dateTimeFromNow",
+            "When the target's process was last OOM-killed.",
+            no_value="never seen",
+        ),
+        6,
+        5,
+    )
+    L.add(
+        stat(
+            "RSS at the last OOM kill",
+            [q(f"max({s('leakwatch_last_oom_kill_anon_rss_bytes')})", "anon RSS")],
+            "bytes",
+            "Anonymous RSS of the process when it was killed.",
+        ),
+        6,
+        5,
+    )
+    L.add(
+        timeseries(
+            "OOM kills",
+            queries(
+                (f"increase({s('leakwatch_oom_kills_total')}[{ri}])", "kernel log"),
+                (f"increase({oom_events}[{ri}])", "memory.events"),
+            ),
+            "short",
+            "OOM kills per interval from both sources.",
+            minimum=0,
+            bars=True,
+        ),
+        24,
+        6,
+    )
+
+    L.row("Dumps")
+    L.add(
+        timeseries(
+            "Dumps by profile type and result",
+            queries(
+                (
+                    f"sum by (profile_type, result) (increase({s('leakwatch_pprof_dump_total')}[{ri}]))",
+                    "{{profile_type}} {{result}}",
+                )
+            ),
+            "short",
+            "Profile dumps written or failed per interval.",
+            minimum=0,
+            bars=True,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Dump failure ratio (30m)",
+            queries((s("target_profile_type:leakwatch_pprof_dump:failure_ratio30m"), "{{profile_type}}")),
+            "percentunit",
+            "Share of failed dumps over 30 minutes; the alert fires above 5%.",
+            minimum=0,
+            threshold=0.05,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Dump bytes written",
+            queries((f"rate({s('leakwatch_pprof_dump_bytes_total')}[{ri}])", "{{profile_type}}")),
+            "Bps",
+            "Bytes of profile dumps written per second, by profile type.",
+            minimum=0,
+        ),
+        8,
+        8,
+    )
+    L.add(
+        stat(
+            "Last successful dump",
+            [q(f"max by (profile_type) ({s('leakwatch_pprof_dump_last_success_timestamp_seconds')}) * 1000", "{{profile_type}}")],
+            "dateTimeFromNow",
+            "When the last dump of each profile type was written. List the files at GET /dumps/.",
+            no_value="none yet",
+        ),
+        24,
+        4,
+    )
+
+    L.row("Exporter health")
+    L.add(
+        stat(
+            "Up",
+            [q(s("leakwatch_up"), "{{target}}")],
+            "none",
+            "1 if the last scrape of the target's heap profile succeeded.",
+            steps=[(None, "red"), (1, "green")],
+            mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "index": 0}, "1": {"text": "up", "index": 1}}}],
+        ),
+        4,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Scrape duration by endpoint",
+            queries((s("leakwatch_scrape_duration_seconds"), "{{endpoint}}")),
+            "s",
+            "Duration of the last request to each pprof endpoint.",
+            minimum=0,
+        ),
+        7,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Scrape errors",
+            queries(
+                (
+                    f"sum by (endpoint, reason) (rate({s('leakwatch_scrape_errors_total')}[{ri}]))",
+                    "{{endpoint}} {{reason}}",
+                )
+            ),
+            "reqps",
+            "Failed requests to the target by endpoint and reason.",
+            minimum=0,
+        ),
+        7,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Effective interval and overhead",
+            queries(
+                (s("leakwatch_effective_interval_seconds"), "interval {{endpoint}}"),
+                (s("leakwatch_overhead_ratio"), "overhead {{endpoint}}"),
+                (s("leakwatch_overhead_budget_ratio"), "overhead budget"),
+            ),
+            "s",
+            "Interval actually used per endpoint once the overhead budget stretched it; overhead as a share of one core (right axis).",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.panels[-1]["fieldConfig"]["overrides"].append(
+        {
+            "matcher": {"id": "byRegexp", "options": "overhead.*"},
+            "properties": [{"id": "unit", "value": "percentunit"}, {"id": "custom.axisPlacement", "value": "right"}],
+        }
+    )
+    L.add(
+        timeseries(
+            "Time since last successful scrape",
+            queries((f"time() - {s('leakwatch_last_success_timestamp_seconds')}", "{{target}}")),
+            "s",
+            "Grows while the target is down: every leak signal is stale meanwhile.",
+            minimum=0,
+        ),
+        12,
+        6,
+    )
+    L.add(
+        timeseries(
+            "Analysis window",
+            queries(
+                (s("leakwatch_window_samples"), "samples"),
+                (s("leakwatch_window_span_seconds"), "span"),
+            ),
+            "short",
+            "Samples in the analysis window and the time they cover (right axis); verdicts need a full window.",
+            minimum=0,
+        ),
+        12,
+        6,
+    )
+    L.panels[-1]["fieldConfig"]["overrides"].append(
+        {
+            "matcher": {"id": "byFrameRefID", "options": "B"},
+            "properties": [{"id": "unit", "value": "s"}, {"id": "custom.axisPlacement", "value": "right"}],
+        }
+    )
+
+    return dashboard(
+        "leakwatch-target",
+        "leakwatch / Target",
+        "One Go service watched by leakwatch: leak verdict, heap, goroutines, container memory, dumps.",
+        L,
+        target_multi=False,
+    )
+
+
+def fleet_dashboard():
+    L = Layout()
+    fsel = 'job=~"$job", target=~"$target"'
+    link = [
+        {
+            "title": "Open the target dashboard",
+            "url": "/d/leakwatch-target/leakwatch-target?var-datasource=${datasource}&var-job=${__data.fields.job}&var-target=${__value.raw}&${__url_time_range}",
+        }
+    ]
+
+    L.row("Fleet")
+    L.add(
+        stat("Targets", [q(f"count(leakwatch_up{{{fsel}}})", "targets")], "short", "Targets watched by leakwatch."),
+        6,
+        4,
+    )
+    L.add(
+        stat(
+            "Targets down",
+            [q(f"count(leakwatch_up{{{fsel}}} == 0) or vector(0)", "down")],
+            "short",
+            "Targets whose heap profile cannot be read.",
+            steps=[(None, "green"), (1, "red")],
+        ),
+        6,
+        4,
+    )
+    L.add(
+        stat(
+            "Leaks suspected",
+            [q(f"count(leakwatch_leak_suspected{{{fsel}}} == 1) or vector(0)", "suspected")],
+            "short",
+            "Target and kind pairs with a leak verdict.",
+            steps=[(None, "green"), (1, "red")],
+        ),
+        6,
+        4,
+    )
+    L.add(
+        stat(
+            "OOM kills (time range)",
+            [q(f"sum(increase(leakwatch_oom_kills_total{{{fsel}}}[$__range])) or vector(0)", "kills")],
+            "short",
+            "OOM kills of watched processes seen in the kernel log over the time range.",
+            steps=[(None, "green"), (1, "red")],
+        ),
+        6,
+        4,
+    )
+
+    L.row("Ranking")
+    L.add(
+        table(
+            "Targets by live-heap slope",
+            [
+                q(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}", "", "A", True, "table"),
+                q(f"target:leakwatch_heap_live_bytes:max{{{fsel}}}", "", "B", True, "table"),
+                q(f"target:leakwatch_heap_live_slope_bytes_per_second:ratio_per_hour{{{fsel}}}", "", "C", True, "table"),
+            ],
+            "Fastest-growing live heaps first. Click a target to open its dashboard.",
+            {"Value #A": "live heap slope", "Value #B": "live heap", "Value #C": "growth per hour"},
+            {"live heap slope": "Bps", "live heap": "bytes", "growth per hour": "percentunit"},
+            "live heap slope",
+            True,
+            link,
+        ),
+        12,
+        12,
+    )
+    L.add(
+        table(
+            "Targets by time to OOM",
+            [
+                q(f"target:leakwatch_time_to_oom_seconds:min{{{fsel}}}", "", "A", True, "table"),
+                q(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}", "", "B", True, "table"),
+            ],
+            "Targets that reach their memory limit soonest first; targets not growing have no time to OOM.",
+            {"Value #A": "time to OOM", "Value #B": "live heap slope"},
+            {"time to OOM": "s", "live heap slope": "Bps"},
+            "time to OOM",
+            False,
+            link,
+        ),
+        12,
+        12,
+    )
+    L.add(
+        timeseries(
+            "Live-heap slope, top 10 targets",
+            queries((f"topk(10, target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}})", "{{target}}")),
+            "Bps",
+            "The ten fastest-growing live heaps.",
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Time to OOM, 10 soonest",
+            queries((f"bottomk(10, target:leakwatch_time_to_oom_seconds:min{{{fsel}}})", "{{target}}")),
+            "s",
+            "The ten targets closest to their memory limit.",
+            minimum=0,
+            threshold=3600,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        table(
+            "Leak verdicts",
+            [
+                q(f"max without (instance) (leakwatch_leak_suspected{{{fsel}}}) == 1", "", "A", True, "table"),
+                q(f"max without (instance) (leakwatch_leak_score{{{fsel}}})", "", "B", True, "table"),
+            ],
+            "Every suspected leak, with its kind and score.",
+            {"Value #A": "suspected", "Value #B": "score"},
+            {"score": "percentunit"},
+            "score",
+            True,
+            link,
+        ),
+        24,
+        8,
+    )
+
+    return dashboard(
+        "leakwatch-fleet",
+        "leakwatch / Fleet",
+        "Every target watched by leakwatch, ranked by live-heap growth and time to OOM.",
+        L,
+        target_multi=True,
+    )
+
+
+def render(d):
+    return json.dumps(d, indent=2, sort_keys=False) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if dashboards/*.json differ from what this script generates")
+    args = parser.parse_args()
+    outputs = {
+        OUT / "leakwatch-target.json": render(target_dashboard()),
+        OUT / "leakwatch-fleet.json": render(fleet_dashboard()),
+    }
+    stale = []
+    for path, text in outputs.items():
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print(f"stale: {', '.join(stale)}; run scripts/gen-dashboards.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,864 @@
+//! Leak signals derived from one target's [`Window`]: slopes, the live heap and its
+//! monotonicity, alloc/free ratios, concentration by package, culprit growth by
+//! allocation site and blocking site, GC headroom and pauses, time-to-OOM, the
+//! baseline, and the verdict. [`compute`] is pure; [`Signals::push_samples`] emits
+//! exactly the `leakwatch_*` series named in [`crate::metrics::METRICS`].
+//!
+//! # Time-to-OOM: method and error
+//!
+//! `leakwatch_time_to_oom_seconds = (limit - usage) / rate`, where
+//! - `limit` is the cgroup memory limit, else `GOMEMLIMIT`, else the configured
+//!   `memory_limit` (exposed as `leakwatch_memory_limit_bytes{source}`);
+//! - `usage` is the newest cgroup working set, else the process RSS, else Go's
+//!   `MemStats.Sys` (`leakwatch_memory_usage_bytes{source}`);
+//! - `rate` is the Theil-Sen slope of that usage over the window.
+//!
+//! It assumes the growth stays linear. No series while the window is warming up,
+//! or while usage is "not growing": a slope below `usage_min_growth_bytes_per_hour`
+//! or a 95% confidence interval of the slope that reaches 0. The error comes from the
+//! slope: with its 95% interval `[low, high]` the time lies in
+//! `[(limit - usage) / high, (limit - usage) / low]` ([`TimeToOom::earliest_seconds`],
+//! [`TimeToOom::latest_seconds`]). A leak that accelerates reaches the limit sooner;
+//! `GOMEMLIMIT` makes the GC work harder near the limit, which slows RSS growth at
+//! the cost of CPU, so the estimate is late rather than early in that case.
+
+use serde::Deserialize;
+
+use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
+use crate::analysis::verdict::{Evidence, Thresholds, Verdict, judge};
+use crate::analysis::window::{Baseline, Sample, SiteSnapshot, Window};
+use crate::metrics::Sink;
+use crate::pprof::funcname::package_of;
+
+/// Signal settings: label cardinality, the fallback memory limit and the verdict's
+/// thresholds. Unknown keys are rejected; missing keys take the defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalConfig {
+    /// Series per top-N family (package share, heap growth, goroutine growth), plus `other`.
+    pub top_n: usize,
+    /// Limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
+    pub memory_limit_bytes: Option<u64>,
+    pub thresholds: Thresholds,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig {
+            top_n: 5,
+            memory_limit_bytes: None,
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// A robust trend of one series over the window (`x` = seconds since window start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    pub fit: Fit,
+    /// Goodman-Kruskal gamma of value against time, clamped at 0: 1 = never went down.
+    pub monotonicity: f64,
+    /// Theil-Sen slopes of the first and the second half of the window.
+    pub first_half_slope: Option<f64>,
+    pub second_half_slope: Option<f64>,
+    /// Median value over the window.
+    pub level: f64,
+    pub latest: f64,
+    pub span_seconds: f64,
+}
+
+impl Trend {
+    /// `None` with fewer than 3 points or no time between them.
+    pub fn of(points: &[(f64, f64)]) -> Option<Trend> {
+        if points.len() < 3 {
+            return None;
+        }
+        let fit = theil_sen(points)?;
+        let first_x = points.first()?.0;
+        let last = points.last()?;
+        let span = last.0 - first_x;
+        let mid = first_x + span / 2.0;
+        let first: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 <= mid).collect();
+        let second: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 >= mid).collect();
+        let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
+        Some(Trend {
+            fit,
+            monotonicity: gamma(points).unwrap_or(0.0).max(0.0),
+            first_half_slope: theil_sen(&first).map(|f| f.slope),
+            second_half_slope: theil_sen(&second).map(|f| f.slope),
+            level: crate::analysis::slope::median(&mut values)?,
+            latest: last.1,
+            span_seconds: span,
+        })
+    }
+}
+
+/// Where the live heap came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveSource {
+    HeapProfile,
+    NextGc,
+}
+
+/// Which limit time-to-OOM uses (the `source` label of `leakwatch_memory_limit_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSource {
+    Cgroup,
+    Gomemlimit,
+    Config,
+}
+
+impl LimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitSource::Cgroup => "cgroup",
+            LimitSource::Gomemlimit => "gomemlimit",
+            LimitSource::Config => "config",
+        }
+    }
+}
+
+/// Which usage time-to-OOM uses (the `source` label of `leakwatch_memory_usage_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageSource {
+    WorkingSet,
+    Rss,
+    GoSys,
+}
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::WorkingSet => "working_set",
+            UsageSource::Rss => "rss",
+            UsageSource::GoSys => "go_sys",
+        }
+    }
+
+    fn get(self, s: &Sample) -> Option<u64> {
+        match self {
+            UsageSource::WorkingSet => s.working_set,
+            UsageSource::Rss => s.rss,
+            UsageSource::GoSys => s.go_sys,
+        }
+    }
+}
+
+/// Time until usage reaches the limit at the current rate (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeToOom {
+    pub seconds: f64,
+    /// At the upper bound of the slope's 95% interval.
+    pub earliest_seconds: f64,
+    /// At the lower bound of the slope's 95% interval.
+    pub latest_seconds: f64,
+    pub rate_bytes_per_second: f64,
+}
+
+/// Every signal of one target at one time.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    pub window_samples: usize,
+    pub window_span_seconds: f64,
+    pub warm: bool,
+    pub heap_alloc: Option<Trend>,
+    pub next_gc: Option<Trend>,
+    /// The live heap by the estimator of the newest sample (see [`Window::live_series`]).
+    pub live: Option<Trend>,
+    pub live_source: Option<LiveSource>,
+    pub live_bytes: Option<u64>,
+    /// Live-heap trend of each estimator, for the verdict.
+    pub live_profile: Option<Trend>,
+    pub live_nextgc: Option<Trend>,
+    pub alloc_free_bytes_ratio: Option<f64>,
+    pub alloc_free_objects_ratio: Option<f64>,
+    pub heap_objects: Option<Trend>,
+    pub heap_inuse_alloc_ratio: Option<f64>,
+    /// In-use share by package: top N, then `other`.
+    pub inuse_share: Vec<(String, f64)>,
+    pub top_package: Option<(String, f64)>,
+    /// In-use growth across the window by allocation site: top N, then `other`.
+    pub heap_growth: Vec<(String, i64)>,
+    pub goroutines: Option<Trend>,
+    /// Goroutine count growth by blocking site: top N, then `other`.
+    pub goroutine_growth: Vec<(String, i64)>,
+    pub http_connections: Option<Trend>,
+    pub gc_headroom_bytes: Option<f64>,
+    pub gc_pause_p99_seconds: Option<f64>,
+    pub gc_pause_max_seconds: Option<f64>,
+    pub memory_limit: Option<(LimitSource, u64)>,
+    pub memory_usage: Option<(UsageSource, u64)>,
+    pub time_to_oom: Option<TimeToOom>,
+    pub baseline: Option<Baseline>,
+    pub baseline_ratio: Option<f64>,
+    pub verdict: Verdict,
+}
+
+/// Seconds since the window's start.
+fn x_of(window: &Window, s: &Sample) -> f64 {
+    s.at.duration_since(window.start())
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn points(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Vec<(f64, f64)> {
+    window
+        .samples()
+        .iter()
+        .filter_map(|s| get(s).map(|v| (x_of(window, s), v as f64)))
+        .collect()
+}
+
+fn trend(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Option<Trend> {
+    Trend::of(&points(window, get))
+}
+
+/// Growth of `get(new) / get(old)` between the first and last samples that have both.
+fn growth_ratio(
+    window: &Window,
+    num: impl Fn(&Sample) -> Option<u64>,
+    den: impl Fn(&Sample) -> Option<u64>,
+) -> Option<f64> {
+    let both = |s: &Sample| Some((num(s)?, den(s)?));
+    let first = window.samples().iter().find_map(both)?;
+    let last = window.samples().iter().rev().find_map(both)?;
+    let dn = last.0.checked_sub(first.0)?;
+    let dd = last.1.checked_sub(first.1)?;
+    if dd == 0 {
+        return None;
+    }
+    Some(dn as f64 / dd as f64)
+}
+
+/// Per-name growth from `old` to `new`: the `top_n` largest positive, then `other`
+/// (everything else, including the snapshots' own `other` buckets). Empty when
+/// both snapshots are the same one.
+fn growth_top_n(old: &SiteSnapshot, new: &SiteSnapshot, top_n: usize) -> Vec<(String, i64)> {
+    if old.at >= new.at {
+        return Vec::new();
+    }
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut growth: Vec<(&str, i64)> = new
+        .entries
+        .iter()
+        .map(|(n, v)| {
+            let before = old.get(n).unwrap_or(0);
+            (n.as_ref(), signed(*v).saturating_sub(signed(before)))
+        })
+        .collect();
+    // Sites gone since the anchor shrank to 0.
+    growth.extend(
+        old.entries
+            .iter()
+            .filter(|(n, _)| new.get(n).is_none())
+            .map(|(n, v)| (n.as_ref(), -signed(*v))),
+    );
+    growth.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let total: i64 = growth.iter().fold(
+        signed(new.other).saturating_sub(signed(old.other)),
+        |acc, (_, g)| acc.saturating_add(*g),
+    );
+    let top: Vec<(String, i64)> = growth
+        .iter()
+        .filter(|(_, g)| *g > 0)
+        .take(top_n)
+        .map(|(n, g)| (n.to_string(), *g))
+        .collect();
+    let top_sum = top.iter().fold(0i64, |acc, (_, g)| acc.saturating_add(*g));
+    let mut out = top;
+    out.push(("other".to_string(), total.saturating_sub(top_sum)));
+    out
+}
+
+/// The first entry of a top-N list unless it is `other`.
+fn culprit(g: &[(String, i64)]) -> Option<(&str, i64)> {
+    g.first()
+        .filter(|(n, _)| n != "other")
+        .map(|(n, v)| (n.as_str(), *v))
+}
+
+/// In-use share by package of the newest heap snapshot: top N, then `other`.
+fn package_shares(snap: &SiteSnapshot, top_n: usize) -> Vec<(String, f64)> {
+    let total = snap.total();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut by_pkg: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (site, bytes) in &snap.entries {
+        let e = by_pkg.entry(package_of(site)).or_insert(0);
+        *e = e.saturating_add(*bytes);
+    }
+    let mut pkgs: Vec<(&str, u64)> = by_pkg.into_iter().collect();
+    pkgs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out: Vec<(String, f64)> = pkgs
+        .iter()
+        .take(top_n)
+        .map(|(p, b)| (p.to_string(), *b as f64 / total as f64))
+        .collect();
+    let rest = pkgs
+        .iter()
+        .skip(top_n)
+        .fold(snap.other, |acc, (_, b)| acc.saturating_add(*b));
+    out.push(("other".to_string(), rest as f64 / total as f64));
+    out
+}
+
+/// Derives every signal from the window. Pure: the same window gives the same signals.
+pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
+    let warm = window.is_warm();
+    let newest = window.newest();
+    let live_profile = trend(window, |s| s.profile_inuse);
+    let live_nextgc = trend(window, |s| s.nextgc_live);
+    let live_source = newest.and_then(|s| match (s.profile_inuse, s.nextgc_live) {
+        (Some(_), _) => Some(LiveSource::HeapProfile),
+        (None, Some(_)) => Some(LiveSource::NextGc),
+        _ => None,
+    });
+    let live = match live_source {
+        Some(LiveSource::HeapProfile) => live_profile.clone(),
+        Some(LiveSource::NextGc) => live_nextgc.clone(),
+        None => None,
+    };
+    let live_bytes = newest.and_then(Sample::live_heap);
+    let heap_alloc = trend(window, |s| s.heap_alloc);
+    let next_gc = trend(window, |s| s.next_gc);
+
+    let (heap_growth, inuse_share, top_package) = match window.heap_sites() {
+        Some((old, new)) => {
+            let shares = package_shares(new, cfg.top_n);
+            let top = shares.first().filter(|(p, _)| p != "other").cloned();
+            (growth_top_n(old, new, cfg.top_n), shares, top)
+        }
+        None => (Vec::new(), Vec::new(), None),
+    };
+    let goroutine_growth = window
+        .goroutine_sites()
+        .map(|(old, new)| growth_top_n(old, new, cfg.top_n))
+        .unwrap_or_default();
+    let goroutines = trend(window, |s| s.goroutines);
+    let http_connections = trend(window, |s| s.http_client_connections);
+
+    let mut pauses: Vec<f64> = window.pauses_ns().map(|ns| ns as f64 / 1e9).collect();
+    let gc_pause_max_seconds = pauses.iter().copied().reduce(f64::max);
+    let gc_pause_p99_seconds = quantile(&mut pauses, 0.99);
+
+    let memory_limit = newest.and_then(|s| {
+        s.cgroup_limit
+            .map(|l| (LimitSource::Cgroup, l))
+            .or(s.gomemlimit.map(|l| (LimitSource::Gomemlimit, l)))
+            .or(cfg.memory_limit_bytes.map(|l| (LimitSource::Config, l)))
+    });
+    let usage_source = newest.and_then(|s| {
+        [
+            UsageSource::WorkingSet,
+            UsageSource::Rss,
+            UsageSource::GoSys,
+        ]
+        .into_iter()
+        .find(|src| src.get(s).is_some())
+    });
+    let memory_usage = usage_source.and_then(|src| Some((src, src.get(newest?)?)));
+    let time_to_oom = match (warm, memory_limit, memory_usage) {
+        (true, Some((_, limit)), Some((src, usage))) => {
+            time_to_oom(window, src, limit, usage, &cfg.thresholds)
+        }
+        _ => None,
+    };
+
+    let baseline = window.baseline();
+    let baseline_ratio = match (baseline, live_bytes) {
+        (Some(b), Some(l)) if b.bytes > 0 => Some(l as f64 / b.bytes as f64),
+        _ => None,
+    };
+
+    let mut live_evidence: Vec<(&'static str, &Trend)> = Vec::new();
+    if let Some(t) = &live_profile {
+        live_evidence.push(("heap profile", t));
+    }
+    if let Some(t) = &live_nextgc {
+        live_evidence.push(("NextGC", t));
+    }
+    let evidence = Evidence {
+        warm,
+        span_seconds: window.span().as_secs_f64(),
+        warmup_seconds: window.config().warmup.as_secs_f64(),
+        live: live_evidence,
+        next_gc_slope: next_gc.as_ref().map(|t| t.fit.slope),
+        heap_alloc_slope: heap_alloc.as_ref().map(|t| t.fit.slope),
+        goroutines: goroutines.as_ref(),
+        http_connections: http_connections.as_ref(),
+        heap_culprit: culprit(&heap_growth),
+        goroutine_culprit: culprit(&goroutine_growth),
+    };
+    let verdict = judge(&evidence, &cfg.thresholds);
+
+    Signals {
+        window_samples: window.len(),
+        window_span_seconds: window.span().as_secs_f64(),
+        warm,
+        alloc_free_bytes_ratio: growth_ratio(
+            window,
+            |s| s.total_alloc,
+            |s| Some(s.total_alloc?.saturating_sub(s.heap_alloc?)),
+        ),
+        alloc_free_objects_ratio: growth_ratio(window, |s| s.mallocs, |s| s.frees),
+        heap_objects: trend(window, |s| s.heap_objects),
+        heap_inuse_alloc_ratio: newest.and_then(|s| match (s.profile_inuse, s.profile_alloc) {
+            (Some(i), Some(a)) if a > 0 => Some(i as f64 / a as f64),
+            _ => None,
+        }),
+        gc_headroom_bytes: newest.and_then(|s| Some(s.next_gc? as f64 - s.heap_alloc? as f64)),
+        heap_alloc,
+        next_gc,
+        live,
+        live_source,
+        live_bytes,
+        live_profile,
+        live_nextgc,
+        inuse_share,
+        top_package,
+        heap_growth,
+        goroutines,
+        goroutine_growth,
+        http_connections,
+        gc_pause_p99_seconds,
+        gc_pause_max_seconds,
+        memory_limit,
+        memory_usage,
+        time_to_oom,
+        baseline,
+        baseline_ratio,
+        verdict,
+    }
+}
+
+fn time_to_oom(
+    window: &Window,
+    src: UsageSource,
+    limit: u64,
+    usage: u64,
+    th: &Thresholds,
+) -> Option<TimeToOom> {
+    let pts = points(window, |s| src.get(s));
+    if pts.len() < 3 {
+        return None;
+    }
+    let fit = theil_sen(&pts)?;
+    let growing = fit.slope > 0.0
+        && fit.slope * 3600.0 >= th.usage_min_growth_bytes_per_hour
+        && fit.low > 0.0;
+    if !growing {
+        return None;
+    }
+    let room = limit.saturating_sub(usage) as f64;
+    let at = |rate: f64| {
+        if rate > 0.0 {
+            room / rate
+        } else {
+            f64::INFINITY
+        }
+    };
+    Some(TimeToOom {
+        seconds: at(fit.slope),
+        earliest_seconds: at(fit.high),
+        latest_seconds: at(fit.low),
+        rate_bytes_per_second: fit.slope,
+    })
+}
+
+impl Signals {
+    /// Emits every leak-signal series (a missing signal emits nothing).
+    pub fn push_samples(&self, out: &mut Sink) {
+        out.gauge("leakwatch_window_samples", self.window_samples as u64);
+        out.gauge("leakwatch_window_span_seconds", self.window_span_seconds);
+        let slope = |t: &Option<Trend>| t.as_ref().map(|t| t.fit.slope);
+        let mut opt = |name: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                out.gauge(name, v);
+            }
+        };
+        opt(
+            "leakwatch_heap_alloc_slope_bytes_per_second",
+            slope(&self.heap_alloc),
+        );
+        opt(
+            "leakwatch_heap_live_bytes",
+            self.live_bytes.map(|b| b as f64),
+        );
+        opt(
+            "leakwatch_heap_live_slope_bytes_per_second",
+            slope(&self.live),
+        );
+        opt(
+            "leakwatch_heap_growth_monotonicity",
+            self.live.as_ref().map(|t| t.monotonicity),
+        );
+        opt(
+            "leakwatch_alloc_free_bytes_ratio",
+            self.alloc_free_bytes_ratio,
+        );
+        opt(
+            "leakwatch_alloc_free_objects_ratio",
+            self.alloc_free_objects_ratio,
+        );
+        opt(
+            "leakwatch_heap_objects_slope_per_second",
+            slope(&self.heap_objects),
+        );
+        opt(
+            "leakwatch_heap_inuse_alloc_ratio",
+            self.heap_inuse_alloc_ratio,
+        );
+        opt(
+            "leakwatch_goroutine_slope_per_second",
+            slope(&self.goroutines),
+        );
+        opt("leakwatch_gc_headroom_bytes", self.gc_headroom_bytes);
+        opt("leakwatch_gc_pause_p99_seconds", self.gc_pause_p99_seconds);
+        opt("leakwatch_gc_pause_max_seconds", self.gc_pause_max_seconds);
+        opt(
+            "leakwatch_time_to_oom_seconds",
+            self.time_to_oom
+                .map(|t| t.seconds)
+                .filter(|s| s.is_finite()),
+        );
+        opt(
+            "leakwatch_heap_baseline_bytes",
+            self.baseline.map(|b| b.bytes as f64),
+        );
+        opt("leakwatch_heap_baseline_ratio", self.baseline_ratio);
+        for (pkg, share) in &self.inuse_share {
+            out.gauge_with("leakwatch_heap_inuse_share", &[pkg], *share);
+        }
+        if let Some((pkg, share)) = &self.top_package {
+            out.gauge_with("leakwatch_heap_top_package_share", &[pkg], *share);
+        }
+        for (f, g) in &self.heap_growth {
+            out.gauge_with("leakwatch_heap_growth_bytes", &[f], *g as f64);
+        }
+        for (f, g) in &self.goroutine_growth {
+            out.gauge_with("leakwatch_goroutine_growth", &[f], *g as f64);
+        }
+        if let Some((src, v)) = self.memory_limit {
+            out.gauge_with("leakwatch_memory_limit_bytes", &[src.as_str()], v);
+        }
+        if let Some((src, v)) = self.memory_usage {
+            out.gauge_with("leakwatch_memory_usage_bytes", &[src.as_str()], v);
+        }
+        for k in self.verdict.kinds() {
+            out.gauge_with("leakwatch_leak_suspected", &[k.kind.as_str()], k.suspected);
+            out.gauge_with("leakwatch_leak_score", &[k.kind.as_str()], k.score);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::window::{
+        ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, WindowConfig,
+    };
+    use crate::pprof::memstats::MemStats;
+    use crate::pprof::{HeapProfile, HeapSample};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    const MIB: f64 = 1024.0 * 1024.0;
+    const T0: u64 = 1_800_000_000;
+
+    /// Deterministic noise in -1..1 (tests must not flake).
+    fn noise(i: u64) -> f64 {
+        let x = i
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let x = (x ^ (x >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    /// A crude Go runtime: garbage is allocated at `alloc_rate` on top of the live heap;
+    /// when HeapAlloc reaches NextGC a GC runs, measures the live heap and sets
+    /// NextGC = 2 x live (GOGC=100, 4 MiB floor). The heap profile reports the live heap
+    /// of the last GC split between a leaking and a steady site (with 1% sampling noise).
+    struct Sim {
+        /// Live heap (bytes) at second `t`; the leaking part is what exceeds `base`.
+        live: Box<dyn Fn(f64) -> f64>,
+        base: f64,
+        alloc_rate: f64,
+        goroutines: Box<dyn Fn(f64) -> f64>,
+        /// Second at which the process restarts (counters reset, new pid).
+        restart_at: Option<u64>,
+        rss: Box<dyn Fn(f64) -> f64>,
+        limit: Option<u64>,
+    }
+
+    impl Default for Sim {
+        fn default() -> Self {
+            Sim {
+                live: Box::new(|_| 50.0 * MIB),
+                base: 50.0 * MIB,
+                alloc_rate: 8.0 * MIB,
+                goroutines: Box::new(|_| 40.0),
+                restart_at: None,
+                rss: Box::new(|_| 200.0 * MIB),
+                limit: None,
+            }
+        }
+    }
+
+    struct Run {
+        window: Window,
+        outcomes: Vec<ObserveOutcome>,
+        /// The verdict after every observation once warm: (second, heap, goroutine, http).
+        verdicts: Vec<(u64, bool, bool, bool)>,
+        last: Signals,
+    }
+
+    fn at(sec: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + sec)
+    }
+
+    fn run(sim: &Sim, seconds: u64, every: u64, wcfg: &WindowConfig, scfg: &SignalConfig) -> Run {
+        let mut window = Window::new(wcfg);
+        let mut outcomes = Vec::new();
+        let mut verdicts = Vec::new();
+        let (mut heap_alloc, mut next_gc, mut num_gc) = (0.0f64, 4.0 * MIB, 0u64);
+        let (mut total_alloc, mut gc_live) = (0.0f64, 0.0f64);
+        let mut pauses: Vec<(u64, u64)> = Vec::new();
+        let mut pid = 100;
+        let mut started = 0u64;
+        let mut last = None;
+        for sec in 0..=seconds {
+            if sim.restart_at == Some(sec) {
+                (heap_alloc, next_gc, num_gc, total_alloc, gc_live) = (0.0, 4.0 * MIB, 0, 0.0, 0.0);
+                pauses.clear();
+                pid += 1;
+                started = sec;
+            }
+            let t = sec as f64;
+            let live = (sim.live)(t);
+            let before = heap_alloc;
+            heap_alloc = heap_alloc.max(live) + sim.alloc_rate;
+            total_alloc += heap_alloc - before;
+            if heap_alloc >= next_gc {
+                num_gc += 1;
+                gc_live = live * (1.0 + 0.01 * noise(num_gc * 7 + 3));
+                heap_alloc = live;
+                // The GC's own measure of the live heap jitters too (floating garbage).
+                next_gc = (2.0 * live * (1.0 + 0.005 * noise(num_gc * 13 + 5))).max(4.0 * MIB);
+                let end = (T0 + sec) * 1_000_000_000;
+                pauses.push((end, 100_000 + (num_gc % 10) * 50_000));
+            }
+            if sec % every != 0 {
+                continue;
+            }
+            let ring: Vec<(u64, u64)> = pauses.iter().rev().take(256).copied().collect();
+            let ms = MemStats {
+                heap_alloc: Some(heap_alloc as u64),
+                next_gc: Some(next_gc as u64),
+                num_gc: Some(num_gc),
+                total_alloc: Some(total_alloc as u64),
+                mallocs: Some((total_alloc / 64.0) as u64),
+                frees: Some(((total_alloc - heap_alloc) / 64.0) as u64),
+                heap_objects: Some((heap_alloc / 64.0) as u64),
+                sys: Some((next_gc * 1.2) as u64),
+                pause_ns: ring.iter().map(|p| p.1).collect(),
+                pause_end: ring.iter().map(|p| p.0).collect(),
+                ..MemStats::default()
+            };
+            let leaking = (gc_live - sim.base).max(0.0);
+            let heap = HeapProfile {
+                sampling_period: 512 * 1024,
+                samples: vec![
+                    HeapSample {
+                        stack: vec!["main.newSession".into(), "main.cacheSession".into()],
+                        inuse_bytes: leaking as u64,
+                        inuse_objects: (leaking / 30000.0) as u64,
+                        alloc_bytes: (total_alloc * 0.1) as u64,
+                        alloc_objects: 1,
+                    },
+                    HeapSample {
+                        stack: vec![
+                            "runtime.makeslice".into(),
+                            "encoding/json.Marshal".into(),
+                            "github.com/acme/api.render".into(),
+                        ],
+                        inuse_bytes: (gc_live - leaking) as u64,
+                        inuse_objects: 1000,
+                        alloc_bytes: (total_alloc * 0.9) as u64,
+                        alloc_objects: 1000,
+                    },
+                ],
+            };
+            let g = (sim.goroutines)(t).round() as u64;
+            let obs = Observation {
+                pid: Some(pid),
+                memstats: Some(ms),
+                heap: Some(Arc::new(heap)),
+                goroutines: Some(GoroutineObservation {
+                    total: g,
+                    http_client_connections: g / 4,
+                    by_state: Vec::new(),
+                    by_function: vec![
+                        ("main.waitForReply".into(), g.saturating_sub(10)),
+                        ("net/http.(*conn).serve".into(), 10),
+                    ],
+                }),
+                container: Some(ContainerObservation {
+                    usage: None,
+                    working_set: Some((sim.rss)((sec - started) as f64) as u64),
+                    limit: sim.limit,
+                }),
+                rss: None,
+                gomemlimit: None,
+                gogc: None,
+                ..Observation::at(at(sec))
+            };
+            outcomes.push(window.observe(obs));
+            // Judge once a minute (and at the end): enough to catch a transient false alarm.
+            if sec % 60 != 0 && sec + every <= seconds {
+                continue;
+            }
+            let s = compute(&window, scfg);
+            if s.warm {
+                verdicts.push((
+                    sec,
+                    s.verdict.heap.suspected,
+                    s.verdict.goroutine.suspected,
+                    s.verdict.http_connections.suspected,
+                ));
+            }
+            last = Some(s);
+        }
+        Run {
+            window,
+            outcomes,
+            verdicts,
+            last: last.expect("at least one observation"),
+        }
+    }
+
+    fn linear(start: f64, per_hour: f64) -> Box<dyn Fn(f64) -> f64> {
+        Box::new(move |t| start + per_hour * t / 3600.0)
+    }
+
+    #[test]
+    fn heap_scenarios() {
+        struct Case {
+            name: &'static str,
+            sim: Sim,
+            /// Suspected at the end of the run.
+            at_end: bool,
+            /// Never suspected at any time once warm.
+            never: bool,
+        }
+        let cases = vec![
+            Case {
+                name: "healthy sawtooth (HeapAlloc 50..100 MiB, flat live heap)",
+                sim: Sim::default(),
+                at_end: false,
+                never: true,
+            },
+            Case {
+                name: "steady leak 20 MiB/h",
+                sim: Sim {
+                    live: linear(50.0 * MIB, 20.0 * MIB),
+                    ..Sim::default()
+                },
+                at_end: true,
+                never: false,
+            },
+            Case {
+                // 3 MiB over the 30-minute window under a 100 MiB sawtooth: the live heap
+                // still climbs after each GC.
+                name: "slow leak 6 MiB/h under a 100 MiB sawtooth",
+                sim: Sim {
+                    live: linear(100.0 * MIB, 6.0 * MIB),
+                    base: 100.0 * MIB,
+                    alloc_rate: 20.0 * MIB,
+                    ..Sim::default()
+                },
+                at_end: true,
+                never: false,
+            },
+            Case {
+                name: "step up by 20 MiB at minute 16",
+                sim: Sim {
+                    live: Box::new(|t| if t < 960.0 { 50.0 * MIB } else { 70.0 * MIB }),
+                    ..Sim::default()
+                },
+                at_end: false,
+                never: true,
+            },
+            Case {
+                name: "cache warms 20 -> 60 MiB over 8 minutes then plateaus",
+                sim: Sim {
+                    live: Box::new(|t| 20.0 * MIB + 40.0 * MIB * (t / 480.0).min(1.0)),
+                    base: 20.0 * MIB,
+                    ..Sim::default()
+                },
+                at_end: false,
+                never: true,
+            },
+            Case {
+                name: "bursty traffic: +30 MiB live for 40 s every 3 minutes",
+                sim: Sim {
+                    live: Box::new(|t| {
+                        let burst = (t as u64 % 180) < 40;
+                        50.0 * MIB + if burst { 30.0 * MIB } else { 0.0 }
+                    }),
+                    alloc_rate: 4.0 * MIB,
+                    ..Sim::default()
+                },
+                at_end: false,
+                never: true,
+            },
+            Case {
+                name: "restart at minute 25 of a healthy service",
+                sim: Sim {
+                    restart_at: Some(1500),
+                    ..Sim::default()
+                },
+                at_end: false,
+                never: true,
+            },
+        ];
+        let wcfg = WindowConfig::default();
+        let scfg = SignalConfig::default();
+        for c in cases {
+            let r = run(&c.sim, 45 * 60, 15, &wcfg, &scfg);
+            let heap = &r.last.verdict.heap;
+            assert_eq!(heap.suspected, c.at_end, "{}: {heap:#?}", c.name);
+            assert_eq!(
+                heap.score >= 0.5,
+                heap.suspected,
+                "{}: score {}",
+                c.name,
+                heap.score
+            );
+            if c.never {
+                let fired: Vec<u64> = r.verdicts.iter().filter(|v| v.1).map(|v| v.0).collect();
+                assert!(
+                    fired.is_empty(),
+                    "{}: suspected at seconds {fired:?}",
+                    c.name
+                );
+            }
+            if c.at_end {
+                assert!(
+                    heap.reasons
+                        .iter()
+                        .any(|r| r.contains("top growth: main.newSession")),
+                    "{}: {:?}",
+                    c.name,
+                    heap.reasons
+                );
+                // The stronger of the two live-heap estimators is clearly one-way.
+                let mono = [&r.last.live_profile, &r.last.live_nextgc]
+                    .iter()
+                    .filter_map(|t| t.as_ref().map(|t| t.monotonicity))
+                    .fold(0.0, f64::max);
+                assert!(mono > 0.8, "{}: monotonicity {mono}", c.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The leak verdict: from a window's trends to `leak_suspected{kind}` (0/1),
+//! `leak_score{kind}` (0..1) and human-readable reasons, for kind = heap, goroutine,
+//! http_connections. The thresholds are configurable ([`Thresholds`]).
+//!
+//! # The decision rule
+//!
+//! A **heap** leak is suspected when all of these hold:
+//!
+//! 1. **The window is warm**: it covers at least `warmup` (default 10 minutes) with at
+//!    least `min_samples` samples. A process restart empties the window, so a restart
+//!    never looks like growth.
+//! 2. **The live heap grows.** The live heap is the heap that survived the last GC: the
+//!    heap profile's in-use bytes, and independently `NextGC / (1 + GOGC/100)` from
+//!    MemStats. Both are judged and the stronger is taken. (`HeapAlloc` itself is a
+//!    sawtooth between GCs and is never judged directly.) On that series:
+//!    - **fast enough**: its robust (Theil-Sen) slope is at least
+//!      `heap_min_growth_bytes_per_hour` (default 2 MiB/h) *and* at least
+//!      `heap_min_relative_growth_per_hour` (default 5%/h) of its median level;
+//!    - **one-way**: its monotonicity is at least `min_monotonicity` (default 0.6).
+//!      Monotonicity is the Goodman-Kruskal gamma of the live heap against time: of all
+//!      pairs of samples (earlier, later) whose live heap differs, the share that went
+//!      up minus the share that went down (0.6 = at least 80% went up). Pairs with an
+//!      unchanged heap (no GC in between) are ignored, so a staircase scores 1, and
+//!      noise scores about 0 whatever its amplitude;
+//!    - **sustained**: the first and the second half of the window each grow, with a
+//!      slope of at least `min_half_slope_fraction` (default 0.25) of the whole
+//!      window's. A cache that warmed up and then plateaued, or a single step up (a
+//!      config reload), fails this: one half is flat.
+//! 3. **The runtime agrees**: the slope of `NextGC` over the window is positive, or
+//!    that of `HeapAlloc` is (skipped when MemStats are not available).
+//!
+//! A **goroutine** leak and an **http_connections** leak (goroutines in
+//! `net/http.(*persistConn).readLoop`: HTTP client connections never closed) are
+//! suspected on rules 1 and 2 applied to the goroutine count and the connection
+//! count, with their own floors (default 60 goroutines/h and 5%/h; 30 connections/h
+//! and 5%/h). Bursty traffic raises and lowers these counts: it is not one-way and
+//! not sustained, so it does not fire.
+//!
+//! **Score**: each criterion maps to 0..1, exactly 0.5 at its threshold, linear below,
+//! reaching 1 at four times the growth floors, monotonicity 0.9 and half fraction
+//! 0.75. The score is the smallest of them (0 while warming up or when the runtime
+//! disagrees), so `leak_score >= 0.5` exactly when `leak_suspected` is 1, and the
+//! score says how clear the case is.
+//!
+//! # Why these defaults
+//!
+//! - 2 MiB/h: below it, a whole day of growth is under 50 MiB, rarely what kills a
+//!   service; above heap-profile jitter for small services.
+//! - 5%/h: a heap growing 5% an hour doubles in about 14 hours, well within a day's
+//!   on-call; slower relative growth on a big heap is caught by the absolute floor
+//!   only once it matters in bytes, and by time-to-OOM.
+//! - gamma 0.6: pure noise over 120 samples scores 0 ± 0.1; a steady leak, even one
+//!   an order of magnitude smaller than the GC sawtooth, scores above 0.8 because
+//!   the live heap (after GC) has no sawtooth.
+//! - half fraction 0.25: a constant-rate leak has both halves at about 1.0; a
+//!   plateau or step has one half at about 0. 0.25 tolerates a leak whose rate
+//!   varies fourfold between the halves.
+//! - 60 goroutines/h: one leaked goroutine a minute (each at least 2-8 KiB of stack
+//!   plus what it references) is about 1,500 a day; 30 connections/h: each leaked
+//!   connection also holds two goroutines, two buffers (8 KiB) and a file descriptor.
+
+use serde::Deserialize;
+
+use crate::analysis::signals::Trend;
+
+/// Thresholds of the decision rule (see the module doc). Unknown keys are rejected;
+/// missing keys take the defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    pub heap_min_growth_bytes_per_hour: f64,
+    pub heap_min_relative_growth_per_hour: f64,
+    pub goroutine_min_growth_per_hour: f64,
+    pub goroutine_min_relative_growth_per_hour: f64,
+    pub http_connections_min_growth_per_hour: f64,
+    pub http_connections_min_relative_growth_per_hour: f64,
+    /// Minimum monotonicity (Goodman-Kruskal gamma, -1..1) of a growing series.
+    pub min_monotonicity: f64,
+    /// Minimum slope of each half of the window relative to the whole window's.
+    pub min_half_slope_fraction: f64,
+    /// Usage growth below this is "not growing": no time-to-OOM.
+    pub usage_min_growth_bytes_per_hour: f64,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            heap_min_growth_bytes_per_hour: 2.0 * MIB,
+            heap_min_relative_growth_per_hour: 0.05,
+            goroutine_min_growth_per_hour: 60.0,
+            goroutine_min_relative_growth_per_hour: 0.05,
+            http_connections_min_growth_per_hour: 30.0,
+            http_connections_min_relative_growth_per_hour: 0.05,
+            min_monotonicity: 0.6,
+            min_half_slope_fraction: 0.25,
+            usage_min_growth_bytes_per_hour: 2.0 * MIB,
+        }
+    }
+}
+
+/// What leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakKind {
+    Heap,
+    Goroutine,
+    HttpConnections,
+}
+
+impl LeakKind {
+    pub const ALL: [LeakKind; 3] = [
+        LeakKind::Heap,
+        LeakKind::Goroutine,
+        LeakKind::HttpConnections,
+    ];
+
+    /// The `kind` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakKind::Heap => "heap",
+            LeakKind::Goroutine => "goroutine",
+            LeakKind::HttpConnections => "http_connections",
+        }
+    }
+
+    fn unit(self) -> Unit {
+        match self {
+            LeakKind::Heap => Unit::Bytes,
+            LeakKind::Goroutine => Unit::Count("goroutines"),
+            LeakKind::HttpConnections => Unit::Count("connections"),
+        }
+    }
+}
+
+/// The verdict for one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindVerdict {
+    pub kind: LeakKind,
+    /// 0..1; >= 0.5 exactly when `suspected`.
+    pub score: f64,
+    pub suspected: bool,
+    /// Plain sentences for the landing page: slope, monotonicity, culprit, or why not.
+    pub reasons: Vec<String>,
+}
+
+/// The verdict for every kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub heap: KindVerdict,
+    pub goroutine: KindVerdict,
+    pub http_connections: KindVerdict,
+}
+
+impl Verdict {
+    pub fn kinds(&self) -> [&KindVerdict; 3] {
+        [&self.heap, &self.goroutine, &self.http_connections]
+    }
+
+    pub fn any_suspected(&self) -> bool {
+        self.kinds().iter().any(|k| k.suspected)
+    }
+}
+
+/// Everything the rule looks at, prepared by `signals::compute`.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence<'a> {
+    pub warm: bool,
+    /// Window span and the warm-up it needs, for the "warming up" reason.
+    pub span_seconds: f64,
+    pub warmup_seconds: f64,
+    /// Live-heap trends by estimator name ("heap profile", "NextGC").
+    pub live: Vec<(&'static str, &'a Trend)>,
+    pub next_gc_slope: Option<f64>,
+    pub heap_alloc_slope: Option<f64>,
+    pub goroutines: Option<&'a Trend>,
+    pub http_connections: Option<&'a Trend>,
+    /// Top heap growth by allocation site (bytes), largest first.
+    pub heap_culprit: Option<(&'a str, i64)>,
+    /// Top goroutine growth by blocking site, largest first.
+    pub goroutine_culprit: Option<(&'a str, i64)>,
+}
+
+/// Applies the decision rule.
+pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
+    Verdict {
+        heap: judge_heap(ev, th),
+        goroutine: judge_count(
+            LeakKind::Goroutine,
+            ev,
+            ev.goroutines,
+            th.goroutine_min_growth_per_hour,
+            th.goroutine_min_relative_growth_per_hour,
+            th,
+            ev.goroutine_culprit,
+        ),
+        http_connections: judge_count(
+            LeakKind::HttpConnections,
+            ev,
+            ev.http_connections,
+            th.http_connections_min_growth_per_hour,
+            th.http_connections_min_relative_growth_per_hour,
+            th,
+            None,
+        ),
+    }
+}
+
+fn cold(kind: LeakKind, ev: &Evidence<'_>) -> KindVerdict {
+    KindVerdict {
+        kind,
+        score: 0.0,
+        suspected: false,
+        reasons: vec![format!(
+            "warming up: the window covers {} of the {} needed",
+            fmt_duration(ev.span_seconds),
+            fmt_duration(ev.warmup_seconds)
+        )],
+    }
+}
+
+fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
+    let kind = LeakKind::Heap;
+    if !ev.warm {
+        return cold(kind, ev);
+    }
+    let best = ev
+        .live
+        .iter()
+        .map(|(name, t)| {
+            (
+                *name,
+                assess(
+                    t,
+                    th.heap_min_growth_bytes_per_hour,
+                    th.heap_min_relative_growth_per_hour,
+                    th,
+                ),
+            )
+        })
+        .max_by(|a, b| a.1.score.total_cmp(&b.1.score));
+    let Some((name, a)) = best else {
+        return KindVerdict {
+            kind,
+            score: 0.0,
+            suspected: false,
+            reasons: vec!["no live-heap data (neither a heap profile nor MemStats)".into()],
+        };
+    };
+    let mut reasons = vec![describe(&format!("live heap ({name})"), kind.unit(), &a)];
+    let corroborated = match (ev.next_gc_slope, ev.heap_alloc_slope) {
+        (None, None) => true,
+        (n, h) => n.is_some_and(|s| s > 0.0) || h.is_some_and(|s| s > 0.0),
+    };
+    let mut score = a.score;
+    let mut suspected = a.failures.is_empty();
+    if !corroborated {
+        score = 0.0;
+        suspected = false;
+        reasons.push("not confirmed by the runtime: neither NextGC nor HeapAlloc trends up".into());
+    }
+    reasons.extend(a.failures.iter().cloned());
+    if let Some((f, g)) = ev.heap_culprit
+        && g > 0
+    {
+        reasons.push(format!("top growth: {f} +{}", fmt_bytes(g as f64)));
+    }
+    KindVerdict {
+        kind,
+        score,
+        suspected,
+        reasons,
+    }
+}
+
+fn judge_count(
+    kind: LeakKind,
+    ev: &Evidence<'_>,
+    trend: Option<&Trend>,
+    min_abs: f64,
+    min_rel: f64,
+    th: &Thresholds,
+    culprit: Option<(&str, i64)>,
+) -> KindVerdict {
+    if !ev.warm {
+        return cold(kind, ev);
+    }
+    let Some(t) = trend else {
+        return KindVerdict {
+            kind,
+            score: 0.0,
+            suspected: false,
+            reasons: vec!["no goroutine profile data".into()],
+        };
+    };
+    let a = assess(t, min_abs, min_rel, th);
+    let label = match kind {
+        LeakKind::HttpConnections => "HTTP client connections",
+        _ => "goroutines",
+    };
+    let mut reasons = vec![describe(label, kind.unit(), &a)];
+    reasons.extend(a.failures.iter().cloned());
+    if let Some((f, g)) = culprit
+        && g > 0
+    {
+        reasons.push(format!("top growth: {f} +{g}"));
+    }
+    KindVerdict {
+        kind,
+        score: a.score,
+        suspected: a.failures.is_empty(),
+        reasons,
+    }
+}
+
+/// One trend measured against the growth criteria.
+#[derive(Debug, Clone)]
+struct Assessment {
+    per_hour: f64,
+    relative_per_hour: f64,
+    level: f64,
+    growth: f64,
+    span_seconds: f64,
+    monotonicity: f64,
+    half_fraction: f64,
+    score: f64,
+    /// One sentence per failed criterion; empty when every criterion holds.
+    failures: Vec<String>,
+}
+
+/// Maps `v` to 0..1: 0.5 at `threshold`, linear from 0 below, 1 at `full` and above.
+fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 0.0;
+    }
+    if threshold <= 0.0 {
+        return 1.0;
+    }
+    if v < threshold {
+        return 0.5 * v / threshold;
+    }
+    if full <= threshold {
+        return 1.0;
+    }
+    (0.5 + 0.5 * (v - threshold) / (full - threshold)).min(1.0)
+}
+
+fn assess(t: &Trend, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment {
+    let unit_is_bytes = min_abs >= 1024.0;
+    let per_hour = t.fit.slope * 3600.0;
+    let level = t.level.max(1.0);
+    let relative_per_hour = per_hour / level;
+    let half_fraction = match (t.first_half_slope, t.second_half_slope) {
+        (Some(a), Some(b)) if t.fit.slope > 0.0 => a.min(b) / t.fit.slope,
+        _ => 0.0,
+    };
+    let mono = t.monotonicity;
+    let score = [
+        ramp(per_hour, min_abs, 4.0 * min_abs),
+        ramp(relative_per_hour, min_rel, 4.0 * min_rel),
+        ramp(mono, th.min_monotonicity, 0.9_f64.max(th.min_monotonicity)),
+        ramp(
+            half_fraction,
+            th.min_half_slope_fraction,
+            0.75_f64.max(th.min_half_slope_fraction),
+        ),
+    ]
+    .into_iter()
+    .fold(1.0, f64::min);
+    let fmt = |v: f64| {
+        if unit_is_bytes {
+            fmt_bytes(v)
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    let mut failures = Vec::new();
+    if per_hour < min_abs {
+        failures.push(format!(
+            "growth {}/h is below the {}/h floor",
+            fmt(per_hour),
+            fmt(min_abs)
+        ));
+    }
+    if relative_per_hour < min_rel {
+        failures.push(format!(
+            "relative growth {:+.1}%/h is below the {:.1}%/h floor",
+            relative_per_hour * 100.0,
+            min_rel * 100.0
+        ));
+    }
+    if mono < th.min_monotonicity {
+        failures.push(format!(
+            "not one-way: monotonicity {mono:.2} is below {:.2}",
+            th.min_monotonicity
+        ));
+    }
+    if half_fraction < th.min_half_slope_fraction {
+        failures.push(
+            "not sustained: one half of the window did not grow (plateau, step or burst)"
+                .to_string(),
+        );
+    }
+    Assessment {
+        per_hour,
+        relative_per_hour,
+        level,
+        growth: t.fit.slope * t.span_seconds,
+        span_seconds: t.span_seconds,
+        monotonicity: mono,
+        half_fraction,
+        score,
+        failures,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    Bytes,
+    Count(&'static str),
+}
+
+fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
+    let (growth, rate, level) = match unit {
+        Unit::Bytes => (
+            fmt_bytes(a.growth),
+            fmt_bytes(a.per_hour),
+            fmt_bytes(a.level),
+        ),
+        Unit::Count(u) => (
+            format!("{:+.0} {u}", a.growth),
+            format!("{:+.1}", a.per_hour),
+            format!("{:.0}", a.level),
+        ),
+    };
+    format!(
+        "{what}: {growth} over {} ({rate}/h, {:+.1}%/h of {level}); monotonicity {:.2}; \
+         weaker half grew at {:.0}% of the window's rate",
+        fmt_duration(a.span_seconds),
+        a.relative_per_hour * 100.0,
+        a.monotonicity,
+        a.half_fraction.max(0.0) * 100.0
+    )
+}
+
+/// `12.3 MiB`, `-512 B`, with a sign for negative values.
+pub fn fmt_bytes(v: f64) -> String {
+    let abs = v.abs();
+    let sign = if v < 0.0 { "-" } else { "" };
+    let units = [("GiB", MIB * 1024.0), ("MiB", MIB), ("KiB", 1024.0)];
+    for (name, size) in units {
+        if abs >= size {
+            return format!("{sign}{:.1} {name}", abs / size);
+        }
+    }
+    format!("{sign}{abs:.0} B")
+}
+
+/// `1h30m`, `10m`, `45s`.
+pub fn fmt_duration(seconds: f64) -> String {
+    let s = if seconds.is_finite() && seconds > 0.0 {
+        seconds.round() as u64
+    } else {
+        0
+    };
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    match (h, m, sec) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_is_half_at_threshold() {
+        let cases = [
+            (0.0, 1.0, 4.0, 0.0),
+            (-3.0, 1.0, 4.0, 0.0),
+            (0.5, 1.0, 4.0, 0.25),
+            (1.0, 1.0, 4.0, 0.5),
+            (2.5, 1.0, 4.0, 0.75),
+            (4.0, 1.0, 4.0, 1.0),
+            (40.0, 1.0, 4.0, 1.0),
+            (f64::NAN, 1.0, 4.0, 0.0),
+        ];
+        for (v, th, full, want) in cases {
+            assert_eq!(ramp(v, th, full), want, "ramp({v}, {th}, {full})");
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_bytes(12.0 * MIB + 300.0 * 1024.0), "12.3 MiB");
+        assert_eq!(fmt_bytes(-512.0), "-512 B");
+        assert_eq!(fmt_bytes(3.0 * 1024.0 * MIB), "3.0 GiB");
+        assert_eq!(fmt_duration(1800.0), "30m");
+        assert_eq!(fmt_duration(5400.0), "1h30m");
+        assert_eq!(fmt_duration(95.0), "1m35s");
+        assert_eq!(fmt_duration(5.0), "5s");
+    }
+
+    #[test]
+    fn thresholds_deserialize_strictly() {
+        let t: Thresholds = serde_norway::from_str("min_monotonicity: 0.7").unwrap();
+        assert_eq!(t.min_monotonicity, 0.7);
+        assert_eq!(t.heap_min_growth_bytes_per_hour, 2.0 * MIB);
+        let err = serde_norway::from_str::<Thresholds>("min_monotonicty: 0.7").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,686 @@
+//! The per-target analysis window: a bounded ring of compact samples (scalars only),
+//! checkpoints of per-site heap bytes and per-function goroutine counts, the GC pauses
+//! that ended inside the window, restart detection, and the live-heap baseline.
+//!
+//! # Memory per target
+//!
+//! The window never keeps whole profiles. Per target it holds at most:
+//! - `max_samples` (default 240) [`Sample`]s of fixed size (`size_of::<Sample>()`,
+//!   about 300 bytes): a new sample closer than `span / max_samples` to the previous
+//!   retained one *replaces* the newest instead of being appended, so the ring covers
+//!   the whole span at any scrape interval and holds at most 240 entries;
+//! - [`CHECKPOINTS`] + 2 snapshots of per-allocation-site in-use bytes and as many of
+//!   per-blocking-site goroutine counts, each capped at `max_sites` (default 256) sites
+//!   plus an `other` total; a site name is stored once and shared between snapshots;
+//! - `max_pauses` (default 1024) GC pauses, 16 bytes each.
+//!
+//! With the defaults that is about 72 KB of samples plus a few KB per snapshot
+//! ([`Window::approx_bytes`] reports the actual figure; the `signals` benchmark
+//! prints it for a 30-minute window with a 200-site profile).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::pprof::HeapProfile;
+use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
+use crate::pprof::memstats::MemStats;
+
+/// Snapshots of per-site data kept besides the newest: one every `span / CHECKPOINTS`,
+/// so the oldest retained snapshot is never more than a quarter span (plus one scrape)
+/// younger than the window's start.
+pub const CHECKPOINTS: usize = 4;
+
+/// `GOMEMLIMIT` when unset is `math.MaxInt64`; anything this large means "no limit".
+const NO_GOMEMLIMIT: u64 = 1 << 62;
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::config::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// How much history a window keeps and when it counts as warmed up.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// History kept: samples older than the newest minus `span` are dropped.
+    #[serde(deserialize_with = "de_duration")]
+    pub span: Duration,
+    /// Hard cap on samples (memory and the O(n²) cost of Theil-Sen).
+    pub max_samples: usize,
+    /// Hard cap on sites per per-site snapshot; smaller sites are summed into `other`.
+    pub max_sites: usize,
+    /// Hard cap on GC pauses remembered.
+    pub max_pauses: usize,
+    /// Minimum time covered before slopes feed a verdict, time-to-OOM or the baseline.
+    /// 10 minutes: long enough to span several GC cycles of a quiet service and to see
+    /// past most start-up cache warm-ups, short enough to alert well before a typical
+    /// leak reaches its limit.
+    #[serde(deserialize_with = "de_duration")]
+    pub warmup: Duration,
+    /// Minimum samples before the window is warm (10 minutes at 15 s is 40).
+    pub min_samples: usize,
+    /// Function-name prefixes that allocate on behalf of their caller (see
+    /// [`crate::pprof::funcname::DEFAULT_ALLOC_HELPERS`]).
+    pub alloc_helpers: Vec<String>,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            span: Duration::from_secs(30 * 60),
+            max_samples: 240,
+            max_sites: 256,
+            max_pauses: 1024,
+            warmup: Duration::from_secs(10 * 60),
+            min_samples: 8,
+            alloc_helpers: default_alloc_helpers(),
+        }
+    }
+}
+
+impl WindowConfig {
+    /// The default config with another span (the `window` key of the target config).
+    pub fn with_span(span: Duration) -> Self {
+        WindowConfig {
+            span,
+            ..WindowConfig::default()
+        }
+    }
+}
+
+/// What one scrape of a target saw. Everything is optional: a failed endpoint leaves
+/// its part out and the window keeps what it has.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub at: SystemTime,
+    pub pid: Option<u32>,
+    pub memstats: Option<MemStats>,
+    pub heap: Option<Arc<HeapProfile>>,
+    pub goroutines: Option<GoroutineObservation>,
+    pub container: Option<ContainerObservation>,
+    /// Resident set size of the process (`VmRSS`).
+    pub rss: Option<u64>,
+    /// `GOMEMLIMIT` of the process in bytes.
+    pub gomemlimit: Option<u64>,
+    /// `GOGC` of the process (-1 = off); 100 when unset.
+    pub gogc: Option<i64>,
+}
+
+impl Observation {
+    /// An observation with nothing but a time (tests and callers fill in the rest).
+    pub fn at(at: SystemTime) -> Self {
+        Observation {
+            at,
+            pid: None,
+            memstats: None,
+            heap: None,
+            goroutines: None,
+            container: None,
+            rss: None,
+            gomemlimit: None,
+            gogc: None,
+        }
+    }
+}
+
+/// The goroutine profile reduced to counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GoroutineObservation {
+    pub total: u64,
+    pub http_client_connections: u64,
+    /// State -> count.
+    pub by_state: Vec<(String, u64)>,
+    /// Blocking site -> count.
+    pub by_function: Vec<(String, u64)>,
+}
+
+/// The container's (cgroup's) memory as read this scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerObservation {
+    pub usage: Option<u64>,
+    pub working_set: Option<u64>,
+    /// `None` when unlimited.
+    pub limit: Option<u64>,
+}
+
+/// What [`Window::observe`] did with an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObserveOutcome {
+    /// Added to the window (possibly replacing the newest sample, see the module doc).
+    Appended,
+    /// The process restarted (new PID, or a cumulative counter went down): the window
+    /// was cleared and starts again with this observation.
+    Restarted,
+    /// Not later than the newest sample (a clock step back or a duplicate): dropped.
+    Ignored,
+}
+
+/// The scalars kept from one observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at: SystemTime,
+    pub heap_alloc: Option<u64>,
+    pub next_gc: Option<u64>,
+    pub heap_objects: Option<u64>,
+    pub total_alloc: Option<u64>,
+    pub mallocs: Option<u64>,
+    pub frees: Option<u64>,
+    pub num_gc: Option<u64>,
+    /// `MemStats.Sys`.
+    pub go_sys: Option<u64>,
+    /// Heap profile in-use bytes (estimated; as of the last completed GC).
+    pub profile_inuse: Option<u64>,
+    /// Heap profile allocated bytes since start (cumulative: a drop means a restart).
+    pub profile_alloc: Option<u64>,
+    /// `NextGC / (1 + GOGC/100)`: the live heap the last GC measured, from MemStats.
+    pub nextgc_live: Option<u64>,
+    pub goroutines: Option<u64>,
+    pub http_client_connections: Option<u64>,
+    pub working_set: Option<u64>,
+    pub rss: Option<u64>,
+    pub cgroup_limit: Option<u64>,
+    pub gomemlimit: Option<u64>,
+}
+
+impl Sample {
+    /// The live heap by the heap profile when present, else by NextGC.
+    pub fn live_heap(&self) -> Option<u64> {
+        self.profile_inuse.or(self.nextgc_live)
+    }
+}
+
+/// Per-site values at one time: sorted by name, names shared between snapshots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSnapshot {
+    pub at: SystemTime,
+    pub entries: Vec<(Arc<str>, u64)>,
+    /// Sum over sites beyond `max_sites`.
+    pub other: u64,
+}
+
+impl SiteSnapshot {
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.entries
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| *v)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.entries
+            .iter()
+            .fold(self.other, |acc, (_, v)| acc.saturating_add(*v))
+    }
+
+    /// Builds a snapshot of the `max_sites` largest values, reusing names already
+    /// stored in `previous` so a site's name is kept once across snapshots.
+    fn build(
+        at: SystemTime,
+        values: HashMap<&str, u64>,
+        max_sites: usize,
+        previous: Option<&SiteSnapshot>,
+    ) -> SiteSnapshot {
+        let mut all: Vec<(&str, u64)> = values.into_iter().collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let other = all
+            .iter()
+            .skip(max_sites)
+            .fold(0u64, |acc, (_, v)| acc.saturating_add(*v));
+        all.truncate(max_sites);
+        let mut entries: Vec<(Arc<str>, u64)> = all
+            .into_iter()
+            .map(|(name, v)| {
+                let shared = previous.and_then(|p| {
+                    p.entries
+                        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+                        .ok()
+                        .and_then(|i| p.entries.get(i))
+                        .map(|(n, _)| Arc::clone(n))
+                });
+                (shared.unwrap_or_else(|| Arc::from(name)), v)
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        SiteSnapshot { at, entries, other }
+    }
+
+    fn approx_bytes(&self) -> usize {
+        let names: usize = self
+            .entries
+            .iter()
+            // A shared name is counted once in total, split between its holders.
+            .map(|(n, _)| n.len() / Arc::strong_count(n).max(1))
+            .sum();
+        std::mem::size_of::<Self>()
+            + self.entries.capacity() * std::mem::size_of::<(Arc<str>, u64)>()
+            + names
+    }
+}
+
+/// Snapshots at most `span / CHECKPOINTS` apart, oldest first; the last is the newest.
+#[derive(Debug, Clone, Default)]
+struct Checkpoints {
+    snapshots: VecDeque<SiteSnapshot>,
+}
+
+impl Checkpoints {
+    fn push(&mut self, snap: SiteSnapshot, spacing: Duration) {
+        let len = self.snapshots.len();
+        // Replace the newest unless it is itself a checkpoint (far enough from the one before).
+        let replace_newest = len >= 2
+            && self
+                .snapshots
+                .get(len - 2)
+                .is_some_and(|prev| snap.at.duration_since(prev.at).unwrap_or_default() < spacing);
+        if replace_newest {
+            self.snapshots.pop_back();
+        }
+        self.snapshots.push_back(snap);
+    }
+
+    fn evict_before(&mut self, start: SystemTime) {
+        while self.snapshots.len() > 1 && self.snapshots.front().is_some_and(|s| s.at < start) {
+            self.snapshots.pop_front();
+        }
+        if self.snapshots.front().is_some_and(|s| s.at < start) {
+            self.snapshots.clear();
+        }
+    }
+
+    fn previous_names(&self) -> Option<&SiteSnapshot> {
+        self.snapshots.back()
+    }
+
+    fn approx_bytes(&self) -> usize {
+        self.snapshots.capacity() * std::mem::size_of::<SiteSnapshot>()
+            + self
+                .snapshots
+                .iter()
+                .map(|s| s.approx_bytes() - std::mem::size_of::<SiteSnapshot>())
+                .sum::<usize>()
+    }
+}
+
+/// Where the heap baseline came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselineSource {
+    /// Taken automatically once the window was stable after a (re)start.
+    Auto,
+    /// Set through the API; survives restarts.
+    Manual,
+}
+
+/// The live heap a fix is verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline {
+    pub bytes: u64,
+    pub at: SystemTime,
+    pub source: BaselineSource,
+}
+
+/// One target's window. See the module doc for what it keeps and its memory bound.
+#[derive(Debug, Clone)]
+pub struct Window {
+    cfg: WindowConfig,
+    samples: VecDeque<Sample>,
+    heap_sites: Checkpoints,
+    goroutine_sites: Checkpoints,
+    /// (PauseEnd Unix ns, PauseNs) of pauses that ended inside the window, oldest first.
+    pauses: VecDeque<(u64, u64)>,
+    last_pause_end: u64,
+    pid: Option<u32>,
+    baseline: Option<Baseline>,
+    restarts: u64,
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether a cumulative counter went down between two samples.
+fn dropped(old: Option<u64>, new: Option<u64>) -> bool {
+    matches!((old, new), (Some(o), Some(n)) if n < o)
+}
+
+impl Window {
+    pub fn new(cfg: &WindowConfig) -> Self {
+        let mut cfg = cfg.clone();
+        cfg.max_samples = cfg.max_samples.max(3);
+        Window {
+            cfg,
+            samples: VecDeque::new(),
+            heap_sites: Checkpoints::default(),
+            goroutine_sites: Checkpoints::default(),
+            pauses: VecDeque::new(),
+            last_pause_end: 0,
+            pid: None,
+            baseline: None,
+            restarts: 0,
+        }
+    }
+
+    pub fn config(&self) -> &WindowConfig {
+        &self.cfg
+    }
+
+    /// Adds one scrape's observation. A restart clears the window first, so no slope
+    /// ever spans two processes.
+    pub fn observe(&mut self, obs: Observation) -> ObserveOutcome {
+        if self.samples.back().is_some_and(|last| obs.at <= last.at) {
+            return ObserveOutcome::Ignored;
+        }
+        let sample = self.sample_of(&obs);
+        let restarted = self.is_restart(&obs, &sample);
+        if restarted {
+            self.samples.clear();
+            self.heap_sites = Checkpoints::default();
+            self.goroutine_sites = Checkpoints::default();
+            self.pauses.clear();
+            self.last_pause_end = 0;
+            self.restarts += 1;
+            if self
+                .baseline
+                .is_some_and(|b| b.source == BaselineSource::Auto)
+            {
+                self.baseline = None;
+            }
+        }
+        if obs.pid.is_some() {
+            self.pid = obs.pid;
+        }
+        self.push_sample(sample);
+        let start = self.start();
+        let spacing = self.cfg.span / CHECKPOINTS as u32;
+        if let Some(heap) = &obs.heap {
+            let snap = self.heap_snapshot(obs.at, heap);
+            self.heap_sites.push(snap, spacing);
+        }
+        if let Some(g) = &obs.goroutines {
+            let values: HashMap<&str, u64> = g.by_function.iter().fold(
+                HashMap::with_capacity(g.by_function.len()),
+                |mut m, (f, n)| {
+                    let e = m.entry(f.as_str()).or_insert(0u64);
+                    *e = e.saturating_add(*n);
+                    m
+                },
+            );
+            let snap = SiteSnapshot::build(
+                obs.at,
+                values,
+                self.cfg.max_sites,
+                self.goroutine_sites.previous_names(),
+            );
+            self.goroutine_sites.push(snap, spacing);
+        }
+        self.heap_sites.evict_before(start);
+        self.goroutine_sites.evict_before(start);
+        if let Some(ms) = &obs.memstats {
+            self.record_pauses(ms);
+        }
+        self.take_auto_baseline();
+        if restarted {
+            ObserveOutcome::Restarted
+        } else {
+            ObserveOutcome::Appended
+        }
+    }
+
+    fn sample_of(&self, obs: &Observation) -> Sample {
+        let ms = obs.memstats.as_ref();
+        let f = |get: fn(&MemStats) -> Option<u64>| ms.and_then(get);
+        let totals = obs.heap.as_ref().map(|h| h.totals());
+        let gogc = obs.gogc.unwrap_or(100);
+        let next_gc = f(|m| m.next_gc);
+        // NextGC = live * (1 + GOGC/100) at the end of each GC (above the 4 MiB floor).
+        let nextgc_live = match next_gc {
+            Some(n) if gogc >= 0 => Some((n as f64 / (1.0 + gogc as f64 / 100.0)) as u64),
+            _ => None,
+        };
+        Sample {
+            at: obs.at,
+            heap_alloc: f(|m| m.heap_alloc),
+            next_gc,
+            heap_objects: f(|m| m.heap_objects),
+            total_alloc: f(|m| m.total_alloc),
+            mallocs: f(|m| m.mallocs),
+            frees: f(|m| m.frees),
+            num_gc: f(|m| m.num_gc),
+            go_sys: f(|m| m.sys),
+            profile_inuse: totals.map(|t| t.inuse_bytes),
+            profile_alloc: totals.map(|t| t.alloc_bytes),
+            nextgc_live,
+            goroutines: obs.goroutines.as_ref().map(|g| g.total),
+            http_client_connections: obs.goroutines.as_ref().map(|g| g.http_client_connections),
+            working_set: obs.container.and_then(|c| c.working_set),
+            rss: obs.rss,
+            cgroup_limit: obs.container.and_then(|c| c.limit),
+            gomemlimit: obs.gomemlimit.filter(|&l| l > 0 && l < NO_GOMEMLIMIT),
+        }
+    }
+
+    /// A new PID, or any cumulative counter lower than in the newest sample that has it.
+    fn is_restart(&self, obs: &Observation, new: &Sample) -> bool {
+        if matches!((self.pid, obs.pid), (Some(a), Some(b)) if a != b) {
+            return true;
+        }
+        let last_with = |get: fn(&Sample) -> Option<u64>| self.samples.iter().rev().find_map(get);
+        let counters: [fn(&Sample) -> Option<u64>; 5] = [
+            |s| s.total_alloc,
+            |s| s.mallocs,
+            |s| s.frees,
+            |s| s.num_gc,
+            |s| s.profile_alloc,
+        ];
+        counters
+            .iter()
+            .any(|get| dropped(last_with(*get), get(new)))
+    }
+
+    fn push_sample(&mut self, sample: Sample) {
+        let spacing = self.cfg.span / self.cfg.max_samples as u32;
+        let len = self.samples.len();
+        // Keep the newest sample fresh without growing past max_samples: replace it
+        // when it is closer than `spacing` to the one before.
+        let replace = len >= 2
+            && self.samples.get(len - 2).is_some_and(|prev| {
+                sample.at.duration_since(prev.at).unwrap_or_default() < spacing
+            });
+        if replace {
+            self.samples.pop_back();
+        }
+        self.samples.push_back(sample);
+        let start = sample.at.checked_sub(self.cfg.span).unwrap_or(UNIX_EPOCH);
+        while self.samples.front().is_some_and(|s| s.at < start) {
+            self.samples.pop_front();
+        }
+        while self.samples.len() > self.cfg.max_samples {
+            self.samples.pop_front();
+        }
+    }
+
+    fn heap_snapshot(&self, at: SystemTime, heap: &HeapProfile) -> SiteSnapshot {
+        let mut values: HashMap<&str, u64> = HashMap::with_capacity(heap.samples.len());
+        for s in &heap.samples {
+            if s.inuse_bytes == 0 {
+                continue;
+            }
+            let site = allocation_site(&s.stack, &self.cfg.alloc_helpers).unwrap_or("unknown");
+            let e = values.entry(site).or_insert(0);
+            *e = e.saturating_add(s.inuse_bytes);
+        }
+        SiteSnapshot::build(
+            at,
+            values,
+            self.cfg.max_sites,
+            self.heap_sites.previous_names(),
+        )
+    }
+
+    fn record_pauses(&mut self, ms: &MemStats) {
+        let mut new: Vec<(u64, u64)> = ms
+            .pause_end
+            .iter()
+            .zip(ms.pause_ns.iter())
+            .filter(|(end, _)| **end != 0 && **end > self.last_pause_end)
+            .map(|(end, ns)| (*end, *ns))
+            .collect();
+        new.sort_unstable();
+        if let Some(&(end, _)) = new.last() {
+            self.last_pause_end = end;
+        }
+        self.pauses.extend(new);
+        let start_ns = unix_ns(self.start());
+        while self.pauses.front().is_some_and(|(end, _)| *end < start_ns) {
+            self.pauses.pop_front();
+        }
+        while self.pauses.len() > self.cfg.max_pauses {
+            self.pauses.pop_front();
+        }
+    }
+
+    /// "Stable" (for the automatic baseline): the window is warm (see [`Window::is_warm`])
+    /// and, when NumGC is known, at least two GC cycles completed inside it, so the
+    /// live heap has been measured after GC more than once since the start. The
+    /// baseline is then the median live heap over the window.
+    fn take_auto_baseline(&mut self) {
+        if self.baseline.is_some() || !self.is_warm() {
+            return;
+        }
+        let gcs = match (
+            self.samples.iter().find_map(|s| s.num_gc),
+            self.samples.iter().rev().find_map(|s| s.num_gc),
+        ) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        if gcs.is_some_and(|g| g < 2) {
+            return;
+        }
+        let mut live: Vec<f64> = self
+            .live_series()
+            .into_iter()
+            .map(|(_, v)| v as f64)
+            .collect();
+        if let (Some(m), Some(last)) = (crate::analysis::slope::median(&mut live), self.newest()) {
+            self.baseline = Some(Baseline {
+                bytes: m as u64,
+                at: last.at,
+                source: BaselineSource::Auto,
+            });
+        }
+    }
+
+    /// The live-heap series: heap-profile in-use bytes when the newest sample has a
+    /// profile, else NextGC-derived; only samples that have the chosen estimator, so
+    /// two estimators are never mixed in one series.
+    pub fn live_series(&self) -> Vec<(SystemTime, u64)> {
+        let use_profile = self.newest().is_some_and(|s| s.profile_inuse.is_some());
+        self.samples
+            .iter()
+            .filter_map(|s| {
+                let v = if use_profile {
+                    s.profile_inuse
+                } else {
+                    s.nextgc_live
+                };
+                v.map(|v| (s.at, v))
+            })
+            .collect()
+    }
+
+    /// Sets (or with `None` clears) the baseline by hand; a manual baseline survives
+    /// restarts. Clearing lets the next stable window take an automatic one.
+    pub fn set_baseline(&mut self, bytes: Option<u64>, at: SystemTime) {
+        self.baseline = bytes.map(|bytes| Baseline {
+            bytes,
+            at,
+            source: BaselineSource::Manual,
+        });
+    }
+
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.baseline
+    }
+
+    /// Samples in the window.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Time from the oldest to the newest sample.
+    pub fn span(&self) -> Duration {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(a), Some(b)) => b.at.duration_since(a.at).unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Warm: at least `warmup` covered and `min_samples` samples held.
+    pub fn is_warm(&self) -> bool {
+        self.span() >= self.cfg.warmup && self.len() >= self.cfg.min_samples.max(2)
+    }
+
+    /// The oldest sample's time (the window's start).
+    pub fn start(&self) -> SystemTime {
+        self.samples.front().map_or(UNIX_EPOCH, |s| s.at)
+    }
+
+    pub fn samples(&self) -> &VecDeque<Sample> {
+        &self.samples
+    }
+
+    pub fn newest(&self) -> Option<&Sample> {
+        self.samples.back()
+    }
+
+    /// The oldest and the newest per-site heap snapshot (equal when there is one).
+    pub fn heap_sites(&self) -> Option<(&SiteSnapshot, &SiteSnapshot)> {
+        Some((
+            self.heap_sites.snapshots.front()?,
+            self.heap_sites.snapshots.back()?,
+        ))
+    }
+
+    /// The oldest and the newest per-function goroutine snapshot.
+    pub fn goroutine_sites(&self) -> Option<(&SiteSnapshot, &SiteSnapshot)> {
+        Some((
+            self.goroutine_sites.snapshots.front()?,
+            self.goroutine_sites.snapshots.back()?,
+        ))
+    }
+
+    /// GC pause durations (ns) of pauses that ended inside the window.
+    pub fn pauses_ns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pauses.iter().map(|(_, ns)| *ns)
+    }
+
+    /// Restarts seen since this window was created.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// Approximate heap bytes held by this window.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.samples.capacity() * std::mem::size_of::<Sample>()
+            + self.heap_sites.approx_bytes()
+            + self.goroutine_sites.approx_bytes()
+            + self.pauses.capacity() * std::mem::size_of::<(u64, u64)>()
+            + self
+                .cfg
+                .alloc_helpers
+                .iter()
+                .map(|h| h.capacity() + std::mem::size_of::<String>())
+                .sum::<usize>()
+    }
+}
