@@ -18,6 +18,7 @@
 
 pub mod analysis;
 pub mod config;
+pub mod dump;
 pub mod error;
 pub mod http;
 pub mod metrics;

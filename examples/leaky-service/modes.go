@@ -241,7 +241,8 @@ var callsiteKeep [][]byte
 func runCallsites(cfg *config, stop <-chan struct{}) {
 	round := 0
 	grow := func() {
-		var keep [][]byte
+		// Sized up front, so the only allocation with main.csLeaf on top is the leaf's own.
+		keep := make([][]byte, 0, 1<<(2*uint(cfg.callsiteDepth)))
 		csStep(cfg.callsiteDepth, 0, round, &keep)
 		callsiteKeep = keep
 		leakedCounts.Add("callsites", int64(1)<<(2*uint(cfg.callsiteDepth)))

@@ -381,7 +381,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let evidence = Evidence {
         warm,
         span_seconds: window.span().as_secs_f64(),
-        warmup_seconds: window.config().warmup.as_secs_f64(),
+        warmup_seconds: window.warmup().as_secs_f64(),
         live: live_evidence,
         next_gc_slope: next_gc.as_ref().map(|t| t.fit.slope),
         heap_alloc_slope: heap_alloc.as_ref().map(|t| t.fit.slope),
@@ -827,6 +827,8 @@ mod tests {
         for c in cases {
             let r = run(&c.sim, 45 * 60, 15, &wcfg, &scfg);
             let heap = &r.last.verdict.heap;
+            let first = r.verdicts.iter().find(|v| v.1).map(|v| v.0);
+            eprintln!("{}: score {:.2} first fired {first:?} {:?}", c.name, heap.score, heap.reasons);
             assert_eq!(heap.suspected, c.at_end, "{}: {heap:#?}", c.name);
             assert_eq!(
                 heap.score >= 0.5,

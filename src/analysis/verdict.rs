@@ -6,9 +6,11 @@
 //!
 //! A **heap** leak is suspected when all of these hold:
 //!
-//! 1. **The window is warm**: it covers at least `warmup` (default 10 minutes) with at
-//!    least `min_samples` samples. A process restart empties the window, so a restart
-//!    never looks like growth.
+//! 1. **The window is warm**: it covers at least `warmup` (default 20 minutes, at most
+//!    two thirds of the window) with at least `min_samples` samples. A process restart
+//!    empties the window, so a restart never looks like growth, and a start-up cache
+//!    that fills for up to about half the warm-up has plateaued by the time of the
+//!    first verdict (see rule 2, sustained).
 //! 2. **The live heap grows.** The live heap is the heap that survived the last GC: the
 //!    heap profile's in-use bytes, and independently `NextGC / (1 + GOGC/100)` from
 //!    MemStats. Both are judged and the stronger is taken. (`HeapAlloc` itself is a

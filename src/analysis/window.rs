@@ -54,13 +54,16 @@ pub struct WindowConfig {
     pub max_sites: usize,
     /// Hard cap on GC pauses remembered.
     pub max_pauses: usize,
-    /// Minimum time covered before slopes feed a verdict, time-to-OOM or the baseline.
-    /// 10 minutes: long enough to span several GC cycles of a quiet service and to see
-    /// past most start-up cache warm-ups, short enough to alert well before a typical
-    /// leak reaches its limit.
+    /// Minimum time covered after a (re)start before the verdict, time-to-OOM and the
+    /// baseline are produced (capped at two thirds of `span`). 20 minutes: start-up
+    /// caches commonly fill for several minutes, and a cache that is still filling
+    /// looks exactly like a leak; once the window holds 20 minutes, a warm-up of up to
+    /// about 10 minutes leaves the second half of the window flat and is not suspected.
+    /// The cost is a later first verdict after a restart; a leak that starts later in
+    /// the life of the process is not delayed by it.
     #[serde(deserialize_with = "de_duration")]
     pub warmup: Duration,
-    /// Minimum samples before the window is warm (10 minutes at 15 s is 40).
+    /// Minimum samples before the window is warm (20 minutes at 15 s is 80).
     pub min_samples: usize,
     /// Function-name prefixes that allocate on behalf of their caller (see
     /// [`crate::pprof::funcname::DEFAULT_ALLOC_HELPERS`]).
@@ -74,7 +77,7 @@ impl Default for WindowConfig {
             max_samples: 240,
             max_sites: 256,
             max_pauses: 1024,
-            warmup: Duration::from_secs(10 * 60),
+            warmup: Duration::from_secs(20 * 60),
             min_samples: 8,
             alloc_helpers: default_alloc_helpers(),
         }
@@ -625,9 +628,15 @@ impl Window {
         }
     }
 
-    /// Warm: at least `warmup` covered and `min_samples` samples held.
+    /// The warm-up in force: `warmup`, at most two thirds of `span` (so a short
+    /// window still warms up).
+    pub fn warmup(&self) -> Duration {
+        self.cfg.warmup.min(self.cfg.span * 2 / 3)
+    }
+
+    /// Warm: at least [`Window::warmup`] covered and `min_samples` samples held.
     pub fn is_warm(&self) -> bool {
-        self.span() >= self.cfg.warmup && self.len() >= self.cfg.min_samples.max(2)
+        self.span() >= self.warmup() && self.len() >= self.cfg.min_samples.max(2)
     }
 
     /// The oldest sample's time (the window's start).

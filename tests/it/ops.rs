@@ -8,7 +8,7 @@
 //! metric fails here instead of silently blanking a panel or an alert.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use leakwatch::metrics::{Kind, METRICS};
@@ -84,7 +84,10 @@ fn seq<'a>(v: &'a Yaml, key: &str) -> &'a [Yaml] {
 fn rules() -> Vec<Yaml> {
     let mut out = Vec::new();
     for f in files("alerts", ".yml") {
-        let doc = yaml(&std::fs::read_to_string(&f).unwrap(), &f.display().to_string());
+        let doc = yaml(
+            &std::fs::read_to_string(&f).unwrap(),
+            &f.display().to_string(),
+        );
         for group in seq(&doc, "groups") {
             out.extend(seq(group, "rules").iter().cloned());
         }
@@ -138,20 +141,35 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
     assert!(alerts.len() >= 13, "only {} alerts", alerts.len());
     for a in alerts {
         let name = str_of(a, "alert").unwrap();
-        assert!(name.starts_with("Leakwatch"), "{name}: alerts are prefixed Leakwatch");
+        assert!(
+            name.starts_with("Leakwatch"),
+            "{name}: alerts are prefixed Leakwatch"
+        );
         assert!(str_of(a, "for").is_some(), "{name}: no `for`");
-        let labels = a.get("labels").unwrap_or_else(|| panic!("{name}: no labels"));
+        let labels = a
+            .get("labels")
+            .unwrap_or_else(|| panic!("{name}: no labels"));
         let severity = str_of(labels, "severity").unwrap_or_default();
         assert!(
             ["warning", "critical"].contains(&severity),
             "{name}: severity {severity:?}"
         );
-        let ann = a.get("annotations").unwrap_or_else(|| panic!("{name}: no annotations"));
-        assert!(!str_of(ann, "summary").unwrap_or_default().is_empty(), "{name}: summary");
-        let desc = str_of(ann, "description").unwrap_or_default();
-        assert!(desc.contains("{{ $labels.target }}"), "{name}: description lacks the target: {desc}");
+        let ann = a
+            .get("annotations")
+            .unwrap_or_else(|| panic!("{name}: no annotations"));
         assert!(
-            Regex::new(r"\{\{ \$value \| humanize[A-Za-z0-9]* \}\}").unwrap().is_match(desc),
+            !str_of(ann, "summary").unwrap_or_default().is_empty(),
+            "{name}: summary"
+        );
+        let desc = str_of(ann, "description").unwrap_or_default();
+        assert!(
+            desc.contains("{{ $labels.target }}"),
+            "{name}: description lacks the target: {desc}"
+        );
+        assert!(
+            Regex::new(r"\{\{ \$value \| humanize[A-Za-z0-9]* \}\}")
+                .unwrap()
+                .is_match(desc),
             "{name}: description lacks a humanized $value: {desc}"
         );
         let url = str_of(ann, "runbook_url").unwrap_or_default();
@@ -161,7 +179,10 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
             "{name}: runbook_url must point at the section named after the alert"
         );
         let expr = str_of(a, "expr").unwrap();
-        assert!(!expr.contains("job="), "{name}: hard-coded job selector in {expr}");
+        assert!(
+            !expr.contains("job="),
+            "{name}: hard-coded job selector in {expr}"
+        );
     }
 }
 
@@ -169,7 +190,10 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
 fn tested_alerts() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let (mut firing, mut quiet, mut exprs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for f in files("alerts/tests", ".yml") {
-        let doc = yaml(&std::fs::read_to_string(&f).unwrap(), &f.display().to_string());
+        let doc = yaml(
+            &std::fs::read_to_string(&f).unwrap(),
+            &f.display().to_string(),
+        );
         for case in seq(&doc, "tests") {
             for t in seq(case, "alert_rule_test") {
                 let name = str_of(t, "alertname").unwrap().to_string();
@@ -179,8 +203,13 @@ fn tested_alerts() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
                 } else {
                     for e in exp {
                         assert!(e.get("exp_labels").is_some(), "{name}: exp_labels");
-                        let ann = e.get("exp_annotations").unwrap_or_else(|| panic!("{name}: exp_annotations"));
-                        assert!(str_of(ann, "description").is_some(), "{name}: description asserted");
+                        let ann = e
+                            .get("exp_annotations")
+                            .unwrap_or_else(|| panic!("{name}: exp_annotations"));
+                        assert!(
+                            str_of(ann, "description").is_some(),
+                            "{name}: description asserted"
+                        );
                     }
                     firing.insert(name);
                 }
@@ -197,8 +226,14 @@ fn tested_alerts() -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
 fn every_alert_has_a_firing_and_a_quiet_test_and_every_recording_rule_a_test() {
     let (firing, quiet, exprs) = tested_alerts();
     for name in alert_names() {
-        assert!(firing.contains(&name), "{name}: no test case where it fires");
-        assert!(quiet.contains(&name), "{name}: no test case where it must not fire");
+        assert!(
+            firing.contains(&name),
+            "{name}: no test case where it fires"
+        );
+        assert!(
+            quiet.contains(&name),
+            "{name}: no test case where it must not fire"
+        );
     }
     for record in recording_rule_names() {
         assert!(
@@ -250,12 +285,24 @@ fn runbook_has_a_section_for_every_runbook_url_and_its_links_resolve() {
         let Some(url) = r.get("annotations").and_then(|a| str_of(a, "runbook_url")) else {
             continue;
         };
-        let anchor = url.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| panic!("{url}: not under {RUNBOOK_BASE}"));
-        assert!(anchors.contains(anchor), "docs/runbook.md has no section #{anchor}");
+        let anchor = url
+            .strip_prefix(RUNBOOK_BASE)
+            .unwrap_or_else(|| panic!("{url}: not under {RUNBOOK_BASE}"));
+        assert!(
+            anchors.contains(anchor),
+            "docs/runbook.md has no section #{anchor}"
+        );
     }
     let runbook = read("docs/runbook.md");
-    for m in Regex::new(r"\]\(#([a-z0-9_-]+)\)").unwrap().captures_iter(&runbook) {
-        assert!(anchors.contains(&m[1]), "runbook links to missing #{}", &m[1]);
+    for m in Regex::new(r"\]\(#([a-z0-9_-]+)\)")
+        .unwrap()
+        .captures_iter(&runbook)
+    {
+        assert!(
+            anchors.contains(&m[1]),
+            "runbook links to missing #{}",
+            &m[1]
+        );
     }
     // The routine the sections send readers to names the real commands.
     for needle in [
@@ -268,7 +315,10 @@ fn runbook_has_a_section_for_every_runbook_url_and_its_links_resolve() {
         assert!(runbook.contains(needle), "runbook lacks {needle:?}");
     }
     for mode in ["`heap`", "`goroutine`", "`httpclient`", "`closure`"] {
-        assert!(runbook.contains(mode), "runbook lacks the {mode} leak pattern");
+        assert!(
+            runbook.contains(mode),
+            "runbook lacks the {mode} leak pattern"
+        );
     }
 }
 
@@ -314,7 +364,8 @@ fn metric_tokens(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn metric_name_check_tells_kinds_and_rule_names_apart() {
-    let records: BTreeSet<String> = ["target:leakwatch_pprof_dump:failure_ratio30m".to_string()].into();
+    let records: BTreeSet<String> =
+        ["target:leakwatch_pprof_dump:failure_ratio30m".to_string()].into();
     let cases: &[(&str, bool)] = &[
         ("leakwatch_up", true),
         ("leakwatch_up_total", false),
@@ -351,12 +402,22 @@ fn every_metric_name_in_rules_dashboards_and_runbook_exists() {
         for token in metric_tokens(&text) {
             seen += 1;
             if let Some(why) = unknown_metric(&token, &records) {
-                problems.push(format!("{}: {why}", f.strip_prefix(root()).unwrap().display()));
+                problems.push(format!(
+                    "{}: {why}",
+                    f.strip_prefix(root()).unwrap().display()
+                ));
             }
         }
     }
-    assert!(seen > 100, "found only {seen} metric names: is the scan broken?");
-    assert!(problems.is_empty(), "unknown metric names:\n{}", problems.join("\n"));
+    assert!(
+        seen > 100,
+        "found only {seen} metric names: is the scan broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "unknown metric names:\n{}",
+        problems.join("\n")
+    );
 }
 
 // -------------------------------------------------------------------------------------
@@ -375,13 +436,15 @@ fn datasource_uid_problems(v: &Json, path: &str, out: &mut Vec<String>) {
         Json::Object(m) => {
             for (k, child) in m {
                 let p = format!("{path}.{k}");
-                if k == "uid" && path != "" && child != "${datasource}" {
+                if k == "uid" && !path.is_empty() && child != "${datasource}" {
                     out.push(format!("{p} = {child}"));
                 }
                 if k == "datasource" {
                     match child {
                         Json::String(s) if s != "${datasource}" => out.push(format!("{p} = {s}")),
-                        Json::Object(ds) if ds.get("uid").and_then(Json::as_str) != Some("${datasource}") => {
+                        Json::Object(ds)
+                            if ds.get("uid").and_then(Json::as_str) != Some("${datasource}") =>
+                        {
                             out.push(format!("{p} = {child}"))
                         }
                         _ => {}
@@ -422,13 +485,26 @@ fn exprs(d: &Json) -> Vec<String> {
 fn dashboards_are_grafana_json_with_a_datasource_variable_and_no_uids() {
     for name in ["leakwatch-target.json", "leakwatch-fleet.json"] {
         let d = dashboard(name);
-        assert!(d["schemaVersion"].as_u64().unwrap() >= 39, "{name}: schemaVersion");
-        assert!(d["uid"].as_str().unwrap().starts_with("leakwatch-"), "{name}: uid");
-        assert!(d.get("__inputs").is_none(), "{name}: __inputs would ask for a UID on import");
+        assert!(
+            d["schemaVersion"].as_u64().unwrap() >= 39,
+            "{name}: schemaVersion"
+        );
+        assert!(
+            d["uid"].as_str().unwrap().starts_with("leakwatch-"),
+            "{name}: uid"
+        );
+        assert!(
+            d.get("__inputs").is_none(),
+            "{name}: __inputs would ask for a UID on import"
+        );
 
         let mut problems = Vec::new();
         datasource_uid_problems(&d, "", &mut problems);
-        assert!(problems.is_empty(), "{name}: datasource UIDs:\n{}", problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{name}: datasource UIDs:\n{}",
+            problems.join("\n")
+        );
 
         let vars: BTreeMap<&str, &Json> = d["templating"]["list"]
             .as_array()
@@ -439,24 +515,41 @@ fn dashboards_are_grafana_json_with_a_datasource_variable_and_no_uids() {
         assert_eq!(vars["datasource"]["type"], "datasource");
         assert_eq!(vars["datasource"]["query"], "prometheus");
         assert_eq!(vars["job"]["query"], "label_values(leakwatch_up, job)");
-        assert_eq!(vars["target"]["query"], r#"label_values(leakwatch_up{job=~"$job"}, target)"#);
+        assert_eq!(
+            vars["target"]["query"],
+            r#"label_values(leakwatch_up{job=~"$job"}, target)"#
+        );
 
         let mut ids = BTreeSet::new();
         for p in panels(&d) {
-            assert!(ids.insert(p["id"].as_u64().unwrap()), "{name}: duplicate panel id");
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "{name}: duplicate panel id"
+            );
             let g = &p["gridPos"];
-            assert!(g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24, "{name}: {} off the grid", p["title"]);
+            assert!(
+                g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24,
+                "{name}: {} off the grid",
+                p["title"]
+            );
             if p["type"] == "row" {
                 continue;
             }
-            assert_eq!(p["datasource"]["uid"], "${datasource}", "{name}: {}", p["title"]);
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "{name}: {}",
+                p["title"]
+            );
             let targets = p["targets"].as_array().unwrap();
             assert!(!targets.is_empty(), "{name}: {} has no query", p["title"]);
             for t in targets {
                 let expr = t["expr"].as_str().unwrap();
                 // Per-target queries select by the variables, never a fixed job.
                 assert!(!expr.contains("job=\""), "{name}: hard-coded job in {expr}");
-                assert!(expr.contains("$job") || expr.contains("vector("), "{name}: {expr} ignores $job");
+                assert!(
+                    expr.contains("$job") || expr.contains("vector("),
+                    "{name}: {expr} ignores $job"
+                );
             }
         }
     }
@@ -505,7 +598,10 @@ fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
         "leakwatch_scrape_duration_seconds",
         "leakwatch_scrape_errors_total",
     ] {
-        assert!(all.contains(metric), "target dashboard does not show {metric}");
+        assert!(
+            all.contains(metric),
+            "target dashboard does not show {metric}"
+        );
     }
 
     let f = dashboard("leakwatch-fleet.json");
@@ -515,11 +611,24 @@ fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
         .map(|p| (p["title"].as_str().unwrap(), p))
         .collect();
     let slope = tables["Targets by live-heap slope"];
-    assert!(slope["targets"][0]["expr"].as_str().unwrap().starts_with("target:leakwatch_heap_live_slope_bytes_per_second:max{"));
+    assert!(
+        slope["targets"][0]["expr"]
+            .as_str()
+            .unwrap()
+            .starts_with("target:leakwatch_heap_live_slope_bytes_per_second:max{")
+    );
     assert_eq!(slope["options"]["sortBy"][0]["desc"], true);
     let oom = tables["Targets by time to OOM"];
-    assert!(oom["targets"][0]["expr"].as_str().unwrap().starts_with("target:leakwatch_time_to_oom_seconds:min{"));
-    assert_eq!(oom["options"]["sortBy"][0]["desc"], false, "soonest OOM first");
+    assert!(
+        oom["targets"][0]["expr"]
+            .as_str()
+            .unwrap()
+            .starts_with("target:leakwatch_time_to_oom_seconds:min{")
+    );
+    assert_eq!(
+        oom["options"]["sortBy"][0]["desc"], false,
+        "soonest OOM first"
+    );
 }
 
 /// Dashboard PromQL with Grafana's variables substituted, checked by promtool as
@@ -567,11 +676,17 @@ fn dockerfile_sources(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let Some((instr, rest)) = words.split_first() else { continue };
+        let Some((instr, rest)) = words.split_first() else {
+            continue;
+        };
         if !["COPY", "ADD"].contains(instr) || rest.iter().any(|w| w.starts_with("--from")) {
             continue;
         }
-        let args: Vec<&str> = rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
+        let args: Vec<&str> = rest
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
         if let Some((_dest, srcs)) = args.split_last() {
             out.extend(srcs.iter().map(|s| s.to_string()));
         }
@@ -581,14 +696,24 @@ fn dockerfile_sources(text: &str) -> Vec<String> {
 
 #[test]
 fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
-    run_ok("docker-compose", &["-f", "docker-compose.yml", "config", "--quiet"]);
+    run_ok(
+        "docker-compose",
+        &["-f", "docker-compose.yml", "config", "--quiet"],
+    );
 
     let compose = yaml(&read("docker-compose.yml"), "docker-compose.yml");
     let services = compose.get("services").and_then(Yaml::as_mapping).unwrap();
     let names: BTreeSet<&str> = services.keys().filter_map(Yaml::as_str).collect();
     assert_eq!(
         names,
-        ["alertmanager", "grafana", "leakwatch", "leaky-service", "prometheus"].into()
+        [
+            "alertmanager",
+            "grafana",
+            "leakwatch",
+            "leaky-service",
+            "prometheus"
+        ]
+        .into()
     );
     let mut checked = 0;
     for (name, svc) in services {
@@ -596,9 +721,17 @@ fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
         if let Some(build) = svc.get("build") {
             let context = root().join(str_of(build, "context").unwrap());
             let dockerfile = context.join(str_of(build, "dockerfile").unwrap());
-            assert!(dockerfile.is_file(), "{name}: {} missing", dockerfile.display());
+            assert!(
+                dockerfile.is_file(),
+                "{name}: {} missing",
+                dockerfile.display()
+            );
             for src in dockerfile_sources(&std::fs::read_to_string(&dockerfile).unwrap()) {
-                assert!(context.join(&src).exists(), "{name}: {} copies missing {src}", dockerfile.display());
+                assert!(
+                    context.join(&src).exists(),
+                    "{name}: {} copies missing {src}",
+                    dockerfile.display()
+                );
                 checked += 1;
             }
         }
@@ -611,24 +744,44 @@ fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
             }
         }
         for p in seq(svc, "ports") {
-            assert!(p.as_str().unwrap().starts_with("127.0.0.1:"), "{name}: port {p:?} not on loopback");
+            assert!(
+                p.as_str().unwrap().starts_with("127.0.0.1:"),
+                "{name}: port {p:?} not on loopback"
+            );
         }
     }
     assert!(checked >= 10, "only {checked} paths checked");
 
     let leaky = &services[&Yaml::from("leaky-service")];
-    let cmd: Vec<&str> = seq(leaky, "command").iter().filter_map(Yaml::as_str).collect();
+    let cmd: Vec<&str> = seq(leaky, "command")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
     assert_eq!(cmd, ["-addr", "0.0.0.0:6060", "-mode", "heap"]);
     let lw_docker = read("deploy/leakwatch.Dockerfile");
-    for needle in ["FROM rust:1-bookworm AS builder", "FROM debian:bookworm-slim", "USER leakwatch", "EXPOSE 10760"] {
-        assert!(lw_docker.contains(needle), "leakwatch.Dockerfile lacks {needle}");
+    for needle in [
+        "FROM rust:1-bookworm AS builder",
+        "FROM debian:bookworm-slim",
+        "USER leakwatch",
+        "EXPOSE 10760",
+    ] {
+        assert!(
+            lw_docker.contains(needle),
+            "leakwatch.Dockerfile lacks {needle}"
+        );
     }
 }
 
 #[test]
 fn deploy_configs_are_accepted_by_prometheus_alertmanager_and_leakwatch() {
-    run_ok("promtool", &["check", "config", "deploy/prometheus/prometheus.yml"]);
-    run_ok("amtool", &["check-config", "deploy/alertmanager/alertmanager.yml"]);
+    run_ok(
+        "promtool",
+        &["check", "config", "deploy/prometheus/prometheus.yml"],
+    );
+    run_ok(
+        "amtool",
+        &["check-config", "deploy/alertmanager/alertmanager.yml"],
+    );
 
     let cfg = leakwatch::config::Config::from_yaml(&read("deploy/leakwatch/leakwatch.yml"))
         .unwrap_or_else(|e| panic!("deploy/leakwatch/leakwatch.yml: {e}"));
@@ -637,7 +790,11 @@ fn deploy_configs_are_accepted_by_prometheus_alertmanager_and_leakwatch() {
 
     for f in files("deploy/grafana/provisioning/datasources", ".yml") {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("uid:"), "{}: a fixed UID defeats ${{datasource}}", f.display());
+        assert!(
+            !text.contains("uid:"),
+            "{}: a fixed UID defeats ${{datasource}}",
+            f.display()
+        );
         assert!(text.contains("url: http://prometheus:9090"));
     }
 }
@@ -653,33 +810,66 @@ fn ops_config_generates_configs_the_real_tools_accept() {
 
     run_ok(ops, &["rules", "--out", &p("rules.yml"), "--for", "7s"]);
     let rules = std::fs::read_to_string(p("rules.yml")).unwrap();
-    let fors: Vec<&str> = rules.lines().filter_map(|l| l.trim().strip_prefix("for: ")).collect();
-    assert_eq!(fors.len(), alert_names().len() + 1, "LeakwatchTimeToOOM has two rules");
+    let fors: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("for: "))
+        .collect();
+    assert_eq!(
+        fors.len(),
+        alert_names().len() + 1,
+        "LeakwatchTimeToOOM has two rules"
+    );
     assert!(fors.iter().all(|f| *f == "7s" || *f == "0m"), "{fors:?}");
     run_ok("promtool", &["check", "rules", &p("rules.yml")]);
 
     run_ok(
         ops,
         &[
-            "prometheus", "--out", &p("prometheus.yml"), "--leakwatch", "127.0.0.1:10760",
-            "--alertmanager", "127.0.0.1:9093", "--rules", &p("rules.yml"),
+            "prometheus",
+            "--out",
+            &p("prometheus.yml"),
+            "--leakwatch",
+            "127.0.0.1:10760",
+            "--alertmanager",
+            "127.0.0.1:9093",
+            "--rules",
+            &p("rules.yml"),
         ],
     );
     let out = run_ok("promtool", &["check", "config", &p("prometheus.yml")]);
     assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
 
-    run_ok(ops, &["alertmanager", "--out", &p("alertmanager.yml"), "--webhook", "http://127.0.0.1:9/"]);
+    run_ok(
+        ops,
+        &[
+            "alertmanager",
+            "--out",
+            &p("alertmanager.yml"),
+            "--webhook",
+            "http://127.0.0.1:9/",
+        ],
+    );
     run_ok("amtool", &["check-config", &p("alertmanager.yml")]);
 
     run_ok(
         ops,
         &[
-            "leakwatch", "--out", &p("leakwatch.yml"), "--target", "leaky=http://127.0.0.1:6060",
-            "--pid", "4242", "--label", "team=demo", "--listen", "127.0.0.1:10761",
+            "leakwatch",
+            "--out",
+            &p("leakwatch.yml"),
+            "--target",
+            "leaky=http://127.0.0.1:6060",
+            "--pid",
+            "4242",
+            "--label",
+            "team=demo",
+            "--listen",
+            "127.0.0.1:10761",
         ],
     );
-    let cfg = leakwatch::config::Config::from_yaml(&std::fs::read_to_string(p("leakwatch.yml")).unwrap())
-        .unwrap_or_else(|e| panic!("generated leakwatch.yml: {e}"));
+    let cfg =
+        leakwatch::config::Config::from_yaml(&std::fs::read_to_string(p("leakwatch.yml")).unwrap())
+            .unwrap_or_else(|e| panic!("generated leakwatch.yml: {e}"));
     let t = &cfg.targets[0];
     assert_eq!((t.name.as_str(), t.pid), ("leaky", Some(4242)));
     assert_eq!(t.interval, std::time::Duration::from_secs(1));
@@ -687,6 +877,3 @@ fn ops_config_generates_configs_the_real_tools_accept() {
 
     run_ok("bash", &["-n", "scripts/demo"]);
 }
-
-#[allow(dead_code)]
-fn _paths_are_relative(_: &Path) {}
