@@ -135,11 +135,22 @@ impl TargetState {
         self.config.interval.saturating_sub(took)
     }
 
+    /// Counts a failed request and drops what that endpoint had reported: a series is
+    /// either current or absent, never silently stale.
     fn record_error(&self, endpoint: &'static str, err: &Error) {
         tracing::warn!(target_name = %self.config.name, endpoint, error = %err, "scrape failed");
         let mut st = self.status();
         *st.errors.entry((endpoint, err.reason())).or_default() += 1;
         st.last_error = Some(format!("{endpoint}: {err}"));
+        match endpoint {
+            ENDPOINT_HEAP => {
+                st.memstats = None;
+                st.heap = None;
+                st.heap_totals = None;
+            }
+            ENDPOINT_GOROUTINE => st.goroutines = None,
+            _ => {}
+        }
     }
 
     /// One scrape of every endpoint of the target. Errors are recorded, never returned:

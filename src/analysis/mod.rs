@@ -4,3 +4,4 @@ pub mod slope;
 pub mod window;
 pub mod signals;
 pub mod verdict;
+pub mod diff;

@@ -693,3 +693,328 @@ impl Window {
                 .sum::<usize>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pprof::HeapSample;
+
+    fn t(sec: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec)
+    }
+
+    fn ms(total_alloc: u64, heap_alloc: u64, num_gc: u64) -> MemStats {
+        MemStats {
+            total_alloc: Some(total_alloc),
+            heap_alloc: Some(heap_alloc),
+            mallocs: Some(total_alloc / 64),
+            frees: Some((total_alloc - heap_alloc) / 64),
+            num_gc: Some(num_gc),
+            next_gc: Some(2 * heap_alloc),
+            ..MemStats::default()
+        }
+    }
+
+    fn obs(sec: u64, pid: Option<u32>, m: Option<MemStats>) -> Observation {
+        Observation {
+            pid,
+            memstats: m,
+            ..Observation::at(t(sec))
+        }
+    }
+
+    fn profile(sites: &[(&str, u64)]) -> Arc<HeapProfile> {
+        Arc::new(HeapProfile {
+            sampling_period: 524288,
+            samples: sites
+                .iter()
+                .map(|(f, b)| HeapSample {
+                    stack: vec!["runtime.mallocgc".into(), f.to_string(), "main.main".into()],
+                    inuse_bytes: *b,
+                    inuse_objects: 1,
+                    alloc_bytes: *b,
+                    alloc_objects: 1,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn restarts_start_a_new_window() {
+        struct Case {
+            name: &'static str,
+            second: Observation,
+            want: ObserveOutcome,
+            len_after: usize,
+        }
+        let cases = [
+            Case {
+                name: "counters grow, same pid",
+                second: obs(15, Some(7), Some(ms(2000, 600, 3))),
+                want: ObserveOutcome::Appended,
+                len_after: 2,
+            },
+            Case {
+                name: "TotalAlloc and NumGC drop, same pid (pid namespace reuse)",
+                second: obs(15, Some(7), Some(ms(100, 90, 0))),
+                want: ObserveOutcome::Restarted,
+                len_after: 1,
+            },
+            Case {
+                name: "new pid, counters still larger",
+                second: obs(15, Some(8), Some(ms(5000, 600, 9))),
+                want: ObserveOutcome::Restarted,
+                len_after: 1,
+            },
+            Case {
+                name: "pid unknown this time, counters grow",
+                second: obs(15, None, Some(ms(2000, 600, 3))),
+                want: ObserveOutcome::Appended,
+                len_after: 2,
+            },
+            Case {
+                name: "no memstats this time: nothing to compare, kept",
+                second: obs(15, Some(7), None),
+                want: ObserveOutcome::Appended,
+                len_after: 2,
+            },
+            Case {
+                name: "same time again",
+                second: obs(0, Some(7), Some(ms(2000, 600, 3))),
+                want: ObserveOutcome::Ignored,
+                len_after: 1,
+            },
+            Case {
+                name: "clock stepped back",
+                second: Observation {
+                    at: t(0) - Duration::from_secs(5),
+                    ..obs(0, Some(7), None)
+                },
+                want: ObserveOutcome::Ignored,
+                len_after: 1,
+            },
+        ];
+        for c in cases {
+            let mut w = Window::new(&WindowConfig::default());
+            assert_eq!(
+                w.observe(obs(0, Some(7), Some(ms(1000, 500, 2)))),
+                ObserveOutcome::Appended
+            );
+            assert_eq!(w.observe(c.second), c.want, "{}", c.name);
+            assert_eq!(w.len(), c.len_after, "{}", c.name);
+            assert_eq!(
+                w.restarts(),
+                u64::from(c.want == ObserveOutcome::Restarted),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn heap_profile_alloc_drop_is_a_restart() {
+        let mut w = Window::new(&WindowConfig::default());
+        let with_heap = |sec, bytes| Observation {
+            heap: Some(profile(&[("main.f", bytes)])),
+            ..Observation::at(t(sec))
+        };
+        assert_eq!(w.observe(with_heap(0, 5000)), ObserveOutcome::Appended);
+        assert_eq!(w.observe(with_heap(15, 6000)), ObserveOutcome::Appended);
+        assert_eq!(w.observe(with_heap(30, 100)), ObserveOutcome::Restarted);
+        assert_eq!(w.len(), 1);
+        let (old, new) = w.heap_sites().unwrap();
+        assert_eq!(
+            (old.get("main.f"), new.get("main.f")),
+            (Some(100), Some(100))
+        );
+    }
+
+    #[test]
+    fn window_is_bounded_in_time_and_count() {
+        let cfg = WindowConfig {
+            span: Duration::from_secs(600),
+            max_samples: 20,
+            ..WindowConfig::default()
+        };
+        let mut w = Window::new(&cfg);
+        // One sample a second for 30 minutes: 1,800 observations.
+        for sec in 0..1800 {
+            w.observe(obs(sec, Some(1), Some(ms(1000 + sec * 10, 500, sec / 10))));
+        }
+        assert!(w.len() <= 21, "len {}", w.len());
+        assert!(w.len() >= 19, "len {}", w.len());
+        assert!(w.span() <= Duration::from_secs(600), "{:?}", w.span());
+        assert!(w.span() >= Duration::from_secs(560), "{:?}", w.span());
+        // The newest observation is always the newest sample.
+        assert_eq!(w.newest().unwrap().at, t(1799));
+        assert_eq!(w.newest().unwrap().total_alloc, Some(1000 + 1799 * 10));
+    }
+
+    #[test]
+    fn site_checkpoints_anchor_near_the_window_start() {
+        let cfg = WindowConfig {
+            span: Duration::from_secs(1800),
+            ..WindowConfig::default()
+        };
+        let mut w = Window::new(&cfg);
+        for i in 0..=240u64 {
+            let sec = i * 15;
+            w.observe(Observation {
+                heap: Some(profile(&[
+                    ("main.leak", 1000 * i + 1),
+                    ("main.steady", 5000),
+                ])),
+                ..Observation::at(t(sec))
+            });
+        }
+        let (old, new) = w.heap_sites().unwrap();
+        let start = w.start();
+        assert_eq!(new.at, t(3600));
+        // The anchor lies inside the window, at most a quarter span after its start.
+        assert!(old.at >= start, "anchor before window start");
+        let lag = old.at.duration_since(start).unwrap();
+        assert!(lag <= Duration::from_secs(450 + 15), "anchor lag {lag:?}");
+        assert_eq!(new.get("main.leak"), Some(240_001));
+        assert_eq!(new.get("main.steady"), Some(5000));
+        assert!(w.heap_sites.snapshots.len() <= CHECKPOINTS + 2);
+        // Site names are shared between snapshots, not copied.
+        let a = old
+            .entries
+            .iter()
+            .find(|(n, _)| n.as_ref() == "main.leak")
+            .unwrap();
+        let b = new
+            .entries
+            .iter()
+            .find(|(n, _)| n.as_ref() == "main.leak")
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+    }
+
+    #[test]
+    fn sites_beyond_the_cap_go_to_other() {
+        let cfg = WindowConfig {
+            max_sites: 2,
+            ..WindowConfig::default()
+        };
+        let mut w = Window::new(&cfg);
+        w.observe(Observation {
+            heap: Some(profile(&[
+                ("main.a", 300),
+                ("main.b", 200),
+                ("main.c", 100),
+                ("main.d", 50),
+            ])),
+            ..Observation::at(t(0))
+        });
+        let (_, snap) = w.heap_sites().unwrap();
+        assert_eq!(snap.entries.len(), 2);
+        assert_eq!(
+            (snap.get("main.a"), snap.get("main.b")),
+            (Some(300), Some(200))
+        );
+        assert_eq!(snap.other, 150);
+        assert_eq!(snap.total(), 650);
+    }
+
+    #[test]
+    fn pauses_inside_the_window_only() {
+        let mut w = Window::new(&WindowConfig::default());
+        let ns = |sec: u64| (1_800_000_000 + sec) * 1_000_000_000;
+        let mut m = ms(1000, 500, 3);
+        // Ring slots: one pause before the window's first sample, two inside, unused zeros.
+        m.pause_end = vec![ns(0) - 1, ns(0) + 5, 0, 0];
+        m.pause_ns = vec![9_000_000, 1_000, 0, 0];
+        w.observe(Observation {
+            memstats: Some(m.clone()),
+            ..Observation::at(t(10))
+        });
+        // The window starts at t(10): the pause that ended at t(0)+5ns is before it.
+        assert_eq!(w.pauses_ns().count(), 0);
+        m.num_gc = Some(5);
+        m.pause_end = vec![ns(0) - 1, ns(0) + 5, ns(12), ns(20)];
+        m.pause_ns = vec![9_000_000, 1_000, 2_000, 3_000];
+        w.observe(Observation {
+            memstats: Some(m.clone()),
+            ..Observation::at(t(25))
+        });
+        assert_eq!(w.pauses_ns().collect::<Vec<_>>(), vec![2_000, 3_000]);
+        // Seen pauses are not counted twice.
+        w.observe(Observation {
+            memstats: Some(m),
+            ..Observation::at(t(40))
+        });
+        assert_eq!(w.pauses_ns().count(), 2);
+    }
+
+    #[test]
+    fn baseline_auto_after_stable_manual_survives_restart() {
+        let cfg = WindowConfig {
+            warmup: Duration::from_secs(60),
+            min_samples: 4,
+            ..WindowConfig::default()
+        };
+        let mut w = Window::new(&cfg);
+        let live = [100u64, 120, 110, 130, 115, 125, 118];
+        for (i, l) in live.iter().enumerate() {
+            let i = i as u64;
+            let m = MemStats {
+                next_gc: Some(2 * l),
+                num_gc: Some(i / 2),
+                total_alloc: Some(1000 * (i + 1)),
+                ..MemStats::default()
+            };
+            w.observe(Observation {
+                pid: Some(1),
+                memstats: Some(m),
+                ..Observation::at(t(i * 15))
+            });
+            // Warm from 60 s (i = 4) but only 2 GCs in the window from i = 4 (num_gc 0 -> 2).
+            if i < 4 {
+                assert_eq!(w.baseline(), None, "sample {i}");
+            }
+        }
+        // Taken at i = 4: median of 100,120,110,130,115 = 115.
+        let b = w.baseline().unwrap();
+        assert_eq!(
+            (b.bytes, b.source, b.at),
+            (115, BaselineSource::Auto, t(60))
+        );
+        // A restart drops the automatic baseline ...
+        w.observe(obs(200, Some(2), None));
+        assert_eq!(w.baseline(), None);
+        // ... but not a manual one.
+        w.set_baseline(Some(4242), t(201));
+        w.observe(obs(215, Some(3), None));
+        assert_eq!(
+            w.baseline().map(|b| (b.bytes, b.source)),
+            Some((4242, BaselineSource::Manual))
+        );
+    }
+
+    #[test]
+    fn gogc_and_gomemlimit() {
+        let cases = [
+            (None, Some(200), Some(100)),
+            (Some(100), Some(200), Some(100)),
+            (Some(50), Some(300), Some(200)),
+            (Some(-1), Some(300), None),
+            (None, None, None),
+        ];
+        for (gogc, next_gc, want) in cases {
+            let mut w = Window::new(&WindowConfig::default());
+            w.observe(Observation {
+                gogc,
+                memstats: Some(MemStats {
+                    next_gc,
+                    ..MemStats::default()
+                }),
+                gomemlimit: Some(i64::MAX as u64),
+                ..Observation::at(t(0))
+            });
+            let s = w.newest().unwrap();
+            assert_eq!(s.nextgc_live, want, "gogc {gogc:?} next_gc {next_gc:?}");
+            assert_eq!(s.gomemlimit, None, "math.MaxInt64 means no limit");
+        }
+    }
+}

@@ -1,1 +1,151 @@
-//! (being written)
+//! Live: the example Go service built with each toolchain (Go 1.19 and Go 1.26), run on
+//! 127.0.0.1, watched by the real leakwatch binary. leakwatch's MemStats are checked
+//! against the service's own `/debug/vars` read just before and just after the scrape
+//! they came from; its goroutine count against the service's `runtime.NumGoroutine()`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::support::{LeakyService, Leakwatch, Metrics, toolchains, wait_until};
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn config(url: &str) -> String {
+    format!(
+        "defaults:\n  interval: 300ms\n  timeout: 5s\ntargets:\n  - name: svc\n    url: {url}\n    heap_format: text\n"
+    )
+}
+
+/// Waits for a scrape that *started* after `t0` (its end is more than a second past
+/// `t0` and it took well under a second) and returns the metrics page.
+fn metrics_after(lw: &Leakwatch, t0: f64) -> Metrics {
+    wait_until(Duration::from_secs(20), "a scrape after the first read", || {
+        let m = lw.metrics();
+        let last = m.get("leakwatch_last_success_timestamp_seconds", &[("target", "svc")])?;
+        let took = m.get(
+            "leakwatch_scrape_duration_seconds",
+            &[("target", "svc"), ("endpoint", "heap")],
+        )?;
+        (last - took > t0 + 0.05).then_some(m)
+    })
+}
+
+/// Cumulative MemStats counters: the scrape happened between the two reads, so its
+/// value lies between them. Gauges move both ways between reads: within 25% (or
+/// 1 MiB, whichever is larger) of the range the two reads span.
+#[test]
+fn memstats_match_the_service_own_expvar() {
+    for tc in toolchains() {
+        let svc = LeakyService::start(
+            &tc,
+            &["-mode", "heap,goroutine", "-interval", "50ms", "-per-tick", "2", "-size", "16384"],
+        );
+        let lw = Leakwatch::start(&config(&svc.url));
+        wait_until(Duration::from_secs(20), "leakwatch_up 1", || {
+            (lw.metrics().get("leakwatch_up", &[("target", "svc")]) == Some(1.0)).then_some(())
+        });
+
+        let t0 = now_unix();
+        let before = svc.vars()["memstats"].clone();
+        let goroutines_before = svc.leaked()["goroutines"];
+        let m = metrics_after(&lw, t0);
+        let after = svc.vars()["memstats"].clone();
+        let goroutines_after = svc.leaked()["goroutines"];
+        let v = |name: &str| {
+            m.get(name, &[("target", "svc")])
+                .unwrap_or_else(|| panic!("go{}: no {name} in\n{}", tc.version, m.text))
+        };
+        let field = |j: &serde_json::Value, f: &str| {
+            j[f].as_f64()
+                .unwrap_or_else(|| panic!("go{}: /debug/vars has no {f}", tc.version))
+        };
+
+        let counters = [
+            ("leakwatch_go_memstats_alloc_bytes_total", "TotalAlloc"),
+            ("leakwatch_go_memstats_mallocs_total", "Mallocs"),
+            ("leakwatch_go_memstats_frees_total", "Frees"),
+            ("leakwatch_go_memstats_gc_cycles_total", "NumGC"),
+        ];
+        for (metric, f) in counters {
+            let (lo, hi, got) = (field(&before, f), field(&after, f), v(metric));
+            assert!(
+                lo <= got && got <= hi,
+                "go{}: {metric} = {got} is not between /debug/vars {f} before ({lo}) and after ({hi})",
+                tc.version
+            );
+        }
+        let gauges = [
+            ("leakwatch_go_memstats_heap_alloc_bytes", "HeapAlloc"),
+            ("leakwatch_go_memstats_alloc_bytes", "Alloc"),
+            ("leakwatch_go_memstats_sys_bytes", "Sys"),
+            ("leakwatch_go_memstats_heap_sys_bytes", "HeapSys"),
+            ("leakwatch_go_memstats_heap_inuse_bytes", "HeapInuse"),
+            ("leakwatch_go_memstats_heap_objects", "HeapObjects"),
+            ("leakwatch_go_memstats_next_gc_bytes", "NextGC"),
+            ("leakwatch_go_memstats_stack_inuse_bytes", "StackInuse"),
+        ];
+        for (metric, f) in gauges {
+            let (a, b, got) = (field(&before, f), field(&after, f), v(metric));
+            let (lo, hi) = (a.min(b), a.max(b));
+            let slack = (hi * 0.25).max(1024.0 * 1024.0);
+            assert!(
+                got >= lo - slack && got <= hi + slack,
+                "go{}: {metric} = {got}, /debug/vars {f} before {a}, after {b}",
+                tc.version
+            );
+        }
+        // Goroutines: the leak adds 2 per 50 ms; the service's own HTTP handlers add a few.
+        let g = v("leakwatch_goroutines");
+        assert!(
+            g >= goroutines_before as f64 - 3.0 && g <= goroutines_after as f64 + 3.0,
+            "go{}: leakwatch_goroutines {g}, service said {goroutines_before}..{goroutines_after}",
+            tc.version
+        );
+        let waiting = m
+            .get(
+                "leakwatch_goroutines_by_state",
+                &[("target", "svc"), ("state", "chan_receive")],
+            )
+            .unwrap();
+        assert!(
+            waiting >= goroutines_before as f64 - 10.0,
+            "go{}: {waiting} goroutines in chan_receive, expected about {goroutines_before}",
+            tc.version
+        );
+        assert_eq!(v("leakwatch_up"), 1.0);
+    }
+}
+
+/// A service that goes away: `leakwatch_up` drops to 0 with a connect error while
+/// `/metrics` keeps answering; it comes back when the service does.
+#[test]
+fn target_down_then_back() {
+    let tc = &toolchains()[0];
+    let svc = LeakyService::start(tc, &["-mode", "healthy"]);
+    let url = svc.url.clone();
+    let lw = Leakwatch::start(&config(&url));
+    wait_until(Duration::from_secs(20), "up 1", || {
+        (lw.metrics().get("leakwatch_up", &[("target", "svc")]) == Some(1.0)).then_some(())
+    });
+    drop(svc);
+    let m = wait_until(Duration::from_secs(20), "up 0", || {
+        let m = lw.metrics();
+        (m.get("leakwatch_up", &[("target", "svc")]) == Some(0.0)).then_some(m)
+    });
+    assert!(
+        m.get(
+            "leakwatch_scrape_errors_total",
+            &[("target", "svc"), ("endpoint", "heap"), ("reason", "connect")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{}",
+        m.text
+    );
+    // No stale MemStats: a series is current or absent.
+    assert!(!m.has("leakwatch_go_memstats_heap_alloc_bytes"), "{}", m.text);
+}

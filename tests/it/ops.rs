@@ -345,11 +345,10 @@ fn unknown_metric(token: &str, records: &BTreeSet<String>) -> Option<String> {
     if METRICS.iter().any(|d| d.name == name && d.kind == kind) {
         return None;
     }
-    Some(match (kind, METRICS.iter().find(|d| d.name == token)) {
-        (Kind::Gauge, Some(_)) => format!("{token}: a counter, exposed as {token}_total"),
-        (Kind::Counter, None) if METRICS.iter().any(|d| d.name == token) => {
-            format!("{token}: a gauge, exposed without _total")
-        }
+    let other_kind = METRICS.iter().any(|d| d.name == name);
+    Some(match kind {
+        Kind::Gauge if other_kind => format!("{token}: a counter, exposed as {token}_total"),
+        Kind::Counter if other_kind => format!("{token}: a gauge, exposed without _total"),
         _ => format!("{token}: not in METRICS"),
     })
 }
@@ -366,19 +365,44 @@ fn metric_tokens(text: &str) -> BTreeSet<String> {
 fn metric_name_check_tells_kinds_and_rule_names_apart() {
     let records: BTreeSet<String> =
         ["target:leakwatch_pprof_dump:failure_ratio30m".to_string()].into();
-    let cases: &[(&str, bool)] = &[
-        ("leakwatch_up", true),
-        ("leakwatch_up_total", false),
-        ("leakwatch_pprof_dump_total", true),
-        ("leakwatch_pprof_dump", false),
-        ("leakwatch_go_memstats_alloc_bytes", true),
-        ("leakwatch_go_memstats_alloc_bytes_total", true),
-        ("leakwatch_no_such_metric", false),
-        ("target:leakwatch_pprof_dump:failure_ratio30m", true),
-        ("target:leakwatch_pprof_dump:undefined", false),
+    // (token, None if it is exposed, else the reason given)
+    let cases: &[(&str, Option<&str>)] = &[
+        ("leakwatch_up", None),
+        (
+            "leakwatch_up_total",
+            Some("a gauge, exposed without _total"),
+        ),
+        (
+            "leakwatch_heap_live_bytes_total",
+            Some("a gauge, exposed without _total"),
+        ),
+        ("leakwatch_pprof_dump_total", None),
+        (
+            "leakwatch_pprof_dump",
+            Some("a counter, exposed as leakwatch_pprof_dump_total"),
+        ),
+        ("leakwatch_go_memstats_alloc_bytes", None),
+        ("leakwatch_go_memstats_alloc_bytes_total", None),
+        ("leakwatch_no_such_metric", Some("not in METRICS")),
+        ("target:leakwatch_pprof_dump:failure_ratio30m", None),
+        (
+            "target:leakwatch_pprof_dump:undefined",
+            Some("not a recording rule"),
+        ),
+        (
+            "target:leakwatch_nope:failure_ratio30m",
+            Some("not a recording rule"),
+        ),
     ];
-    for (token, ok) in cases {
-        assert_eq!(unknown_metric(token, &records).is_none(), *ok, "{token}");
+    for (token, want) in cases {
+        let got = unknown_metric(token, &records);
+        match want {
+            None => assert_eq!(got, None, "{token}"),
+            Some(reason) => assert!(
+                got.as_deref().is_some_and(|g| g.contains(reason)),
+                "{token}: got {got:?}, want {reason:?}"
+            ),
+        }
     }
     assert_eq!(
         metric_tokens(r#"rate(leakwatch_pprof_dump_total{x="y"}[5m]) / target:leakwatch_up:max"#),

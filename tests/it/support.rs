@@ -1018,7 +1018,13 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
                     && r.contains(r#"# labels: {"handler":"/api/orders", "tenant":"acme"}"#)
             });
             assert_eq!(labelled, 50, "Go {}: {profile}", tc.version);
-            assert_eq!(svc.leaked_count("goroutines"), total);
+            // runtime.NumGoroutine() agrees, give or take the connections being served.
+            let goroutines = svc.leaked_count("goroutines");
+            assert!(
+                goroutines.abs_diff(total) <= 2,
+                "Go {}: {goroutines} vs {total}",
+                tc.version
+            );
             // Capped by -max-items: nothing more is started.
             std::thread::sleep(Duration::from_millis(300));
             assert_eq!(svc.leaked_count("goroutine"), 150);

@@ -122,7 +122,8 @@ fn snapshots(kernel: &str) -> Vec<String> {
 #[test]
 fn v2_every_snapshot_of_both_kernels() {
     // (kernel, snapshot, service, memory.current, memory.peak, events high/max/oom/oom_kill)
-    let table: &[(&str, &str, &str, u64, u64, [u64; 4])] = &[
+    type Row = (&'static str, &'static str, &'static str, u64, u64, [u64; 4]);
+    let table: &[Row] = &[
         (
             "kernel-6.1",
             "s1_early",
@@ -920,7 +921,12 @@ fn cgroup_location_on_pure_v2_and_hybrid_hosts() {
     )
     .unwrap();
     // (cgroup text, files in the cgroup root, expected version, expected dir)
-    let cases: &[(&str, &[&str], Option<(CgroupVersion, &str, &str)>)] = &[
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        Option<(CgroupVersion, &'a str, &'a str)>,
+    );
+    let cases: &[Case] = &[
         // Pure v2.
         (
             &pure,

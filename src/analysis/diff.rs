@@ -1,0 +1,535 @@
+//! Heap top and heap diff: `go tool pprof -top` and `-top -base BASE` over
+//! [`HeapProfile`]s, with pprof's node trimming, ordering and number formatting,
+//! plus per-function growth for the leak signals.
+//!
+//! Differences from pprof, by design: nodes are keyed by function name only (as
+//! pprof's default `functions` granularity does), samples with the same stack are
+//! merged before the diff total is taken (pprof keeps samples apart when their
+//! `bytes` label differs, which can only change the diff *total* when one size
+//! grew and another shrank on the same stack), and the `(inline)` marks are not
+//! printed because [`HeapProfile`] does not record which frames were inlined.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::str::FromStr;
+
+use crate::pprof::{HeapProfile, HeapSample};
+use crate::{Error, Result};
+
+/// Which of the four heap values to report (pprof's `-sample_index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SampleType {
+    InuseSpace,
+    InuseObjects,
+    AllocSpace,
+    AllocObjects,
+}
+
+impl SampleType {
+    pub const ALL: [SampleType; 4] = [
+        SampleType::InuseSpace,
+        SampleType::InuseObjects,
+        SampleType::AllocSpace,
+        SampleType::AllocObjects,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleType::InuseSpace => "inuse_space",
+            SampleType::InuseObjects => "inuse_objects",
+            SampleType::AllocSpace => "alloc_space",
+            SampleType::AllocObjects => "alloc_objects",
+        }
+    }
+
+    /// Bytes (formatted B/kB/MB/...) rather than object counts.
+    pub fn is_bytes(self) -> bool {
+        matches!(self, SampleType::InuseSpace | SampleType::AllocSpace)
+    }
+
+    fn value(self, s: &HeapSample) -> i64 {
+        let v = match self {
+            SampleType::InuseSpace => s.inuse_bytes,
+            SampleType::InuseObjects => s.inuse_objects,
+            SampleType::AllocSpace => s.alloc_bytes,
+            SampleType::AllocObjects => s.alloc_objects,
+        };
+        i64::try_from(v).unwrap_or(i64::MAX)
+    }
+}
+
+impl std::fmt::Display for SampleType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SampleType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        SampleType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown sample type {s:?}: expected inuse_space, inuse_objects, alloc_space or alloc_objects"
+                ))
+            })
+    }
+}
+
+/// What to report and how much of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopOptions {
+    pub sample: SampleType,
+    /// Rows to show (pprof's `-nodecount`); 0 shows every node above the cutoff.
+    pub top: usize,
+    /// Sort by cumulative rather than flat value (pprof's `-cum`).
+    pub cum: bool,
+    /// Also hide rows whose |flat| and |cum| are both below this.
+    pub min_delta: Option<i64>,
+}
+
+impl Default for TopOptions {
+    fn default() -> Self {
+        TopOptions {
+            sample: SampleType::InuseSpace,
+            top: 0,
+            cum: false,
+            min_delta: None,
+        }
+    }
+}
+
+/// One function: `flat` = samples whose leaf it is, `cum` = samples it appears
+/// in anywhere (once per sample, even when recursive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopRow {
+    pub function: String,
+    pub flat: i64,
+    pub cum: i64,
+}
+
+/// The result of [`top`] or [`diff`], in the order pprof prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopReport {
+    pub sample: SampleType,
+    /// pprof's total: the sum of |value| over samples (for a diff, of the
+    /// merged new-minus-base samples), the base of every percentage.
+    pub total: i64,
+    pub rows: Vec<TopRow>,
+    /// Whether this is a diff (`-base`).
+    pub is_diff: bool,
+    /// Nodes left out because |cum| was under pprof's node fraction (0.5%).
+    pub dropped_nodes: usize,
+    /// Nodes left after that cutoff, before `top` cut the list.
+    pub nodes_before_top: usize,
+}
+
+/// pprof's default `-nodefraction`.
+const NODE_FRACTION: f64 = 0.005;
+
+/// `go tool pprof -top -sample_index=...` of one profile.
+pub fn top(p: &HeapProfile, opts: &TopOptions) -> TopReport {
+    let samples: Vec<(&[String], i64)> = p
+        .samples
+        .iter()
+        .map(|s| (s.stack.as_slice(), opts.sample.value(s)))
+        .collect();
+    report(&samples, opts, false)
+}
+
+/// `go tool pprof -top -base BASE NEW`: every value is new minus base.
+pub fn diff(base: &HeapProfile, new: &HeapProfile, opts: &TopOptions) -> TopReport {
+    let merged = merged_delta(base, new, opts.sample);
+    let samples: Vec<(&[String], i64)> = merged.iter().map(|(k, v)| (k.as_slice(), *v)).collect();
+    report(&samples, opts, true)
+}
+
+/// New minus base per distinct stack, in a stable order.
+fn merged_delta(
+    base: &HeapProfile,
+    new: &HeapProfile,
+    sample: SampleType,
+) -> Vec<(Vec<String>, i64)> {
+    let mut order: Vec<Vec<String>> = Vec::new();
+    let mut sums: HashMap<Vec<String>, i64> = HashMap::new();
+    let mut add = |stack: &Vec<String>, v: i64| match sums.get_mut(stack) {
+        Some(x) => *x = x.saturating_add(v),
+        None => {
+            order.push(stack.clone());
+            sums.insert(stack.clone(), v);
+        }
+    };
+    for s in &new.samples {
+        add(&s.stack, sample.value(s));
+    }
+    for s in &base.samples {
+        add(&s.stack, sample.value(s).saturating_neg());
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let v = sums.get(&k).copied().unwrap_or(0);
+            (k, v)
+        })
+        .collect()
+}
+
+fn report(samples: &[(&[String], i64)], opts: &TopOptions, is_diff: bool) -> TopReport {
+    let mut total: i64 = 0;
+    let mut nodes: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for &(stack, v) in samples {
+        // pprof skips zero-valued samples: they create no node.
+        if v == 0 {
+            continue;
+        }
+        total = total.saturating_add(v.saturating_abs());
+        seen.clear();
+        for f in stack {
+            if seen.insert(f.as_str()) {
+                let n = nodes.entry(f.as_str()).or_insert((0, 0));
+                n.1 = n.1.saturating_add(v);
+            }
+        }
+        if let Some(leaf) = stack.first() {
+            let n = nodes.entry(leaf.as_str()).or_insert((0, 0));
+            n.0 = n.0.saturating_add(v);
+        }
+    }
+    // pprof cuts at a fraction of the sum of flat values (not of |values|).
+    let flat_sum: i64 = nodes.values().fold(0i64, |a, n| a.saturating_add(n.0));
+    let cutoff = ((flat_sum as f64) * NODE_FRACTION) as i64;
+    let cutoff = cutoff.saturating_abs();
+    let all = nodes.len();
+    let mut rows: Vec<TopRow> = nodes
+        .into_iter()
+        .filter(|(_, (_, cum))| cum.saturating_abs() >= cutoff)
+        .map(|(f, (flat, cum))| TopRow {
+            function: f.to_string(),
+            flat,
+            cum,
+        })
+        .collect();
+    let dropped_nodes = all - rows.len();
+    if opts.cum {
+        rows.sort_by(|a, b| {
+            b.cum
+                .unsigned_abs()
+                .cmp(&a.cum.unsigned_abs())
+                .then_with(|| a.function.cmp(&b.function))
+                .then_with(|| b.flat.unsigned_abs().cmp(&a.flat.unsigned_abs()))
+        });
+    } else {
+        rows.sort_by(|a, b| {
+            b.flat
+                .unsigned_abs()
+                .cmp(&a.flat.unsigned_abs())
+                .then_with(|| a.function.cmp(&b.function))
+                .then_with(|| b.cum.unsigned_abs().cmp(&a.cum.unsigned_abs()))
+        });
+    }
+    if let Some(min) = opts.min_delta {
+        let min = min.unsigned_abs();
+        rows.retain(|r| r.flat.unsigned_abs() >= min || r.cum.unsigned_abs() >= min);
+    }
+    let nodes_before_top = rows.len();
+    if opts.top > 0 {
+        rows.truncate(opts.top);
+    }
+    TopReport {
+        sample: opts.sample,
+        total,
+        rows,
+        is_diff,
+        dropped_nodes,
+        nodes_before_top,
+    }
+}
+
+/// Flat growth (new minus base) per function, largest growth first; functions
+/// with no change are left out. The leak signals use the head of this list.
+pub fn growth_by_function(
+    base: &HeapProfile,
+    new: &HeapProfile,
+    sample: SampleType,
+) -> Vec<(String, i64)> {
+    let mut flat: HashMap<&str, i64> = HashMap::new();
+    for (p, sign) in [(new, 1i64), (base, -1i64)] {
+        for s in &p.samples {
+            if let Some(leaf) = s.stack.first() {
+                let e = flat.entry(leaf.as_str()).or_insert(0);
+                *e = e.saturating_add(sample.value(s).saturating_mul(sign));
+            }
+        }
+    }
+    let mut out: Vec<(String, i64)> = flat
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(f, v)| (f.to_string(), v))
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+/// Reads a heap profile in whatever form it comes: gzipped or raw protobuf, or
+/// `heap?debug=1` text (optionally gzipped), whose raw counts are scaled the
+/// way pprof does. `max_bytes` caps the decompressed size.
+pub fn load_profile(bytes: &[u8], max_bytes: u64) -> Result<HeapProfile> {
+    let plain: std::borrow::Cow<'_, [u8]> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .take(max_bytes.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Proto(format!("gunzip: {e}")))?;
+        if out.len() as u64 > max_bytes {
+            return Err(Error::Proto(format!(
+                "decompressed profile exceeds the limit of {max_bytes} bytes"
+            )));
+        }
+        out.into()
+    } else {
+        bytes.into()
+    };
+    if plain.starts_with(b"heap profile:") {
+        return Ok(crate::pprof::heap::parse_heap_text(&plain)?.estimate());
+    }
+    let p = crate::pprof::proto::decode(&plain, max_bytes)?;
+    crate::pprof::proto::heap_profile(&p)
+}
+
+/// Output unit chosen like pprof's `selectOutputUnit` for `-unit=minimum`.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    name: &'static str,
+    factor: f64,
+}
+
+const MEMORY_UNITS: [(&str, f64); 6] = [
+    ("B", 1.0),
+    ("kB", 1024.0),
+    ("MB", 1048576.0),
+    ("GB", 1073741824.0),
+    ("TB", 1099511627776.0),
+    ("PB", 1125899906842624.0),
+];
+
+/// The largest memory unit that `v` bytes fill at least once (pprof's autoScale).
+fn auto_unit(v: i64) -> Option<Unit> {
+    let v = v.unsigned_abs() as f64;
+    MEMORY_UNITS
+        .iter()
+        .rev()
+        .find(|(_, f)| v / f >= 1.0)
+        .map(|&(name, factor)| Unit { name, factor })
+}
+
+impl TopReport {
+    fn unit(&self) -> Option<Unit> {
+        if !self.sample.is_bytes() {
+            return None;
+        }
+        let mut min: i64 = 0;
+        for r in &self.rows {
+            let mut m = r.flat.saturating_abs();
+            if m == 0 {
+                m = r.cum.saturating_abs();
+            }
+            if m > 0 && (min == 0 || m < min) {
+                min = m;
+            }
+        }
+        let max = self.total;
+        if min == 0 {
+            min = max;
+        }
+        let (min_u, max_u) = (auto_unit(min), auto_unit(max));
+        let unit = match (min_u, max_u) {
+            (Some(a), Some(b)) if a.name != b.name && min.saturating_mul(100) < max => {
+                auto_unit(min.saturating_mul(100))
+            }
+            (a, _) => a,
+        };
+        Some(unit.unwrap_or(Unit {
+            name: "B",
+            factor: 1.0,
+        }))
+    }
+
+    fn format_value(&self, unit: Option<Unit>, v: i64) -> String {
+        let s = match unit {
+            Some(u) => format!("{:.2}", v as f64 / u.factor),
+            None => format!("{v}.00"),
+        };
+        let s = s.strip_suffix(".00").unwrap_or(&s).to_string();
+        if s == "0" || s == "-0" {
+            return "0".to_string();
+        }
+        match unit {
+            Some(u) => s + u.name,
+            None => s,
+        }
+    }
+
+    /// Sum of the flat values of the rows shown.
+    pub fn shown_flat(&self) -> i64 {
+        self.rows.iter().fold(0i64, |a, r| a.saturating_add(r.flat))
+    }
+
+    /// The report as `go tool pprof -top` prints it (without the `File:` and
+    /// `Time:` lines, and without `(inline)` marks).
+    pub fn render(&self) -> String {
+        let unit = self.unit();
+        let fv = |v: i64| self.format_value(unit, v);
+        let mut out = String::new();
+        out.push_str(&format!(
+            "Type: {}{}\n",
+            self.sample,
+            if self.is_diff { " (new - base)" } else { "" }
+        ));
+        let shown = self.shown_flat();
+        out.push_str(&format!(
+            "Showing nodes accounting for {}, {} of {} total\n",
+            fv(shown),
+            percentage(shown, self.total).trim(),
+            fv(self.total)
+        ));
+        if self.total != 0 {
+            if self.dropped_nodes > 0 {
+                let cut = ((self.total as f64) * NODE_FRACTION) as i64;
+                out.push_str(&format!(
+                    "Dropped {} node{} (cum <= {})\n",
+                    self.dropped_nodes,
+                    if self.dropped_nodes > 1 { "s" } else { "" },
+                    fv(cut.saturating_abs())
+                ));
+            }
+            if !self.rows.is_empty() && self.rows.len() < self.nodes_before_top {
+                out.push_str(&format!(
+                    "Showing top {} nodes out of {}\n",
+                    self.rows.len(),
+                    self.nodes_before_top
+                ));
+            }
+        }
+        out.push_str("      flat  flat%   sum%        cum   cum%\n");
+        let mut sum: i64 = 0;
+        for r in &self.rows {
+            sum = sum.saturating_add(r.flat);
+            out.push_str(&format!(
+                "{:>10} {} {} {:>10} {}  {}\n",
+                fv(r.flat),
+                percentage(r.flat, self.total),
+                percentage(sum, self.total),
+                fv(r.cum),
+                percentage(r.cum, self.total),
+                r.function
+            ));
+        }
+        out
+    }
+}
+
+/// pprof's `measurement.Percentage`: `  100%`, `%5.2f%%` from 1%, Go's `%5.2g%%` below.
+fn percentage(value: i64, total: i64) -> String {
+    let ratio = if total != 0 {
+        (value as f64 / total as f64).abs() * 100.0
+    } else {
+        0.0
+    };
+    if (99.95..=100.05).contains(&ratio) {
+        "  100%".to_string()
+    } else if ratio >= 1.0 {
+        format!("{ratio:5.2}%")
+    } else {
+        format!("{:>5}%", go_g2(ratio))
+    }
+}
+
+/// Go's `%.2g` of a non-negative finite float.
+fn go_g2(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".to_string();
+    }
+    // Rust's `{:.1e}` rounds to 2 significant digits exactly like %g does.
+    let e = format!("{v:.1e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..2).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", trim(mant), sign, exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(1 - exp).unwrap_or(0);
+        trim(&format!("{v:.decimals$}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_percentages() {
+        let cases = [
+            (1, 1, "  100%"),
+            (0, 5, "    0%"),
+            (5413, 10000, "54.13%"),
+            (51, 100000, "0.051%"),
+            (64, 1000000, "0.0064%"),
+            (64, 1000000000, "6.4e-06%"),
+            (-826, 10000, " 8.26%"),
+            (996, 100000, "    1%"),
+            (9996, 1000000, "    1%"),
+        ];
+        for (v, t, want) in cases {
+            assert_eq!(percentage(v, t), want, "{v}/{t}");
+        }
+    }
+
+    fn sample(stack: &[&str], inuse_bytes: u64) -> HeapSample {
+        HeapSample {
+            stack: stack.iter().map(|s| s.to_string()).collect(),
+            inuse_bytes,
+            inuse_objects: 1,
+            ..HeapSample::default()
+        }
+    }
+
+    #[test]
+    fn flat_cum_and_recursion() {
+        let p = HeapProfile {
+            sampling_period: 1,
+            samples: vec![
+                sample(&["leaf", "rec", "rec", "main"], 1000),
+                sample(&["rec", "main"], 500),
+                sample(&["other"], 0),
+            ],
+        };
+        let r = top(&p, &TopOptions::default());
+        assert_eq!(r.total, 1500);
+        let get = |f: &str| r.rows.iter().find(|x| x.function == f).cloned().unwrap();
+        assert_eq!((get("leaf").flat, get("leaf").cum), (1000, 1000));
+        assert_eq!((get("rec").flat, get("rec").cum), (500, 1500));
+        assert_eq!((get("main").flat, get("main").cum), (0, 1500));
+        assert!(r.rows.iter().all(|x| x.function != "other"));
+        assert_eq!(r.rows[0].function, "leaf");
+        let g = growth_by_function(&HeapProfile::default(), &p, SampleType::InuseSpace);
+        assert_eq!(g, vec![("leaf".into(), 1000), ("rec".into(), 500)]);
+    }
+
+    #[test]
+    fn sample_type_from_str() {
+        for t in SampleType::ALL {
+            assert_eq!(t.as_str().parse::<SampleType>().unwrap(), t);
+        }
+        assert!("inuse".parse::<SampleType>().is_err());
+    }
+}
