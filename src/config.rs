@@ -14,6 +14,7 @@ use bytesize::ByteSize;
 use regex::Regex;
 use serde::{Deserialize, Deserializer};
 
+use crate::analysis::signals::SignalConfig;
 use crate::error::{Error, Result};
 
 /// The default target: the pprof convention (`import _ "net/http/pprof"` examples listen on 6060).
@@ -77,12 +78,18 @@ pub struct Defaults {
     /// How much history each target's analysis window keeps.
     #[serde(deserialize_with = "de_duration")]
     pub window: Duration,
+    /// Time a (re)started target is watched before a verdict or time-to-OOM is given
+    /// (capped at two thirds of `window`); see README "Leak signals".
+    #[serde(deserialize_with = "de_duration")]
+    pub warmup: Duration,
     pub heap_format: HeapFormat,
     pub goroutine_format: GoroutineFormat,
     /// Ask the service to run a GC before the heap profile (`gc=1`). Off: it perturbs the service.
     pub gc: bool,
     /// Memory limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
     pub memory_limit: Option<ByteSize>,
+    /// Leak-signal settings: top-N label counts and verdict thresholds.
+    pub signals: SignalConfig,
 }
 
 impl Default for Defaults {
@@ -92,10 +99,12 @@ impl Default for Defaults {
             timeout: Duration::from_secs(10),
             max_body_bytes: ByteSize::mib(64),
             window: Duration::from_secs(30 * 60),
+            warmup: Duration::from_secs(20 * 60),
             heap_format: HeapFormat::Text,
             goroutine_format: GoroutineFormat::Proto,
             gc: false,
             memory_limit: None,
+            signals: SignalConfig::default(),
         }
     }
 }
@@ -135,6 +144,8 @@ struct RawTarget {
     max_body_bytes: Option<ByteSize>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     window: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    warmup: Option<Duration>,
     #[serde(default)]
     heap_format: Option<HeapFormat>,
     #[serde(default)]
@@ -153,6 +164,8 @@ struct RawTarget {
     process: Option<String>,
     #[serde(default)]
     cgroup: Option<String>,
+    #[serde(default)]
+    signals: Option<SignalConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +191,7 @@ pub struct TargetConfig {
     pub timeout: Duration,
     pub max_body_bytes: u64,
     pub window: Duration,
+    pub warmup: Duration,
     pub heap_format: HeapFormat,
     pub goroutine_format: GoroutineFormat,
     pub gc: bool,
@@ -188,6 +202,7 @@ pub struct TargetConfig {
     pub pid_file: Option<PathBuf>,
     pub process: Option<String>,
     pub cgroup: Option<String>,
+    pub signals: SignalConfig,
 }
 
 impl TargetConfig {
@@ -305,6 +320,7 @@ impl RawTarget {
             timeout: None,
             max_body_bytes: None,
             window: None,
+            warmup: None,
             heap_format: None,
             goroutine_format: None,
             gc: None,
@@ -314,6 +330,7 @@ impl RawTarget {
             pid_file: None,
             process: None,
             cgroup: None,
+            signals: None,
         }
     }
 }
@@ -357,6 +374,7 @@ impl RawConfig {
             let interval = t.interval.unwrap_or(d.interval);
             let timeout = t.timeout.unwrap_or(d.timeout);
             let window = t.window.unwrap_or(d.window);
+            let warmup = t.warmup.unwrap_or(d.warmup);
             check_positive(&format!("{key}.interval"), interval)?;
             check_positive(&format!("{key}.timeout"), timeout)?;
             check_positive(&format!("{key}.window"), window)?;
@@ -393,6 +411,7 @@ impl RawConfig {
                 timeout,
                 max_body_bytes: max_body,
                 window,
+                warmup,
                 heap_format: t.heap_format.unwrap_or(d.heap_format),
                 goroutine_format: t.goroutine_format.unwrap_or(d.goroutine_format),
                 gc: t.gc.unwrap_or(d.gc),
@@ -402,6 +421,7 @@ impl RawConfig {
                 pid_file: t.pid_file,
                 process: t.process,
                 cgroup: t.cgroup,
+                signals: t.signals.unwrap_or_else(|| d.signals.clone()),
             });
         }
         Ok(Config {

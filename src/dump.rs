@@ -333,7 +333,7 @@ pub struct DumpFile {
     pub reason: Reason,
     /// Unix seconds (UTC) when the profile was requested, from the name.
     pub time: u64,
-    /// 1, or n >= 2 for the n-th dump of one profile and reason in the same second.
+    /// 1, or n >= 2 for the n-th dump of one profile in the same second.
     pub seq: u32,
     pub size: u64,
     /// Where it is on disk (`<dir>/<target>/<name>`).
@@ -776,6 +776,8 @@ struct Entry {
     /// Base candidate pinned while a suspect dump is in flight.
     pending_base: Option<String>,
     pair: Option<(String, String)>,
+    /// (second, seq) of the last name given per profile, pruned or not.
+    last_seq: [Option<(u64, u32)>; 2],
     counts: BTreeMap<(ProfileType, bool, Reason), u64>,
     bytes: [u64; 2],
     last_success: [Option<SystemTime>; 2],
@@ -829,6 +831,7 @@ impl Entry {
             last_suspect_attempt: None,
             pending_base: None,
             pair: None,
+            last_seq: [None, None],
             counts,
             bytes: [0, 0],
             last_success: [None, None],
@@ -1040,90 +1043,93 @@ impl DumpManager {
     /// `on_suspect`) and scheduled dumps. The first scheduled dump of a profile comes
     /// one period after first contact. Failures are counted and logged, not returned.
     pub async fn tick(&self, target: &str, now: Instant) {
-        let jobs = {
-            let mut entries = self.lock();
-            let Some(e) = entries.get_mut(target) else {
-                return;
-            };
-            if e.dir.is_none() {
-                return;
-            }
-            let mut jobs = Vec::new();
-            if e.target.config.on_suspect
-                && !e.baseline_done
-                && e.baseline_retry_at.is_none_or(|t| t <= now)
-            {
-                e.baseline_retry_at = Some(now + BASELINE_RETRY);
-                jobs.push((ProfileType::Heap, Reason::Baseline));
-            }
-            for p in ProfileType::ALL {
-                let Some(every) = e.target.config.every(p) else {
-                    continue;
-                };
-                let slot = &mut e.next_due[p.index()];
-                match *slot {
-                    None => *slot = Some(now + every),
-                    Some(due) if due <= now => {
-                        let mut next = due + every;
-                        if next <= now {
-                            next = now + every;
-                        }
-                        *slot = Some(next);
-                        jobs.push((p, Reason::Schedule));
-                    }
-                    Some(_) => {}
-                }
-            }
-            jobs
+        let jobs = self.plan(target, now);
+        self.execute(target, jobs).await;
+    }
+
+    /// What is due for `target` at `now`; advances its schedule as if it had run.
+    fn plan(&self, target: &str, now: Instant) -> Vec<(ProfileType, Reason)> {
+        let mut entries = self.lock();
+        let Some(e) = entries.get_mut(target) else {
+            return Vec::new();
         };
+        if e.dir.is_none() {
+            return Vec::new();
+        }
+        let mut jobs = Vec::new();
+        if e.target.config.on_suspect
+            && !e.baseline_done
+            && e.baseline_retry_at.is_none_or(|t| t <= now)
+        {
+            e.baseline_retry_at = Some(now + BASELINE_RETRY);
+            jobs.push((ProfileType::Heap, Reason::Baseline));
+        }
+        for p in ProfileType::ALL {
+            let Some(every) = e.target.config.every(p) else {
+                continue;
+            };
+            let slot = &mut e.next_due[p.index()];
+            match *slot {
+                None => *slot = Some(now + every),
+                Some(due) if due <= now => {
+                    // Keep the cadence; after a long stall start again from now
+                    // instead of catching up with a burst.
+                    let mut next = due + every;
+                    if next <= now {
+                        next = now + every;
+                    }
+                    *slot = Some(next);
+                    jobs.push((p, Reason::Schedule));
+                }
+                Some(_) => {}
+            }
+        }
+        jobs
+    }
+
+    async fn execute(&self, target: &str, jobs: Vec<(ProfileType, Reason)>) {
         for (profile, reason) in jobs {
+            // A scheduled dump is skipped while another of its profile runs.
             let wait = reason != Reason::Schedule;
             let _ = self.dump(target, profile, reason, wait).await;
         }
     }
 
-    /// Targets with something due at `now`, and when the next thing falls due.
-    fn due(&self, now: Instant) -> (Vec<String>, Option<Instant>) {
+    /// When the next scheduled dump or baseline retry of any target falls due.
+    fn next_wakeup(&self) -> Option<Instant> {
         let entries = self.lock();
-        let mut due = Vec::new();
         let mut next: Option<Instant> = None;
-        for (name, e) in entries.iter() {
-            if e.dir.is_none() {
-                continue;
-            }
-            let mut times: Vec<Instant> = Vec::new();
-            for p in ProfileType::ALL {
-                if e.target.config.every(p).is_some() {
-                    times.push(e.next_due[p.index()].unwrap_or(now));
-                }
-            }
+        for e in entries.values().filter(|e| e.dir.is_some()) {
+            let mut times: Vec<Instant> = e.next_due.iter().flatten().copied().collect();
             if e.target.config.on_suspect && !e.baseline_done {
-                times.push(e.baseline_retry_at.unwrap_or(now));
+                times.extend(e.baseline_retry_at);
             }
-            if times.iter().any(|t| *t <= now) {
-                due.push(name.clone());
-            }
-            for t in times.into_iter().filter(|t| *t > now) {
+            for t in times {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
-        (due, next)
+        next
     }
 
     /// Runs every target's schedule until `shutdown`: an alternative to calling
-    /// [`tick`](Self::tick) from the scrape loops that never delays a scrape. Dumps in
-    /// flight at shutdown are cancelled (their temporary files removed).
+    /// [`tick`](Self::tick) from the scrape loops that never delays a scrape (each
+    /// target's dumps run in their own task). Dumps in flight at shutdown are
+    /// cancelled (their temporary files removed).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             let now = Instant::now();
-            let (due, next) = self.due(now);
-            for name in due {
-                let me = self.clone();
-                tasks.spawn(async move { me.tick(&name, Instant::now()).await });
+            let names: Vec<String> = self.lock().keys().cloned().collect();
+            for name in names {
+                let jobs = self.plan(&name, now);
+                if !jobs.is_empty() {
+                    let me = self.clone();
+                    tasks.spawn(async move { me.execute(&name, jobs).await });
+                }
             }
-            let wait = next
-                .map(|t| t.saturating_duration_since(now))
+            let wait = self
+                .next_wakeup()
+                .map(|t| t.saturating_duration_since(Instant::now()))
                 .unwrap_or(MAX_SLEEP)
                 .clamp(MIN_SLEEP, MAX_SLEEP);
             tokio::select! {
@@ -1195,7 +1201,25 @@ impl DumpManager {
             let taken = |n: &str| {
                 entries.get(target).is_some_and(|e| e.find(n).is_some()) || dir.join(n).exists()
             };
-            let mut seq = 1;
+            // The n-th dump of a profile within one second gets seq n, whatever its
+            // reason, so names keep the order dumps were taken in (even after pruning).
+            let mut seq = entries
+                .get(target)
+                .map(|e| {
+                    e.files
+                        .iter()
+                        .map(|f| &f.file)
+                        .filter(|f| f.profile == profile && f.time == time)
+                        .map(|f| f.seq)
+                        .chain(
+                            e.last_seq[profile.index()]
+                                .filter(|l| l.0 == time)
+                                .map(|l| l.1),
+                        )
+                        .max()
+                        .map_or(1, |m| m.saturating_add(1))
+                })
+                .unwrap_or(1);
             let mut name = file_name(profile, time, reason, seq);
             while taken(&name) {
                 seq += 1;
@@ -1204,6 +1228,9 @@ impl DumpManager {
             (name, seq)
         };
         let (name, seq) = name;
+        if let Some(e) = self.lock().get_mut(target) {
+            e.last_seq[profile.index()] = Some((time, seq));
+        }
         let result = write_dump(
             &self.client,
             &url,

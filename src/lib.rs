@@ -61,10 +61,19 @@ impl Targets {
     }
 }
 
+/// The kernel-log follower's health and the kills it could not attribute.
+#[derive(Debug, Default)]
+pub struct KernelLogStatus {
+    /// (source path, readable) once the follower has tried to open the log.
+    pub readable: std::sync::Mutex<Option<(String, bool)>>,
+    pub host_kills: std::sync::atomic::AtomicU64,
+}
+
 /// State shared by the HTTP handlers and the scrape loops.
 #[derive(Debug)]
 pub struct AppState {
     pub targets: Arc<Targets>,
+    pub kernel: Arc<KernelLogStatus>,
     pub registry: Registry,
 }
 
@@ -73,11 +82,17 @@ impl AppState {
         let targets = Arc::new(Targets {
             list: RwLock::new(targets),
         });
+        let kernel = Arc::new(KernelLogStatus::default());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(TargetsCollector {
             targets: targets.clone(),
+            kernel: kernel.clone(),
         }));
-        AppState { targets, registry }
+        AppState {
+            targets,
+            kernel,
+            registry,
+        }
     }
 
     pub fn targets(&self) -> Vec<Arc<TargetState>> {
@@ -89,6 +104,7 @@ impl AppState {
 #[derive(Debug)]
 struct TargetsCollector {
     targets: Arc<Targets>,
+    kernel: Arc<KernelLogStatus>,
 }
 
 impl Collector for TargetsCollector {
@@ -102,6 +118,21 @@ impl Collector for TargetsCollector {
             1u64,
         );
         global.gauge("leakwatch_targets", targets.len() as u64);
+        if let Some((source, ok)) = self
+            .kernel
+            .readable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            global.gauge_with("leakwatch_kernel_log_readable", &[&source], ok);
+            global.counter(
+                "leakwatch_host_oom_kills",
+                self.kernel
+                    .host_kills
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
         groups.push(LabelledSamples {
             target_labels: Vec::new(),
             samples: global.samples,
@@ -149,6 +180,7 @@ pub async fn run(
             cancel.clone(),
         ));
     }
+    let kernel_reader = start_kernel_log(&config.system.kernel_log, state.clone());
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the address of", "listener", e))?;
@@ -163,6 +195,104 @@ pub async fn run(
         .await
         .map_err(|e| Error::io("serving on", addr.to_string(), e));
     cancel.cancel();
+    if let Some(r) = kernel_reader {
+        r.stop();
+    }
     while loops.join_next().await.is_some() {}
     result
+}
+
+/// Starts following the kernel log for OOM kills (unless `off`): a std thread reads it,
+/// another attributes each kill to the target whose cgroup or pid matches, or counts
+/// it host-wide.
+fn start_kernel_log(source: &str, state: Arc<AppState>) -> Option<Arc<system::KernelLogReader>> {
+    use system::{KernelLogOptions, KernelLogSource};
+    if source == "off" {
+        return None;
+    }
+    let kind = if source.starts_with("/dev/") {
+        KernelLogSource::Kmsg(source.into())
+    } else {
+        KernelLogSource::File(source.into())
+    };
+    let is_kmsg = matches!(kind, KernelLogSource::Kmsg(_));
+    let (tx, rx) = std::sync::mpsc::channel::<system::OomKill>();
+    let reader = match system::spawn_kernel_log_reader(kind, KernelLogOptions::default(), tx) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            tracing::warn!(source, error = %e, "cannot start the kernel log reader");
+            *state.kernel.readable.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((source.to_string(), false));
+            return None;
+        }
+    };
+    let source = source.to_string();
+    let health = state.kernel.clone();
+    let watcher = reader.clone();
+    std::thread::Builder::new()
+        .name("leakwatch-oom".into())
+        .spawn(move || {
+            loop {
+                // Refresh the health gauge at least every second.
+                let next = rx.recv_timeout(std::time::Duration::from_secs(1));
+                if let Some(ok) = watcher.readable() {
+                    *health.readable.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((source.clone(), ok));
+                }
+                match next {
+                    Ok(kill) => attribute_kill(&state, &kill, is_kmsg),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })
+        .ok()?;
+    Some(reader)
+}
+
+/// When the machine booted: now minus `/proc/uptime`.
+fn boot_time() -> Option<std::time::SystemTime> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let up: f64 = text.split_whitespace().next()?.parse().ok()?;
+    std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs_f64(up))
+}
+
+fn attribute_kill(state: &AppState, kill: &system::OomKill, is_kmsg: bool) {
+    let targets = state.targets();
+    let ids: Vec<(String, Option<u32>, Option<String>)> = targets
+        .iter()
+        .map(|t| {
+            let (pid, cg) = t.oom_identity();
+            (t.config.name.clone(), pid, cg)
+        })
+        .collect();
+    let refs: Vec<(&str, Option<u32>, Option<&str>)> = ids
+        .iter()
+        .map(|(n, p, c)| (n.as_str(), *p, c.as_deref()))
+        .collect();
+    let now = std::time::SystemTime::now();
+    // /dev/kmsg times are since boot; a replayed file's are from another boot.
+    let when = match (is_kmsg, kill.monotonic_usec, boot_time()) {
+        (true, Some(us), Some(boot)) => boot + std::time::Duration::from_micros(us),
+        _ => now,
+    };
+    let unix = when
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    match system::attribute(kill, &refs) {
+        Some(name) => {
+            tracing::warn!(target_name = name, pid = kill.pid, task = %kill.task, memcg = ?kill.task_memcg, anon_rss_bytes = ?kill.anon_rss_bytes, "OOM kill of a watched process");
+            if let Some(t) = targets.iter().find(|t| t.config.name == name) {
+                t.record_oom_kill(unix, kill.anon_rss_bytes);
+            }
+        }
+        None => {
+            tracing::info!(pid = kill.pid, task = %kill.task, memcg = ?kill.task_memcg, "OOM kill of a process no target watches");
+            state
+                .kernel
+                .host_kills
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }

@@ -6,7 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::analysis::signals::{SignalConfig, Signals};
+use crate::analysis::window::{
+    ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, Window, WindowConfig,
+};
 use crate::config::{GoroutineFormat, HeapFormat, SystemConfig, TargetConfig};
+use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
 use crate::error::{Error, FetchReason};
 use crate::metrics::Sink;
 use crate::pprof::memstats::MemStats;
@@ -83,8 +88,26 @@ impl MemStatsSource {
     }
 }
 
-/// The mutable part of a target, replaced piece by piece by each scrape.
+/// What the last read of the target's process and cgroup found.
 #[derive(Debug, Default)]
+pub struct SystemStatus {
+    pub pid: Option<u32>,
+    pub location: Option<CgroupLocation>,
+    /// `None` when the target names no process or cgroup.
+    pub cgroup: Option<std::result::Result<CgroupMemory, String>>,
+    pub process: Option<std::result::Result<ProcessMemory, String>>,
+}
+
+/// OOM kills of this target seen in the kernel log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OomStatus {
+    pub kills: u64,
+    pub last_unix_seconds: Option<f64>,
+    pub last_anon_rss_bytes: Option<u64>,
+}
+
+/// The mutable part of a target, replaced piece by piece by each scrape.
+#[derive(Debug)]
 pub struct Status {
     pub up: bool,
     pub scrapes: u64,
@@ -99,6 +122,32 @@ pub struct Status {
     pub heap: Option<Arc<HeapProfile>>,
     pub heap_totals: Option<HeapTotals>,
     pub goroutines: Option<GoroutineSummary>,
+    pub system: SystemStatus,
+    pub oom: OomStatus,
+    pub window: Window,
+    pub signals: Option<Signals>,
+}
+
+impl Status {
+    fn new(window: Window) -> Self {
+        Status {
+            up: false,
+            scrapes: 0,
+            last_scrape: None,
+            last_success: None,
+            last_error: None,
+            durations: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            memstats: None,
+            heap: None,
+            heap_totals: None,
+            goroutines: None,
+            system: SystemStatus::default(),
+            oom: OomStatus::default(),
+            window,
+            signals: None,
+        }
+    }
 }
 
 /// One configured target: its config and its latest state.
@@ -106,6 +155,9 @@ pub struct Status {
 pub struct TargetState {
     pub config: TargetConfig,
     pub system: Arc<SystemConfig>,
+    /// The signal settings in force (the target's `memory_limit` folded in).
+    pub signal_config: SignalConfig,
+    selector: ProcessSelector,
     status: Mutex<Status>,
 }
 
@@ -117,10 +169,29 @@ fn unix_seconds(t: SystemTime) -> f64 {
 
 impl TargetState {
     pub fn new(config: TargetConfig, system: Arc<SystemConfig>) -> Self {
+        let window = Window::new(&WindowConfig {
+            warmup: config.warmup,
+            ..WindowConfig::with_span(config.window)
+        });
+        let mut signal_config = config.signals.clone();
+        if config.memory_limit.is_some() {
+            signal_config.memory_limit_bytes = config.memory_limit;
+        }
+        let selector = ProcessSelector {
+            pid: config.pid,
+            pid_file: config.pid_file.clone(),
+            // Validated at config load.
+            process: config
+                .process
+                .as_deref()
+                .and_then(|p| regex::Regex::new(p).ok()),
+        };
         TargetState {
             config,
             system,
-            status: Mutex::new(Status::default()),
+            signal_config,
+            selector,
+            status: Mutex::new(Status::new(window)),
         }
     }
 
@@ -158,6 +229,9 @@ impl TargetState {
     pub async fn scrape_once(&self, fetcher: &Fetcher) {
         let heap_ok = self.scrape_heap(fetcher).await;
         self.scrape_goroutines(fetcher).await;
+        if self.config.watches_system() {
+            self.read_system().await;
+        }
         let now = SystemTime::now();
         let mut st = self.status();
         st.scrapes += 1;
@@ -166,6 +240,62 @@ impl TargetState {
         if heap_ok {
             st.last_success = Some(now);
         }
+        let obs = observation(&st, now);
+        if st.window.observe(obs) == ObserveOutcome::Restarted {
+            tracing::info!(target_name = %self.config.name, "process restarted: analysis window starts again");
+        }
+        let signals = crate::analysis::signals::compute(&st.window, &self.signal_config);
+        st.signals = Some(signals);
+    }
+
+    /// Finds the process and cgroup again when needed (first time, process gone, or a
+    /// pid file that may have changed), then reads their memory files. File reads are
+    /// small but blocking, so they run on the blocking pool.
+    async fn read_system(&self) {
+        let (prev_pid, prev_loc) = {
+            let st = self.status();
+            (st.system.pid, st.system.location.clone())
+        };
+        let selector = self.selector.clone();
+        let cgroup = self.config.cgroup.clone();
+        let sys = self.system.clone();
+        let name = self.config.name.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            read_system_blocking(&name, &selector, cgroup.as_deref(), &sys, prev_pid, prev_loc)
+        })
+        .await;
+        match read {
+            Ok(system) => self.status().system = system,
+            Err(e) => tracing::error!(target_name = %self.config.name, error = %e, "reading system files panicked"),
+        }
+    }
+
+    /// Records an OOM kill of this target's process seen in the kernel log.
+    pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
+        let mut st = self.status();
+        st.oom.kills += 1;
+        st.oom.last_unix_seconds = Some(unix_seconds);
+        st.oom.last_anon_rss_bytes = anon_rss_bytes;
+    }
+
+    /// Current pid and cgroup path, for attributing kernel OOM kills.
+    pub fn oom_identity(&self) -> (Option<u32>, Option<String>) {
+        let st = self.status();
+        (
+            st.system.pid,
+            st.system
+                .location
+                .as_ref()
+                .map(|l| l.path.clone())
+                .or_else(|| self.config.cgroup.clone()),
+        )
+    }
+
+    /// Sets the live-heap baseline (`None`: the current live heap).
+    pub fn set_baseline(&self, bytes: Option<u64>) -> Option<u64> {
+        let mut st = self.status();
+        st.window.set_baseline(bytes, SystemTime::now());
+        st.window.baseline().map(|b| b.bytes)
     }
 
     async fn fetch(&self, fetcher: &Fetcher, endpoint: &'static str, path: &str) -> Option<Vec<u8>> {
@@ -305,6 +435,35 @@ impl TargetState {
             );
             out.gauge("leakwatch_heap_profile_records", h.samples.len() as u64);
         }
+        let go_sys_minus_released = st.memstats.as_ref().and_then(|(m, _)| {
+            Some(m.sys?.saturating_sub(m.heap_released.unwrap_or(0)))
+        });
+        let mut cgroup_limit = None;
+        match &st.system.cgroup {
+            Some(Ok(c)) => {
+                c.push_samples(out);
+                cgroup_limit = c.limit;
+            }
+            Some(Err(_)) => out.gauge("leakwatch_cgroup_scrape_success", 0u64),
+            None => {}
+        }
+        match &st.system.process {
+            Some(Ok(p)) => p.push_samples(out, go_sys_minus_released, cgroup_limit),
+            Some(Err(_)) => out.gauge("leakwatch_process_scrape_success", 0u64),
+            None => {}
+        }
+        if self.config.watches_system() {
+            out.counter("leakwatch_oom_kills", st.oom.kills);
+            if let Some(t) = st.oom.last_unix_seconds {
+                out.gauge("leakwatch_last_oom_kill_timestamp_seconds", t);
+            }
+            if let Some(b) = st.oom.last_anon_rss_bytes {
+                out.gauge("leakwatch_last_oom_kill_anon_rss_bytes", b);
+            }
+        }
+        if let Some(sig) = &st.signals {
+            sig.push_samples(out);
+        }
         if let Some(g) = &st.goroutines {
             out.gauge("leakwatch_goroutines", g.total);
             out.gauge(
@@ -320,8 +479,121 @@ impl TargetState {
 
 impl TargetState {
     /// The verdict cell of the landing page: each suspected leak kind with its evidence.
-    pub fn verdict_html(&self, _st: &Status) -> String {
-        "no analysis yet".to_string()
+    pub fn verdict_html(&self, st: &Status) -> String {
+        use crate::http::html_escape;
+        let Some(sig) = &st.signals else {
+            return "no data yet".to_string();
+        };
+        if !sig.warm {
+            return format!(
+                "warming up ({:.0}s of {:.0}s)",
+                sig.window_span_seconds,
+                st.window.warmup().as_secs_f64()
+            );
+        }
+        let mut out = String::new();
+        for k in sig.verdict.kinds() {
+            let class = if k.suspected { "suspect" } else { "ok" };
+            let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
+            out.push_str(&format!(
+                "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
+                k.kind.as_str(),
+                k.score
+            ));
+            if k.suspected {
+                out.push_str("<ul>");
+                for r in &k.reasons {
+                    out.push_str(&format!("<li>{}</li>", html_escape(r)));
+                }
+                out.push_str("</ul>");
+            }
+        }
+        out
     }
 }
 
+
+/// The observation the window gets from one scrape's state.
+fn observation(st: &Status, at: SystemTime) -> Observation {
+    let mut obs = Observation::at(at);
+    obs.pid = st.system.pid;
+    obs.memstats = st.memstats.as_ref().map(|(m, _)| m.clone());
+    obs.heap = st.heap.clone();
+    obs.goroutines = st.goroutines.as_ref().map(|g| GoroutineObservation {
+        total: g.total,
+        http_client_connections: g.http_client_connections,
+        by_state: g
+            .by_state
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
+        by_function: g.by_function.clone(),
+    });
+    if let Some(Ok(c)) = &st.system.cgroup {
+        obs.container = Some(ContainerObservation {
+            usage: Some(c.usage),
+            working_set: Some(c.working_set()),
+            limit: c.limit,
+        });
+    }
+    if let Some(Ok(p)) = &st.system.process {
+        obs.rss = Some(p.rss);
+        obs.gomemlimit = p.gomemlimit;
+        obs.gogc = p.gogc;
+    }
+    obs
+}
+
+/// Discovery (when needed) and reads of the cgroup and `/proc` files.
+fn read_system_blocking(
+    name: &str,
+    selector: &ProcessSelector,
+    cgroup: Option<&str>,
+    sys: &SystemConfig,
+    prev_pid: Option<u32>,
+    prev_loc: Option<CgroupLocation>,
+) -> SystemStatus {
+    let still_there = prev_pid.is_some_and(|p| crate::system::pid_alive(&sys.proc_root, p))
+        && selector.pid_file.is_none()
+        && (prev_loc.is_some() || cgroup.is_none());
+    let (pid, location) = if still_there {
+        (prev_pid, prev_loc)
+    } else {
+        match crate::system::discover(selector, cgroup, &sys.proc_root, &sys.cgroup_root) {
+            Ok(d) => {
+                if d.pid != prev_pid && d.pid.is_some() {
+                    tracing::info!(target_name = name, pid = ?d.pid, cgroup = ?d.cgroup.as_ref().map(|c| &c.path), "found the target's process");
+                }
+                (d.pid, d.cgroup)
+            }
+            Err(e) => {
+                tracing::warn!(target_name = name, error = %e, "finding the target's process failed");
+                return SystemStatus {
+                    cgroup: Some(Err(e.to_string())),
+                    process: (!selector.is_empty()).then(|| Err(e.to_string())),
+                    ..SystemStatus::default()
+                };
+            }
+        }
+    };
+    let cgroup_read = location.as_ref().map(|loc| {
+        crate::system::read_cgroup_memory(loc).map_err(|e| {
+            tracing::debug!(target_name = name, error = %e, "reading cgroup memory failed");
+            e.to_string()
+        })
+    });
+    let process_read = if selector.is_empty() {
+        None
+    } else {
+        Some(match pid {
+            Some(p) => crate::system::read_process(&sys.proc_root, p).map_err(|e| e.to_string()),
+            None => Err("process not running".to_string()),
+        })
+    };
+    SystemStatus {
+        pid,
+        location,
+        cgroup: cgroup_read,
+        process: process_read,
+    }
+}

@@ -146,34 +146,75 @@ pub fn diff(base: &HeapProfile, new: &HeapProfile, opts: &TopOptions) -> TopRepo
     report(&samples, opts, true)
 }
 
-/// New minus base per distinct stack, in a stable order.
+/// Object size of a sample's bucket. Go keys its profile buckets by (stack,
+/// object size) and pprof merges base and new samples only when the size label
+/// matches too; the scaled values keep the size approximately.
+fn object_size(s: &HeapSample) -> f64 {
+    if s.alloc_objects == 0 {
+        0.0
+    } else {
+        s.alloc_bytes as f64 / s.alloc_objects as f64
+    }
+}
+
+/// Whether two samples of the same stack can be the same (stack, size) bucket.
+/// Scaling truncates the object count, so bytes/objects of an estimate is off
+/// from the true size by up to one object's worth: allow that much.
+fn same_bucket(a: &HeapSample, b: &HeapSample) -> bool {
+    let (sa, sb) = (object_size(a), object_size(b));
+    if sa == 0.0 || sb == 0.0 {
+        return sa == sb;
+    }
+    // Both estimates are at or above the true size, by at most a factor 1 + 1/objects.
+    let objects = a.alloc_objects.min(b.alloc_objects).max(1) as f64;
+    sa.max(sb) / sa.min(sb) - 1.0 <= 1.0 / objects + 0.001
+}
+
+/// New minus base, pairing each new sample with the base sample of the same
+/// stack and the nearest object size (pprof's merge); unpaired samples of either
+/// side stay as they are, so pprof's total (sum of |value|) comes out the same.
 fn merged_delta(
     base: &HeapProfile,
     new: &HeapProfile,
     sample: SampleType,
 ) -> Vec<(Vec<String>, i64)> {
-    let mut order: Vec<Vec<String>> = Vec::new();
-    let mut sums: HashMap<Vec<String>, i64> = HashMap::new();
-    let mut add = |stack: &Vec<String>, v: i64| match sums.get_mut(stack) {
-        Some(x) => *x = x.saturating_add(v),
-        None => {
-            order.push(stack.clone());
-            sums.insert(stack.clone(), v);
-        }
-    };
+    let mut by_stack: HashMap<&[String], Vec<usize>> = HashMap::new();
+    for (i, s) in base.samples.iter().enumerate() {
+        by_stack.entry(s.stack.as_slice()).or_default().push(i);
+    }
+    let mut used = vec![false; base.samples.len()];
+    let mut out = Vec::with_capacity(new.samples.len() + base.samples.len());
     for s in &new.samples {
-        add(&s.stack, sample.value(s));
+        let mut v = sample.value(s);
+        if let Some(cands) = by_stack.get_mut(s.stack.as_slice()) {
+            let size = object_size(s);
+            let best = cands
+                .iter()
+                .enumerate()
+                .filter_map(|(k, &i)| base.samples.get(i).map(|b| (k, i, b)))
+                .filter(|(_, _, b)| same_bucket(s, b))
+                .min_by(|x, y| {
+                    let dx = (object_size(x.2) / size).ln().abs();
+                    let dy = (object_size(y.2) / size).ln().abs();
+                    dx.total_cmp(&dy)
+                })
+                .map(|(k, i, b)| (k, i, sample.value(b)));
+            if let Some((k, i, bv)) = best {
+                cands.swap_remove(k);
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+                v = v.saturating_sub(bv);
+            }
+        }
+        out.push((s.stack.clone(), v));
     }
-    for s in &base.samples {
-        add(&s.stack, sample.value(s).saturating_neg());
+    for (s, u) in base.samples.iter().zip(&used) {
+        if !u {
+            out.push((s.stack.clone(), sample.value(s).saturating_neg()));
+        }
     }
-    order
-        .into_iter()
-        .map(|k| {
-            let v = sums.get(&k).copied().unwrap_or(0);
-            (k, v)
-        })
-        .collect()
+    out
 }
 
 fn report(samples: &[(&[String], i64)], opts: &TopOptions, is_diff: bool) -> TopReport {

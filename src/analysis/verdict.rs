@@ -264,6 +264,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     reasons.extend(a.failures.iter().cloned());
     if let Some((f, g)) = ev.heap_culprit
         && g > 0
+        && suspected
     {
         reasons.push(format!("top growth: {f} +{}", fmt_bytes(g as f64)));
     }
@@ -304,6 +305,7 @@ fn judge_count(
     reasons.extend(a.failures.iter().cloned());
     if let Some((f, g)) = culprit
         && g > 0
+        && a.failures.is_empty()
     {
         reasons.push(format!("top growth: {f} +{g}"));
     }

@@ -272,14 +272,9 @@ struct Checkpoints {
 
 impl Checkpoints {
     fn push(&mut self, snap: SiteSnapshot, spacing: Duration) {
-        let len = self.snapshots.len();
-        // Replace the newest unless it is itself a checkpoint (far enough from the one before).
-        let replace_newest = len >= 2
-            && self
-                .snapshots
-                .get(len - 2)
-                .is_some_and(|prev| snap.at.duration_since(prev.at).unwrap_or_default() < spacing);
-        if replace_newest {
+        // The newest snapshot is kept as a checkpoint once it is `spacing` after the one
+        // before it; until then each new snapshot replaces it.
+        if newest_is_temporary(self.snapshots.iter().rev().map(|s| s.at), spacing) {
             self.snapshots.pop_back();
         }
         self.snapshots.push_back(snap);
@@ -344,6 +339,18 @@ fn unix_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Given times newest first, whether the newest is closer than `spacing` to the one
+/// before it, and so is only the current "latest", replaced by the next arrival.
+fn newest_is_temporary(
+    mut newest_first: impl Iterator<Item = SystemTime>,
+    spacing: Duration,
+) -> bool {
+    match (newest_first.next(), newest_first.next()) {
+        (Some(newest), Some(before)) => newest.duration_since(before).unwrap_or_default() < spacing,
+        _ => false,
+    }
 }
 
 /// Whether a cumulative counter went down between two samples.
@@ -486,15 +493,10 @@ impl Window {
     }
 
     fn push_sample(&mut self, sample: Sample) {
-        let spacing = self.cfg.span / self.cfg.max_samples as u32;
-        let len = self.samples.len();
-        // Keep the newest sample fresh without growing past max_samples: replace it
-        // when it is closer than `spacing` to the one before.
-        let replace = len >= 2
-            && self.samples.get(len - 2).is_some_and(|prev| {
-                sample.at.duration_since(prev.at).unwrap_or_default() < spacing
-            });
-        if replace {
+        // Retained samples are at least `spacing` apart, plus the newest: at most
+        // span / spacing + 2 = max_samples.
+        let spacing = self.cfg.span / (self.cfg.max_samples - 2) as u32;
+        if newest_is_temporary(self.samples.iter().rev().map(|s| s.at), spacing) {
             self.samples.pop_back();
         }
         self.samples.push_back(sample);
@@ -841,8 +843,9 @@ mod tests {
         for sec in 0..1800 {
             w.observe(obs(sec, Some(1), Some(ms(1000 + sec * 10, 500, sec / 10))));
         }
-        assert!(w.len() <= 21, "len {}", w.len());
-        assert!(w.len() >= 19, "len {}", w.len());
+        // Retained samples are >= 600 / 18 s apart: 18 of them cover the span.
+        assert!(w.len() <= 20, "len {}", w.len());
+        assert!(w.len() >= 17, "len {}", w.len());
         assert!(w.span() <= Duration::from_secs(600), "{:?}", w.span());
         assert!(w.span() >= Duration::from_secs(560), "{:?}", w.span());
         // The newest observation is always the newest sample.

@@ -24,19 +24,23 @@ static HEAP_HEADER_RE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("heap header regex")
 });
 
-/// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs.
+/// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs
+/// (split and checked by [`parse_hex`]).
+///
+/// The line regexes are kept one-pass (at each byte only one way to go on), so the regex
+/// crate extracts their groups with its fast one-pass DFA; the splits that need "the last
+/// `+`" or "the last `:`" are done in code afterwards.
 static RECORD_COUNTS_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@((?: +0x[0-9a-fA-F]+)*) *$")
-        .expect("record regex")
+    Regex::new(r"^(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@([ 0-9a-fA-Fx]*)$").expect("record regex")
 });
 
-/// `#\t0x6e3aea\tmain.newSession+0xaa\t/src/main.go:96` — a symbolized frame. Runs of
-/// tabs come from text/tabwriter; the greedy FUNC stops at the **last** `+0x..` and the
-/// greedy FILE at the **last** `:`, so `fmt.glob..func1`, `C:\x.go:3` and trimpath'ed
-/// `leakyapp/main.go:96` all split right.
+/// `#\t0x6e3aea\tmain.newSession+0xaa\t/src/main.go:96` — a symbolized frame: PC,
+/// `FUNC+0xOFF` and `FILE:LINE` separated by runs of tabs (text/tabwriter pads the
+/// columns of a block with several). [`parse_frame_line`] splits FUNC from the offset at
+/// the **last** `+` (`fmt.glob..func1+0x5`) and FILE from the line at the **last** `:`
+/// (`C:/x.go:3`, trimpath'ed `leakyapp/main.go:96`).
 static SYMBOLIZED_FRAME_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^#\t+(0x[0-9a-fA-F]+)\t+(\S.*)\+(0x[0-9a-fA-F]+)\t+(.*):(\d+)[\t ]*$")
-        .expect("symbolized frame regex")
+    Regex::new(r"^#\t+(0x[0-9a-fA-F]+)\t+([^\t]+)\t+([^\t]*)$").expect("symbolized frame regex")
 });
 
 /// `#\t0x4797a0` — a PC the runtime could not symbolize.
@@ -124,8 +128,9 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
             break;
         }
         let mut record = parse_record_line(n, line)?;
+        // Frame lines, and only they, start with `#` and a tab (the trailer has `# `).
         while let Some(&(n, line)) = lines.peek() {
-            if !line.starts_with('#') || MEMSTATS_START_RE.is_match(line) {
+            if !line.starts_with("#\t") {
                 break;
             }
             record.frames.push(parse_frame_line(n, line)?);
@@ -170,7 +175,7 @@ fn parse_header(line: &str) -> Result<HeapHeader> {
 /// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record.
 fn parse_record_line(n: usize, line: &str) -> Result<HeapRecord> {
     let Some(c) = RECORD_COUNTS_RE.captures(line) else {
-        let reason = if line.starts_with('#') {
+        let reason = if line.starts_with("#\t") {
             "frame line outside a record".to_string()
         } else {
             format!(
@@ -201,15 +206,26 @@ fn parse_record_line(n: usize, line: &str) -> Result<HeapRecord> {
 fn parse_frame_line(n: usize, line: &str) -> Result<Frame> {
     if let Some(c) = SYMBOLIZED_FRAME_RE.captures(line) {
         let group = |i: usize| c.get(i).map_or("", |m| m.as_str());
-        let file = group(4);
-        let line_no = group(5)
-            .parse::<u32>()
-            .map_err(|e| Error::malformed(FORMAT, n, format!("line number {:?}: {e}", group(5))))?;
+        let bad =
+            |what: &str| Error::malformed(FORMAT, n, format!("frame {what}: {:?}", clip(line)));
+        let (function, offset) = group(2)
+            .rsplit_once('+')
+            .ok_or_else(|| bad("without '+0xOFFSET'"))?;
+        if function.is_empty() {
+            return Err(bad("with an empty function name"));
+        }
+        parse_hex(offset, n)?;
+        let (file, line_no) = group(3)
+            .rsplit_once(':')
+            .ok_or_else(|| bad("without 'FILE:LINE'"))?;
+        let line_no = line_no.trim_end_matches(' ').parse::<u32>().map_err(|e| {
+            Error::malformed(FORMAT, n, format!("line number {:?}: {e}", clip(line_no)))
+        })?;
         // Go prints `FUNC+0x0\t:0` when a symbol has no position.
         let has_position = !file.is_empty() || line_no != 0;
         return Ok(Frame {
             pc: parse_hex(group(1), n)?,
-            function: Some(group(2).trim_end_matches('\t').to_string()),
+            function: Some(function.to_string()),
             file: has_position.then(|| file.to_string()),
             line: has_position.then_some(line_no),
         });
@@ -264,7 +280,7 @@ fn parse_dec(s: &str, line: usize, what: &str) -> Result<u64> {
 }
 
 fn parse_hex(s: &str, line: usize) -> Result<u64> {
-    let digits = s.strip_prefix("0x").unwrap_or(s);
+    let digits = s.strip_prefix("0x").unwrap_or("not hex");
     u64::from_str_radix(digits, 16)
         .map_err(|e| Error::malformed(FORMAT, line, format!("address {:?}: {e}", clip(s))))
 }
@@ -369,9 +385,18 @@ fn record_stack(r: &HeapRecord) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// (line, pc, function, file, line number)
+    type FrameCase = (
+        &'static str,
+        u64,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<u32>,
+    );
+
     #[test]
     fn frame_lines_table() {
-        let cases: &[(&str, u64, Option<&str>, Option<&str>, Option<u32>)] = &[
+        let cases: &[FrameCase] = &[
             (
                 "#\t0x6e3aea\tmain.newSession+0xaa\t/home/gopher/src/leakyapp/main.go:96",
                 0x6e3aea,

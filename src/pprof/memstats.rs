@@ -390,7 +390,8 @@ mod tests {
 
     #[test]
     fn text_fields_table() {
-        let cases: &[(&str, &str, fn(&MemStats) -> bool)] = &[
+        type Check = fn(&MemStats) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
             ("Alloc", "4624144", |m| m.alloc == Some(4624144)),
             ("Stack", "327680 / 65536", |m| {
                 m.stack_inuse == Some(327680) && m.stack_sys == Some(65536)

@@ -569,7 +569,8 @@ mod tests {
 
     #[test]
     fn record_prefixes() {
-        let cases: &[(&str, Option<(Option<u64>, Option<u64>, &str)>)] = &[
+        type Want = Option<(Option<u64>, Option<u64>, &'static str)>;
+        let cases: &[(&str, Want)] = &[
             (
                 "6,1234,43591941,-;oom-kill:x\n SUBSYSTEM=memory\n",
                 Some((Some(1234), Some(43591941), "oom-kill:x")),

@@ -169,7 +169,7 @@ fn check_golden(name: &str, actual: &str) {
 async fn golden_metrics_for_a_fixture_target() {
     let target = serve_capture("go1.23/heap").await;
     let yaml = format!(
-        "targets:\n  - name: orders\n    url: http://{target}\n    interval: 1h\n    heap_format: text\n    goroutine_format: text\n    labels: {{team: payments}}\n"
+        "system:\n  kernel_log: off\ntargets:\n  - name: orders\n    url: http://{target}\n    interval: 1h\n    heap_format: text\n    goroutine_format: text\n    labels: {{team: payments}}\n"
     );
     let exporter = start_exporter(&yaml).await;
     let text = metrics_until(exporter.addr, "first scrape", |t| {

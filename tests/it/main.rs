@@ -3,6 +3,7 @@
 mod support;
 
 mod diff;
+mod dumps;
 mod goroutine;
 mod heap;
 mod http;

@@ -486,6 +486,42 @@ fn datasource_uid_problems(v: &Json, path: &str, out: &mut Vec<String>) {
     }
 }
 
+#[test]
+fn datasource_uid_check_flags_fixed_uids() {
+    let cases = [
+        (
+            r#"{"uid": "dash", "panels": [{"datasource": {"type": "prometheus", "uid": "${datasource}"}}]}"#,
+            0,
+        ),
+        (
+            r#"{"uid": "dash", "panels": [{"datasource": {"type": "prometheus", "uid": "P1809F7CD0C75ACF3"}}]}"#,
+            2,
+        ),
+        (
+            r#"{"panels": [{"targets": [{"datasource": "Prometheus"}]}]}"#,
+            1,
+        ),
+        (
+            r#"{"templating": {"list": [{"datasource": {"uid": "${datasource}"}, "current": {"uid": "abc"}}]}}"#,
+            1,
+        ),
+    ];
+    for (json, problems) in cases {
+        let mut out = Vec::new();
+        datasource_uid_problems(&serde_json::from_str(json).unwrap(), "", &mut out);
+        assert_eq!(out.len(), problems, "{json}: {out:?}");
+    }
+}
+
+#[test]
+fn dockerfile_sources_skip_other_stages_and_flags() {
+    let text = "FROM x AS b\nCOPY --chown=1:1 Cargo.toml Cargo.lock ./\nCOPY --from=b /out/bin /bin\nADD src ./src\nRUN cp a b\n";
+    assert_eq!(
+        dockerfile_sources(text),
+        ["Cargo.toml", "Cargo.lock", "src"]
+    );
+}
+
 fn panels(d: &Json) -> Vec<&Json> {
     d["panels"].as_array().unwrap().iter().collect()
 }

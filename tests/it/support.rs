@@ -156,17 +156,26 @@ pub fn build_leaky_service(tc: &GoToolchain) -> PathBuf {
         let base = target_dir().join("leaky-service");
         let out = base.join(format!("go{}", tc.version)).join("leaky-service");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/leaky-service");
+        // Built under a per-process name and renamed into place: another test process
+        // may be running the old binary, which cannot be overwritten (ETXTBSY).
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        // The std library is compiled into the cache on first use (about 70 s for Go
+        // 1.26 on 2 cores, 13 s for 1.19): LEAKWATCH_GOCACHE can point at a cache that
+        // outlives target/.
+        let gocache = std::env::var_os("LEAKWATCH_GOCACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| base.join("gocache"));
         let started = Instant::now();
         let result = Command::new(&tc.go)
             .args(["build", "-o"])
-            .arg(&out)
+            .arg(&tmp)
             .arg(".")
             .current_dir(&src)
             .env_remove("GOROOT")
             .env_remove("GOFLAGS")
             .env_remove("GOEXPERIMENT")
             .env("GOENV", "off")
-            .env("GOCACHE", base.join("gocache"))
+            .env("GOCACHE", gocache)
             .env("GOPATH", base.join("gopath"))
             .env("GOPROXY", "off")
             .env("GOTOOLCHAIN", "local")
@@ -182,6 +191,8 @@ pub fn build_leaky_service(tc: &GoToolchain) -> PathBuf {
             tc.go.display(),
             String::from_utf8_lossy(&result.stderr)
         );
+        std::fs::rename(&tmp, &out)
+            .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), out.display()));
         eprintln!(
             "built {} in {:.1}s",
             out.display(),
@@ -395,6 +406,85 @@ fn send_sigterm(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .stderr(Stdio::null())
         .status();
+}
+
+// ---------------------------------------------------------------------------------
+// Temporary memory cgroups
+// ---------------------------------------------------------------------------------
+
+/// A child cgroup created under this process's own memory cgroup (v1 memory controller,
+/// or v2 unified), removed on drop. `dir` is the directory in the mounted hierarchy,
+/// `path` the path inside the hierarchy (what leakwatch's `cgroup:` setting takes).
+pub struct TempCgroup {
+    pub dir: PathBuf,
+    pub path: String,
+    pub root: PathBuf,
+    pub version: u8,
+}
+
+impl TempCgroup {
+    /// None (with a note on stderr) where cgroups cannot be created, e.g. without root.
+    pub fn create(name: &str) -> Option<TempCgroup> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let v2_root = Path::new("/sys/fs/cgroup");
+        let (root, version, parent) = if v2_root.join("cgroup.controllers").exists() {
+            let p = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            (v2_root.to_path_buf(), 2, p.to_string())
+        } else {
+            let p = own
+                .lines()
+                .find_map(|l| l.split_once(":memory:").map(|(_, p)| p))?;
+            (v2_root.join("memory"), 1, p.to_string())
+        };
+        let path = format!(
+            "{}/{name}-{}",
+            parent.trim_end_matches('/'),
+            std::process::id()
+        );
+        let dir = root.join(path.trim_start_matches('/'));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            eprintln!("cannot create cgroup {}: {e}", dir.display());
+            return None;
+        }
+        Some(TempCgroup {
+            dir,
+            path,
+            root,
+            version,
+        })
+    }
+
+    /// The `cgroup.procs` file to put a process in.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Current memory usage (v2 memory.current, v1 memory.usage_in_bytes).
+    pub fn memory_usage(&self) -> Option<u64> {
+        let file = if self.version == 2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for TempCgroup {
+    fn drop(&mut self) {
+        // The killed process may take a moment to leave the cgroup.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("could not remove cgroup {}", self.dir.display());
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -1296,6 +1386,73 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
         // profile holds exactly the orphans.
         assert_eq!(profile_total(&leak), Some(100), "{leak}");
         assert!(!leak.contains("main.waitForReply"));
+    }
+
+    #[test]
+    fn live_service_starts_inside_a_cgroup() {
+        let Some(cg) = TempCgroup::create("leakwatch-it-support") else {
+            eprintln!("skipped: no writable memory cgroup here");
+            return;
+        };
+        let tc = &toolchains()[0];
+        let svc = LeakyService::start_in_cgroup(
+            tc,
+            &["-mode", "heap", "-interval", "20ms", "-per-tick", "5"],
+            &cg.procs(),
+        );
+        let procs = std::fs::read_to_string(cg.procs()).unwrap();
+        assert!(
+            procs.lines().any(|l| l.trim() == svc.pid().to_string()),
+            "pid {} not in {}: {procs:?}",
+            svc.pid(),
+            cg.procs().display()
+        );
+        let own = std::fs::read_to_string(format!("/proc/{}/cgroup", svc.pid())).unwrap();
+        assert!(own.contains(&cg.path), "{own}");
+        // The leaked sessions are charged to the cgroup: the pages were written.
+        let usage = wait_until(Duration::from_secs(10), "cgroup usage", || {
+            let leaked = svc.leaked_count("heap") * KIB64;
+            cg.memory_usage()
+                .filter(|&u| leaked >= 8 << 20 && u >= leaked)
+        });
+        assert!(usage >= 8 << 20);
+        drop(svc);
+    }
+
+    #[test]
+    fn live_leakwatch_reads_the_service_heap() {
+        let tc = &toolchains()[0];
+        let svc = LeakyService::start(
+            tc,
+            &["-mode", "heap", "-interval", "20ms", "-per-tick", "5"],
+        );
+        let lw = Leakwatch::start(&format!(
+            "targets:\n  - name: orders\n    url: {}\n    interval: 200ms\n    labels: {{team: payments}}\n",
+            svc.url
+        ));
+        let labels = [("target", "orders"), ("team", "payments")];
+        let leaked = wait_until(Duration::from_secs(10), "50 sessions", || {
+            Some(svc.leaked_count("heap")).filter(|&n| n >= 50)
+        });
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        // A scrape that started after `leaked` was read sees at least that many sessions.
+        let m = wait_until(Duration::from_secs(10), "a scrape after the count", || {
+            let m = lw.metrics();
+            m.get("leakwatch_last_scrape_timestamp_seconds", &labels)
+                .filter(|&t| t > since + 0.05)
+                .map(|_| m)
+        });
+        assert_eq!(m.get("leakwatch_up", &labels), Some(1.0), "{}", m.text);
+        let heap = m
+            .get("leakwatch_go_memstats_heap_alloc_bytes", &labels)
+            .unwrap();
+        assert!(
+            heap >= (leaked * KIB64) as f64,
+            "heap {heap} < {leaked} sessions"
+        );
     }
 
     #[test]

@@ -1047,9 +1047,16 @@ fn real_proc_discovery_and_v1_memory_files() {
         process: Some(regex::Regex::new(&format!("^{} 30$", regex::escape(&tag))).unwrap()),
         ..Default::default()
     };
-    let t = Instant::now();
-    let d = discover(&sel, None, Path::new("/proc"), Path::new("/sys/fs/cgroup")).unwrap();
-    let took = t.elapsed();
+    // Until the child has exec'd, its cmdline is still ours: poll briefly.
+    let mut d = Default::default();
+    let mut took = Duration::ZERO;
+    wait_until(|| {
+        let t = Instant::now();
+        d = discover(&sel, None, Path::new("/proc"), Path::new("/sys/fs/cgroup")).unwrap();
+        took = t.elapsed();
+        d.pid.is_some()
+    });
+    let d: leakwatch::system::Discovered = d;
     assert_eq!(d.pid, Some(pid));
     let loc = d.cgroup.expect("a memory cgroup for the sleep process");
     assert_eq!(
