@@ -46,9 +46,10 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(
 #[serde(rename_all = "snake_case")]
 pub enum HeapFormat {
     /// `heap?debug=1`: records and the MemStats trailer in one (costly on big profiles).
-    #[default]
     Text,
-    /// `/debug/pprof/heap`: gzipped protobuf, already scaled.
+    /// `/debug/pprof/heap`: gzipped protobuf, already scaled and symbolized; about 20x
+    /// cheaper for the service to produce than the text.
+    #[default]
     Proto,
 }
 
@@ -90,6 +91,20 @@ pub struct Defaults {
     pub memory_limit: Option<ByteSize>,
     /// Leak-signal settings: top-N label counts and verdict thresholds.
     pub signals: SignalConfig,
+    /// Share of one CPU core of the service that serving leakwatch may cost (0 = no
+    /// budget). Each endpoint's interval is stretched to stay within it.
+    pub overhead_budget: f64,
+    /// While a leak is first suspected the budget is multiplied by this...
+    pub budget_boost: f64,
+    /// ...for this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub budget_boost_for: Duration,
+    /// MemStats from `heap?debug=1` (when the service has no expvar) are fetched this
+    /// many times less often than the heap records.
+    pub memstats_text_every: u32,
+    /// Interval of the `goroutineleak` profile (each request runs a full GC in the service).
+    #[serde(deserialize_with = "de_duration")]
+    pub goroutineleak_interval: Duration,
 }
 
 impl Default for Defaults {
@@ -100,11 +115,16 @@ impl Default for Defaults {
             max_body_bytes: ByteSize::mib(64),
             window: Duration::from_secs(30 * 60),
             warmup: Duration::from_secs(20 * 60),
-            heap_format: HeapFormat::Text,
+            heap_format: HeapFormat::Proto,
             goroutine_format: GoroutineFormat::Proto,
             gc: false,
             memory_limit: None,
             signals: SignalConfig::default(),
+            overhead_budget: 0.01,
+            budget_boost: 2.0,
+            budget_boost_for: Duration::from_secs(30 * 60),
+            memstats_text_every: 4,
+            goroutineleak_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -166,6 +186,10 @@ struct RawTarget {
     cgroup: Option<String>,
     #[serde(default)]
     signals: Option<SignalConfig>,
+    #[serde(default)]
+    overhead_budget: Option<f64>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    goroutineleak_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +227,11 @@ pub struct TargetConfig {
     pub process: Option<String>,
     pub cgroup: Option<String>,
     pub signals: SignalConfig,
+    pub overhead_budget: f64,
+    pub budget_boost: f64,
+    pub budget_boost_for: Duration,
+    pub memstats_text_every: u32,
+    pub goroutineleak_interval: Duration,
 }
 
 impl TargetConfig {
@@ -331,6 +360,8 @@ impl RawTarget {
             process: None,
             cgroup: None,
             signals: None,
+            overhead_budget: None,
+            goroutineleak_interval: None,
         }
     }
 }
@@ -400,6 +431,12 @@ impl RawConfig {
                 Regex::new(p)
                     .map_err(|e| Error::Config(format!("{key}.process: invalid regex: {e}")))?;
             }
+            let budget = t.overhead_budget.unwrap_or(d.overhead_budget);
+            if !(0.0..=1.0).contains(&budget) {
+                return Err(Error::Config(format!(
+                    "{key}.overhead_budget: {budget} must be a share of one core, 0..1 (0 = off)"
+                )));
+            }
             let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
             if max_body == 0 {
                 return Err(Error::Config(format!("{key}.max_body_bytes: must be > 0")));
@@ -422,6 +459,11 @@ impl RawConfig {
                 process: t.process,
                 cgroup: t.cgroup,
                 signals: t.signals.unwrap_or_else(|| d.signals.clone()),
+                overhead_budget: t.overhead_budget.unwrap_or(d.overhead_budget),
+                budget_boost: d.budget_boost,
+                budget_boost_for: d.budget_boost_for,
+                memstats_text_every: d.memstats_text_every.max(1),
+                goroutineleak_interval: t.goroutineleak_interval.unwrap_or(d.goroutineleak_interval),
             });
         }
         Ok(Config {

@@ -4,8 +4,8 @@
 //! pruned by retention, counted in metrics and served under `/dumps/`.
 //!
 //! Layout: `<dir>/<target>/<profile>-<UTC time>-<reason>[-<n>].pb.gz`, e.g.
-//! `dumps/orders/heap-20261126T093015Z-schedule.pb.gz`. `-<n>` (n >= 2) only appears
-//! when two dumps of one profile and reason fall in the same second. The file is
+//! `dumps/orders/heap-20261126T093015Z-schedule.pb.gz`. `-<n>` (n >= 2) marks the
+//! n-th dump of one profile within the same second, so names sort by age. The file is
 //! exactly what the service served at `/debug/pprof/heap` or `/debug/pprof/goroutine`
 //! (a gzipped protobuf; Go sends no `Content-Encoding`, so nothing is decoded).
 //!

@@ -11,12 +11,14 @@
 //! | [`system`] | cgroup v1/v2 memory files, `/proc`, kernel OOM-kill log |
 //! | [`analysis`] | the per-target window, slopes, leak signals, verdict, heap diff |
 //! | [`target`] | each target's latest state, shared between scraper and HTTP |
+//! | [`budget`] | the overhead budget: per-endpoint intervals stretched to cap the service's cost |
 //! | [`metrics`] | the table of every metric, and the scrape-time collector |
 //! | [`http`] | axum routes: `/metrics`, `/`, `/-/healthy`, `/-/ready` |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod budget;
 pub mod config;
 pub mod dump;
 pub mod error;

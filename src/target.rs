@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::budget::{BudgetPolicy, EndpointBudget};
 
 use crate::analysis::signals::{SignalConfig, Signals};
 use crate::analysis::window::{
@@ -20,7 +22,42 @@ use crate::scrape::Fetcher;
 
 /// Endpoints leakwatch requests, as used in the `endpoint` label.
 pub const ENDPOINT_HEAP: &str = "heap";
+pub const ENDPOINT_MEMSTATS: &str = "memstats";
 pub const ENDPOINT_GOROUTINE: &str = "goroutine";
+pub const ENDPOINT_GOROUTINELEAK: &str = "goroutineleak";
+
+/// Goroutines the Go runtime proved leaked (`goroutineleak` profile).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakedGoroutines {
+    pub total: u64,
+    /// Leaking function -> count, largest first.
+    pub by_function: Vec<(String, u64)>,
+}
+
+/// Each endpoint's schedule under the overhead budget, and what the target offers.
+#[derive(Debug)]
+struct Schedule {
+    heap: EndpointBudget,
+    memstats: EndpointBudget,
+    goroutine: EndpointBudget,
+    goroutineleak: EndpointBudget,
+    policy: BudgetPolicy,
+    /// `None`: detect on the next tick (first contact, after failures or a restart).
+    memstats_source: Option<MemStatsSource>,
+    expvar_failures: u32,
+    goroutineleak_available: Option<bool>,
+}
+
+/// What one tick requests.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    detect_memstats: bool,
+    detect_goroutineleak: bool,
+    heap: bool,
+    memstats: bool,
+    goroutine: bool,
+    goroutineleak: bool,
+}
 
 /// What the goroutine profile said, reduced to what metrics and the window need.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -126,6 +163,10 @@ pub struct Status {
     pub oom: OomStatus,
     pub window: Window,
     pub signals: Option<Signals>,
+    pub goroutineleak_available: Option<bool>,
+    pub leaked: Option<LeakedGoroutines>,
+    /// The first leaked count seen since the process (re)started.
+    pub leaked_first: Option<u64>,
 }
 
 impl Status {
@@ -146,6 +187,9 @@ impl Status {
             oom: OomStatus::default(),
             window,
             signals: None,
+            goroutineleak_available: None,
+            leaked: None,
+            leaked_first: None,
         }
     }
 }
@@ -159,6 +203,7 @@ pub struct TargetState {
     pub signal_config: SignalConfig,
     selector: ProcessSelector,
     status: Mutex<Status>,
+    schedule: Mutex<Schedule>,
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {
@@ -186,12 +231,27 @@ impl TargetState {
                 .as_deref()
                 .and_then(|p| regex::Regex::new(p).ok()),
         };
+        let schedule = Schedule {
+            heap: EndpointBudget::new(config.interval),
+            memstats: EndpointBudget::new(config.interval),
+            goroutine: EndpointBudget::new(config.interval),
+            goroutineleak: EndpointBudget::new(config.goroutineleak_interval.max(config.interval)),
+            policy: BudgetPolicy::new(
+                config.overhead_budget,
+                config.budget_boost,
+                config.budget_boost_for,
+            ),
+            memstats_source: None,
+            expvar_failures: 0,
+            goroutineleak_available: None,
+        };
         TargetState {
             config,
             system,
             signal_config,
             selector,
             status: Mutex::new(Status::new(window)),
+            schedule: Mutex::new(schedule),
         }
     }
 
@@ -220,90 +280,161 @@ impl TargetState {
                 st.heap_totals = None;
             }
             ENDPOINT_GOROUTINE => st.goroutines = None,
+            ENDPOINT_MEMSTATS => st.memstats = None,
+            ENDPOINT_GOROUTINELEAK => st.leaked = None,
             _ => {}
         }
     }
 
-    /// One scrape of every endpoint of the target. Errors are recorded, never returned:
-    /// a failing target only changes its own series.
+    /// One tick of the target's loop: every endpoint that is due under the overhead
+    /// budget is requested, then the system files are read and the window and signals
+    /// updated. Errors are recorded, never returned: a failing target only changes its
+    /// own series.
     pub async fn scrape_once(&self, fetcher: &Fetcher) {
-        let heap_ok = self.scrape_heap(fetcher).await;
-        self.scrape_goroutines(fetcher).await;
+        let plan = self.plan(Instant::now());
+        if plan.detect_memstats {
+            self.detect_memstats_source(fetcher).await;
+        }
+        if plan.detect_goroutineleak {
+            self.detect_goroutineleak(fetcher).await;
+        }
+        let plan = self.plan(Instant::now());
+        let mut heap_ok = None;
+        if plan.heap {
+            heap_ok = Some(self.scrape_heap(fetcher).await);
+        }
+        if plan.memstats {
+            self.scrape_memstats(fetcher).await;
+        }
+        if plan.goroutine {
+            self.scrape_goroutines(fetcher).await;
+        }
+        if plan.goroutineleak {
+            self.scrape_goroutineleak(fetcher).await;
+        }
         if self.config.watches_system() {
             self.read_system().await;
         }
         let now = SystemTime::now();
         let mut st = self.status();
         st.scrapes += 1;
-        st.up = heap_ok;
-        st.last_scrape = Some(now);
-        if heap_ok {
-            st.last_success = Some(now);
+        if let Some(ok) = heap_ok {
+            st.up = ok;
+            if ok {
+                st.last_success = Some(now);
+            }
         }
+        st.last_scrape = Some(now);
         let obs = observation(&st, now);
         if st.window.observe(obs) == ObserveOutcome::Restarted {
             tracing::info!(target_name = %self.config.name, "process restarted: analysis window starts again");
+            st.leaked_first = None;
+            let mut sched = self.schedule();
+            sched.goroutineleak_available = None;
+            sched.memstats_source = None;
         }
-        let signals = crate::analysis::signals::compute(&st.window, &self.signal_config);
+        let mut signals = crate::analysis::signals::compute(&st.window, &self.signal_config);
+        fold_goroutineleak(&mut signals, &st);
+        let suspected = signals.verdict.any_suspected();
         st.signals = Some(signals);
+        drop(st);
+        self.schedule().policy.on_verdict(suspected, Instant::now());
     }
 
-    /// Finds the process and cgroup again when needed (first time, process gone, or a
-    /// pid file that may have changed), then reads their memory files. File reads are
-    /// small but blocking, so they run on the blocking pool.
-    async fn read_system(&self) {
-        let (prev_pid, prev_loc) = {
-            let st = self.status();
-            (st.system.pid, st.system.location.clone())
-        };
-        let selector = self.selector.clone();
-        let cgroup = self.config.cgroup.clone();
-        let sys = self.system.clone();
-        let name = self.config.name.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            read_system_blocking(&name, &selector, cgroup.as_deref(), &sys, prev_pid, prev_loc)
-        })
-        .await;
-        match read {
-            Ok(system) => self.status().system = system,
-            Err(e) => tracing::error!(target_name = %self.config.name, error = %e, "reading system files panicked"),
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is due now.
+    fn plan(&self, now: Instant) -> Plan {
+        let s = self.schedule();
+        let text_heap = self.config.heap_format == HeapFormat::Text;
+        Plan {
+            detect_memstats: !text_heap && s.memstats_source.is_none(),
+            detect_goroutineleak: s.goroutineleak_available.is_none(),
+            heap: s.heap.due(now),
+            memstats: !text_heap && s.memstats_source.is_some() && s.memstats.due(now),
+            goroutine: s.goroutine.due(now),
+            goroutineleak: s.goroutineleak_available == Some(true) && s.goroutineleak.due(now),
         }
     }
 
-    /// Records an OOM kill of this target's process seen in the kernel log.
-    pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
-        let mut st = self.status();
-        st.oom.kills += 1;
-        st.oom.last_unix_seconds = Some(unix_seconds);
-        st.oom.last_anon_rss_bytes = anon_rss_bytes;
+    /// Records the cost of a request to `endpoint` and reschedules it under the budget.
+    fn charge(&self, endpoint: &'static str, started: Instant, took: Duration) {
+        let mut s = self.schedule();
+        let budget = s.policy.current(started);
+        let boosted = s.policy.boosted(started);
+        let slot = match endpoint {
+            ENDPOINT_HEAP => &mut s.heap,
+            ENDPOINT_MEMSTATS => &mut s.memstats,
+            ENDPOINT_GOROUTINE => &mut s.goroutine,
+            ENDPOINT_GOROUTINELEAK => &mut s.goroutineleak,
+            _ => return,
+        };
+        if let Some(new) = slot.record(started, took, budget) {
+            let configured = slot.configured_interval();
+            tracing::info!(
+                target_name = %self.config.name,
+                endpoint,
+                request_seconds = took.as_secs_f64(),
+                budget,
+                boosted,
+                effective_interval = ?new,
+                ?configured,
+                "overhead budget: interval adapted"
+            );
+        }
     }
 
-    /// Current pid and cgroup path, for attributing kernel OOM kills.
-    pub fn oom_identity(&self) -> (Option<u32>, Option<String>) {
-        let st = self.status();
-        (
-            st.system.pid,
-            st.system
-                .location
-                .as_ref()
-                .map(|l| l.path.clone())
-                .or_else(|| self.config.cgroup.clone()),
-        )
+    /// Asks `/debug/vars` whether the service exposes expvar's `memstats` (the cheapest
+    /// MemStats); without it MemStats come from `heap?debug=1` at a lower rate.
+    async fn detect_memstats_source(&self, fetcher: &Fetcher) {
+        let url = self.config.endpoint("/debug/vars");
+        let source = match fetcher
+            .get(&url, self.config.timeout, self.config.max_body_bytes)
+            .await
+        {
+            Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => MemStatsSource::Expvar,
+            _ => MemStatsSource::HeapDebug1,
+        };
+        let interval = match source {
+            MemStatsSource::Expvar => self.config.interval,
+            MemStatsSource::HeapDebug1 => self.config.interval * self.config.memstats_text_every,
+        };
+        tracing::info!(target_name = %self.config.name, source = source.as_str(), ?interval, "MemStats source detected");
+        let mut s = self.schedule();
+        s.memstats_source = Some(source);
+        s.expvar_failures = 0;
+        s.memstats = EndpointBudget::new(interval);
     }
 
-    /// Sets the live-heap baseline (`None`: the current live heap).
-    pub fn set_baseline(&self, bytes: Option<u64>) -> Option<u64> {
-        let mut st = self.status();
-        st.window.set_baseline(bytes, SystemTime::now());
-        st.window.baseline().map(|b| b.bytes)
+    /// Whether the `/debug/pprof/` index lists `goroutineleak` (Go 1.27, or 1.26 built
+    /// with `GOEXPERIMENT=goroutineleakprofile`). The index is cheap; the profile is not.
+    async fn detect_goroutineleak(&self, fetcher: &Fetcher) {
+        let url = self.config.endpoint("/debug/pprof/");
+        let available = match fetcher
+            .get(&url, self.config.timeout, self.config.max_body_bytes)
+            .await
+        {
+            Ok(f) => Some(String::from_utf8_lossy(&f.body).contains("goroutineleak")),
+            // Unreachable: ask again next tick.
+            Err(_) => None,
+        };
+        if let Some(a) = available {
+            tracing::info!(target_name = %self.config.name, available = a, "goroutineleak profile detection");
+            self.schedule().goroutineleak_available = Some(a);
+            self.status().goroutineleak_available = Some(a);
+        }
     }
 
     async fn fetch(&self, fetcher: &Fetcher, endpoint: &'static str, path: &str) -> Option<Vec<u8>> {
         let url = self.config.endpoint(path);
-        match fetcher
+        let started = Instant::now();
+        let result = fetcher
             .get(&url, self.config.timeout, self.config.max_body_bytes)
-            .await
-        {
+            .await;
+        self.charge(endpoint, started, started.elapsed());
+        match result {
             Ok(f) => {
                 self.status()
                     .durations
@@ -365,6 +496,128 @@ impl TargetState {
                 }
             }
         }
+    }
+
+    /// MemStats alone (heap records come from the protobuf profile).
+    async fn scrape_memstats(&self, fetcher: &Fetcher) {
+        let source = self.schedule().memstats_source;
+        let parsed = match source {
+            Some(MemStatsSource::Expvar) => {
+                let Some(body) = self.fetch(fetcher, ENDPOINT_MEMSTATS, "/debug/vars").await else {
+                    let mut s = self.schedule();
+                    s.expvar_failures += 1;
+                    if s.expvar_failures >= 3 {
+                        s.memstats_source = None;
+                    }
+                    return;
+                };
+                crate::pprof::memstats::parse_expvar(&body)
+            }
+            Some(MemStatsSource::HeapDebug1) => {
+                let Some(body) = self
+                    .fetch(fetcher, ENDPOINT_MEMSTATS, "/debug/pprof/heap?debug=1")
+                    .await
+                else {
+                    return;
+                };
+                crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
+                    t.memstats.ok_or_else(|| Error::NotFormat {
+                        format: "heap?debug=1",
+                        reason: "no # runtime.MemStats trailer".to_string(),
+                    })
+                })
+            }
+            None => return,
+        };
+        match (parsed, source) {
+            (Ok(m), Some(src)) => {
+                self.schedule().expvar_failures = 0;
+                self.status().memstats = Some((m, src));
+            }
+            (Err(e), _) => self.record_error(ENDPOINT_MEMSTATS, &e),
+            _ => {}
+        }
+    }
+
+    async fn scrape_goroutineleak(&self, fetcher: &Fetcher) {
+        let Some(body) = self
+            .fetch(fetcher, ENDPOINT_GOROUTINELEAK, "/debug/pprof/goroutineleak?debug=1")
+            .await
+        else {
+            return;
+        };
+        match crate::pprof::goroutine::parse_goroutine_text(&body) {
+            Ok(t) => {
+                let p = t.to_profile();
+                let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
+                for r in &p.records {
+                    *by_function
+                        .entry(blocking_site(&r.stack).to_string())
+                        .or_default() += r.count;
+                }
+                let mut by_function: Vec<(String, u64)> = by_function.into_iter().collect();
+                by_function.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let mut st = self.status();
+                if st.leaked_first.is_none() {
+                    st.leaked_first = Some(p.total);
+                }
+                st.leaked = Some(LeakedGoroutines {
+                    total: p.total,
+                    by_function,
+                });
+            }
+            Err(e) => self.record_error(ENDPOINT_GOROUTINELEAK, &e),
+        }
+    }
+
+    /// Finds the process and cgroup again when needed (first time, process gone, or a
+    /// pid file that may have changed), then reads their memory files. File reads are
+    /// small but blocking, so they run on the blocking pool.
+    async fn read_system(&self) {
+        let (prev_pid, prev_loc) = {
+            let st = self.status();
+            (st.system.pid, st.system.location.clone())
+        };
+        let selector = self.selector.clone();
+        let cgroup = self.config.cgroup.clone();
+        let sys = self.system.clone();
+        let name = self.config.name.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            read_system_blocking(&name, &selector, cgroup.as_deref(), &sys, prev_pid, prev_loc)
+        })
+        .await;
+        match read {
+            Ok(system) => self.status().system = system,
+            Err(e) => tracing::error!(target_name = %self.config.name, error = %e, "reading system files panicked"),
+        }
+    }
+
+    /// Records an OOM kill of this target's process seen in the kernel log.
+    pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
+        let mut st = self.status();
+        st.oom.kills += 1;
+        st.oom.last_unix_seconds = Some(unix_seconds);
+        st.oom.last_anon_rss_bytes = anon_rss_bytes;
+    }
+
+    /// Current pid and cgroup path, for attributing kernel OOM kills.
+    pub fn oom_identity(&self) -> (Option<u32>, Option<String>) {
+        let st = self.status();
+        (
+            st.system.pid,
+            st.system
+                .location
+                .as_ref()
+                .map(|l| l.path.clone())
+                .or_else(|| self.config.cgroup.clone()),
+        )
+    }
+
+    /// Sets the live-heap baseline (`None`: the current live heap).
+    pub fn set_baseline(&self, bytes: Option<u64>) -> Option<u64> {
+        let mut st = self.status();
+        st.window.set_baseline(bytes, SystemTime::now());
+        st.window.baseline().map(|b| b.bytes)
     }
 
     async fn scrape_goroutines(&self, fetcher: &Fetcher) {
@@ -464,6 +717,43 @@ impl TargetState {
         if let Some(sig) = &st.signals {
             sig.push_samples(out);
         }
+        if let Some(a) = st.goroutineleak_available {
+            out.gauge("leakwatch_goroutineleak_profile_available", a);
+        }
+        if let Some(l) = &st.leaked {
+            out.gauge("leakwatch_goroutines_leaked", l.total);
+            let top_n = self.signal_config.top_n;
+            for (f, n) in l.by_function.iter().take(top_n) {
+                out.gauge_with("leakwatch_goroutines_leaked_by_function", &[f], *n);
+            }
+            let rest: u64 = l.by_function.iter().skip(top_n).map(|(_, n)| n).sum();
+            out.gauge_with("leakwatch_goroutines_leaked_by_function", &["other"], rest);
+        }
+        drop(st);
+        let sched = self.schedule();
+        let now = Instant::now();
+        out.gauge("leakwatch_overhead_budget_ratio", sched.policy.current(now));
+        let mut endpoints = vec![
+            (ENDPOINT_HEAP, &sched.heap),
+            (ENDPOINT_GOROUTINE, &sched.goroutine),
+        ];
+        if sched.memstats_source.is_some() && self.config.heap_format == HeapFormat::Proto {
+            endpoints.push((ENDPOINT_MEMSTATS, &sched.memstats));
+        }
+        if sched.goroutineleak_available == Some(true) {
+            endpoints.push((ENDPOINT_GOROUTINELEAK, &sched.goroutineleak));
+        }
+        for (name, b) in endpoints {
+            out.gauge_with(
+                "leakwatch_effective_interval_seconds",
+                &[name],
+                b.effective_interval().as_secs_f64(),
+            );
+            if let Some(r) = b.overhead_ratio() {
+                out.gauge_with("leakwatch_overhead_ratio", &[name], r);
+            }
+        }
+        let st = self.status();
         if let Some(g) = &st.goroutines {
             out.gauge("leakwatch_goroutines", g.total);
             out.gauge(
@@ -596,4 +886,31 @@ fn read_system_blocking(
         cgroup: cgroup_read,
         process: process_read,
     }
+}
+
+/// Folds the runtime's proof into the goroutine verdict: a non-zero leaked count that
+/// grew since the process started makes the goroutine leak certain (score 1), with
+/// the leaking function as the culprit.
+fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
+    let (Some(l), Some(first)) = (&st.leaked, st.leaked_first) else {
+        return;
+    };
+    if l.total == 0 || l.total <= first {
+        return;
+    }
+    let g = &mut signals.verdict.goroutine;
+    g.score = 1.0;
+    g.suspected = true;
+    let culprit = l
+        .by_function
+        .first()
+        .map(|(f, n)| format!("{f} ({n})"))
+        .unwrap_or_default();
+    g.reasons.insert(
+        0,
+        format!(
+            "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
+            l.total
+        ),
+    );
 }

@@ -24,11 +24,13 @@
 
 use serde::Deserialize;
 
+use crate::analysis::diff::{SampleType, growth_by_function};
 use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
 use crate::analysis::verdict::{Evidence, Thresholds, Verdict, judge};
 use crate::analysis::window::{Baseline, Sample, SiteSnapshot, Window};
 use crate::metrics::Sink;
 use crate::pprof::funcname::package_of;
+use crate::pprof::{HeapProfile, HeapSample};
 
 /// Signal settings: label cardinality, the fallback memory limit and the verdict's
 /// thresholds. Unknown keys are rejected; missing keys take the defaults.
@@ -161,8 +163,10 @@ pub struct Signals {
     pub window_samples: usize,
     pub window_span_seconds: f64,
     pub warm: bool,
-    pub heap_alloc: Option<Trend>,
-    pub next_gc: Option<Trend>,
+    /// Slopes only (no monotonicity or halves): these feed no verdict criterion but
+    /// the runtime's corroboration and their own series.
+    pub heap_alloc: Option<Fit>,
+    pub next_gc: Option<Fit>,
     /// The live heap by the estimator of the newest sample (see [`Window::live_series`]).
     pub live: Option<Trend>,
     pub live_source: Option<LiveSource>,
@@ -172,7 +176,7 @@ pub struct Signals {
     pub live_nextgc: Option<Trend>,
     pub alloc_free_bytes_ratio: Option<f64>,
     pub alloc_free_objects_ratio: Option<f64>,
-    pub heap_objects: Option<Trend>,
+    pub heap_objects: Option<Fit>,
     pub heap_inuse_alloc_ratio: Option<f64>,
     /// In-use share by package: top N, then `other`.
     pub inuse_share: Vec<(String, f64)>,
@@ -213,6 +217,15 @@ fn trend(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Option<Trend>
     Trend::of(&points(window, get))
 }
 
+/// A slope alone, with the same 3-point minimum as [`Trend::of`].
+fn fit(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Option<Fit> {
+    let pts = points(window, get);
+    if pts.len() < 3 {
+        return None;
+    }
+    theil_sen(&pts)
+}
+
 /// Growth of `get(new) / get(old)` between the first and last samples that have both.
 fn growth_ratio(
     window: &Window,
@@ -230,44 +243,85 @@ fn growth_ratio(
     Some(dn as f64 / dd as f64)
 }
 
-/// Per-name growth from `old` to `new`: the `top_n` largest positive, then `other`
-/// (everything else, including the snapshots' own `other` buckets). Empty when
-/// both snapshots are the same one.
-fn growth_top_n(old: &SiteSnapshot, new: &SiteSnapshot, top_n: usize) -> Vec<(String, i64)> {
-    if old.at >= new.at {
-        return Vec::new();
-    }
-    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut growth: Vec<(&str, i64)> = new
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Per-site growth from `old` to `new`, largest first; a site gone since `old` shrank to 0.
+fn site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)> {
+    let mut growth: Vec<(String, i64)> = new
         .entries
         .iter()
         .map(|(n, v)| {
             let before = old.get(n).unwrap_or(0);
-            (n.as_ref(), signed(*v).saturating_sub(signed(before)))
+            (n.to_string(), signed(*v).saturating_sub(signed(before)))
         })
+        .chain(
+            old.entries
+                .iter()
+                .filter(|(n, _)| new.get(n).is_none())
+                .map(|(n, v)| (n.to_string(), -signed(*v))),
+        )
+        .filter(|(_, g)| *g != 0)
         .collect();
-    // Sites gone since the anchor shrank to 0.
-    growth.extend(
-        old.entries
+    growth.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    growth
+}
+
+/// Heap growth by allocation site, through [`crate::analysis::diff::growth_by_function`]:
+/// each snapshot becomes a profile of one-frame stacks named by allocation site, so the
+/// diff's flat growth per function is the growth per allocation site (helpers such as
+/// `runtime.makeslice` already skipped when the snapshot was taken).
+fn heap_site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)> {
+    let as_profile = |snap: &SiteSnapshot| HeapProfile {
+        sampling_period: 0,
+        samples: snap
+            .entries
             .iter()
-            .filter(|(n, _)| new.get(n).is_none())
-            .map(|(n, v)| (n.as_ref(), -signed(*v))),
-    );
-    growth.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let total: i64 = growth.iter().fold(
-        signed(new.other).saturating_sub(signed(old.other)),
-        |acc, (_, g)| acc.saturating_add(*g),
-    );
-    let top: Vec<(String, i64)> = growth
+            .map(|(site, bytes)| HeapSample {
+                stack: vec![site.to_string()],
+                inuse_bytes: *bytes,
+                ..HeapSample::default()
+            })
+            .collect(),
+    };
+    growth_by_function(&as_profile(old), &as_profile(new), SampleType::InuseSpace)
+}
+
+/// The `top_n` largest positive growths, then `other`: everything else, including
+/// `other_delta` (the change of the snapshots' own `other` buckets).
+fn top_n_with_other(
+    growth: &[(String, i64)],
+    other_delta: i64,
+    top_n: usize,
+) -> Vec<(String, i64)> {
+    let total = growth
+        .iter()
+        .fold(other_delta, |acc, (_, g)| acc.saturating_add(*g));
+    let mut out: Vec<(String, i64)> = growth
         .iter()
         .filter(|(_, g)| *g > 0)
         .take(top_n)
-        .map(|(n, g)| (n.to_string(), *g))
+        .cloned()
         .collect();
-    let top_sum = top.iter().fold(0i64, |acc, (_, g)| acc.saturating_add(*g));
-    let mut out = top;
+    let top_sum = out.iter().fold(0i64, |acc, (_, g)| acc.saturating_add(*g));
     out.push(("other".to_string(), total.saturating_sub(top_sum)));
     out
+}
+
+/// Growth from the window's oldest to its newest snapshot, top N plus `other`; empty
+/// while there is only one snapshot.
+fn growth_top_n(
+    old: &SiteSnapshot,
+    new: &SiteSnapshot,
+    top_n: usize,
+    per_site: fn(&SiteSnapshot, &SiteSnapshot) -> Vec<(String, i64)>,
+) -> Vec<(String, i64)> {
+    if old.at >= new.at {
+        return Vec::new();
+    }
+    let other_delta = signed(new.other).saturating_sub(signed(old.other));
+    top_n_with_other(&per_site(old, new), other_delta, top_n)
 }
 
 /// The first entry of a top-N list unless it is `other`.
@@ -320,20 +374,24 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         None => None,
     };
     let live_bytes = newest.and_then(Sample::live_heap);
-    let heap_alloc = trend(window, |s| s.heap_alloc);
-    let next_gc = trend(window, |s| s.next_gc);
+    let heap_alloc = fit(window, |s| s.heap_alloc);
+    let next_gc = fit(window, |s| s.next_gc);
 
     let (heap_growth, inuse_share, top_package) = match window.heap_sites() {
         Some((old, new)) => {
             let shares = package_shares(new, cfg.top_n);
             let top = shares.first().filter(|(p, _)| p != "other").cloned();
-            (growth_top_n(old, new, cfg.top_n), shares, top)
+            (
+                growth_top_n(old, new, cfg.top_n, heap_site_growth),
+                shares,
+                top,
+            )
         }
         None => (Vec::new(), Vec::new(), None),
     };
     let goroutine_growth = window
         .goroutine_sites()
-        .map(|(old, new)| growth_top_n(old, new, cfg.top_n))
+        .map(|(old, new)| growth_top_n(old, new, cfg.top_n, site_growth))
         .unwrap_or_default();
     let goroutines = trend(window, |s| s.goroutines);
     let http_connections = trend(window, |s| s.http_client_connections);
@@ -383,8 +441,8 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         span_seconds: window.span().as_secs_f64(),
         warmup_seconds: window.warmup().as_secs_f64(),
         live: live_evidence,
-        next_gc_slope: next_gc.as_ref().map(|t| t.fit.slope),
-        heap_alloc_slope: heap_alloc.as_ref().map(|t| t.fit.slope),
+        next_gc_slope: next_gc.map(|f| f.slope),
+        heap_alloc_slope: heap_alloc.map(|f| f.slope),
         goroutines: goroutines.as_ref(),
         http_connections: http_connections.as_ref(),
         heap_culprit: culprit(&heap_growth),
@@ -402,7 +460,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             |s| Some(s.total_alloc?.saturating_sub(s.heap_alloc?)),
         ),
         alloc_free_objects_ratio: growth_ratio(window, |s| s.mallocs, |s| s.frees),
-        heap_objects: trend(window, |s| s.heap_objects),
+        heap_objects: fit(window, |s| s.heap_objects),
         heap_inuse_alloc_ratio: newest.and_then(|s| match (s.profile_inuse, s.profile_alloc) {
             (Some(i), Some(a)) if a > 0 => Some(i as f64 / a as f64),
             _ => None,
@@ -479,7 +537,7 @@ impl Signals {
         };
         opt(
             "leakwatch_heap_alloc_slope_bytes_per_second",
-            slope(&self.heap_alloc),
+            self.heap_alloc.map(|f| f.slope),
         );
         opt(
             "leakwatch_heap_live_bytes",
@@ -503,7 +561,7 @@ impl Signals {
         );
         opt(
             "leakwatch_heap_objects_slope_per_second",
-            slope(&self.heap_objects),
+            self.heap_objects.map(|f| f.slope),
         );
         opt(
             "leakwatch_heap_inuse_alloc_ratio",
@@ -895,7 +953,7 @@ mod tests {
         assert!(r.last.time_to_oom.is_none());
         // After the restart the heap starts from scratch: HeapAlloc's slope is that of
         // the new process, not a fall of ~70 MiB.
-        let slope = r.last.heap_alloc.as_ref().unwrap().fit.slope;
+        let slope = r.last.heap_alloc.unwrap().slope;
         assert!(slope > -5.0 * MIB / 60.0, "slope {slope}");
     }
 

@@ -27,9 +27,9 @@ static HEAP_HEADER_RE: LazyLock<Regex> = LazyLock::new(|| {
 /// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs
 /// (split and checked by [`parse_hex`]).
 ///
-/// The line regexes are kept one-pass (at each byte only one way to go on), so the regex
-/// crate extracts their groups with its fast one-pass DFA; the splits that need "the last
-/// `+`" or "the last `:`" are done in code afterwards.
+/// The line regexes only cut a line at its separators (spaces, tabs, `@`), which keeps
+/// them unambiguous; the splits that need "the last `+`" or "the last `:`" are done in
+/// code afterwards, where the rule is visible.
 static RECORD_COUNTS_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@([ 0-9a-fA-Fx]*)$").expect("record regex")
 });

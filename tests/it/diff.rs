@@ -25,6 +25,10 @@ fn load(rel: &str) -> HeapProfile {
 /// The lines of `go tool pprof -top` from the `Showing nodes` line on.
 fn pprof_top(args: &[&str], file: &Path, base: Option<&Path>) -> Vec<String> {
     let go = std::env::var("GO").unwrap_or_else(|_| "go".to_string());
+    pprof_top_with(Path::new(&go), args, file, base)
+}
+
+fn pprof_top_with(go: &Path, args: &[&str], file: &Path, base: Option<&Path>) -> Vec<String> {
     let mut cmd = Command::new(go);
     cmd.args(["tool", "pprof", "-top"]).args(args);
     if let Some(b) = base {
@@ -213,7 +217,28 @@ fn text_estimate_matches_proto_for_the_leak_site() {
 #[test]
 fn proto_heap_totals() {
     // (file, inuse_objects, inuse_bytes, alloc_objects, alloc_bytes, samples), from `go tool pprof -raw`.
-    let cases: &[(&str, u64, u64, u64, u64, usize)] = &[];
+    let cases: &[(&str, u64, u64, u64, u64, usize)] = &[
+        ("go1.19/heap/heap.pb.gz", 8032, 6415543, 8032, 6415543, 3),
+        ("go1.23/heap/heap.pb.gz", 218, 5366719, 218, 5366719, 1),
+        ("go1.26/heap/heap.pb.gz", 1244, 4281231, 1244, 4281231, 2),
+        (
+            "go1.23/callsites/heap.pb.gz",
+            1240,
+            2251816,
+            1240,
+            2251816,
+            1312,
+        ),
+        (
+            "go1.26-trimpath/combined/heap.pb.gz",
+            12171,
+            4256231,
+            12171,
+            4256231,
+            9,
+        ),
+        ("go1.23/blocked/heap.pb.gz", 0, 0, 0, 0, 0),
+    ];
     for &(rel, io, ib, ao, ab, n) in cases {
         let bytes = std::fs::read(fixture(rel)).unwrap();
         let p = proto::heap_profile(&proto::decode(&bytes, MAX).unwrap()).unwrap();
@@ -297,4 +322,50 @@ fn load_profile_detects_the_format() {
     };
     let err = load_profile(&bomb, 1 << 20).unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
+}
+
+/// Live: two heap protos of a leaking leaky-service a few seconds apart; our
+/// diff equals `go tool pprof -top -base` of the same two files.
+#[test]
+fn live_diff_matches_go_tool_pprof_base() {
+    let tc = crate::support::toolchain("1.26");
+    let svc = crate::support::LeakyService::start(
+        &tc,
+        &[
+            "-mode",
+            "heap",
+            "-interval",
+            "20ms",
+            "-per-tick",
+            "4",
+            "-size",
+            "32768",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = |name: &str| -> PathBuf {
+        // gc=1 makes the profile current rather than as of the last GC.
+        let (status, body) = svc.get("/debug/pprof/heap?gc=1");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let path = dir.path().join(name);
+        std::fs::write(&path, &body).unwrap();
+        path
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let base_path = fetch("base.pb.gz");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let new_path = fetch("new.pb.gz");
+    let base = load_profile(&std::fs::read(&base_path).unwrap(), MAX).unwrap();
+    let new = load_profile(&std::fs::read(&new_path).unwrap(), MAX).unwrap();
+    for opts in option_sets() {
+        let args = args_for(&opts);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let want = pprof_top_with(&tc.go, &args, &new_path, Some(&base_path));
+        let r = diff(&base, &new, &opts);
+        assert_eq!(ours(&r), want, "live {args:?}");
+    }
+    let growth = growth_by_function(&base, &new, SampleType::InuseSpace);
+    assert_eq!(growth[0].0, "main.newSession", "{growth:?}");
+    // ~150 ticks x 4 items x 32 KiB in 3 s: megabytes, whatever the sampling.
+    assert!(growth[0].1 > 4 << 20, "{growth:?}");
 }

@@ -904,9 +904,9 @@ fn memstats_series() {
         13144064.0
     );
     assert!(
-        (value("leakwatch_go_memstats_last_gc_time_seconds", Kind::Gauge) - 1795681654.403447416)
+        (value("leakwatch_go_memstats_last_gc_time_seconds", Kind::Gauge) - 1_795_681_654.403_447)
             .abs()
-            < 1e-6
+            < 1e-5
     );
     assert!(
         (value("leakwatch_go_memstats_last_gc_pause_seconds", Kind::Gauge) - 49443e-9).abs()

@@ -184,6 +184,23 @@ async fn golden_metrics_for_a_fixture_target() {
     check_golden("fixture-go1.23-heap-text.prom", &normalize(&text, target.port()));
 }
 
+/// The same capture with the defaults: heap records from the protobuf profile,
+/// MemStats from expvar (`/debug/vars`), goroutines from the protobuf profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_metrics_for_a_fixture_target_proto_first() {
+    let target = serve_capture("go1.23/heap").await;
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: orders\n    url: http://{target}\n    interval: 1h\n"
+    );
+    let exporter = start_exporter(&yaml).await;
+    let text = metrics_until(exporter.addr, "first scrape", |t| {
+        t.contains("leakwatch_goroutines{") && t.contains("leakwatch_go_memstats_info{")
+    })
+    .await;
+    assert!(text.contains("source=\"expvar\"} 1"), "{text}");
+    check_golden("fixture-go1.23-heap-proto.prom", &normalize(&text, target.port()));
+}
+
 /// A target that is down: `leakwatch_up 0`, a connect error, and `/metrics` keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_target_reports_up_zero() {

@@ -139,6 +139,7 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
     let rules = rules();
     let alerts: Vec<&Yaml> = rules.iter().filter(|r| r.get("alert").is_some()).collect();
     assert!(alerts.len() >= 13, "only {} alerts", alerts.len());
+    let humanized = Regex::new(r"\{\{ \$value \| humanize[A-Za-z0-9]* \}\}").unwrap();
     for a in alerts {
         let name = str_of(a, "alert").unwrap();
         assert!(
@@ -167,9 +168,7 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
             "{name}: description lacks the target: {desc}"
         );
         assert!(
-            Regex::new(r"\{\{ \$value \| humanize[A-Za-z0-9]* \}\}")
-                .unwrap()
-                .is_match(desc),
+            humanized.is_match(desc),
             "{name}: description lacks a humanized $value: {desc}"
         );
         let url = str_of(ann, "runbook_url").unwrap_or_default();

@@ -1,0 +1,281 @@
+//! Live leak signals: one real leakwatch watches a fleet of example Go services, one
+//! per scenario, built with each toolchain, with fast settings (250 ms scrapes, a 24 s
+//! window, 8 s warm-up). Leaks must be suspected with the right culprit; a sawtooth, a
+//! plateau after its warm-up, bursty traffic and a restart must not.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::support::{GoToolchain, LeakyService, Leakwatch, Metrics, toolchains, wait_until};
+
+/// What a scenario must show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// This kind must be suspected (others are not checked).
+    Suspected(&'static str),
+    /// No kind may ever be suspected once the window is warm.
+    Nothing,
+}
+
+struct Scenario {
+    name: &'static str,
+    args: &'static [&'static str],
+    expect: Expect,
+    /// The function expected first in `leakwatch_heap_growth_bytes` (heap leaks).
+    culprit: Option<&'static str>,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "heap",
+        args: &["-mode", "heap", "-interval", "50ms", "-per-tick", "2", "-size", "32KiB"],
+        expect: Expect::Suspected("heap"),
+        culprit: Some("main.newSession"),
+    },
+    Scenario {
+        name: "closure",
+        args: &["-mode", "closure", "-interval", "50ms", "-per-tick", "2", "-size", "32KiB"],
+        expect: Expect::Suspected("heap"),
+        culprit: Some("main.registerCallback"),
+    },
+    // A slow leak under a big sawtooth: 128 KiB leaked per 200 ms against a 6.4 MB
+    // saw-tooth each second (the leak is 10% of the amplitude per cycle).
+    Scenario {
+        name: "slowheap",
+        args: &[
+            "-mode", "heap,healthy", "-interval", "20ms", "-per-tick", "4", "-size", "32KiB",
+            "-sawtooth", "50", "-leak-every", "10",
+        ],
+        expect: Expect::Suspected("heap"),
+        culprit: Some("main.newSession"),
+    },
+    Scenario {
+        name: "goroutine",
+        args: &["-mode", "goroutine", "-interval", "50ms", "-per-tick", "2"],
+        expect: Expect::Suspected("goroutine"),
+        culprit: None,
+    },
+    Scenario {
+        name: "slowgoroutine",
+        args: &[
+            "-mode", "goroutine,healthy", "-interval", "20ms", "-per-tick", "4", "-size",
+            "16KiB", "-sawtooth", "50", "-leak-every", "25",
+        ],
+        expect: Expect::Suspected("goroutine"),
+        culprit: None,
+    },
+    Scenario {
+        name: "httpclient",
+        args: &["-mode", "httpclient", "-interval", "100ms", "-per-tick", "1"],
+        expect: Expect::Suspected("http_connections"),
+        culprit: None,
+    },
+    Scenario {
+        name: "healthy",
+        args: &["-mode", "healthy", "-interval", "20ms", "-per-tick", "4", "-size", "32KiB", "-sawtooth", "25"],
+        expect: Expect::Nothing,
+        culprit: None,
+    },
+    Scenario {
+        name: "plateau",
+        args: &["-mode", "plateau", "-interval", "20ms", "-per-tick", "10", "-size", "16KiB", "-plateau-items", "300"],
+        expect: Expect::Nothing,
+        culprit: None,
+    },
+    Scenario {
+        name: "bursty",
+        args: &["-mode", "bursty", "-interval", "20ms", "-per-tick", "4", "-size", "32KiB", "-sawtooth", "25"],
+        expect: Expect::Nothing,
+        culprit: None,
+    },
+];
+
+const WINDOW: &str = "24s";
+const WARMUP_SECS: f64 = 8.0;
+
+fn config(services: &[(&str, &LeakyService)]) -> String {
+    let mut y = format!(
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  goroutine_format: proto\ntargets:\n"
+    );
+    for (name, svc) in services {
+        y.push_str(&format!("  - name: {name}\n    url: {}\n", svc.url));
+    }
+    y
+}
+
+fn suspected(m: &Metrics, target: &str) -> Vec<String> {
+    m.series("leakwatch_leak_suspected")
+        .into_iter()
+        .filter(|(l, v)| l.get("target").map(String::as_str) == Some(target) && *v == 1.0)
+        .filter_map(|(l, _)| l.get("kind").cloned())
+        .collect()
+}
+
+fn warm(m: &Metrics, target: &str) -> bool {
+    m.get("leakwatch_window_span_seconds", &[("target", target)])
+        .is_some_and(|s| s >= WARMUP_SECS + 1.0)
+}
+
+fn top_growth(m: &Metrics, target: &str) -> Option<(String, f64)> {
+    m.series("leakwatch_heap_growth_bytes")
+        .into_iter()
+        .filter(|(l, _)| l.get("target").map(String::as_str) == Some(target))
+        .filter_map(|(l, v)| Some((l.get("function")?.clone(), v)))
+        .filter(|(f, _)| f != "other")
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Runs every scenario against one leakwatch for one toolchain and returns the
+/// failures (empty = pass).
+fn run_fleet(tc: &GoToolchain) -> Vec<String> {
+    let services: Vec<(&str, LeakyService)> = SCENARIOS
+        .iter()
+        .map(|s| (s.name, LeakyService::start(tc, s.args)))
+        .collect();
+    let refs: Vec<(&str, &LeakyService)> = services.iter().map(|(n, s)| (*n, s)).collect();
+    let lw = Leakwatch::start(&config(&refs));
+    let mut failures = Vec::new();
+    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut ok_at: BTreeMap<&str, Metrics> = BTreeMap::new();
+    // Watch for a full window after warm-up: leaks must be suspected by then, the
+    // others must never be.
+    let deadline = Instant::now() + Duration::from_secs_f64(WARMUP_SECS + 26.0);
+    while Instant::now() < deadline {
+        let m = lw.metrics();
+        for s in SCENARIOS {
+            if !warm(&m, s.name) {
+                continue;
+            }
+            let kinds = suspected(&m, s.name);
+            match s.expect {
+                Expect::Nothing => {
+                    if !kinds.is_empty() {
+                        seen.entry(s.name).or_default().extend(kinds);
+                    }
+                }
+                Expect::Suspected(kind) => {
+                    if kinds.iter().any(|k| k == kind) && !ok_at.contains_key(s.name) {
+                        ok_at.insert(s.name, m.clone());
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let last = lw.metrics();
+    for s in SCENARIOS {
+        match s.expect {
+            Expect::Nothing => {
+                if let Some(kinds) = seen.get(s.name) {
+                    failures.push(format!(
+                        "go{}: {}: suspected {kinds:?} but must not be",
+                        tc.version, s.name
+                    ));
+                }
+                if !warm(&last, s.name) {
+                    failures.push(format!("go{}: {}: window never warmed up", tc.version, s.name));
+                }
+            }
+            Expect::Suspected(kind) => {
+                let Some(m) = ok_at.get(s.name) else {
+                    failures.push(format!(
+                        "go{}: {}: {kind} leak never suspected; last score {:?}, slope {:?}, monotonicity {:?}",
+                        tc.version,
+                        s.name,
+                        last.get("leakwatch_leak_score", &[("target", s.name), ("kind", kind)]),
+                        last.get("leakwatch_heap_live_slope_bytes_per_second", &[("target", s.name)]),
+                        last.get("leakwatch_heap_growth_monotonicity", &[("target", s.name)]),
+                    ));
+                    continue;
+                };
+                if let Some(culprit) = s.culprit {
+                    match top_growth(m, s.name) {
+                        Some((f, _)) if f == culprit => {}
+                        other => failures.push(format!(
+                            "go{}: {}: top growing function {other:?}, want {culprit}",
+                            tc.version, s.name
+                        )),
+                    }
+                    let top = m
+                        .series("leakwatch_heap_top_package_share")
+                        .into_iter()
+                        .find(|(l, _)| l.get("target").map(String::as_str) == Some(s.name));
+                    match top {
+                        Some((l, share)) if l.get("package").map(String::as_str) == Some("main") && share > 0.5 => {}
+                        other => failures.push(format!(
+                            "go{}: {}: top package {other:?}, want main with a high share",
+                            tc.version, s.name
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    // HTTP connections: leakwatch's count matches what the service leaked.
+    let svc = &services.iter().find(|(n, _)| *n == "httpclient").unwrap().1;
+    let leaked = svc.leaked_count("httpclient") as f64;
+    let conns = last
+        .get("leakwatch_http_client_connections", &[("target", "httpclient")])
+        .unwrap_or(-1.0);
+    // The count moves by one every 100 ms; the scrape is at most 250 ms old.
+    if (conns - leaked).abs() > 5.0 {
+        failures.push(format!(
+            "go{}: httpclient: leakwatch_http_client_connections {conns}, service leaked {leaked}",
+            tc.version
+        ));
+    }
+    if !failures.is_empty() {
+        failures.push(format!("leakwatch log:\n{}", lw.stderr()));
+    }
+    failures
+}
+
+#[test]
+fn leaks_are_suspected_and_healthy_services_are_not() {
+    let handles: Vec<_> = toolchains()
+        .into_iter()
+        .map(|tc| std::thread::spawn(move || run_fleet(&tc)))
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("fleet thread panicked"))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A restart mid-window (new PID, cumulative counters back to zero) starts a new
+/// window: no growth spike and no suspicion, and the sample count drops.
+#[test]
+fn restart_mid_window_is_not_a_leak() {
+    let tc = &toolchains()[0];
+    let args = ["-mode", "healthy", "-interval", "20ms", "-per-tick", "4", "-size", "32KiB", "-sawtooth", "25"];
+    let svc = LeakyService::start(tc, &args);
+    let port = svc.addr.port();
+    let lw = Leakwatch::start(&format!(
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: {WINDOW}\n  warmup: 4s\ntargets:\n  - name: svc\n    url: {}\n",
+        svc.url
+    ));
+    let before = wait_until(Duration::from_secs(30), "a warm window", || {
+        let m = lw.metrics();
+        (m.get("leakwatch_window_span_seconds", &[("target", "svc")])? >= 6.0).then_some(m)
+    });
+    let samples_before = before
+        .get("leakwatch_window_samples", &[("target", "svc")])
+        .unwrap();
+    drop(svc);
+    let restarted = LeakyService::start_on_port(tc, &args, port);
+    let after = wait_until(Duration::from_secs(30), "the window to restart", || {
+        let m = lw.metrics();
+        let n = m.get("leakwatch_window_samples", &[("target", "svc")])?;
+        (n < samples_before && m.get("leakwatch_up", &[("target", "svc")]) == Some(1.0)).then_some(m)
+    });
+    // Watch the restarted service through its warm-up: never suspected.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut m = after;
+    while Instant::now() < deadline {
+        assert!(suspected(&m, "svc").is_empty(), "suspected after a restart:\n{}", m.text);
+        std::thread::sleep(Duration::from_millis(500));
+        m = lw.metrics();
+    }
+    drop(restarted);
+}
