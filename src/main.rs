@@ -21,7 +21,7 @@ use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
 #[command(name = "leakwatch", version, about, long_about)]
 struct Cli {
     /// YAML config file with targets and settings (see README "Configuration").
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Base URL of a Go service serving /debug/pprof/ (repeatable). Ignored with --config.
@@ -48,6 +48,49 @@ struct Cli {
 enum Command {
     /// Run the exporter (the default when no subcommand is given).
     Serve,
+    /// Print the top functions of one heap profile, like `go tool pprof -top`.
+    ///
+    /// PROFILE is a gzipped protobuf dump (`/debug/pprof/heap`, leakwatch's dumps) or
+    /// `heap?debug=1` text (scaled as pprof does). Text profiles carry function names,
+    /// so no binary is needed.
+    Top {
+        /// The heap profile.
+        profile: PathBuf,
+        #[command(flatten)]
+        opts: TopArgs,
+    },
+    /// Show what grew between two heap profiles, like `go tool pprof -top -base BASE NEW`.
+    ///
+    /// Example: `leakwatch diff heap-...-baseline.pb.gz heap-...-suspect.pb.gz --min-delta 5MB`
+    Diff {
+        /// The earlier profile (the baseline).
+        base: PathBuf,
+        /// The later profile.
+        new: PathBuf,
+        #[command(flatten)]
+        opts: TopArgs,
+    },
+}
+
+/// Options shared by `top` and `diff`.
+#[derive(Debug, clap::Args)]
+struct TopArgs {
+    /// Which value to report: inuse_space, inuse_objects, alloc_space or alloc_objects.
+    #[arg(long, default_value = "inuse_space")]
+    sample: leakwatch::analysis::diff::SampleType,
+    /// Show at most N functions (0 = all above pprof's 0.5% cutoff).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Sort by cumulative value instead of flat.
+    #[arg(long)]
+    cum: bool,
+    /// Hide functions whose flat and cum changed by less than this (e.g. 5MB, 512KiB;
+    /// for object samples, a count).
+    #[arg(long, value_name = "SIZE")]
+    min_delta: Option<String>,
+    /// Largest profile file read (decompressed), e.g. 512MiB.
+    #[arg(long, default_value = "1GiB")]
+    max_bytes: bytesize::ByteSize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,9 +104,57 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    match cli.command {
+    match &cli.command {
         None | Some(Command::Serve) => serve(&cli),
+        Some(Command::Top { profile, opts }) => {
+            let p = read_profile(profile, opts)?;
+            let report = leakwatch::analysis::diff::top(&p, &opts.to_options()?);
+            print!("{}", report.render());
+            Ok(())
+        }
+        Some(Command::Diff { base, new, opts }) => {
+            let b = read_profile(base, opts)?;
+            let n = read_profile(new, opts)?;
+            let report = leakwatch::analysis::diff::diff(&b, &n, &opts.to_options()?);
+            print!("{}", report.render());
+            Ok(())
+        }
     }
+}
+
+impl TopArgs {
+    fn to_options(&self) -> anyhow::Result<leakwatch::analysis::diff::TopOptions> {
+        use leakwatch::analysis::diff::SampleType;
+        let min_delta = match &self.min_delta {
+            None => None,
+            Some(s) => Some(match self.sample {
+                SampleType::InuseSpace | SampleType::AllocSpace => {
+                    let b: bytesize::ByteSize = s
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--min-delta {s:?}: {e}"))?;
+                    i64::try_from(b.as_u64()).unwrap_or(i64::MAX)
+                }
+                _ => s
+                    .parse()
+                    .with_context(|| format!("--min-delta {s:?}: a count for object samples"))?,
+            }),
+        };
+        Ok(leakwatch::analysis::diff::TopOptions {
+            sample: self.sample,
+            top: self.top,
+            cum: self.cum,
+            min_delta,
+        })
+    }
+}
+
+fn read_profile(
+    path: &std::path::Path,
+    opts: &TopArgs,
+) -> anyhow::Result<leakwatch::pprof::HeapProfile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    leakwatch::analysis::diff::load_profile(&bytes, opts.max_bytes.as_u64())
+        .with_context(|| format!("reading the heap profile {}", path.display()))
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {

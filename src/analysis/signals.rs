@@ -1078,9 +1078,12 @@ mod tests {
         }
     }
 
+    /// (name, goroutines at second t, goroutine leak expected, connection leak expected)
+    type CountCase = (&'static str, Box<dyn Fn(f64) -> f64>, bool, bool);
+
     #[test]
     fn goroutine_and_connection_scenarios() {
-        let cases: Vec<(&str, Box<dyn Fn(f64) -> f64>, bool, bool)> = vec![
+        let cases: Vec<CountCase> = vec![
             ("steady 40 goroutines", Box::new(|_| 40.0), false, false),
             // 4 leaked goroutines a minute, one in four an HTTP connection: 60/h.
             ("leak 240 goroutines/h", linear(40.0, 240.0), true, true),

@@ -252,9 +252,11 @@ mod tests {
         assert!((line.at(10.0) - 30.0).abs() < 1e-9);
     }
 
+    type GammaCase = (&'static str, Vec<(f64, f64)>, Option<f64>);
+
     #[test]
     fn gamma_table() {
-        let cases: [(&str, Vec<(f64, f64)>, Option<f64>); 6] = [
+        let cases: [GammaCase; 6] = [
             ("rising", series(20, |x| x * x), Some(1.0)),
             ("falling", series(20, |x| -x), Some(-1.0)),
             // A staircase: values repeat between steps but never go down.

@@ -31,6 +31,17 @@ pub struct GoToolchain {
     pub go: PathBuf,
 }
 
+impl GoToolchain {
+    /// The minor version: 19 for "1.19".
+    pub fn minor(&self) -> u32 {
+        self.version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// Where scripts/install-test-deps puts each toolchain.
 fn default_go_path(version: &str) -> PathBuf {
     if version == "1.19" {
@@ -1253,7 +1264,7 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
     }
 
     #[test]
-    fn live_orphan_mode_without_leak_profile_on_default_toolchains() {
+    fn live_orphan_mode_on_default_toolchains() {
         each_toolchain(|tc| {
             let svc = start(tc, "-mode orphan -interval 20ms -per-tick 5 -max-items 40");
             wait_until(Duration::from_secs(10), "40 orphans", || {
@@ -1264,9 +1275,11 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
                 sum_records(&profile, |r| r.contains("main.waitOrphaned")),
                 40
             );
-            // Go 1.19 has no such profile; Go 1.26 only with GOEXPERIMENT=goroutineleakprofile.
+            // Go 1.19 has no such profile; Go 1.26 only with GOEXPERIMENT=goroutineleakprofile;
+            // Go 1.27 serves it by default.
             let (status, _) = svc.get("/debug/pprof/goroutineleak?debug=1");
-            assert_eq!(status, 404, "Go {}", tc.version);
+            let expected = if tc.minor() >= 27 { 200 } else { 404 };
+            assert_eq!(status, expected, "Go {}", tc.version);
         });
     }
 
