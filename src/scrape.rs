@@ -30,7 +30,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .user_agent(concat!("leakwatch/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(redirect_policy))
             .pool_max_idle_per_host(2)
             .build()
             .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
@@ -109,6 +109,48 @@ impl Fetcher {
         }
         Ok(body)
     }
+}
+
+/// Most redirects a request follows.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Follows at most [`MAX_REDIRECTS`] redirects, and only to the same scheme, host and
+/// port as the original request: a target can never send leakwatch to another host
+/// (no SSRF through a redirect, no traffic to addresses nobody configured).
+fn redirect_policy(attempt: reqwest::redirect::Attempt) -> reqwest::redirect::Action {
+    let decision = redirect_allowed(attempt.previous(), attempt.url());
+    match decision {
+        Ok(()) => attempt.follow(),
+        Err(why) => attempt.error(why),
+    }
+}
+
+/// The pure rule behind [`redirect_policy`]: `previous[0]` is the original URL.
+pub fn redirect_allowed(previous: &[reqwest::Url], next: &reqwest::Url) -> Result<(), String> {
+    if previous.len() > MAX_REDIRECTS {
+        return Err(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    let Some(first) = previous.first() else {
+        return Ok(());
+    };
+    if previous.iter().any(|u| u == next) {
+        return Err(format!("redirect loop at {}", redact_url(next.as_str())));
+    }
+    let origin = |u: &reqwest::Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_string),
+            u.port_or_known_default(),
+        )
+    };
+    if origin(first) != origin(next) {
+        return Err(format!(
+            "redirect to another host refused: {} -> {}",
+            first.host_str().unwrap_or("?"),
+            next.host_str().unwrap_or("?")
+        ));
+    }
+    Ok(())
 }
 
 fn fetch_error(url: &str, reason: FetchReason, detail: String) -> Error {
@@ -198,6 +240,46 @@ pub async fn run_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_on_the_target() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let first = u("http://127.0.0.1:6060/debug/pprof/heap");
+        // Same origin: followed.
+        assert!(
+            redirect_allowed(
+                &[first.clone()],
+                &u("http://127.0.0.1:6060/debug/pprof/heap?x=1")
+            )
+            .is_ok()
+        );
+        // Another host, port or scheme: refused without connecting.
+        for other in [
+            "http://10.0.0.1:6060/debug/pprof/heap",
+            "http://127.0.0.2:6060/debug/pprof/heap",
+            "http://127.0.0.1:6061/debug/pprof/heap",
+            "https://127.0.0.1:6060/debug/pprof/heap",
+            "http://metadata.google.internal/computeMetadata/v1/",
+        ] {
+            let err = redirect_allowed(&[first.clone()], &u(other)).unwrap_err();
+            assert!(err.contains("another host"), "{other}: {err}");
+        }
+        // Loops and long chains.
+        let second = u("http://127.0.0.1:6060/a");
+        assert!(
+            redirect_allowed(&[first.clone(), second.clone()], &first)
+                .unwrap_err()
+                .contains("loop")
+        );
+        let chain: Vec<_> = (0..4)
+            .map(|i| u(&format!("http://127.0.0.1:6060/{i}")))
+            .collect();
+        assert!(
+            redirect_allowed(&chain, &u("http://127.0.0.1:6060/x"))
+                .unwrap_err()
+                .contains("more than")
+        );
+    }
 
     #[test]
     fn redacts_credentials() {

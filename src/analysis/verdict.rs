@@ -334,19 +334,19 @@ struct Assessment {
 
 /// Maps `v` to 0..1: 0.5 at `threshold`, linear from 0 below, 1 at `full` and above.
 fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
-    if !v.is_finite() || v <= 0.0 {
+    if !v.is_finite() {
         return 0.0;
     }
+    if v >= threshold {
+        if full <= threshold {
+            return 1.0;
+        }
+        return (0.5 + 0.5 * (v - threshold) / (full - threshold)).min(1.0);
+    }
     if threshold <= 0.0 {
-        return 1.0;
+        return 0.0;
     }
-    if v < threshold {
-        return 0.5 * v / threshold;
-    }
-    if full <= threshold {
-        return 1.0;
-    }
-    (0.5 + 0.5 * (v - threshold) / (full - threshold)).min(1.0)
+    0.5 * v.max(0.0) / threshold
 }
 
 fn assess(t: &Trend, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment {
@@ -492,6 +492,9 @@ mod tests {
             (4.0, 1.0, 4.0, 1.0),
             (40.0, 1.0, 4.0, 1.0),
             (f64::NAN, 1.0, 4.0, 0.0),
+            // A threshold of 0 (criterion switched off) passes at 0.
+            (0.0, 0.0, 0.75, 0.5),
+            (-0.1, 0.0, 0.75, 0.0),
         ];
         for (v, th, full, want) in cases {
             assert_eq!(ramp(v, th, full), want, "ramp({v}, {th}, {full})");

@@ -5,18 +5,21 @@
 //! # Memory per target
 //!
 //! The window never keeps whole profiles. Per target it holds at most:
-//! - `max_samples` (default 240) [`Sample`]s of fixed size (`size_of::<Sample>()`,
-//!   about 300 bytes): a new sample closer than `span / max_samples` to the previous
-//!   retained one *replaces* the newest instead of being appended, so the ring covers
-//!   the whole span at any scrape interval and holds at most 240 entries;
-//! - [`CHECKPOINTS`] + 2 snapshots of per-allocation-site in-use bytes and as many of
-//!   per-blocking-site goroutine counts, each capped at `max_sites` (default 256) sites
-//!   plus an `other` total; a site name is stored once and shared between snapshots;
-//! - `max_pauses` (default 1024) GC pauses, 16 bytes each.
+//! - `max_samples` (default 240) [`Sample`]s of 304 bytes (scalars only). A sample
+//!   closer than `span / (max_samples - 2)` to the previous retained one is kept only
+//!   as the newest and *replaced* by the next arrival, so the ring spans the whole
+//!   `span` at any scrape interval: at 15 s it holds all 121 samples of 30 minutes,
+//!   at 1 s one sample every 7.6 s;
+//! - [`CHECKPOINTS`] + 2 snapshots of in-use bytes per allocation site, and as many of
+//!   goroutine counts per blocking site, each capped at `max_sites` (default 256) sites
+//!   of 24 bytes plus an `other` total; a site's name is stored once and shared by
+//!   every snapshot that has it;
+//! - `max_pauses` (default 1024) GC pauses of 16 bytes.
 //!
-//! With the defaults that is about 72 KB of samples plus a few KB per snapshot
-//! ([`Window::approx_bytes`] reports the actual figure; the `signals` benchmark
-//! prints it for a 30-minute window with a 200-site profile).
+//! Hard bound with the defaults: 73 KB of samples + 16 KB of pauses + 2 x 6 x 6 KB of
+//! snapshot entries + the distinct site names (about 60 bytes each), roughly 200 KB.
+//! Measured ([`Window::approx_bytes`], printed by `cargo bench --bench signals`): 89 KiB
+//! for a full 30-minute window at 15 s with a 200-site heap profile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -495,7 +498,10 @@ impl Window {
     fn push_sample(&mut self, sample: Sample) {
         // Retained samples are at least `spacing` apart, plus the newest: at most
         // span / spacing + 2 = max_samples.
-        let spacing = self.cfg.span / (self.cfg.max_samples - 2) as u32;
+        let slots = u32::try_from(self.cfg.max_samples - 2)
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let spacing = self.cfg.span / slots;
         if newest_is_temporary(self.samples.iter().rev().map(|s| s.at), spacing) {
             self.samples.pop_back();
         }
@@ -633,7 +639,7 @@ impl Window {
     /// The warm-up in force: `warmup`, at most two thirds of `span` (so a short
     /// window still warms up).
     pub fn warmup(&self) -> Duration {
-        self.cfg.warmup.min(self.cfg.span * 2 / 3)
+        self.cfg.warmup.min(self.cfg.span.saturating_mul(2) / 3)
     }
 
     /// Warm: at least [`Window::warmup`] covered and `min_samples` samples held.
@@ -992,6 +998,47 @@ mod tests {
         assert_eq!(
             w.baseline().map(|b| (b.bytes, b.source)),
             Some((4242, BaselineSource::Manual))
+        );
+    }
+
+    #[test]
+    fn extreme_configs_do_not_panic() {
+        let cfgs = [
+            WindowConfig {
+                span: Duration::MAX,
+                max_samples: usize::MAX,
+                max_sites: 0,
+                max_pauses: 0,
+                warmup: Duration::MAX,
+                min_samples: usize::MAX,
+                alloc_helpers: Vec::new(),
+            },
+            WindowConfig {
+                span: Duration::ZERO,
+                max_samples: 0,
+                ..WindowConfig::default()
+            },
+        ];
+        for cfg in cfgs {
+            let mut w = Window::new(&cfg);
+            for sec in 0..5 {
+                let mut o = obs(sec, Some(1), Some(ms(1000 + sec, 10, sec)));
+                o.heap = Some(profile(&[("main.f", 10 * sec + 1)]));
+                w.observe(o);
+            }
+            assert!(w.len() >= 1);
+            assert!(!w.is_warm() || cfg.span == Duration::ZERO);
+            let _ = crate::analysis::signals::compute(&w, &Default::default());
+        }
+    }
+
+    #[test]
+    fn sample_size_matches_the_documented_bound() {
+        // The module doc's memory figures assume this size (Linux, 64-bit).
+        assert!(
+            std::mem::size_of::<Sample>() <= 304,
+            "{}",
+            std::mem::size_of::<Sample>()
         );
     }
 

@@ -24,8 +24,12 @@ fn load(rel: &str) -> HeapProfile {
 
 /// The lines of `go tool pprof -top` from the `Showing nodes` line on.
 fn pprof_top(args: &[&str], file: &Path, base: Option<&Path>) -> Vec<String> {
-    let go = std::env::var("GO").unwrap_or_else(|_| "go".to_string());
-    pprof_top_with(Path::new(&go), args, file, base)
+    // pprof's output is compared to the letter: use the current Go (1.26), not
+    // whatever `go` is first on PATH (Debian's is 1.19).
+    let go = std::env::var("GO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| crate::support::toolchain("1.26").go);
+    pprof_top_with(&go, args, file, base)
 }
 
 fn pprof_top_with(go: &Path, args: &[&str], file: &Path, base: Option<&Path>) -> Vec<String> {

@@ -488,7 +488,9 @@ async fn retention_by_schedule_keeps_this_runs_baseline_and_the_newest() {
     // Newest first: the last scheduled dump, then the first-contact baseline.
     assert_eq!(files[0].reason, Reason::Schedule);
     assert_eq!(files[1].reason, Reason::Baseline);
-    assert_eq!(dir_names(&tmp.path().join("svc")).len(), 2);
+    let on_disk = dir_names(&tmp.path().join("svc"));
+    let listed: Vec<String> = files.iter().rev().map(|f| f.name.clone()).collect();
+    assert_eq!(on_disk, listed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,5 +8,6 @@ mod goroutine;
 mod heap;
 mod http;
 mod live_core;
+mod live_oom;
 mod ops;
 mod system;
