@@ -50,6 +50,8 @@ const BASELINE_RETRY: Duration = Duration::from_secs(30);
 /// A dump must decompress to at most this many bytes to pass validation (a gzip bomb
 /// would otherwise keep a core busy; real heap profiles are a few MiB uncompressed).
 const MAX_DECOMPRESSED: u64 = 1 << 30;
+/// How long [`DumpManager::run`] lets dumps in flight finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Bounds of the scheduler's sleep in [`DumpManager::run`].
 const MIN_SLEEP: Duration = Duration::from_millis(10);
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -1113,8 +1115,8 @@ impl DumpManager {
 
     /// Runs every target's schedule until `shutdown`: an alternative to calling
     /// [`tick`](Self::tick) from the scrape loops that never delays a scrape (each
-    /// target's dumps run in their own task). Dumps in flight at shutdown are
-    /// cancelled (their temporary files removed).
+    /// target's dumps run in their own task). At shutdown, dumps in flight get
+    /// [`SHUTDOWN_GRACE`] to finish, then are cancelled (temporary files removed).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
@@ -1138,7 +1140,14 @@ impl DumpManager {
             }
             while tasks.try_join_next().is_some() {}
         }
-        tasks.shutdown().await;
+        // Let dumps in flight finish (and be indexed) for a moment, then cancel.
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.shutdown().await;
+        }
     }
 
     /// Takes one dump now (waiting for a dump of the same profile already running).

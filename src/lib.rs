@@ -28,6 +28,7 @@ pub mod pprof;
 pub mod scrape;
 pub mod system;
 pub mod target;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -71,30 +72,135 @@ pub struct KernelLogStatus {
     pub host_kills: std::sync::atomic::AtomicU64,
 }
 
+/// Outcome of the last configuration reload.
+#[derive(Debug)]
+pub struct ReloadStatus {
+    pub last_ok: std::sync::atomic::AtomicBool,
+    pub last_success_unix: std::sync::Mutex<f64>,
+}
+
+impl Default for ReloadStatus {
+    fn default() -> Self {
+        ReloadStatus {
+            last_ok: std::sync::atomic::AtomicBool::new(true),
+            last_success_unix: std::sync::Mutex::new(unix_now()),
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The running scrape loops, one per target, so a reload can start and stop them.
+#[derive(Debug)]
+pub struct Loops {
+    fetcher: scrape::Fetcher,
+    permits: Arc<tokio::sync::Semaphore>,
+    root: CancellationToken,
+    running: std::sync::Mutex<Vec<(Arc<TargetState>, CancellationToken)>>,
+}
+
 /// State shared by the HTTP handlers and the scrape loops.
 #[derive(Debug)]
 pub struct AppState {
     pub targets: Arc<Targets>,
     pub kernel: Arc<KernelLogStatus>,
     pub registry: Registry,
+    pub reload: Arc<ReloadStatus>,
+    /// The config in force (probe allowlist and modules are read from it).
+    pub config: RwLock<Arc<Config>>,
+    /// Where the config came from, for reloads; `None` with `--target` or the default.
+    pub config_path: Option<std::path::PathBuf>,
+    /// Set by [`run`]; absent in states built for tests of the HTTP layer alone.
+    pub loops: Option<Arc<Loops>>,
 }
 
 impl AppState {
-    pub fn new(targets: Vec<Arc<TargetState>>) -> Self {
+    /// State for `config`'s targets, with no scrape loops running.
+    pub fn new(config: Config) -> Self {
         let targets = Arc::new(Targets {
-            list: RwLock::new(targets),
+            list: RwLock::new(build_targets(&config)),
         });
         let kernel = Arc::new(KernelLogStatus::default());
+        let reload = Arc::new(ReloadStatus::default());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(TargetsCollector {
             targets: targets.clone(),
             kernel: kernel.clone(),
+            reload: reload.clone(),
         }));
         AppState {
             targets,
             kernel,
             registry,
+            reload,
+            config: RwLock::new(Arc::new(config)),
+            config_path: None,
+            loops: None,
         }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the config file and applies it: parsed and validated first, swapped only
+    /// on success (the old config stays on failure). Unchanged targets keep their
+    /// state and analysis window; added ones start, removed ones stop.
+    pub fn reload(&self) -> Result<usize> {
+        let result = match &self.config_path {
+            None => Err(Error::Config(
+                "no --config file to reload (targets came from the command line)".to_string(),
+            )),
+            Some(path) => Config::load(path).map(|c| self.apply(c)),
+        };
+        let ok = result.is_ok();
+        self.reload
+            .last_ok
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
+        match &result {
+            Ok(n) => {
+                *self
+                    .reload
+                    .last_success_unix
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = unix_now();
+                tracing::info!(targets = n, "configuration reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the old configuration"),
+        }
+        result
+    }
+
+    /// Swaps in a validated config; returns the number of targets.
+    fn apply(&self, new: Config) -> usize {
+        let old = self.config();
+        let system_changed = old.system != new.system;
+        if old.system.kernel_log != new.system.kernel_log {
+            tracing::warn!("system.kernel_log changes take effect on restart");
+        }
+        let previous = self.targets.snapshot();
+        let system = Arc::new(new.system.clone());
+        let mut next = Vec::with_capacity(new.targets.len());
+        for tc in &new.targets {
+            let kept = previous
+                .iter()
+                .find(|t| !system_changed && t.config == *tc)
+                .cloned();
+            next.push(kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))));
+        }
+        let n = next.len();
+        if let Some(loops) = &self.loops {
+            loops.sync(&next);
+        }
+        self.targets.replace(next);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        n
     }
 
     pub fn targets(&self) -> Vec<Arc<TargetState>> {
@@ -107,6 +213,7 @@ impl AppState {
 struct TargetsCollector {
     targets: Arc<Targets>,
     kernel: Arc<KernelLogStatus>,
+    reload: Arc<ReloadStatus>,
 }
 
 impl Collector for TargetsCollector {
@@ -120,6 +227,20 @@ impl Collector for TargetsCollector {
             1u64,
         );
         global.gauge("leakwatch_targets", targets.len() as u64);
+        global.gauge(
+            "leakwatch_config_last_reload_successful",
+            self.reload
+                .last_ok
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        global.gauge(
+            "leakwatch_config_last_reload_success_timestamp_seconds",
+            *self
+                .reload
+                .last_success_unix
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         if let Some((source, ok)) = self
             .kernel
             .readable
@@ -161,28 +282,68 @@ pub fn build_targets(config: &Config) -> Vec<Arc<TargetState>> {
         .collect()
 }
 
+impl Loops {
+    /// Makes the running loops match `targets`: loops of targets no longer present
+    /// (by identity) are stopped, new ones started.
+    fn sync(&self, targets: &[Arc<TargetState>]) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|(t, token)| {
+            let keep = targets.iter().any(|n| Arc::ptr_eq(n, t));
+            if !keep {
+                tracing::info!(target_name = %t.config.name, "stopped watching target");
+                token.cancel();
+            }
+            keep
+        });
+        for t in targets {
+            if running.iter().any(|(r, _)| Arc::ptr_eq(r, t)) {
+                continue;
+            }
+            tracing::info!(target_name = %t.config.name, url = %scrape::redact_url(t.config.url.as_str()), interval = ?t.config.interval, "watching target");
+            let token = self.root.child_token();
+            tokio::spawn(scrape::run_target(
+                t.clone(),
+                self.fetcher.clone(),
+                self.permits.clone(),
+                token.clone(),
+            ));
+            running.push((t.clone(), token));
+        }
+    }
+}
+
 /// Runs the exporter on `listener` until `shutdown` completes: one scrape loop per
-/// target, and the HTTP server. Returns once both have stopped.
+/// target, the kernel-log follower, the HTTP server, and reloads on SIGHUP.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let fetcher = scrape::Fetcher::new()?;
-    let state = Arc::new(AppState::new(build_targets(&config)));
+    run_with(config, None, listener, shutdown).await
+}
+
+/// [`run`] with the config file's path, so `SIGHUP` and `POST /-/reload` can re-read it.
+pub async fn run_with(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let cancel = CancellationToken::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCRAPES));
-    let mut loops = tokio::task::JoinSet::new();
-    for t in state.targets() {
-        tracing::info!(target_name = %t.config.name, url = %scrape::redact_url(t.config.url.as_str()), interval = ?t.config.interval, "watching target");
-        loops.spawn(scrape::run_target(
-            t,
-            fetcher.clone(),
-            permits.clone(),
-            cancel.clone(),
-        ));
-    }
-    let kernel_reader = start_kernel_log(&config.system.kernel_log, state.clone());
+    let loops = Arc::new(Loops {
+        fetcher: scrape::Fetcher::new()?,
+        permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCRAPES)),
+        root: cancel.clone(),
+        running: std::sync::Mutex::new(Vec::new()),
+    });
+    let kernel_log = config.system.kernel_log.clone();
+    let mut state = AppState::new(config);
+    state.config_path = config_path;
+    state.loops = Some(loops.clone());
+    let state = Arc::new(state);
+    loops.sync(&state.targets());
+    let kernel_reader = start_kernel_log(&kernel_log, state.clone());
+    spawn_sighup_reloader(state.clone(), cancel.clone());
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the address of", "listener", e))?;
@@ -200,8 +361,26 @@ pub async fn run(
     if let Some(r) = kernel_reader {
         r.stop();
     }
-    while loops.join_next().await.is_some() {}
     result
+}
+
+fn spawn_sighup_reloader(state: Arc<AppState>, cancel: CancellationToken) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload with POST /-/reload");
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let s = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                }
+                _ = cancel.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Starts following the kernel log for OOM kills (unless `off`): a std thread reads it,

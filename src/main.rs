@@ -48,6 +48,9 @@ struct Cli {
 enum Command {
     /// Run the exporter (the default when no subcommand is given).
     Serve,
+    /// Watch Go services for a while in the terminal (or CI), then summarize and exit
+    /// 0 (no leak), 1 (leak suspected) or 2 (could not judge).
+    Watch(leakwatch::watch::WatchArgs),
     /// Print the top functions of one heap profile, like `go tool pprof -top`.
     ///
     /// PROFILE is a gzipped protobuf dump (`/debug/pprof/heap`, leakwatch's dumps) or
@@ -106,6 +109,7 @@ fn main() -> anyhow::Result<()> {
 
     match &cli.command {
         None | Some(Command::Serve) => serve(&cli),
+        Some(Command::Watch(args)) => std::process::exit(leakwatch::watch::run(args.clone())),
         Some(Command::Top { profile, opts }) => {
             let p = read_profile(profile, opts)?;
             let report = leakwatch::analysis::diff::top(&p, &opts.to_options()?);

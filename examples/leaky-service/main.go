@@ -35,6 +35,7 @@ type config struct {
 	sawtooth       int
 	plateauItems   int
 	maxItems       int
+	leakEvery      int
 	memProfileRate int
 	labelledEvery  int
 	exitAfter      time.Duration
@@ -85,6 +86,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.sawtooth, "sawtooth", 20, "healthy/bursty: ticks per cycle (the batch is dropped every N ticks)")
 	fs.IntVar(&cfg.plateauItems, "plateau-items", 200, "plateau: entries the cache grows to")
 	fs.IntVar(&cfg.maxItems, "max-items", 0, "leak modes stop leaking after N items (0 = never)")
+	fs.IntVar(&cfg.leakEvery, "leak-every", 1, "leak modes leak on every Nth tick only (a slow leak beside healthy/bursty modes on the same tick)")
 	fs.IntVar(&cfg.memProfileRate, "memprofilerate", 0, "set runtime.MemProfileRate if > 0 (1 = record every allocation)")
 	fs.IntVar(&cfg.labelledEvery, "labelled-every", 10, "goroutine: every Nth goroutine runs under pprof labels (0 = none)")
 	fs.DurationVar(&cfg.exitAfter, "exit-after", 0, "exit cleanly after this long (0 = run until SIGTERM)")
@@ -253,7 +255,10 @@ func tickLoop(cfg *config, stop <-chan struct{}, f func(tick int)) {
 
 // leakTicks runs a leak mode: per tick, leakOne(n) for per-tick items, until -max-items.
 func leakTicks(cfg *config, stop <-chan struct{}, mode string, leakOne func(n int) error) {
-	tickLoop(cfg, stop, func(int) {
+	tickLoop(cfg, stop, func(tick int) {
+		if cfg.leakEvery > 1 && tick%cfg.leakEvery != 0 {
+			return
+		}
 		for i := 0; i < cfg.perTick; i++ {
 			n := int(leakedCount(mode))
 			if cfg.maxItems > 0 && n >= cfg.maxItems {

@@ -1265,4 +1265,26 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn configs_deserialize_strictly() {
+        let s: SignalConfig = serde_norway::from_str(
+            "top_n: 3\nmemory_limit_bytes: 1073741824\nthresholds: {min_monotonicity: 0.7}",
+        )
+        .unwrap();
+        assert_eq!((s.top_n, s.memory_limit_bytes), (3, Some(1 << 30)));
+        assert_eq!(s.thresholds.min_monotonicity, 0.7);
+        assert_eq!(s.thresholds.min_half_slope_fraction, 0.25);
+        let w: WindowConfig = serde_norway::from_str("span: 10m\nwarmup: 90s").unwrap();
+        assert_eq!(
+            (w.span, w.warmup),
+            (Duration::from_secs(600), Duration::from_secs(90))
+        );
+        assert_eq!(w.max_samples, 240);
+        for bad in ["top_m: 3", "thresholds: {min_mono: 1}", "span: 10 parsecs"] {
+            let e1 = serde_norway::from_str::<SignalConfig>(bad).map(|_| ());
+            let e2 = serde_norway::from_str::<WindowConfig>(bad).map(|_| ());
+            assert!(e1.is_err() && e2.is_err(), "{bad}: {e1:?} {e2:?}");
+        }
+    }
 }

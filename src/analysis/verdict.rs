@@ -234,6 +234,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
                 *name,
                 assess(
                     t,
+                    kind.unit(),
                     th.heap_min_growth_bytes_per_hour,
                     th.heap_min_relative_growth_per_hour,
                     th,
@@ -296,7 +297,7 @@ fn judge_count(
             reasons: vec!["no goroutine profile data".into()],
         };
     };
-    let a = assess(t, min_abs, min_rel, th);
+    let a = assess(t, kind.unit(), min_abs, min_rel, th);
     let label = match kind {
         LeakKind::HttpConnections => "HTTP client connections",
         _ => "goroutines",
@@ -349,8 +350,7 @@ fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
     0.5 * v.max(0.0) / threshold
 }
 
-fn assess(t: &Trend, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment {
-    let unit_is_bytes = min_abs >= 1024.0;
+fn assess(t: &Trend, unit: Unit, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment {
     let per_hour = t.fit.slope * 3600.0;
     let level = t.level.max(1.0);
     let relative_per_hour = per_hour / level;
@@ -371,12 +371,9 @@ fn assess(t: &Trend, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment 
     ]
     .into_iter()
     .fold(1.0, f64::min);
-    let fmt = |v: f64| {
-        if unit_is_bytes {
-            fmt_bytes(v)
-        } else {
-            format!("{v:.1}")
-        }
+    let fmt = |v: f64| match unit {
+        Unit::Bytes => fmt_bytes(v),
+        Unit::Count(_) => format!("{v:.1}"),
     };
     let mut failures = Vec::new();
     if per_hour < min_abs {

@@ -1026,7 +1026,7 @@ mod tests {
                 o.heap = Some(profile(&[("main.f", 10 * sec + 1)]));
                 w.observe(o);
             }
-            assert!(w.len() >= 1);
+            assert!(!w.is_empty());
             assert!(!w.is_warm() || cfg.span == Duration::ZERO);
             let _ = crate::analysis::signals::compute(&w, &Default::default());
         }

@@ -4,10 +4,12 @@ mod support;
 
 mod diff;
 mod dumps;
+mod e2e;
 mod goroutine;
 mod heap;
 mod http;
 mod live_core;
+mod live_signals;
 mod live_oom;
 mod ops;
 mod system;

@@ -232,17 +232,27 @@ impl LeakyService {
     /// Builds (once) and starts leaky-service with `args` (not `-addr`: the harness picks
     /// the port), waiting until `/healthz` answers.
     pub fn start(tc: &GoToolchain, args: &[&str]) -> LeakyService {
-        Self::spawn(tc, args, None)
+        Self::spawn(tc, args, None, 0)
+    }
+
+    /// Like `start`, on a given loopback port (a restart at the same address).
+    pub fn start_on_port(tc: &GoToolchain, args: &[&str], port: u16) -> LeakyService {
+        Self::spawn(tc, args, None, port)
     }
 
     /// Like `start`, but the process writes its own pid into `cgroup_procs` (a
     /// `cgroup.procs` file) and then execs the service, so it is in the cgroup from its
     /// first instruction.
     pub fn start_in_cgroup(tc: &GoToolchain, args: &[&str], cgroup_procs: &Path) -> LeakyService {
-        Self::spawn(tc, args, Some(cgroup_procs))
+        Self::spawn(tc, args, Some(cgroup_procs), 0)
     }
 
-    fn spawn(tc: &GoToolchain, args: &[&str], cgroup_procs: Option<&Path>) -> LeakyService {
+    fn spawn(
+        tc: &GoToolchain,
+        args: &[&str],
+        cgroup_procs: Option<&Path>,
+        port: u16,
+    ) -> LeakyService {
         let bin = build_leaky_service(tc);
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_path = dir.path().join("stderr.log");
@@ -261,7 +271,7 @@ impl LeakyService {
                 c
             }
         };
-        cmd.args(["-addr", "127.0.0.1:0"])
+        cmd.args(["-addr", &format!("127.0.0.1:{port}")])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,804 @@
+//! The leak report page of one target, `GET /targets/{name}`: charts of the analysis
+//! window drawn as inline SVG on the server (readable without JavaScript, nothing
+//! fetched from anywhere), the verdict and its evidence, in-use share by package, top
+//! growing functions, goroutine states, time to OOM and the target's recent dumps.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+use crate::analysis::verdict::{fmt_bytes, fmt_duration};
+use crate::analysis::window::Sample;
+use crate::dump::DumpManager;
+use crate::http::html_escape;
+use crate::target::{Status, TargetState};
+
+/// Most points drawn per series: a 30-minute window at 1 s would otherwise be 1,800.
+pub const MAX_POINTS: usize = 300;
+
+/// The report routes, merged into [`crate::http::app`].
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/targets/{name}", get(page))
+}
+
+/// The landing page's link to a target's report.
+pub fn target_link(name: &str) -> String {
+    let n = html_escape(name);
+    format!("<a href=\"/targets/{n}\">{n}</a>")
+}
+
+async fn page(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let Some(t) = state.targets().into_iter().find(|t| t.config.name == name) else {
+        let known: Vec<String> = state
+            .targets()
+            .iter()
+            .map(|t| target_link(&t.config.name))
+            .collect();
+        let body = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>unknown target</title></head><body>\
+             <h1>No target named {}</h1><p>Known targets: {}</p><p><a href=\"/\">back</a></p></body></html>\n",
+            html_escape(&name),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return (StatusCode::NOT_FOUND, Html(body)).into_response();
+    };
+    // Dumps join here once AppState carries the DumpManager.
+    Html(render(&t, None)).into_response()
+}
+
+// ---------------------------------------------------------------------------------
+// Charts
+// ---------------------------------------------------------------------------------
+
+/// How a chart's values are written on its axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Count,
+}
+
+impl Unit {
+    fn fmt(self, v: f64) -> String {
+        match self {
+            Unit::Bytes => fmt_bytes(v),
+            Unit::Count => format!("{v:.0}"),
+        }
+    }
+}
+
+/// One line of a chart: (seconds relative to the newest sample, <= 0; value).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: &'static str,
+    pub color: &'static str,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// At most `max` points: the series split into `max / 2` buckets of time order, each
+/// keeping its lowest and highest point (so spikes and troughs survive), in order.
+pub fn downsample(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max || max < 2 {
+        return points.to_vec();
+    }
+    let buckets = max / 2;
+    let mut out = Vec::with_capacity(max);
+    for b in 0..buckets {
+        let lo = b * points.len() / buckets;
+        let hi = ((b + 1) * points.len() / buckets).min(points.len());
+        let Some(chunk) = points.get(lo..hi) else {
+            continue;
+        };
+        let min = chunk
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        let max = chunk
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        match (min, max) {
+            (Some((i, p)), Some((j, q))) if i != j => {
+                if i < j {
+                    out.extend([*p, *q]);
+                } else {
+                    out.extend([*q, *p]);
+                }
+            }
+            (Some((_, p)), _) => out.push(*p),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// 1, 2 or 5 times a power of ten, at least `v` (the top of an axis).
+fn nice_ceiling(v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 1.0;
+    }
+    let exp = v.log10().floor();
+    let base = 10f64.powf(exp);
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * base >= v {
+            return m * base;
+        }
+    }
+    10.0 * base
+}
+
+/// Like [`nice_ceiling`] but on powers of two for bytes, so ticks read 16 MiB not 15.3.
+fn nice_ceiling_bytes(v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 1024.0;
+    }
+    let mut top = 1024.0;
+    while top < v {
+        // 1, 1.5, 2 steps of each power of two keep the chart reasonably full.
+        if top * 1.5 >= v {
+            return top * 1.5;
+        }
+        top *= 2.0;
+    }
+    top
+}
+
+const W: f64 = 860.0;
+const H: f64 = 220.0;
+const LEFT: f64 = 76.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+
+/// An inline SVG line chart with axes, grid and a legend; `span` is the x range in
+/// seconds (the window), drawn from `-span` to `now`.
+pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> String {
+    let drawn: Vec<(&Series, Vec<(f64, f64)>)> = series
+        .iter()
+        .filter(|s| !s.points.is_empty())
+        .map(|s| (s, downsample(&s.points, MAX_POINTS)))
+        .collect();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<figure class=\"chart\"><figcaption>{}</figcaption>",
+        html_escape(title)
+    );
+    if drawn.is_empty() {
+        svg.push_str("<p class=\"muted\">no data in the window yet</p></figure>");
+        return svg;
+    }
+    let vmax = drawn
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(0.0f64, f64::max);
+    let top = match unit {
+        Unit::Bytes => nice_ceiling_bytes(vmax),
+        Unit::Count => nice_ceiling(vmax.max(1.0)),
+    };
+    let span = if span > 0.0 { span } else { 1.0 };
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let x = |t: f64| LEFT + pw * ((t + span) / span).clamp(0.0, 1.0);
+    let y = |v: f64| TOP + ph * (1.0 - (v / top).clamp(0.0, 1.0));
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\">",
+        html_escape(title)
+    );
+    // Grid and y labels: 0, 1/4 .. top.
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let yy = y(v);
+        let _ = write!(
+            svg,
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\"/>\
+             <text class=\"ylabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            html_escape(&unit.fmt(v))
+        );
+    }
+    // X labels: -span .. now in fifths.
+    for i in 0..=4 {
+        let t = -span + span * f64::from(i) / 4.0;
+        let label = if i == 4 {
+            "now".to_string()
+        } else {
+            format!("-{}", fmt_duration(-t))
+        };
+        let anchor = match i {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            svg,
+            "<text class=\"xlabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{label}</text>",
+            x(t),
+            H - 8.0
+        );
+    }
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{:.1}\"/>\
+         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+        TOP + ph,
+        TOP + ph,
+        W - RIGHT,
+        TOP + ph
+    );
+    for (s, pts) in &drawn {
+        let mut p = String::with_capacity(pts.len() * 14);
+        for (t, v) in pts {
+            let _ = write!(p, "{:.1},{:.1} ", x(*t), y(*v));
+        }
+        let dash = if s.dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            svg,
+            "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"{dash} points=\"{}\"><title>{}</title></polyline>",
+            html_escape(s.label),
+            s.color,
+            p.trim_end(),
+            html_escape(s.label)
+        );
+    }
+    svg.push_str("</svg><div class=\"legend\">");
+    for (s, pts) in &drawn {
+        let last = pts.last().map(|p| unit.fmt(p.1)).unwrap_or_default();
+        let _ = write!(
+            svg,
+            "<span><i style=\"background:{}\"></i>{} <b>{}</b></span>",
+            s.color,
+            html_escape(s.label),
+            html_escape(&last)
+        );
+    }
+    svg.push_str("</div></figure>");
+    svg
+}
+
+/// A series of the window's samples, x relative to the newest sample.
+fn series(
+    samples: &[&Sample],
+    newest: SystemTime,
+    label: &'static str,
+    color: &'static str,
+    get: impl Fn(&Sample) -> Option<u64>,
+) -> Series {
+    Series {
+        label,
+        color,
+        dashed: false,
+        points: samples
+            .iter()
+            .filter_map(|s| {
+                let v = get(s)?;
+                let dt = newest
+                    .duration_since(s.at)
+                    .map(|d| -d.as_secs_f64())
+                    .unwrap_or(0.0);
+                Some((dt, v as f64))
+            })
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The page
+// ---------------------------------------------------------------------------------
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;max-width:1100px}\
+h1{margin-bottom:0.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:2px}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#777}\
+.suspect{color:#b00;font-weight:bold}.ok{color:#070}.down{color:#b00}.up{color:#070}\
+.verdict-box{padding:0.6em 1em;border-radius:6px;margin:0.8em 0}\
+.verdict-box.bad{background:#fdecea;border:1px solid #e0a0a0}.verdict-box.good{background:#eef8ee;border:1px solid #a0d0a0}\
+.verdict-box.cold{background:#f4f4f4;border:1px solid #ccc}\
+figure.chart{margin:1em 0}figcaption{font-weight:600;margin-bottom:4px}\
+svg .grid{stroke:#e6e6e6;stroke-width:1}svg .axis{stroke:#888;stroke-width:1}\
+svg text{font-size:11px;fill:#555;font-family:system-ui,sans-serif}\
+.legend span{margin-right:1.4em;font-size:0.9em}.legend i{display:inline-block;width:12px;height:3px;margin-right:5px;vertical-align:middle}\
+.bar{display:inline-block;height:10px;background:#4a78c2;vertical-align:middle;margin-right:6px}\
+code,pre{background:#f6f6f6;padding:2px 4px;border-radius:3px}pre{padding:6px 8px;overflow-x:auto}\
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:1.5em}";
+
+/// The whole report page of one target.
+pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
+    let st = t.status();
+    let name = &t.config.name;
+    let mut page = String::with_capacity(64 * 1024);
+    let _ = write!(
+        page,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{} – leakwatch report</title><style>{STYLE}</style></head><body>\
+         <p><a href=\"/\">← all targets</a> · <a href=\"/metrics\">metrics</a></p>\
+         <h1>{}</h1>",
+        html_escape(name),
+        html_escape(name)
+    );
+    let (class, word) = if st.up { ("up", "up") } else { ("down", "down") };
+    let last = st
+        .last_scrape
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or("never".to_string(), |d| {
+            format!("{:.1}s ago", d.as_secs_f64())
+        });
+    let _ = write!(
+        page,
+        "<p><code>{}</code> · <span class=\"{class}\">{word}</span> · last scrape {last} · \
+         scrape every {} · window {} (warm-up {}) · {} samples held, {} restarts seen</p>",
+        html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
+        humantime::format_duration(t.config.interval),
+        humantime::format_duration(t.config.window),
+        humantime::format_duration(st.window.warmup()),
+        st.window.len(),
+        st.window.restarts(),
+    );
+    if let Some(e) = st.last_error.as_deref().filter(|_| !st.up) {
+        let _ = write!(
+            page,
+            "<p class=\"down\">last error: {}</p>",
+            html_escape(e)
+        );
+    }
+    verdict_section(&mut page, t, &st);
+    charts_section(&mut page, &st);
+    heap_sections(&mut page, &st);
+    goroutine_section(&mut page, &st);
+    oom_section(&mut page, &st);
+    page.push_str("<h2>Recent dumps</h2>");
+    page.push_str(&dumps_section(dumps, name));
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn verdict_section(page: &mut String, t: &TargetState, st: &Status) {
+    page.push_str("<h2>Verdict</h2>");
+    let (box_class, headline) = match &st.signals {
+        None => ("cold", "no data yet".to_string()),
+        Some(s) if !s.warm => (
+            "cold",
+            format!(
+                "warming up: {} of {} covered",
+                fmt_duration(s.window_span_seconds),
+                fmt_duration(st.window.warmup().as_secs_f64())
+            ),
+        ),
+        Some(s) if s.verdict.any_suspected() => {
+            let kinds: Vec<&str> = s
+                .verdict
+                .kinds()
+                .iter()
+                .filter(|k| k.suspected)
+                .map(|k| k.kind.as_str())
+                .collect();
+            ("bad", format!("LEAK SUSPECTED: {}", kinds.join(", ")))
+        }
+        Some(_) => ("good", "no leak suspected".to_string()),
+    };
+    let _ = write!(
+        page,
+        "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{}</div>",
+        html_escape(&headline),
+        t.verdict_html(st)
+    );
+    let Some(s) = &st.signals else {
+        return;
+    };
+    if !s.warm {
+        return;
+    }
+    // The evidence: every kind with its reasons, suspected or not.
+    page.push_str("<table id=\"evidence\"><tr><th>kind</th><th>score</th><th>evidence</th></tr>");
+    for k in s.verdict.kinds() {
+        let cls = if k.suspected { "suspect" } else { "ok" };
+        let reasons: Vec<String> = k
+            .reasons
+            .iter()
+            .map(|r| format!("<li>{}</li>", html_escape(r)))
+            .collect();
+        let _ = write!(
+            page,
+            "<tr><td class=\"{cls}\">{}</td><td class=\"num\">{:.2}</td><td><ul>{}</ul></td></tr>",
+            k.kind.as_str(),
+            k.score,
+            reasons.concat()
+        );
+    }
+    page.push_str("</table>");
+    let mut facts: Vec<(String, String)> = Vec::new();
+    if let Some(l) = &s.live {
+        facts.push((
+            "live heap slope".into(),
+            format!(
+                "{}/h, monotonicity {:.2}",
+                fmt_bytes(l.fit.slope * 3600.0),
+                l.monotonicity
+            ),
+        ));
+    }
+    if let Some(f) = &s.heap_alloc {
+        facts.push(("HeapAlloc slope".into(), format!("{}/h", fmt_bytes(f.slope * 3600.0))));
+    }
+    if let Some(f) = &s.next_gc {
+        facts.push(("NextGC slope".into(), format!("{}/h", fmt_bytes(f.slope * 3600.0))));
+    }
+    if let Some(r) = s.alloc_free_bytes_ratio {
+        facts.push(("allocated / freed bytes".into(), format!("{r:.2}")));
+    }
+    if let Some(r) = s.alloc_free_objects_ratio {
+        facts.push(("mallocs / frees".into(), format!("{r:.2}")));
+    }
+    if let Some(h) = s.gc_headroom_bytes {
+        facts.push(("GC headroom (NextGC − HeapAlloc)".into(), fmt_bytes(h)));
+    }
+    if let Some(p) = s.gc_pause_p99_seconds {
+        facts.push(("GC pause p99".into(), format!("{:.2} ms", p * 1000.0)));
+    }
+    if let (Some(b), Some(r)) = (&s.baseline, s.baseline_ratio) {
+        facts.push((
+            "live heap vs baseline".into(),
+            format!("{:.2}× of {}", r, fmt_bytes(b.bytes as f64)),
+        ));
+    }
+    if !facts.is_empty() {
+        page.push_str("<table id=\"facts\" style=\"margin-top:1em\">");
+        for (k, v) in facts {
+            let _ = write!(
+                page,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                html_escape(&k),
+                html_escape(&v)
+            );
+        }
+        page.push_str("</table>");
+    }
+}
+
+fn charts_section(page: &mut String, st: &Status) {
+    page.push_str("<h2>Window</h2>");
+    let samples: Vec<&Sample> = st.window.samples().iter().collect();
+    let Some(newest) = samples.last().map(|s| s.at) else {
+        page.push_str("<p class=\"muted\">no samples yet</p>");
+        return;
+    };
+    let span = st.window.config().span.as_secs_f64();
+    page.push_str(&svg_chart(
+        "Heap: live heap (after GC), HeapAlloc, NextGC",
+        Unit::Bytes,
+        span,
+        &[
+            series(&samples, newest, "live heap (heap profile)", "#c0392b", |s| {
+                s.profile_inuse
+            }),
+            series(&samples, newest, "live heap (NextGC)", "#8e44ad", |s| {
+                s.nextgc_live
+            }),
+            series(&samples, newest, "HeapAlloc", "#2e86c1", |s| s.heap_alloc),
+            Series {
+                dashed: true,
+                ..series(&samples, newest, "NextGC", "#7f8c8d", |s| s.next_gc)
+            },
+        ],
+    ));
+    page.push_str(&svg_chart(
+        "Goroutines",
+        Unit::Count,
+        span,
+        &[
+            series(&samples, newest, "goroutines", "#16a085", |s| s.goroutines),
+            series(&samples, newest, "HTTP client connections", "#d35400", |s| {
+                s.http_client_connections
+            }),
+        ],
+    ));
+    let has_container = samples
+        .iter()
+        .any(|s| s.working_set.is_some() || s.rss.is_some());
+    if has_container {
+        page.push_str(&svg_chart(
+            "Container memory against its limit",
+            Unit::Bytes,
+            span,
+            &[
+                series(&samples, newest, "working set", "#2874a6", |s| s.working_set),
+                series(&samples, newest, "RSS", "#27ae60", |s| s.rss),
+                series(&samples, newest, "Go Sys", "#a569bd", |s| s.go_sys),
+                Series {
+                    dashed: true,
+                    ..series(&samples, newest, "cgroup limit", "#b03a2e", |s| s.cgroup_limit)
+                },
+                Series {
+                    dashed: true,
+                    ..series(&samples, newest, "GOMEMLIMIT", "#ca6f1e", |s| s.gomemlimit)
+                },
+            ],
+        ));
+    } else {
+        page.push_str(
+            "<p class=\"muted\">Container memory: not watched (give the target a <code>pid</code>, \
+             <code>pid_file</code>, <code>process</code> or <code>cgroup</code> in the config).</p>",
+        );
+    }
+}
+
+fn heap_sections(page: &mut String, st: &Status) {
+    let Some(s) = &st.signals else {
+        return;
+    };
+    page.push_str("<div class=\"grid2\"><div><h2>Top growing functions</h2>");
+    let growing: Vec<&(String, i64)> = s
+        .heap_growth
+        .iter()
+        .filter(|(f, g)| f != "other" && *g > 0)
+        .collect();
+    if growing.is_empty() {
+        page.push_str("<p class=\"muted\">no allocation site grew across the window</p>");
+    } else {
+        page.push_str(
+            "<table id=\"growth\"><tr><th>allocation site</th><th>in-use growth</th></tr>",
+        );
+        for (f, g) in growing {
+            let _ = write!(
+                page,
+                "<tr><td><code>{}</code></td><td class=\"num\">+{}</td></tr>",
+                html_escape(f),
+                html_escape(&fmt_bytes(*g as f64))
+            );
+        }
+        page.push_str("</table>");
+    }
+    page.push_str("</div><div><h2>In-use share by package</h2>");
+    if s.inuse_share.is_empty() {
+        page.push_str("<p class=\"muted\">no heap profile yet</p>");
+    } else {
+        page.push_str("<table id=\"packages\"><tr><th>package</th><th>share</th></tr>");
+        for (p, v) in &s.inuse_share {
+            let pct = (v * 100.0).clamp(0.0, 100.0);
+            let _ = write!(
+                page,
+                "<tr><td><code>{}</code></td><td><span class=\"bar\" style=\"width:{:.0}px\"></span>{pct:.1}%</td></tr>",
+                html_escape(p),
+                pct * 1.5
+            );
+        }
+        page.push_str("</table>");
+    }
+    page.push_str("</div></div>");
+}
+
+fn goroutine_section(page: &mut String, st: &Status) {
+    page.push_str("<h2>Goroutines</h2>");
+    let Some(g) = &st.goroutines else {
+        page.push_str("<p class=\"muted\">no goroutine profile yet</p>");
+        return;
+    };
+    let _ = write!(
+        page,
+        "<p>{} goroutines, {} HTTP client connections.</p><div class=\"grid2\"><div>\
+         <table id=\"states\"><tr><th>state</th><th>count</th></tr>",
+        g.total, g.http_client_connections
+    );
+    for (state, n) in &g.by_state {
+        let cls = if *n == 0 { " class=\"muted\"" } else { "" };
+        let _ = write!(
+            page,
+            "<tr{cls}><td>{}</td><td class=\"num\">{n}</td></tr>",
+            html_escape(state)
+        );
+    }
+    page.push_str("</table></div><div>");
+    let growth: Vec<&(String, i64)> = st
+        .signals
+        .as_ref()
+        .map(|s| {
+            s.goroutine_growth
+                .iter()
+                .filter(|(f, n)| f != "other" && *n > 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    if growth.is_empty() {
+        page.push_str("<p class=\"muted\">no blocking site grew across the window</p>");
+    } else {
+        page.push_str("<table id=\"goroutine-growth\"><tr><th>blocked in</th><th>growth</th></tr>");
+        for (f, n) in growth {
+            let _ = write!(
+                page,
+                "<tr><td><code>{}</code></td><td class=\"num\">+{n}</td></tr>",
+                html_escape(f)
+            );
+        }
+        page.push_str("</table>");
+    }
+    if let Some(l) = &st.leaked {
+        let _ = write!(
+            page,
+            "<p>The Go runtime's goroutineleak profile proves <b>{}</b> goroutines leaked",
+            l.total
+        );
+        if let Some((f, n)) = l.by_function.first() {
+            let _ = write!(page, ", most in <code>{}</code> ({n})", html_escape(f));
+        }
+        page.push_str(".</p>");
+    }
+    page.push_str("</div></div>");
+}
+
+fn oom_section(page: &mut String, st: &Status) {
+    page.push_str("<h2>Time to OOM</h2>");
+    let Some(s) = &st.signals else {
+        page.push_str("<p class=\"muted\">no data yet</p>");
+        return;
+    };
+    match (&s.time_to_oom, &s.memory_limit, &s.memory_usage) {
+        (Some(t), Some((lsrc, limit)), Some((usrc, usage))) => {
+            let _ = write!(
+                page,
+                "<p id=\"oom\" class=\"suspect\">{} at the current rate ({} to {}): {} ({}) of {} ({}) used, growing {}/h.</p>",
+                html_escape(&fmt_duration(t.seconds)),
+                html_escape(&fmt_duration(t.earliest_seconds)),
+                html_escape(&fmt_duration(t.latest_seconds)),
+                html_escape(&fmt_bytes(*usage as f64)),
+                usrc.as_str(),
+                html_escape(&fmt_bytes(*limit as f64)),
+                lsrc.as_str(),
+                html_escape(&fmt_bytes(t.rate_bytes_per_second * 3600.0))
+            );
+        }
+        (None, Some((lsrc, limit)), _) => {
+            let _ = write!(
+                page,
+                "<p id=\"oom\">Not growing towards the {} limit ({}).</p>",
+                lsrc.as_str(),
+                html_escape(&fmt_bytes(*limit as f64))
+            );
+        }
+        _ => page.push_str(
+            "<p id=\"oom\" class=\"muted\">No memory limit known (no cgroup limit, no GOMEMLIMIT, \
+             no <code>memory_limit</code> in the config): no time to OOM.</p>",
+        ),
+    }
+    if st.oom.kills > 0 {
+        let _ = write!(
+            page,
+            "<p class=\"suspect\">{} OOM kill(s) of this target seen in the kernel log.</p>",
+            st.oom.kills
+        );
+    }
+}
+
+/// Quotes a path for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:+=,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The "recent dumps" section: the target's newest dumps with download links and the
+/// `leakwatch diff` command for its latest suspect pair; `None` when dumps are off.
+pub fn dumps_section(dumps: Option<&DumpManager>, target: &str) -> String {
+    let Some(m) = dumps.filter(|m| m.enabled(target)) else {
+        return "<p id=\"dumps\" class=\"muted\">Dumps are not configured for this target \
+                (set <code>dumps.dir</code> in the config to keep heap and goroutine profiles \
+                as evidence).</p>"
+            .to_string();
+    };
+    let files = m.list(Some(target));
+    let mut out = String::from("<div id=\"dumps\">");
+    if let Some((base, new)) = m.pair_for(target) {
+        let _ = write!(
+            out,
+            "<p>Latest suspect pair, ready to compare:</p><pre>leakwatch diff {} {}</pre>",
+            html_escape(&shell_quote(&base.path.to_string_lossy())),
+            html_escape(&shell_quote(&new.path.to_string_lossy()))
+        );
+    }
+    if files.is_empty() {
+        out.push_str("<p class=\"muted\">no dumps yet</p>");
+    } else {
+        out.push_str("<table><tr><th>file</th><th>profile</th><th>reason</th><th>size</th></tr>");
+        for f in files.iter().take(20) {
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/dumps/{}/{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                html_escape(target),
+                html_escape(&f.name),
+                html_escape(&f.name),
+                f.profile.as_str(),
+                f.reason.as_str(),
+                html_escape(&fmt_bytes(f.size as f64))
+            );
+        }
+        out.push_str("</table>");
+        let _ = write!(
+            out,
+            "<p><a href=\"/dumps/{}/\">all dumps of this target</a></p>",
+            html_escape(target)
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsample_keeps_extremes_and_bound() {
+        let pts: Vec<(f64, f64)> = (0..1800)
+            .map(|i| (f64::from(i), if i == 777 { 1e9 } else { f64::from(i % 7) }))
+            .collect();
+        let d = downsample(&pts, MAX_POINTS);
+        assert!(d.len() <= MAX_POINTS, "{}", d.len());
+        assert!(d.len() >= MAX_POINTS - 2);
+        assert!(d.contains(&(777.0, 1e9)), "spike kept");
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "time order");
+        let short = vec![(0.0, 1.0), (1.0, 2.0)];
+        assert_eq!(downsample(&short, MAX_POINTS), short);
+    }
+
+    #[test]
+    fn nice_axis_tops() {
+        let cases = [(0.0, 1.0), (3.0, 5.0), (7.0, 10.0), (11.0, 20.0), (180.0, 200.0)];
+        for (v, want) in cases {
+            assert_eq!(nice_ceiling(v), want, "{v}");
+        }
+        assert_eq!(nice_ceiling_bytes(1000.0), 1024.0);
+        assert_eq!(nice_ceiling_bytes(10.0 * 1048576.0), 12.0 * 1048576.0);
+        assert_eq!(nice_ceiling_bytes(13.0 * 1048576.0), 16.0 * 1048576.0);
+    }
+
+    #[test]
+    fn chart_escapes_and_draws_points() {
+        let s = Series {
+            label: "a<b",
+            color: "#000",
+            dashed: false,
+            points: vec![(-10.0, 0.0), (-5.0, 512.0), (0.0, 1024.0)],
+        };
+        let svg = svg_chart("t & <x>", Unit::Bytes, 10.0, &[s]);
+        assert!(svg.contains("t &amp; &lt;x&gt;"));
+        assert!(svg.contains("data-series=\"a&lt;b\""));
+        // x from 76 to 848, y from 192 (0) to 12 (1 KiB top).
+        assert!(svg.contains("points=\"76.0,192.0 462.0,102.0 848.0,12.0\""), "{svg}");
+        assert!(svg.contains(">1.0 KiB</text>"));
+        assert!(svg.contains(">now</text>") && svg.contains(">-10s</text>"));
+        let empty = svg_chart("none", Unit::Count, 10.0, &[]);
+        assert!(empty.contains("no data in the window yet"));
+    }
+
+    #[test]
+    fn link_is_escaped() {
+        assert_eq!(
+            target_link("a\"b"),
+            "<a href=\"/targets/a&quot;b\">a&quot;b</a>"
+        );
+    }
+}

@@ -1,0 +1,924 @@
+//! End to end, every process real and on 127.0.0.1: the example Go services ->
+//! leakwatch -> Prometheus (the shipped rules, `for:` shortened) -> Alertmanager -> a
+//! webhook receiver inside the test; then every PromQL expression of the rules and the
+//! dashboards run against that Prometheus.
+//!
+//! The point is what unit tests cannot show: that the page an operator gets for a heap
+//! leak really carries the target, that a healthy sawtooth service stays quiet under the
+//! same rules, and that every dashboard panel has data when fed by a real leakwatch
+//! (the metric-name cross-check against `METRICS` lives in ops.rs, not here).
+//!
+//! Time is compressed: leakwatch scrapes every 500 ms with a 40 s window and 8 s warmup,
+//! Prometheus scrapes and evaluates every second, and every non-zero `for:` is 15 s
+//! (scripts/ops-config rules). Range windows in the rules are left as shipped: a fresh
+//! Prometheus evaluates `increase(x[30m])` over the data it has, which is what matters
+//! for "does it parse, does it return data".
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+
+use crate::support::{
+    GoToolchain, Leakwatch, LeakyService, TempCgroup, build_leaky_service, free_port, toolchain,
+    toolchains, try_http_get, wait_until,
+};
+
+const HEAP: &str = "e2e_heap";
+const HEALTHY: &str = "e2e_healthy";
+/// A target nobody listens for: the only way to get scrape-error series.
+const DOWN: &str = "e2e_down";
+/// The job name scripts/ops-config gives the leakwatch scrape.
+const JOB: &str = "leakwatch";
+const FOR: &str = "15s";
+const HEAP_ALERT: &str = "LeakwatchHeapLeakSuspected";
+/// Alerts that mean "this service leaks": none may fire for the healthy target.
+const LEAK_ALERTS: &[&str] = &[
+    "LeakwatchHeapLeakSuspected",
+    "LeakwatchGoroutineLeakSuspected",
+    "LeakwatchHTTPConnectionLeakSuspected",
+    "LeakwatchLiveHeapGrowingFast",
+    "LeakwatchAllocFreeImbalance",
+    "LeakwatchHeapConcentratedInOnePackage",
+    "LeakwatchGoroutinesProvenLeaked",
+];
+/// Memory limit of the heap service's cgroup, and its GOMEMLIMIT (so both the cgroup
+/// and the Go runtime limit panels have data, and time-to-OOM has a limit to aim at).
+const CGROUP_LIMIT: u64 = 1 << 30;
+const GOMEMLIMIT: &str = "768MiB";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// -------------------------------------------------------------------------------------
+// Processes
+// -------------------------------------------------------------------------------------
+
+/// A child process killed (and reaped) on drop, with its output in a log file.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { name, child, log }
+    }
+
+    /// The last lines of the process's output, for failure messages.
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until `url` answers 200, failing with the log if the process exits.
+    fn wait_ready(&mut self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if matches!(try_http_get(url), Ok((200, _))) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited with {status}:\n{}", self.name, self.tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready at {url} within {timeout:?}:\n{}",
+                self.name,
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The heap-leaking service, started by hand rather than with `LeakyService::start`:
+/// it needs GOMEMLIMIT in its environment and a place in a memory cgroup from its first
+/// instruction. Its address comes from its log line, as in the harness.
+struct GoService {
+    url: String,
+    /// Kills the service on drop.
+    _proc: Proc,
+}
+
+impl GoService {
+    fn start(
+        tc: &GoToolchain,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cgroup_procs: Option<&Path>,
+        dir: &Path,
+    ) -> GoService {
+        let bin = build_leaky_service(tc);
+        let mut cmd = match cgroup_procs {
+            None => Command::new(&bin),
+            Some(procs) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(r#"echo $$ > "$1" && shift && exec "$@""#)
+                    .arg("sh")
+                    .arg(procs)
+                    .arg(&bin);
+                c
+            }
+        };
+        cmd.args(["-addr", "127.0.0.1:0"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn("heap-service", &mut cmd, dir);
+        let addr: SocketAddr = wait_until(Duration::from_secs(15), "heap service address", || {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("heap service exited with {status}:\n{}", proc.tail());
+            }
+            let log = std::fs::read_to_string(&proc.log).unwrap_or_default();
+            let rest = log.split("serving pprof on http://").nth(1)?;
+            rest.split('/').next()?.parse().ok()
+        });
+        let url = format!("http://{addr}");
+        proc.wait_ready(&format!("{url}/healthz"), Duration::from_secs(10));
+        GoService { url, _proc: proc }
+    }
+}
+
+// -------------------------------------------------------------------------------------
+// The webhook receiver
+// -------------------------------------------------------------------------------------
+
+/// An Alertmanager webhook receiver on a std listener: every POSTed notification is
+/// kept with the time it arrived. The thread stops when the receiver drops.
+struct Webhook {
+    url: String,
+    received: Arc<Mutex<Vec<(Instant, Json)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook");
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (received, stop) = (Arc::clone(&received), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => match serve_notification(stream) {
+                            Ok(json) => received.lock().unwrap().push((Instant::now(), json)),
+                            Err(e) => eprintln!("webhook: {e}"),
+                        },
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
+                        Err(e) => eprintln!("webhook accept: {e}"),
+                    }
+                }
+            })
+        };
+        Webhook {
+            url: format!("http://{addr}/alerts"),
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every alert of every notification so far, with its arrival time.
+    fn alerts(&self) -> Vec<(Instant, Json)> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(at, n)| {
+                n["alerts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |a| (*at, a))
+            })
+            .collect()
+    }
+
+    /// When the first notification of `alertname` firing for `target` arrived.
+    fn first_firing(&self, alertname: &str, target: &str) -> Option<(Instant, Json)> {
+        self.alerts().into_iter().find(|(_, a)| {
+            a["status"] == "firing"
+                && a["labels"]["alertname"] == alertname
+                && a["labels"]["target"] == target
+        })
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 POST with a Content-Length body, answers 200, returns the JSON.
+fn serve_notification(mut stream: TcpStream) -> Result<Json, String> {
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the headers ended".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| format!("no Content-Length in {head:?}"))?;
+            break (i + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("body cut short".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let body = &raw[head_end..head_end + length];
+    serde_json::from_slice(body)
+        .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+// -------------------------------------------------------------------------------------
+// Prometheus API
+// -------------------------------------------------------------------------------------
+
+/// Percent-encodes a query parameter (everything but RFC 3986 unreserved characters).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET `path` of the Prometheus HTTP API as JSON (also on 400/422, which carry the
+/// parse error in the body).
+fn prom_get(base: &str, path: &str) -> Json {
+    let url = format!("{base}{path}");
+    let (status, body) = try_http_get(&url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "GET {url}: {status}, not JSON ({e}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    })
+}
+
+/// An instant query; the whole response (status, data or error).
+fn prom_query(base: &str, expr: &str) -> Json {
+    prom_get(base, &format!("/api/v1/query?query={}", url_encode(expr)))
+}
+
+/// Whether a successful query response holds data: a non-empty vector or matrix, or a
+/// scalar/string.
+fn has_data(resp: &Json) -> bool {
+    match resp["data"]["resultType"].as_str() {
+        Some("vector" | "matrix") => resp["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        Some("scalar" | "string") => true,
+        _ => false,
+    }
+}
+
+/// Prometheus' active alerts: (alertname, target, state).
+fn prom_alerts(base: &str) -> Vec<(String, String, String)> {
+    let resp = prom_get(base, "/api/v1/alerts");
+    assert_eq!(resp["status"], "success", "{resp}");
+    resp["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let s = |v: &Json| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&a["labels"]["alertname"]),
+                s(&a["labels"]["target"]),
+                s(&a["state"]),
+            )
+        })
+        .collect()
+}
+
+// -------------------------------------------------------------------------------------
+// The shipped expressions
+// -------------------------------------------------------------------------------------
+
+/// (rule name, expr) of every alerting and recording rule in the shipped rules file.
+fn rule_exprs() -> Vec<(String, String)> {
+    let path = root().join("alerts/leakwatch-rules.yml");
+    let doc: Yaml = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for group in doc["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule
+                .get("alert")
+                .or_else(|| rule.get("record"))
+                .and_then(Yaml::as_str)
+                .unwrap();
+            out.push((name.to_string(), rule["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    out
+}
+
+/// One query of a dashboard: where it is and its PromQL with Grafana variables.
+struct PanelQuery {
+    dashboard: &'static str,
+    panel: String,
+    expr: String,
+}
+
+/// Every panel target and every templating query of the shipped dashboards.
+fn dashboard_queries() -> (Vec<PanelQuery>, Vec<PanelQuery>) {
+    let (mut panels, mut variables) = (Vec::new(), Vec::new());
+    for dashboard in ["leakwatch-target.json", "leakwatch-fleet.json"] {
+        let path = root().join("dashboards").join(dashboard);
+        let d: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                panels.push(PanelQuery {
+                    dashboard,
+                    panel: p["title"].as_str().unwrap_or_default().to_string(),
+                    expr: t["expr"].as_str().unwrap().to_string(),
+                });
+            }
+        }
+        for v in d["templating"]["list"].as_array().unwrap() {
+            if v["type"] == "query" {
+                variables.push(PanelQuery {
+                    dashboard,
+                    panel: format!("${}", v["name"].as_str().unwrap()),
+                    expr: v["query"].as_str().unwrap().to_string(),
+                });
+            }
+        }
+    }
+    (panels, variables)
+}
+
+/// What Grafana would send for `expr` with `$target` set to `target` (a regex: the
+/// dashboards use `=~"$target"`) and the job variable set to the real job. Panics on a
+/// variable it does not know, so a new one cannot slip through unsubstituted.
+fn substitute(expr: &str, target: &str) -> String {
+    let out = expr
+        .replace("$__rate_interval", "1m")
+        .replace("$__interval", "1m")
+        .replace("$__range", "5m")
+        .replace("${job}", JOB)
+        .replace("$job", JOB)
+        .replace("${target}", target)
+        .replace("$target", target);
+    assert!(!out.contains('$'), "unknown Grafana variable in {expr}");
+    out
+}
+
+/// Metrics of dashboard panels that cannot have data in this setup, with the reason.
+fn exemptions(
+    cgroup: Option<&TempCgroup>,
+    kernel_log: bool,
+    dumps: bool,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match cgroup {
+        None => {
+            for m in [
+                "leakwatch_cgroup_memory_usage_bytes",
+                "leakwatch_cgroup_memory_working_set_bytes",
+                "leakwatch_cgroup_memory_limit_bytes",
+                "leakwatch_cgroup_memory_high_bytes",
+                "leakwatch_cgroup_memory_events_total",
+                "leakwatch_cgroup_memory_pressure_avg10_ratio",
+                "leakwatch_cgroup_memory_pressure_stall_seconds_total",
+                "leakwatch_last_oom_kill_timestamp_seconds",
+                "leakwatch_last_oom_kill_anon_rss_bytes",
+            ] {
+                out.push((
+                    m,
+                    "no memory cgroup could be created (needs root)".to_string(),
+                ));
+            }
+        }
+        Some(cg) if cg.version == 1 => {
+            out.push((
+                "leakwatch_cgroup_memory_high_bytes",
+                "cgroup v1 has no memory.high".to_string(),
+            ));
+            for m in [
+                "leakwatch_cgroup_memory_pressure_avg10_ratio",
+                "leakwatch_cgroup_memory_pressure_stall_seconds_total",
+            ] {
+                out.push((
+                    m,
+                    "cgroup v1 has no per-cgroup memory.pressure (PSI)".to_string(),
+                ));
+            }
+        }
+        Some(_) => {}
+    }
+    if !kernel_log && cgroup.is_some() {
+        for m in [
+            "leakwatch_last_oom_kill_timestamp_seconds",
+            "leakwatch_last_oom_kill_anon_rss_bytes",
+        ] {
+            out.push((
+                m,
+                "/dev/kmsg is not readable: no kernel OOM reports".to_string(),
+            ));
+        }
+    }
+    if !dumps {
+        for m in [
+            "leakwatch_pprof_dump_total",
+            "leakwatch_pprof_dump:failure_ratio30m",
+            "leakwatch_pprof_dump_bytes_total",
+            "leakwatch_pprof_dump_last_success_timestamp_seconds",
+        ] {
+            out.push((
+                m,
+                "the config has no `dumps` key yet: leakwatch writes no dumps".to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Whether leakwatch's config accepts a `dumps` section (the dump writer exists; it is
+/// wired into the config separately).
+fn dumps_configurable() -> bool {
+    leakwatch::config::Config::from_yaml("defaults:\n  dumps:\n    dir: /nonexistent\n").is_ok()
+}
+
+/// Runs `scripts/ops-config ARGS`, panicking with its output unless it succeeds.
+fn ops_config(args: &[&str]) {
+    let out = Command::new(root().join("scripts/ops-config"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/ops-config: {e}"));
+    assert!(
+        out.status.success(),
+        "ops-config {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A process that allocates until the OOM killer stops it, inside `cgroup`: a real
+/// memcg OOM kill in the heap target's cgroup, so the OOM panels and the OOM alert have
+/// something to show. Returns once the kernel has killed it.
+fn oom_kill_in(cgroup: &TempCgroup, dir: &Path) {
+    let mut hog = Proc::spawn(
+        "oom-hog",
+        Command::new("sh")
+            .arg("-c")
+            // `tail` keeps the never-ending "line" of /dev/zero in memory.
+            .arg(r#"echo $$ > "$1" && exec tail /dev/zero"#)
+            .arg("sh")
+            .arg(cgroup.procs()),
+        dir,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(status)) = hog.child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the memory hog was not OOM-killed within 30s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Killed by a signal (SIGKILL from the OOM killer), not an exit.
+    assert_eq!(status.code(), None, "hog: {status}:\n{}", hog.tail());
+}
+
+fn write_limit(cg: &TempCgroup, bytes: u64) {
+    let file = if cg.version == 2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    std::fs::write(cg.dir.join(file), bytes.to_string())
+        .unwrap_or_else(|e| panic!("{}: {e}", cg.dir.join(file).display()));
+}
+
+#[test]
+fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
+    let started = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+
+    // Declared first so it is removed last, after the processes in it are gone.
+    let cgroup = TempCgroup::create("leakwatch-e2e");
+    if let Some(cg) = &cgroup {
+        write_limit(cg, CGROUP_LIMIT);
+    }
+    let kernel_log = File::open("/dev/kmsg").is_ok();
+    let dumps = dumps_configurable();
+
+    let webhook = Webhook::start();
+
+    // Alertmanager first, so Prometheus never has to retry a notification.
+    ops_config(&[
+        "alertmanager",
+        "--out",
+        &p("alertmanager.yml"),
+        "--webhook",
+        &webhook.url,
+        "--group-wait",
+        "1s",
+        "--group-interval",
+        "2s",
+    ]);
+    let am_addr = format!("127.0.0.1:{}", free_port());
+    let mut alertmanager = Proc::spawn(
+        "alertmanager",
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", p("alertmanager.yml")))
+            .arg(format!("--storage.path={}", p("am-data")))
+            .arg(format!("--web.listen-address={am_addr}"))
+            // Empty: no gossip listener, nothing bound but the web port.
+            .arg("--cluster.listen-address="),
+        dir,
+    );
+
+    // The services. The heap one runs with Go 1.27, whose goroutineleak profile feeds
+    // the "leaked goroutines" panels; its pid file path makes its cmdline unique for
+    // leakwatch's `process:` regex (other tests run leaky-services at the same time).
+    let pid_file = p("heap-service.pid");
+    let leak_started = Instant::now();
+    let heap = GoService::start(
+        &toolchain("1.27"),
+        &[
+            "-mode",
+            "heap",
+            "-interval",
+            "50ms",
+            "-per-tick",
+            "2",
+            "-size",
+            "32KiB",
+            "-pid-file",
+            &pid_file,
+        ],
+        &[("GOMEMLIMIT", GOMEMLIMIT)],
+        cgroup.as_ref().map(|cg| cg.procs()).as_deref(),
+        dir,
+    );
+    let healthy = LeakyService::start(
+        &toolchains()[0],
+        &[
+            "-mode",
+            "healthy",
+            "-interval",
+            "20ms",
+            "-per-tick",
+            "4",
+            "-size",
+            "32KiB",
+            "-sawtooth",
+            "25",
+        ],
+    );
+
+    let dumps_yaml = if dumps {
+        format!(
+            "  dumps:\n    dir: {}\n    heap_every: 5s\n    goroutine_every: 5s\n    on_suspect: true\n",
+            p("dumps")
+        )
+    } else {
+        String::new()
+    };
+    let config = format!(
+        "defaults:\n  interval: 500ms\n  timeout: 2s\n  window: 40s\n  warmup: 8s\n  goroutineleak_interval: 2s\n{dumps_yaml}\
+         system:\n  kernel_log: {kernel}\n\
+         targets:\n\
+         \x20 - name: {HEAP}\n    url: {heap_url}\n    process: {process:?}\n\
+         \x20 - name: {HEALTHY}\n    url: {healthy_url}\n\
+         \x20 - name: {DOWN}\n    url: http://127.0.0.1:{down_port}\n",
+        kernel = if kernel_log { "/dev/kmsg" } else { "off" },
+        heap_url = heap.url,
+        process = format!("leaky-service .*-pid-file {}$", regex::escape(&pid_file)),
+        healthy_url = healthy.url,
+        down_port = free_port(),
+    );
+    leakwatch::config::Config::from_yaml(&config)
+        .unwrap_or_else(|e| panic!("the e2e leakwatch config is rejected: {e}\n{config}"));
+    let lw = Leakwatch::start(&config);
+    let lw_addr = lw.url.trim_start_matches("http://").to_string();
+
+    ops_config(&["rules", "--out", &p("rules.yml"), "--for", FOR]);
+    ops_config(&[
+        "prometheus",
+        "--out",
+        &p("prometheus.yml"),
+        "--leakwatch",
+        &lw_addr,
+        "--alertmanager",
+        &am_addr,
+        "--rules",
+        &p("rules.yml"),
+        "--job",
+        JOB,
+        "--scrape-interval",
+        "1s",
+        "--evaluation-interval",
+        "1s",
+    ]);
+    let prom_url = format!("http://127.0.0.1:{}", free_port());
+    let mut prometheus = Proc::spawn(
+        "prometheus",
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", p("prometheus.yml")))
+            .arg(format!("--storage.tsdb.path={}", p("prom-data")))
+            .arg(format!(
+                "--web.listen-address={}",
+                prom_url.trim_start_matches("http://")
+            )),
+        dir,
+    );
+    alertmanager.wait_ready(
+        &format!("http://{am_addr}/-/ready"),
+        Duration::from_secs(20),
+    );
+    prometheus.wait_ready(&format!("{prom_url}/-/ready"), Duration::from_secs(30));
+
+    // A real OOM kill in the heap target's cgroup, once leakwatch has found the cgroup
+    // (kills are attributed by the victim's memcg).
+    if let Some(cg) = &cgroup {
+        wait_until(
+            Duration::from_secs(20),
+            "leakwatch to find the heap cgroup",
+            || {
+                lw.metrics()
+                    .get("leakwatch_cgroup_scrape_success", &[("target", HEAP)])
+                    .filter(|&v| v == 1.0)
+            },
+        );
+        oom_kill_in(cg, dir);
+    }
+
+    // Wait for the page, watching Prometheus' alerts for the healthy target meanwhile.
+    let mut healthy_alerts: BTreeSet<(String, String)> = BTreeSet::new();
+    let watch_healthy = |healthy_alerts: &mut BTreeSet<(String, String)>| {
+        for (name, target, state) in prom_alerts(&prom_url) {
+            if target == HEALTHY && LEAK_ALERTS.contains(&name.as_str()) {
+                healthy_alerts.insert((name, state));
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (paged_at, page) = loop {
+        watch_healthy(&mut healthy_alerts);
+        if let Some(hit) = webhook.first_firing(HEAP_ALERT, HEAP) {
+            break hit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {HEAP_ALERT} for {HEAP} at the webhook within 120s; Prometheus alerts: {:?}\n\
+             webhook got: {:?}\nleakwatch:\n{}",
+            prom_alerts(&prom_url),
+            webhook
+                .alerts()
+                .iter()
+                .map(|(_, a)| &a["labels"])
+                .collect::<Vec<_>>(),
+            lw.metrics()
+                .text
+                .lines()
+                .filter(|l| l.contains("leak_suspected") || l.contains("leakwatch_up"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let leak_to_page = paged_at.duration_since(leak_started);
+    assert_eq!(page["labels"]["target"], HEAP, "{page}");
+    assert_eq!(page["labels"]["severity"], "warning", "{page}");
+    assert_eq!(page["labels"]["job"], JOB, "{page}");
+    assert!(
+        page["annotations"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(HEAP),
+        "{page}"
+    );
+    assert!(
+        page["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("#leakwatchheapleaksuspected"),
+        "{page}"
+    );
+    eprintln!(
+        "e2e: {HEAP_ALERT} for {HEAP} reached the webhook {:.1}s after the leak started",
+        leak_to_page.as_secs_f64()
+    );
+
+    // The OOM kill pages too (`for: 0m`), for the heap target only.
+    if cgroup.is_some() {
+        wait_until(
+            Duration::from_secs(20),
+            "LeakwatchContainerOOMKilled at the webhook",
+            || webhook.first_firing("LeakwatchContainerOOMKilled", HEAP),
+        );
+    }
+
+    // Every rule expression parses and evaluates.
+    let mut rule_results = Vec::new();
+    for (name, expr) in rule_exprs() {
+        let resp = prom_query(&prom_url, &expr);
+        assert_eq!(resp["status"], "success", "rule {name}: {expr}\n{resp}");
+        rule_results.push(format!(
+            "{name}: {} series",
+            resp["data"]["result"].as_array().map_or(0, Vec::len)
+        ));
+    }
+    assert!(rule_results.len() >= 19, "{rule_results:?}");
+
+    // The dashboards' variables list the job and the targets.
+    let (panels, variables) = dashboard_queries();
+    let label_values = Regex::new(r"^label_values\((.+),\s*([a-z_]+)\)$").unwrap();
+    for v in &variables {
+        let c = label_values.captures(&v.expr).unwrap_or_else(|| {
+            panic!(
+                "{} {}: not label_values(): {}",
+                v.dashboard, v.panel, v.expr
+            )
+        });
+        let resp = prom_query(&prom_url, &substitute(&c[1], ".*"));
+        assert_eq!(
+            resp["status"], "success",
+            "{} {}: {resp}",
+            v.dashboard, v.panel
+        );
+        let values: BTreeSet<&str> = resp["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["metric"][&c[2]].as_str())
+            .collect();
+        let want: &[&str] = if &c[2] == "job" {
+            &[JOB]
+        } else {
+            &[HEAP, HEALTHY, DOWN]
+        };
+        for w in want {
+            assert!(
+                values.contains(w),
+                "{} {}: {values:?} lacks {w}",
+                v.dashboard,
+                v.panel
+            );
+        }
+    }
+
+    // Every panel query parses and, with $target = the heap target, returns data --
+    // except the queries about failures (only the unreachable target has those) and
+    // the exemptions listed with their reason.
+    let exempt = exemptions(cgroup.as_ref(), kernel_log, dumps);
+    let target_for = |expr: &str| {
+        if expr.contains("leakwatch_scrape_errors_total") {
+            DOWN
+        } else {
+            HEAP
+        }
+    };
+    let mut empty = Vec::new();
+    let check_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        empty.clear();
+        for q in &panels {
+            let expr = substitute(&q.expr, target_for(&q.expr));
+            let resp = prom_query(&prom_url, &expr);
+            assert_eq!(
+                resp["status"], "success",
+                "{} panel {:?} does not parse: {expr}\n{resp}",
+                q.dashboard, q.panel
+            );
+            let reason = exempt.iter().find(|(m, _)| q.expr.contains(m));
+            if !has_data(&resp) && reason.is_none() {
+                empty.push(format!("{} panel {:?}: {expr}", q.dashboard, q.panel));
+            }
+        }
+        if empty.is_empty() || Instant::now() > check_deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data:\n{}",
+        empty.join("\n")
+    );
+    for (metric, why) in &exempt {
+        let n = panels.iter().filter(|q| q.expr.contains(metric)).count();
+        eprintln!("e2e: exempt from 'has data' ({n} queries with {metric}): {why}");
+    }
+
+    // Over the same time the healthy service raised no leak alert, neither in
+    // Prometheus nor at the webhook.
+    watch_healthy(&mut healthy_alerts);
+    let firing: Vec<_> = healthy_alerts
+        .iter()
+        .filter(|(_, state)| state == "firing")
+        .collect();
+    assert!(
+        firing.is_empty(),
+        "leak alerts fired for {HEALTHY}: {firing:?}"
+    );
+    let paged: Vec<_> = webhook
+        .alerts()
+        .into_iter()
+        .filter(|(_, a)| {
+            a["labels"]["target"] == HEALTHY
+                && LEAK_ALERTS.contains(&a["labels"]["alertname"].as_str().unwrap_or_default())
+        })
+        .map(|(_, a)| a["labels"].clone())
+        .collect();
+    assert!(paged.is_empty(), "{HEALTHY} was paged: {paged:?}");
+    if !healthy_alerts.is_empty() {
+        eprintln!("e2e: pending (never firing) for {HEALTHY}: {healthy_alerts:?}");
+    }
+
+    eprintln!(
+        "e2e: {} rule expressions and {} panel queries checked; webhook got {:?}; whole test {:.1}s",
+        rule_results.len(),
+        panels.len(),
+        webhook
+            .alerts()
+            .iter()
+            .map(|(_, a)| format!(
+                "{}/{}/{}",
+                a["labels"]["alertname"].as_str().unwrap_or_default(),
+                a["labels"]["target"].as_str().unwrap_or_default(),
+                a["status"].as_str().unwrap_or_default()
+            ))
+            .collect::<BTreeSet<_>>(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(prometheus);
+    drop(alertmanager);
+    drop(lw);
+    drop(healthy);
+    drop(heap);
+}
