@@ -65,7 +65,7 @@ pub enum GoroutineFormat {
 }
 
 /// Settings every target inherits unless it sets its own.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     /// Time between scrapes of a target.
@@ -105,6 +105,8 @@ pub struct Defaults {
     /// Interval of the `goroutineleak` profile (each request runs a full GC in the service).
     #[serde(deserialize_with = "de_duration")]
     pub goroutineleak_interval: Duration,
+    /// Profile dumps (evidence for the fix); off until `dir` is set.
+    pub dumps: crate::dump::DumpConfig,
 }
 
 impl Default for Defaults {
@@ -125,6 +127,7 @@ impl Default for Defaults {
             budget_boost_for: Duration::from_secs(30 * 60),
             memstats_text_every: 4,
             goroutineleak_interval: Duration::from_secs(5 * 60),
+            dumps: crate::dump::DumpConfig::default(),
         }
     }
 }
@@ -190,6 +193,30 @@ struct RawTarget {
     overhead_budget: Option<f64>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     goroutineleak_interval: Option<Duration>,
+    #[serde(default)]
+    dumps: Option<crate::dump::DumpOverrides>,
+}
+
+/// `/probe` settings: which URLs may be probed beyond the configured targets, and named
+/// modules of request settings.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Regexes a probed URL must match in full (configured targets' URLs are always allowed).
+    pub allow: Vec<String>,
+    /// Module name -> request settings (`?module=NAME`; `default` when omitted).
+    pub modules: BTreeMap<String, ProbeModule>,
+}
+
+/// Request settings of a `/probe` module; unset keys take `defaults`.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeModule {
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    pub max_body_bytes: Option<ByteSize>,
+    pub heap_format: Option<HeapFormat>,
+    pub goroutine_format: Option<GoroutineFormat>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +224,8 @@ struct RawTarget {
 struct RawConfig {
     #[serde(default)]
     listen: Option<SocketAddr>,
+    #[serde(default)]
+    probe: ProbeConfig,
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
@@ -232,6 +261,7 @@ pub struct TargetConfig {
     pub budget_boost_for: Duration,
     pub memstats_text_every: u32,
     pub goroutineleak_interval: Duration,
+    pub dumps: crate::dump::DumpConfig,
 }
 
 impl TargetConfig {
@@ -263,6 +293,58 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub system: SystemConfig,
     pub targets: Vec<TargetConfig>,
+    pub defaults: Defaults,
+    pub probe: ProbeConfig,
+    /// Compiled `probe.allow`, anchored.
+    pub probe_allow: Vec<RegexEq>,
+}
+
+/// A compiled regex that compares by its source (so configs can be compared).
+#[derive(Debug, Clone)]
+pub struct RegexEq(pub Regex);
+
+impl PartialEq for RegexEq {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Config {
+    /// Whether `/probe?target=url` is allowed: a configured target's URL, or a match
+    /// of a `probe.allow` pattern. Everything else is refused (no open proxy).
+    pub fn probe_allowed(&self, url: &reqwest::Url) -> bool {
+        self.targets.iter().any(|t| t.url == *url)
+            || self.probe_allow.iter().any(|r| r.0.is_match(url.as_str()))
+    }
+
+    /// The target config a probe of `url` with `module` uses.
+    pub fn probe_target(&self, url: reqwest::Url, module: &str) -> Result<TargetConfig> {
+        let m = match self.probe.modules.get(module) {
+            Some(m) => m.clone(),
+            None if module == "default" => ProbeModule::default(),
+            None => return Err(Error::Config(format!("unknown probe module {module:?}"))),
+        };
+        let d = &self.defaults;
+        let mut raw = RawTarget::from_url("probe".to_string(), url.to_string());
+        raw.timeout = m.timeout;
+        raw.max_body_bytes = m.max_body_bytes;
+        raw.heap_format = m.heap_format;
+        raw.goroutine_format = m.goroutine_format;
+        // One shot: no budget, no goroutineleak (it costs the service a full GC).
+        raw.overhead_budget = Some(0.0);
+        let cfg = RawConfig {
+            listen: None,
+            probe: ProbeConfig::default(),
+            defaults: d.clone(),
+            system: self.system.clone(),
+            targets: vec![raw],
+        }
+        .resolve()?;
+        cfg.targets
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config("probe target".to_string()))
+    }
 }
 
 static TARGET_NAME: LazyLock<Regex> =
@@ -327,6 +409,7 @@ impl Config {
         }
         RawConfig {
             listen: None,
+            probe: ProbeConfig::default(),
             defaults,
             system: SystemConfig::default(),
             targets,
@@ -362,6 +445,7 @@ impl RawTarget {
             signals: None,
             overhead_budget: None,
             goroutineleak_interval: None,
+            dumps: None,
         }
     }
 }
@@ -385,13 +469,14 @@ impl RawConfig {
         check_positive("defaults.interval", d.interval)?;
         check_positive("defaults.timeout", d.timeout)?;
         check_positive("defaults.window", d.window)?;
+        d.dumps.validate("defaults.dumps")?;
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::with_capacity(self.targets.len());
         for (i, t) in self.targets.into_iter().enumerate() {
             let key = format!("targets[{i}]");
-            if !TARGET_NAME.is_match(&t.name) {
+            if !TARGET_NAME.is_match(&t.name) || t.name.starts_with('.') {
                 return Err(Error::Config(format!(
-                    "{key}.name: {:?} must match [A-Za-z0-9_.:-]+",
+                    "{key}.name: {:?} must match [A-Za-z0-9_.:-]+ and not start with '.'",
                     t.name
                 )));
             }
@@ -437,6 +522,8 @@ impl RawConfig {
                     "{key}.overhead_budget: {budget} must be a share of one core, 0..1 (0 = off)"
                 )));
             }
+            let dumps = t.dumps.clone().unwrap_or_default().apply(&d.dumps);
+            dumps.validate(&format!("{key}.dumps"))?;
             let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
             if max_body == 0 {
                 return Err(Error::Config(format!("{key}.max_body_bytes: must be > 0")));
@@ -464,12 +551,22 @@ impl RawConfig {
                 budget_boost_for: d.budget_boost_for,
                 memstats_text_every: d.memstats_text_every.max(1),
                 goroutineleak_interval: t.goroutineleak_interval.unwrap_or(d.goroutineleak_interval),
+                dumps,
             });
+        }
+        let mut probe_allow = Vec::new();
+        for (i, p) in self.probe.allow.iter().enumerate() {
+            let re = Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| Error::Config(format!("probe.allow[{i}]: invalid regex: {e}")))?;
+            probe_allow.push(RegexEq(re));
         }
         Ok(Config {
             listen: self.listen,
             system: self.system,
             targets,
+            defaults: self.defaults,
+            probe: self.probe,
+            probe_allow,
         })
     }
 }
@@ -531,7 +628,7 @@ mod tests {
             ),
             (
                 "targets:\n  - name: 'a b'\n    url: http://x\n",
-                "config: targets[0].name: \"a b\" must match [A-Za-z0-9_.:-]+",
+                "config: targets[0].name: \"a b\" must match [A-Za-z0-9_.:-]+ and not start with '.'",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n  - name: a\n    url: http://y\n",

@@ -25,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod pprof;
+pub mod report;
 pub mod scrape;
 pub mod system;
 pub mod target;
@@ -102,6 +103,7 @@ pub struct Loops {
     permits: Arc<tokio::sync::Semaphore>,
     root: CancellationToken,
     running: std::sync::Mutex<Vec<(Arc<TargetState>, CancellationToken)>>,
+    dumps: std::sync::OnceLock<Arc<dump::DumpManager>>,
 }
 
 /// State shared by the HTTP handlers and the scrape loops.
@@ -117,14 +119,17 @@ pub struct AppState {
     pub config_path: Option<std::path::PathBuf>,
     /// Set by [`run`]; absent in states built for tests of the HTTP layer alone.
     pub loops: Option<Arc<Loops>>,
+    /// Profile dumps of every target (targets without `dumps.dir` are off).
+    pub dumps: Arc<dump::DumpManager>,
 }
 
 impl AppState {
     /// State for `config`'s targets, with no scrape loops running.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config) -> Result<Self> {
         let targets = Arc::new(Targets {
             list: RwLock::new(build_targets(&config)),
         });
+        let dumps = Arc::new(dump::DumpManager::new(dump_targets(&config))?);
         let kernel = Arc::new(KernelLogStatus::default());
         let reload = Arc::new(ReloadStatus::default());
         let mut registry = Registry::default();
@@ -132,8 +137,9 @@ impl AppState {
             targets: targets.clone(),
             kernel: kernel.clone(),
             reload: reload.clone(),
+            dumps: dumps.clone(),
         }));
-        AppState {
+        Ok(AppState {
             targets,
             kernel,
             registry,
@@ -141,7 +147,8 @@ impl AppState {
             config: RwLock::new(Arc::new(config)),
             config_path: None,
             loops: None,
-        }
+            dumps,
+        })
     }
 
     /// The config in force.
@@ -195,6 +202,7 @@ impl AppState {
             next.push(kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))));
         }
         let n = next.len();
+        self.dumps.set_targets(dump_targets(&new));
         if let Some(loops) = &self.loops {
             loops.sync(&next);
         }
@@ -214,6 +222,7 @@ struct TargetsCollector {
     targets: Arc<Targets>,
     kernel: Arc<KernelLogStatus>,
     reload: Arc<ReloadStatus>,
+    dumps: Arc<dump::DumpManager>,
 }
 
 impl Collector for TargetsCollector {
@@ -263,6 +272,7 @@ impl Collector for TargetsCollector {
         for t in &targets {
             let mut sink = Sink::new();
             t.push_samples(&mut sink);
+            self.dumps.push_samples(&t.config.name, &mut sink);
             groups.push(LabelledSamples {
                 target_labels: t.config.label_pairs(),
                 samples: sink.samples,
@@ -270,6 +280,15 @@ impl Collector for TargetsCollector {
         }
         metrics::encode_groups(&groups, encoder)
     }
+}
+
+/// The dump settings of every target of a config.
+fn dump_targets(config: &Config) -> Vec<dump::DumpTarget> {
+    config
+        .targets
+        .iter()
+        .map(|t| dump::DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone()))
+        .collect()
 }
 
 /// Builds the target states of a config.
@@ -306,6 +325,7 @@ impl Loops {
                 self.fetcher.clone(),
                 self.permits.clone(),
                 token.clone(),
+                self.dumps.get().cloned(),
             ));
             running.push((t.clone(), token));
         }
@@ -335,13 +355,16 @@ pub async fn run_with(
         permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCRAPES)),
         root: cancel.clone(),
         running: std::sync::Mutex::new(Vec::new()),
+        dumps: std::sync::OnceLock::new(),
     });
     let kernel_log = config.system.kernel_log.clone();
-    let mut state = AppState::new(config);
+    let mut state = AppState::new(config)?;
     state.config_path = config_path;
     state.loops = Some(loops.clone());
     let state = Arc::new(state);
+    let _ = loops.dumps.set(state.dumps.clone());
     loops.sync(&state.targets());
+    tokio::spawn(state.dumps.clone().run(cancel.clone()));
     let kernel_reader = start_kernel_log(&kernel_log, state.clone());
     spawn_sighup_reloader(state.clone(), cancel.clone());
     let addr = listener

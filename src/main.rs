@@ -192,11 +192,12 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let config_path = cli.config.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run(config, listener, shutdown_signal()).await?;
+        leakwatch::run_with(config, config_path, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

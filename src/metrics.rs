@@ -173,13 +173,16 @@ pub const METRICS: &[MetricDef] = &[
     g("leakwatch_heap_baseline_bytes", &[], "Baseline of the live heap (taken once the window is stable, or set by the API)."),
     g("leakwatch_heap_baseline_ratio", &[], "Live heap over its baseline: a fix is confirmed when this is back within 1.1."),
     // --- dumps -------------------------------------------------------------------------
-    c("leakwatch_pprof_dump", &["profile_type", "result", "reason"], "Profile dumps written (or failed), by profile type, result (success, failure) and reason (schedule, suspect, manual)."),
+    c("leakwatch_pprof_dump", &["profile_type", "result", "reason"], "Profile dumps written (or failed), by profile type, result (success, failure) and reason (schedule, suspect, manual, baseline)."),
     c("leakwatch_pprof_dump_bytes", &["profile_type"], "Bytes of profile dumps written."),
     g("leakwatch_pprof_dump_last_success_timestamp_seconds", &["profile_type"], "Unix time of the last successful dump per profile type."),
     // --- overhead budget ---------------------------------------------------------------
     g("leakwatch_effective_interval_seconds", &["endpoint"], "Interval actually used per endpoint after the overhead budget stretched it."),
     g("leakwatch_overhead_ratio", &["endpoint"], "Estimated share of one CPU core of the service spent serving leakwatch, per endpoint."),
     g("leakwatch_overhead_budget_ratio", &[], "The overhead budget in force (doubles for a while when a leak is suspected)."),
+    // --- /probe (one-shot, no target labels) --------------------------------------------
+    global(g("leakwatch_probe_success", &[], "1 if the probe's heap profile was fetched and parsed, else 0.")),
+    global(g("leakwatch_probe_duration_seconds", &[], "How long the probe took.")),
     // --- config ------------------------------------------------------------------------
     global(g("leakwatch_config_last_reload_successful", &[], "1 if the last configuration reload succeeded, else 0.")),
     global(g("leakwatch_config_last_reload_success_timestamp_seconds", &[], "Unix time of the last successful configuration reload.")),
@@ -349,6 +352,16 @@ pub fn encode_groups(
         }
     }
     Ok(())
+}
+
+/// A collector of samples fixed at construction (one `/probe` response).
+#[derive(Debug)]
+pub struct OneShot(pub Vec<LabelledSamples>);
+
+impl prometheus_client::collector::Collector for OneShot {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_groups(&self.0, encoder)
+    }
 }
 
 #[derive(Debug)]

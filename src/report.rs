@@ -72,6 +72,7 @@ impl Unit {
     fn fmt(self, v: f64) -> String {
         match self {
             Unit::Bytes => fmt_bytes(v),
+            Unit::Count if v.fract().abs() > 1e-9 => format!("{v:.1}"),
             Unit::Count => format!("{v:.0}"),
         }
     }
@@ -335,7 +336,11 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
         html_escape(name),
         html_escape(name)
     );
-    let (class, word) = if st.up { ("up", "up") } else { ("down", "down") };
+    let (class, word) = if st.up {
+        ("up", "up")
+    } else {
+        ("down", "down")
+    };
     let last = st
         .last_scrape
         .and_then(|t| SystemTime::now().duration_since(t).ok())
@@ -354,11 +359,7 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
         st.window.restarts(),
     );
     if let Some(e) = st.last_error.as_deref().filter(|_| !st.up) {
-        let _ = write!(
-            page,
-            "<p class=\"down\">last error: {}</p>",
-            html_escape(e)
-        );
+        let _ = write!(page, "<p class=\"down\">last error: {}</p>", html_escape(e));
     }
     verdict_section(&mut page, t, &st);
     charts_section(&mut page, &st);
@@ -399,7 +400,12 @@ fn verdict_section(page: &mut String, t: &TargetState, st: &Status) {
         page,
         "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{}</div>",
         html_escape(&headline),
-        t.verdict_html(st)
+        // Warm: the evidence table below gives every reason; cold: say why not yet.
+        if st.signals.as_ref().is_some_and(|s| s.warm) {
+            String::new()
+        } else {
+            format!("<div>{}</div>", t.verdict_html(st))
+        }
     );
     let Some(s) = &st.signals else {
         return;
@@ -437,10 +443,16 @@ fn verdict_section(page: &mut String, t: &TargetState, st: &Status) {
         ));
     }
     if let Some(f) = &s.heap_alloc {
-        facts.push(("HeapAlloc slope".into(), format!("{}/h", fmt_bytes(f.slope * 3600.0))));
+        facts.push((
+            "HeapAlloc slope".into(),
+            format!("{}/h", fmt_bytes(f.slope * 3600.0)),
+        ));
     }
     if let Some(f) = &s.next_gc {
-        facts.push(("NextGC slope".into(), format!("{}/h", fmt_bytes(f.slope * 3600.0))));
+        facts.push((
+            "NextGC slope".into(),
+            format!("{}/h", fmt_bytes(f.slope * 3600.0)),
+        ));
     }
     if let Some(r) = s.alloc_free_bytes_ratio {
         facts.push(("allocated / freed bytes".into(), format!("{r:.2}")));
@@ -487,9 +499,13 @@ fn charts_section(page: &mut String, st: &Status) {
         Unit::Bytes,
         span,
         &[
-            series(&samples, newest, "live heap (heap profile)", "#c0392b", |s| {
-                s.profile_inuse
-            }),
+            series(
+                &samples,
+                newest,
+                "live heap (heap profile)",
+                "#c0392b",
+                |s| s.profile_inuse,
+            ),
             series(&samples, newest, "live heap (NextGC)", "#8e44ad", |s| {
                 s.nextgc_live
             }),
@@ -506,9 +522,13 @@ fn charts_section(page: &mut String, st: &Status) {
         span,
         &[
             series(&samples, newest, "goroutines", "#16a085", |s| s.goroutines),
-            series(&samples, newest, "HTTP client connections", "#d35400", |s| {
-                s.http_client_connections
-            }),
+            series(
+                &samples,
+                newest,
+                "HTTP client connections",
+                "#d35400",
+                |s| s.http_client_connections,
+            ),
         ],
     ));
     let has_container = samples
@@ -520,12 +540,16 @@ fn charts_section(page: &mut String, st: &Status) {
             Unit::Bytes,
             span,
             &[
-                series(&samples, newest, "working set", "#2874a6", |s| s.working_set),
+                series(&samples, newest, "working set", "#2874a6", |s| {
+                    s.working_set
+                }),
                 series(&samples, newest, "RSS", "#27ae60", |s| s.rss),
                 series(&samples, newest, "Go Sys", "#a569bd", |s| s.go_sys),
                 Series {
                     dashed: true,
-                    ..series(&samples, newest, "cgroup limit", "#b03a2e", |s| s.cgroup_limit)
+                    ..series(&samples, newest, "cgroup limit", "#b03a2e", |s| {
+                        s.cgroup_limit
+                    })
                 },
                 Series {
                     dashed: true,
@@ -572,7 +596,11 @@ fn heap_sections(page: &mut String, st: &Status) {
         page.push_str("<p class=\"muted\">no heap profile yet</p>");
     } else {
         page.push_str("<table id=\"packages\"><tr><th>package</th><th>share</th></tr>");
-        for (p, v) in &s.inuse_share {
+        for (p, v) in s
+            .inuse_share
+            .iter()
+            .filter(|(p, v)| p != "other" || *v > 0.0)
+        {
             let pct = (v * 100.0).clamp(0.0, 100.0);
             let _ = write!(
                 page,
@@ -690,8 +718,7 @@ fn oom_section(page: &mut String, st: &Status) {
 /// Quotes a path for a POSIX shell when it needs it.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-:+=,@".contains(c))
     {
         s.to_string()
@@ -766,7 +793,13 @@ mod tests {
 
     #[test]
     fn nice_axis_tops() {
-        let cases = [(0.0, 1.0), (3.0, 5.0), (7.0, 10.0), (11.0, 20.0), (180.0, 200.0)];
+        let cases = [
+            (0.0, 1.0),
+            (3.0, 5.0),
+            (7.0, 10.0),
+            (11.0, 20.0),
+            (180.0, 200.0),
+        ];
         for (v, want) in cases {
             assert_eq!(nice_ceiling(v), want, "{v}");
         }
@@ -787,7 +820,10 @@ mod tests {
         assert!(svg.contains("t &amp; &lt;x&gt;"));
         assert!(svg.contains("data-series=\"a&lt;b\""));
         // x from 76 to 848, y from 192 (0) to 12 (1 KiB top).
-        assert!(svg.contains("points=\"76.0,192.0 462.0,102.0 848.0,12.0\""), "{svg}");
+        assert!(
+            svg.contains("points=\"76.0,192.0 462.0,102.0 848.0,12.0\""),
+            "{svg}"
+        );
         assert!(svg.contains(">1.0 KiB</text>"));
         assert!(svg.contains(">now</text>") && svg.contains(">-10s</text>"));
         let empty = svg_chart("none", Unit::Count, 10.0, &[]);

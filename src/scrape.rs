@@ -209,6 +209,7 @@ pub async fn run_target(
     fetcher: Fetcher,
     permits: Arc<Semaphore>,
     shutdown: CancellationToken,
+    dumps: Option<Arc<crate::dump::DumpManager>>,
 ) {
     // Spread first scrapes over up to half an interval, at most 5 s: enough to avoid a
     // thundering herd of targets, short enough that a new target shows up quickly.
@@ -228,6 +229,11 @@ pub async fn run_target(
                 _ = target.scrape_once(&fetcher) => {}
                 _ = shutdown.cancelled() => return,
             }
+        }
+        if let Some(d) = &dumps {
+            // A verdict turning to "suspected" makes sure a baseline + fresh dump pair is
+            // on disk (in the background; cooldown-limited by the dump manager).
+            d.on_verdict(&target.config.name, target.leak_suspected());
         }
         let wait = target.next_delay(started.elapsed());
         tokio::select! {

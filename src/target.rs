@@ -592,6 +592,14 @@ impl TargetState {
         }
     }
 
+    /// Whether any kind of leak is suspected now.
+    pub fn leak_suspected(&self) -> bool {
+        self.status()
+            .signals
+            .as_ref()
+            .is_some_and(|s| s.verdict.any_suspected())
+    }
+
     /// Records an OOM kill of this target's process seen in the kernel log.
     pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
         let mut st = self.status();
@@ -648,8 +656,18 @@ impl TargetState {
         }
     }
 
+    /// The series of a one-shot `/probe`: point-in-time values only (a single sample has
+    /// no slope, verdict or time-to-OOM), and no per-target labels.
+    pub fn push_probe_samples(&self, out: &mut Sink) {
+        self.push_samples_inner(out, false);
+    }
+
     /// The target's series, from its current state.
     pub fn push_samples(&self, out: &mut Sink) {
+        self.push_samples_inner(out, true);
+    }
+
+    fn push_samples_inner(&self, out: &mut Sink, with_history: bool) {
         let st = self.status();
         if st.scrapes == 0 {
             // Not scraped yet (first scrapes are jittered): no up=0 false alarm.
@@ -715,7 +733,11 @@ impl TargetState {
             }
         }
         if let Some(sig) = &st.signals {
-            sig.push_samples(out);
+            if with_history {
+                sig.push_samples(out);
+            } else {
+                sig.push_point_in_time_samples(out);
+            }
         }
         if let Some(a) = st.goroutineleak_available {
             out.gauge("leakwatch_goroutineleak_profile_available", a);
@@ -730,6 +752,9 @@ impl TargetState {
             out.gauge_with("leakwatch_goroutines_leaked_by_function", &["other"], rest);
         }
         drop(st);
+        if !with_history {
+            return;
+        }
         let sched = self.schedule();
         let now = Instant::now();
         out.gauge("leakwatch_overhead_budget_ratio", sched.policy.current(now));

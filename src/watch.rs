@@ -105,10 +105,18 @@ pub fn verdict_word(st: &Status) -> String {
         return "no data".to_string();
     }
     if !sig.warm {
+        let warmup = st.window.warmup().as_secs_f64();
+        if sig.window_span_seconds < warmup {
+            return format!(
+                "warming up ({} of {})",
+                fmt_duration(sig.window_span_seconds),
+                fmt_duration(warmup)
+            );
+        }
         return format!(
-            "warming up ({} of {})",
-            fmt_duration(sig.window_span_seconds),
-            fmt_duration(st.window.warmup().as_secs_f64())
+            "warming up ({} of {} samples)",
+            sig.window_samples,
+            st.window.config().min_samples
         );
     }
     let kinds: Vec<&str> = sig
@@ -427,9 +435,11 @@ fn summarize(t: &TargetState, successes: usize, samples: usize) -> TargetSummary
         "leak_suspected"
     } else if !sig.is_some_and(|s| s.warm) {
         notes.push(format!(
-            "no verdict: the window covered {} of the {} warm-up (reachable at {successes} of {samples} samples); watch longer or lower --warmup",
-            fmt_duration(st.window.span().as_secs_f64()),
+            "no verdict: a verdict needs {} covered and {} samples; the window holds {} samples over {} (reachable at {successes} of {samples} samples); watch longer, sample more often or lower --warmup",
             fmt_duration(st.window.warmup().as_secs_f64()),
+            st.window.config().min_samples,
+            st.window.len(),
+            fmt_duration(st.window.span().as_secs_f64()),
         ));
         "inconclusive"
     } else {
@@ -548,7 +558,8 @@ pub fn render_summary(s: &TargetSummary) -> String {
     if let Some(t) = s.time_to_oom_seconds {
         out.push_str(&format!("  time to OOM: {}\n", fmt_duration(t)));
     }
-    for k in &s.verdict {
+    let judged = s.status == "ok" || s.status == "leak_suspected";
+    for k in s.verdict.iter().filter(|_| judged) {
         let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
         out.push_str(&format!(
             "  verdict {}: {word} (score {:.2})\n",
@@ -978,9 +989,6 @@ async fn run_async(args: WatchArgs) -> i32 {
                 println!("{}", render_line(taken, samples, elapsed, r));
             }
         }
-    }
-    if tty {
-        redraw(&mut screen_lines, &[]);
     }
     if let Some(dir) = &args.dump_dir {
         for (k, t) in targets.iter().enumerate() {

@@ -288,6 +288,89 @@ fn heap_site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)
     growth_by_function(&as_profile(old), &as_profile(new), SampleType::InuseSpace)
 }
 
+/// The two snapshots a site's *sustained* growth is measured between: per site, the
+/// largest value in the earlier half of the checkpoints and the smallest in the later
+/// half. A leaking site grows through every checkpoint, so this barely changes its
+/// growth; a saw-tooth site (a request buffer freed every few seconds) is high in one
+/// checkpoint and low in another, so its "growth" between two arbitrary snapshots
+/// vanishes here instead of outranking a slow leak. With two snapshots it is plain
+/// newest minus oldest.
+fn sustained_bounds(snaps: &[&SiteSnapshot]) -> Option<(SiteSnapshot, SiteSnapshot)> {
+    let (first, last) = (snaps.first()?, snaps.last()?);
+    let half = (snaps.len() / 2).max(1);
+    let early = &snaps[..half];
+    let late = &snaps[snaps.len() - half..];
+    let mut names: Vec<std::sync::Arc<str>> = snaps
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|(n, _)| n.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let fold = |part: &[&SiteSnapshot], pick: fn(u64, u64) -> u64| {
+        names
+            .iter()
+            .map(|n| {
+                let v = part
+                    .iter()
+                    .map(|s| s.get(n).unwrap_or(0))
+                    .reduce(pick)
+                    .unwrap_or(0);
+                (n.clone(), v)
+            })
+            .collect::<Vec<_>>()
+    };
+    Some((
+        SiteSnapshot {
+            at: first.at,
+            entries: fold(early, u64::max),
+            other: first.other,
+        },
+        SiteSnapshot {
+            at: last.at,
+            entries: fold(late, u64::min),
+            other: last.other,
+        },
+    ))
+}
+
+/// Heap growth by site over the whole window (newest minus oldest, the diff code),
+/// ranked by *sustained* growth ([`sustained_bounds`]): only sites that grew through
+/// the checkpoints are named; the rest, saw-tooth sites included, go to `other`.
+fn sustained_growth_top_n(
+    old: &SiteSnapshot,
+    new: &SiteSnapshot,
+    snaps: &[&SiteSnapshot],
+    top_n: usize,
+) -> Vec<(String, i64)> {
+    if old.at >= new.at {
+        return Vec::new();
+    }
+    let full = heap_site_growth(old, new);
+    let Some((early, late)) = sustained_bounds(snaps) else {
+        return growth_top_n(old, new, top_n, heap_site_growth);
+    };
+    let sustained: Vec<(String, i64)> = heap_site_growth(&early, &late)
+        .into_iter()
+        .filter(|(_, g)| *g > 0)
+        .collect();
+    let mut ranked = Vec::with_capacity(sustained.len());
+    let mut rest = signed(new.other).saturating_sub(signed(old.other));
+    for (name, g) in &full {
+        if !sustained.iter().any(|(n, _)| n == name) {
+            rest = rest.saturating_add(*g);
+        }
+    }
+    for (name, sg) in &sustained {
+        let g = full
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, g)| *g)
+            .unwrap_or(*sg);
+        ranked.push((name.clone(), g));
+    }
+    top_n_with_other(&ranked, rest, top_n)
+}
+
 /// The `top_n` largest positive growths, then `other`: everything else, including
 /// `other_delta` (the change of the snapshots' own `other` buckets).
 fn top_n_with_other(
@@ -381,8 +464,9 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         Some((old, new)) => {
             let shares = package_shares(new, cfg.top_n);
             let top = shares.first().filter(|(p, _)| p != "other").cloned();
+            let snaps: Vec<&SiteSnapshot> = window.heap_site_snapshots().collect();
             (
-                growth_top_n(old, new, cfg.top_n, heap_site_growth),
+                sustained_growth_top_n(old, new, &snaps, cfg.top_n),
                 shares,
                 top,
             )
@@ -526,6 +610,32 @@ fn time_to_oom(
 
 impl Signals {
     /// Emits every leak-signal series (a missing signal emits nothing).
+    /// The series that need no history (a one-shot `/probe`): live heap, retention,
+    /// in-use share by package, GC headroom, memory usage and limit.
+    pub fn push_point_in_time_samples(&self, out: &mut Sink) {
+        if let Some(b) = self.live_bytes {
+            out.gauge("leakwatch_heap_live_bytes", b);
+        }
+        if let Some(r) = self.heap_inuse_alloc_ratio {
+            out.gauge("leakwatch_heap_inuse_alloc_ratio", r);
+        }
+        if let Some(h) = self.gc_headroom_bytes {
+            out.gauge("leakwatch_gc_headroom_bytes", h);
+        }
+        for (pkg, share) in &self.inuse_share {
+            out.gauge_with("leakwatch_heap_inuse_share", &[pkg], *share);
+        }
+        if let Some((pkg, share)) = &self.top_package {
+            out.gauge_with("leakwatch_heap_top_package_share", &[pkg], *share);
+        }
+        if let Some((src, v)) = self.memory_limit {
+            out.gauge_with("leakwatch_memory_limit_bytes", &[src.as_str()], v);
+        }
+        if let Some((src, v)) = self.memory_usage {
+            out.gauge_with("leakwatch_memory_usage_bytes", &[src.as_str()], v);
+        }
+    }
+
     pub fn push_samples(&self, out: &mut Sink) {
         out.gauge("leakwatch_window_samples", self.window_samples as u64);
         out.gauge("leakwatch_window_span_seconds", self.window_span_seconds);

@@ -668,6 +668,11 @@ impl Window {
         ))
     }
 
+    /// Every per-site heap snapshot kept (checkpoints, oldest first, then the newest).
+    pub fn heap_site_snapshots(&self) -> impl ExactSizeIterator<Item = &SiteSnapshot> {
+        self.heap_sites.snapshots.iter()
+    }
+
     /// The oldest and the newest per-function goroutine snapshot.
     pub fn goroutine_sites(&self) -> Option<(&SiteSnapshot, &SiteSnapshot)> {
         Some((

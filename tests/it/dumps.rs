@@ -845,3 +845,60 @@ async fn live_scheduled_dumps_from_leaky_service_open_in_pprof() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_dump_leaves_no_temporary_file() {
+    let gz = heap_fixture();
+    let mut stalled =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+    stalled.extend_from_slice(&gz[..gz.len() / 2]);
+    let addr = raw_server(stalled, true).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), |c| c.timeout = Duration::from_secs(20));
+    let m = manager(vec![DumpTarget::new("t", url(addr), cfg)]);
+    let task = {
+        let m = m.clone();
+        tokio::spawn(async move { m.dump_now("t", ProfileType::Heap, Reason::Manual).await })
+    };
+    // Half the body is in the temporary file by now.
+    let tdir = tmp.path().join("t");
+    wait_for(|| {
+        dir_names(&tdir)
+            .iter()
+            .any(|n| {
+                n.starts_with(".tmp-heap-")
+                    && std::fs::metadata(tdir.join(n)).is_ok_and(|md| md.len() > 0)
+            })
+            .then_some(())
+    })
+    .await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(dir_names(&tdir), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_state_of_targets_that_stay() {
+    let addr = serve_fixtures().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), |_| {});
+    let a = DumpTarget::new("a", url(addr), cfg.clone());
+    let m = manager(vec![a.clone()]);
+    let f = m
+        .dump_now("a", ProfileType::Heap, Reason::Manual)
+        .await
+        .unwrap();
+    m.set_targets(vec![a, DumpTarget::new("b", url(addr), cfg)]);
+    assert_eq!(m.list(Some("a")), vec![f]);
+    assert_eq!(dumps_total(&m, "a", "heap", "success", "manual"), 1.0);
+    assert!(m.enabled("b"));
+    assert_eq!(dumps_total(&m, "b", "heap", "success", "manual"), 0.0);
+    // A removed target's series and listing go; its files stay on disk.
+    m.set_targets(vec![]);
+    assert!(!m.has_target("a"));
+    let mut sink = Sink::new();
+    m.push_samples("a", &mut sink);
+    assert!(sink.samples.is_empty());
+    assert!(m.list(None).is_empty());
+    assert_eq!(dir_names(&tmp.path().join("a")).len(), 1);
+}

@@ -8,13 +8,17 @@
 //! same rules, and that every dashboard panel has data when fed by a real leakwatch
 //! (the metric-name cross-check against `METRICS` lives in ops.rs, not here).
 //!
-//! Time is compressed: leakwatch scrapes every 500 ms with a 40 s window and 8 s warmup,
-//! Prometheus scrapes and evaluates every second, and every non-zero `for:` is 15 s
-//! (scripts/ops-config rules). Range windows in the rules are left as shipped: a fresh
+//! Time is compressed by one factor: leakwatch's window is 40 s instead of the 30 min
+//! the rules are written for (scrapes every 500 ms, 8 s warmup), and every non-zero
+//! `for:` of the rules copy shrinks by the same factor (30m -> 40s, 15m -> 20s). The
+//! `for:` durations are what keeps a sawtooth's slope noise from paging, so shrinking
+//! them more than the window (scripts/ops-config's flat `--for 15s`) makes the healthy
+//! service page on noise that the shipped rules would never see. Prometheus scrapes and
+//! evaluates every second. Range windows in the rules are left as shipped: a fresh
 //! Prometheus evaluates `increase(x[30m])` over the data it has, which is what matters
 //! for "does it parse, does it return data".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,7 +44,11 @@ const HEALTHY: &str = "e2e_healthy";
 const DOWN: &str = "e2e_down";
 /// The job name scripts/ops-config gives the leakwatch scrape.
 const JOB: &str = "leakwatch";
-const FOR: &str = "15s";
+/// leakwatch's analysis window here, and the one the shipped rules assume (the
+/// default): their ratio compresses every `for:`.
+const WINDOW: Duration = Duration::from_secs(40);
+const SHIPPED_WINDOW: Duration = Duration::from_secs(30 * 60);
+const WARMUP: Duration = Duration::from_secs(8);
 const HEAP_ALERT: &str = "LeakwatchHeapLeakSuspected";
 /// Alerts that mean "this service leaks": none may fire for the healthy target.
 const LEAK_ALERTS: &[&str] = &[
@@ -336,6 +344,91 @@ fn has_data(resp: &Json) -> bool {
     }
 }
 
+/// What Prometheus' alerts said about the healthy target's leak alerts, polled over
+/// the test: which fired, and the longest stretch each was pending (how close it came).
+#[derive(Default)]
+struct QuietWatch {
+    fired: BTreeSet<String>,
+    pending_since: BTreeMap<String, Instant>,
+    longest_pending: BTreeMap<String, Duration>,
+}
+
+impl QuietWatch {
+    fn poll(&mut self, prom_url: &str) {
+        let now = Instant::now();
+        let mut pending_now = BTreeSet::new();
+        for (name, target, state) in prom_alerts(prom_url) {
+            if target != HEALTHY || !LEAK_ALERTS.contains(&name.as_str()) {
+                continue;
+            }
+            if state == "firing" {
+                self.fired.insert(name);
+            } else {
+                let since = *self.pending_since.entry(name.clone()).or_insert(now);
+                let longest = self.longest_pending.entry(name.clone()).or_default();
+                *longest = (*longest).max(now - since);
+                pending_now.insert(name);
+            }
+        }
+        self.pending_since
+            .retain(|name, _| pending_now.contains(name));
+    }
+}
+
+/// The healthy target's live-heap signals over the test, one line per 2 s, for a
+/// failure message.
+fn healthy_trace(base: &str, since: Instant) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = now - since.elapsed().as_secs_f64();
+    let series = |expr: &str| -> Vec<(f64, String)> {
+        let resp = prom_get(
+            base,
+            &format!(
+                "/api/v1/query_range?query={}&start={start:.3}&end={now:.3}&step=2",
+                url_encode(expr)
+            ),
+        );
+        resp["data"]["result"][0]["values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                (
+                    v[0].as_f64().unwrap_or(0.0) - start,
+                    v[1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let sel = format!(r#"{{target="{HEALTHY}"}}"#);
+    let ratio = series(&format!(
+        "target:leakwatch_heap_live_slope_bytes_per_second:ratio_per_hour{sel}"
+    ));
+    let span = series(&format!("leakwatch_window_span_seconds{sel}"));
+    let live = series(&format!("leakwatch_heap_live_bytes{sel}"));
+    let mono = series(&format!("leakwatch_heap_growth_monotonicity{sel}"));
+    let at = |s: &[(f64, String)], t: f64| {
+        s.iter()
+            .find(|(x, _)| (x - t).abs() < 0.5)
+            .map_or("-".to_string(), |(_, v)| v.clone())
+    };
+    span.iter()
+        .map(|(t, sp)| {
+            format!(
+                "{t:6.1}s {:>12} {sp:>6} {:>10} {:>8}",
+                at(&ratio, *t),
+                at(&live, *t),
+                at(&mono, *t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Prometheus' active alerts: (alertname, target, state).
 fn prom_alerts(base: &str) -> Vec<(String, String, String)> {
     let resp = prom_get(base, "/api/v1/alerts");
@@ -507,6 +600,30 @@ fn dumps_configurable() -> bool {
     leakwatch::config::Config::from_yaml("defaults:\n  dumps:\n    dir: /nonexistent\n").is_ok()
 }
 
+/// The shipped rules with every non-zero `for:` scaled by WINDOW / SHIPPED_WINDOW
+/// (rounded up to a second), and the longest `for:` after scaling. Nothing else changes.
+fn compressed_rules() -> (String, Duration) {
+    let text = std::fs::read_to_string(root().join("alerts/leakwatch-rules.yml")).unwrap();
+    let for_re = Regex::new(r"(?m)^(\s+for:\s*)(\d+)([smh])\s*$").unwrap();
+    let mut longest = Duration::ZERO;
+    let mut n = 0;
+    let out = for_re.replace_all(&text, |c: &regex::Captures| {
+        n += 1;
+        let unit = match &c[3] {
+            "s" => 1,
+            "m" => 60,
+            _ => 3600,
+        };
+        let secs: u64 = c[2].parse::<u64>().unwrap() * unit;
+        let scaled =
+            (secs as f64 * WINDOW.as_secs_f64() / SHIPPED_WINDOW.as_secs_f64()).ceil() as u64;
+        longest = longest.max(Duration::from_secs(scaled));
+        format!("{}{scaled}s", &c[1])
+    });
+    assert!(n >= 13, "only {n} `for:` in the rules");
+    (out.into_owned(), longest)
+}
+
 /// Runs `scripts/ops-config ARGS`, panicking with its output unless it succeeds.
 fn ops_config(args: &[&str]) {
     let out = Command::new(root().join("scripts/ops-config"))
@@ -624,6 +741,7 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
         cgroup.as_ref().map(|cg| cg.procs()).as_deref(),
         dir,
     );
+    let healthy_started = Instant::now();
     let healthy = LeakyService::start(
         &toolchains()[0],
         &[
@@ -649,12 +767,14 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
         String::new()
     };
     let config = format!(
-        "defaults:\n  interval: 500ms\n  timeout: 2s\n  window: 40s\n  warmup: 8s\n  goroutineleak_interval: 2s\n{dumps_yaml}\
+        "defaults:\n  interval: 500ms\n  timeout: 2s\n  window: {window}s\n  warmup: {warmup}s\n  goroutineleak_interval: 2s\n{dumps_yaml}\
          system:\n  kernel_log: {kernel}\n\
          targets:\n\
          \x20 - name: {HEAP}\n    url: {heap_url}\n    process: {process:?}\n\
          \x20 - name: {HEALTHY}\n    url: {healthy_url}\n\
          \x20 - name: {DOWN}\n    url: http://127.0.0.1:{down_port}\n",
+        window = WINDOW.as_secs(),
+        warmup = WARMUP.as_secs(),
         kernel = if kernel_log { "/dev/kmsg" } else { "off" },
         heap_url = heap.url,
         process = format!("leaky-service .*-pid-file {}$", regex::escape(&pid_file)),
@@ -666,7 +786,8 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     let lw = Leakwatch::start(&config);
     let lw_addr = lw.url.trim_start_matches("http://").to_string();
 
-    ops_config(&["rules", "--out", &p("rules.yml"), "--for", FOR]);
+    let (rules, longest_for) = compressed_rules();
+    std::fs::write(p("rules.yml"), rules).unwrap();
     ops_config(&[
         "prometheus",
         "--out",
@@ -703,32 +824,27 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     prometheus.wait_ready(&format!("{prom_url}/-/ready"), Duration::from_secs(30));
 
     // A real OOM kill in the heap target's cgroup, once leakwatch has found the cgroup
-    // (kills are attributed by the victim's memcg).
+    // (kills are attributed by the victim's memcg) and Prometheus holds both kill
+    // counters at 0: `increase()` cannot see a kill that happened before a counter's
+    // first sample.
     if let Some(cg) = &cgroup {
+        let before = format!(
+            r#"count_over_time(leakwatch_oom_kills_total{{target="{HEAP}"}}[1m]) >= 2
+                and on (target) count_over_time(leakwatch_cgroup_memory_events_total{{target="{HEAP}", event="oom_kill"}}[1m]) >= 2"#
+        );
         wait_until(
-            Duration::from_secs(20),
-            "leakwatch to find the heap cgroup",
-            || {
-                lw.metrics()
-                    .get("leakwatch_cgroup_scrape_success", &[("target", HEAP)])
-                    .filter(|&v| v == 1.0)
-            },
+            Duration::from_secs(30),
+            "the kill counters of the heap target in Prometheus",
+            || Some(()).filter(|_| has_data(&prom_query(&prom_url, &before))),
         );
         oom_kill_in(cg, dir);
     }
 
     // Wait for the page, watching Prometheus' alerts for the healthy target meanwhile.
-    let mut healthy_alerts: BTreeSet<(String, String)> = BTreeSet::new();
-    let watch_healthy = |healthy_alerts: &mut BTreeSet<(String, String)>| {
-        for (name, target, state) in prom_alerts(&prom_url) {
-            if target == HEALTHY && LEAK_ALERTS.contains(&name.as_str()) {
-                healthy_alerts.insert((name, state));
-            }
-        }
-    };
+    let mut healthy_watch = QuietWatch::default();
     let deadline = Instant::now() + Duration::from_secs(120);
     let (paged_at, page) = loop {
-        watch_healthy(&mut healthy_alerts);
+        healthy_watch.poll(&prom_url);
         if let Some(hit) = webhook.first_firing(HEAP_ALERT, HEAP) {
             break hit;
         }
@@ -876,15 +992,19 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     }
 
     // Over the same time the healthy service raised no leak alert, neither in
-    // Prometheus nor at the webhook.
-    watch_healthy(&mut healthy_alerts);
-    let firing: Vec<_> = healthy_alerts
-        .iter()
-        .filter(|(_, state)| state == "firing")
-        .collect();
+    // Prometheus nor at the webhook; "the same time" lasts until any alert could have
+    // fired: the window filled (warmup, then the window) and the longest `for:` passed.
+    let quiet_until = healthy_started + WARMUP + WINDOW + longest_for + Duration::from_secs(3);
+    while Instant::now() < quiet_until {
+        healthy_watch.poll(&prom_url);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    healthy_watch.poll(&prom_url);
     assert!(
-        firing.is_empty(),
-        "leak alerts fired for {HEALTHY}: {firing:?}"
+        healthy_watch.fired.is_empty(),
+        "leak alerts fired for {HEALTHY}: {:?}; live-heap growth per hour, window span, live bytes, monotonicity (t since leak start):\n{}",
+        healthy_watch.fired,
+        healthy_trace(&prom_url, leak_started)
     );
     let paged: Vec<_> = webhook
         .alerts()
@@ -896,8 +1016,11 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
         .map(|(_, a)| a["labels"].clone())
         .collect();
     assert!(paged.is_empty(), "{HEALTHY} was paged: {paged:?}");
-    if !healthy_alerts.is_empty() {
-        eprintln!("e2e: pending (never firing) for {HEALTHY}: {healthy_alerts:?}");
+    for (name, longest) in &healthy_watch.longest_pending {
+        eprintln!(
+            "e2e: {name} was pending for {HEALTHY} (never firing), at most {:.0}s in a row",
+            longest.as_secs_f64()
+        );
     }
 
     eprintln!(

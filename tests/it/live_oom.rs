@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::{GoToolchain, Leakwatch, LeakyService, Metrics, free_port, toolchains};
+use crate::support::{
+    GoToolchain, Leakwatch, LeakyService, Metrics, free_port, parse_leaked, toolchains,
+    try_http_get,
+};
 
 const LIMIT: u64 = 96 << 20;
 const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
@@ -119,6 +122,9 @@ struct Sample {
     working_set: Option<f64>,
     tto: Option<f64>,
     pid: Option<f64>,
+    /// The service's own count of leaked sessions (`/leaked`): how fast it really
+    /// leaked, to tell a leak that changed pace from a bad estimate.
+    leaked: Option<u64>,
 }
 
 fn unix_now() -> f64 {
@@ -212,6 +218,13 @@ fn oom_kill_through_leakwatch(tc: &GoToolchain) {
             working_set: target_value(&m, "leakwatch_cgroup_memory_working_set_bytes", &[]),
             tto: target_value(&m, "leakwatch_time_to_oom_seconds", &[]),
             pid: target_value(&m, "leakwatch_process_pid", &[]),
+            leaked: try_http_get(&format!("{}/leaked", svc.url))
+                .ok()
+                .and_then(|(_, body)| {
+                    parse_leaked(&String::from_utf8_lossy(&body))
+                        .get("heap")
+                        .copied()
+                }),
         });
         if recent.len() == 3 {
             recent.pop_front();
@@ -351,11 +364,7 @@ fn oom_kill_through_leakwatch(tc: &GoToolchain) {
     let actual = killed_unix - scraped;
     let error = (estimate - actual) / actual;
     // For the report: the estimate at half the elapsed time to the kill.
-    let mid = samples
-        .iter()
-        .filter(|s| s.t <= killed_at / 2.0)
-        .next_back()
-        .copied();
+    let mid = samples.iter().rfind(|s| s.t <= killed_at / 2.0).copied();
 
     // The service restarts in the same cgroup: leakwatch finds the new process.
     let svc2 = LeakyService::start_in_cgroup(tc, &args, &cg.procs());
@@ -399,10 +408,11 @@ fn oom_kill_through_leakwatch(tc: &GoToolchain) {
     for s in &samples {
         if s.t >= next_t {
             curve.push_str(&format!(
-                "\n  t={:5.1}s usage={:6.1} MiB ws={:6.1} MiB tto={}",
+                "\n  t={:5.1}s usage={:6.1} MiB ws={:6.1} MiB leaked={:4} tto={}",
                 s.t,
                 s.usage.map(mib).unwrap_or(f64::NAN),
                 s.working_set.map(mib).unwrap_or(f64::NAN),
+                s.leaked.unwrap_or(0),
                 s.tto
                     .map(|v| format!("{v:.1}s"))
                     .unwrap_or_else(|| "-".into())

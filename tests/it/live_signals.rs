@@ -76,9 +76,11 @@ const SCENARIOS: &[Scenario] = &[
         expect: Expect::Nothing,
         culprit: None,
     },
+    // A cache that fills in the first second, then stays flat while requests keep
+    // allocating (so GCs keep the heap profile current, as in a real service).
     Scenario {
         name: "plateau",
-        args: &["-mode", "plateau", "-interval", "20ms", "-per-tick", "10", "-size", "16KiB", "-plateau-items", "300"],
+        args: &["-mode", "plateau,healthy", "-interval", "20ms", "-per-tick", "10", "-size", "16KiB", "-plateau-items", "300", "-sawtooth", "25"],
         expect: Expect::Nothing,
         culprit: None,
     },
@@ -95,7 +97,7 @@ const WARMUP_SECS: f64 = 8.0;
 
 fn config(services: &[(&str, &LeakyService)]) -> String {
     let mut y = format!(
-        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  goroutine_format: proto\ntargets:\n"
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  goroutine_format: proto\n  overhead_budget: 0\ntargets:\n"
     );
     for (name, svc) in services {
         y.push_str(&format!("  - name: {name}\n    url: {}\n", svc.url));
@@ -136,6 +138,7 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
     let lw = Leakwatch::start(&config(&refs));
     let mut failures = Vec::new();
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut evidence: BTreeMap<&str, String> = BTreeMap::new();
     let mut ok_at: BTreeMap<&str, Metrics> = BTreeMap::new();
     // Watch for a full window after warm-up: leaks must be suspected by then, the
     // others must never be.
@@ -151,6 +154,24 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
                 Expect::Nothing => {
                     if !kinds.is_empty() {
                         seen.entry(s.name).or_default().extend(kinds);
+                        evidence.entry(s.name).or_insert_with(|| {
+                            let page = String::from_utf8_lossy(&lw.get("/").1).into_owned();
+                            let row = page
+                                .split("<tr>")
+                                .find(|r| r.contains(&format!("<td>{}</td>", s.name)))
+                                .unwrap_or("")
+                                .to_string();
+                            let series: Vec<String> = m
+                                .samples
+                                .iter()
+                                .filter(|(n, l, _)| {
+                                    l.get("target").map(String::as_str) == Some(s.name)
+                                        && (n.contains("slope") || n.contains("monotonic") || n.contains("live"))
+                                })
+                                .map(|(n, _, v)| format!("{n}={v}"))
+                                .collect();
+                            format!("{row}\n{}", series.join(" "))
+                        });
                     }
                 }
                 Expect::Suspected(kind) => {
@@ -168,8 +189,10 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
             Expect::Nothing => {
                 if let Some(kinds) = seen.get(s.name) {
                     failures.push(format!(
-                        "go{}: {}: suspected {kinds:?} but must not be",
-                        tc.version, s.name
+                        "go{}: {}: suspected {kinds:?} but must not be; evidence: {}",
+                        tc.version,
+                        s.name,
+                        evidence.get(s.name).map(String::as_str).unwrap_or("")
                     ));
                 }
                 if !warm(&last, s.name) {
@@ -211,16 +234,19 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
             }
         }
     }
-    // HTTP connections: leakwatch's count matches what the service leaked.
+    // HTTP connections: leakwatch's count matches what the service leaked, read just
+    // before and after. The count moves by one every 100 ms and a scrape is at most
+    // 250 ms old, so allow 5 below the first read.
     let svc = &services.iter().find(|(n, _)| *n == "httpclient").unwrap().1;
-    let leaked = svc.leaked_count("httpclient") as f64;
-    let conns = last
+    let before = svc.leaked_count("httpclient") as f64;
+    let conns = lw
+        .metrics()
         .get("leakwatch_http_client_connections", &[("target", "httpclient")])
         .unwrap_or(-1.0);
-    // The count moves by one every 100 ms; the scrape is at most 250 ms old.
-    if (conns - leaked).abs() > 5.0 {
+    let after = svc.leaked_count("httpclient") as f64;
+    if conns < before - 5.0 || conns > after + 1.0 {
         failures.push(format!(
-            "go{}: httpclient: leakwatch_http_client_connections {conns}, service leaked {leaked}",
+            "go{}: httpclient: leakwatch_http_client_connections {conns}, service leaked {before}..{after}",
             tc.version
         ));
     }

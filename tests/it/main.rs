@@ -12,4 +12,6 @@ mod live_core;
 mod live_signals;
 mod live_oom;
 mod ops;
+mod report;
 mod system;
+mod watch;
