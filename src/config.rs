@@ -550,7 +550,9 @@ impl RawConfig {
                 budget_boost: d.budget_boost,
                 budget_boost_for: d.budget_boost_for,
                 memstats_text_every: d.memstats_text_every.max(1),
-                goroutineleak_interval: t.goroutineleak_interval.unwrap_or(d.goroutineleak_interval),
+                goroutineleak_interval: t
+                    .goroutineleak_interval
+                    .unwrap_or(d.goroutineleak_interval),
                 dumps,
             });
         }

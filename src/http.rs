@@ -40,7 +40,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            )
+                .into_response()
         }
     }
 }
@@ -76,7 +80,9 @@ async fn set_baseline(
         return (StatusCode::NOT_FOUND, format!("unknown target {name:?}\n")).into_response();
     };
     match t.set_baseline(q.bytes) {
-        Some(b) => axum::Json(serde_json::json!({"target": name, "baseline_bytes": b})).into_response(),
+        Some(b) => {
+            axum::Json(serde_json::json!({"target": name, "baseline_bytes": b})).into_response()
+        }
         None => (
             StatusCode::CONFLICT,
             "no live heap known yet for this target: pass ?bytes=N or wait for a scrape\n",
@@ -190,12 +196,16 @@ async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
     ));
     for t in state.targets() {
         let st = t.status();
-        let (class, word) = if st.up { ("up", "up") } else { ("down", "down") };
+        let (class, word) = if st.up {
+            ("up", "up")
+        } else {
+            ("down", "down")
+        };
         let verdict = t.verdict_html(&st);
         let _ = write!(
             page,
             "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
-            html_escape(&t.config.name),
+            crate::report::target_link(&t.config.name),
             html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
             ago(st.last_scrape),
             html_escape(st.last_error.as_deref().unwrap_or("")),

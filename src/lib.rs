@@ -153,7 +153,10 @@ impl AppState {
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Re-reads the config file and applies it: parsed and validated first, swapped only
@@ -179,7 +182,9 @@ impl AppState {
                     .unwrap_or_else(|e| e.into_inner()) = unix_now();
                 tracing::info!(targets = n, "configuration reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the old configuration"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the old configuration")
+            }
         }
         result
     }
@@ -199,7 +204,9 @@ impl AppState {
                 .iter()
                 .find(|t| !system_changed && t.config == *tc)
                 .cloned();
-            next.push(kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))));
+            next.push(
+                kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))),
+            );
         }
         let n = next.len();
         self.dumps.set_targets(dump_targets(&new));
@@ -230,11 +237,7 @@ impl Collector for TargetsCollector {
         let targets = self.targets.snapshot();
         let mut groups = Vec::with_capacity(targets.len() + 1);
         let mut global = Sink::new();
-        global.gauge_with(
-            "leakwatch_build_info",
-            &[env!("CARGO_PKG_VERSION")],
-            1u64,
-        );
+        global.gauge_with("leakwatch_build_info", &[env!("CARGO_PKG_VERSION")], 1u64);
         global.gauge("leakwatch_targets", targets.len() as u64);
         global.gauge(
             "leakwatch_config_last_reload_successful",
@@ -425,8 +428,11 @@ fn start_kernel_log(source: &str, state: Arc<AppState>) -> Option<Arc<system::Ke
         Ok(r) => Arc::new(r),
         Err(e) => {
             tracing::warn!(source, error = %e, "cannot start the kernel log reader");
-            *state.kernel.readable.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((source.to_string(), false));
+            *state
+                .kernel
+                .readable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((source.to_string(), false));
             return None;
         }
     };

@@ -98,8 +98,13 @@ struct TopArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // `watch` draws a live terminal view: only errors go to stderr unless asked.
+    let level = match (&cli.command, cli.log_level.as_str()) {
+        (Some(Command::Watch(_)), "info") => "error",
+        (_, l) => l,
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .or_else(|_| EnvFilter::try_new(level))
         .context("invalid --log.level")?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -54,7 +54,7 @@ async fn page(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> R
         return (StatusCode::NOT_FOUND, Html(body)).into_response();
     };
     // Dumps join here once AppState carries the DumpManager.
-    Html(render(&t, None)).into_response()
+    Html(render(&t, Some(state.dumps.as_ref()))).into_response()
 }
 
 // ---------------------------------------------------------------------------------

@@ -254,7 +254,7 @@ mod tests {
         // Same origin: followed.
         assert!(
             redirect_allowed(
-                &[first.clone()],
+                std::slice::from_ref(&first),
                 &u("http://127.0.0.1:6060/debug/pprof/heap?x=1")
             )
             .is_ok()
@@ -267,7 +267,7 @@ mod tests {
             "https://127.0.0.1:6060/debug/pprof/heap",
             "http://metadata.google.internal/computeMetadata/v1/",
         ] {
-            let err = redirect_allowed(&[first.clone()], &u(other)).unwrap_err();
+            let err = redirect_allowed(std::slice::from_ref(&first), &u(other)).unwrap_err();
             assert!(err.contains("another host"), "{other}: {err}");
         }
         // Loops and long chains.

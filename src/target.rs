@@ -13,12 +13,12 @@ use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, Window, WindowConfig,
 };
 use crate::config::{GoroutineFormat, HeapFormat, SystemConfig, TargetConfig};
-use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
 use crate::error::{Error, FetchReason};
 use crate::metrics::Sink;
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{GoroutineProfile, HeapProfile, HeapTotals};
 use crate::scrape::Fetcher;
+use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
 
 /// Endpoints leakwatch requests, as used in the `endpoint` label.
 pub const ENDPOINT_HEAP: &str = "heap";
@@ -96,7 +96,15 @@ impl GoroutineSummary {
 /// the first frame outside them (`main.waitForReply`, `net/http.(*persistConn).readLoop`).
 /// `net.` matches package net only, not `net/http.`.
 const BLOCKING_HELPERS: &[&str] = &[
-    "runtime.", "internal/", "sync.", "time.", "net.", "bufio.", "io.", "os.", "syscall.",
+    "runtime.",
+    "internal/",
+    "sync.",
+    "time.",
+    "net.",
+    "bufio.",
+    "io.",
+    "os.",
+    "syscall.",
 ];
 
 /// The function a goroutine is blocked in, for `leakwatch_goroutine_growth{function}`.
@@ -394,7 +402,9 @@ impl TargetState {
             .get(&url, self.config.timeout, self.config.max_body_bytes)
             .await
         {
-            Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => MemStatsSource::Expvar,
+            Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => {
+                MemStatsSource::Expvar
+            }
             _ => MemStatsSource::HeapDebug1,
         };
         let interval = match source {
@@ -427,7 +437,12 @@ impl TargetState {
         }
     }
 
-    async fn fetch(&self, fetcher: &Fetcher, endpoint: &'static str, path: &str) -> Option<Vec<u8>> {
+    async fn fetch(
+        &self,
+        fetcher: &Fetcher,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Option<Vec<u8>> {
         let url = self.config.endpoint(path);
         let started = Instant::now();
         let result = fetcher
@@ -541,7 +556,11 @@ impl TargetState {
 
     async fn scrape_goroutineleak(&self, fetcher: &Fetcher) {
         let Some(body) = self
-            .fetch(fetcher, ENDPOINT_GOROUTINELEAK, "/debug/pprof/goroutineleak?debug=1")
+            .fetch(
+                fetcher,
+                ENDPOINT_GOROUTINELEAK,
+                "/debug/pprof/goroutineleak?debug=1",
+            )
             .await
         else {
             return;
@@ -583,12 +602,21 @@ impl TargetState {
         let sys = self.system.clone();
         let name = self.config.name.clone();
         let read = tokio::task::spawn_blocking(move || {
-            read_system_blocking(&name, &selector, cgroup.as_deref(), &sys, prev_pid, prev_loc)
+            read_system_blocking(
+                &name,
+                &selector,
+                cgroup.as_deref(),
+                &sys,
+                prev_pid,
+                prev_loc,
+            )
         })
         .await;
         match read {
             Ok(system) => self.status().system = system,
-            Err(e) => tracing::error!(target_name = %self.config.name, error = %e, "reading system files panicked"),
+            Err(e) => {
+                tracing::error!(target_name = %self.config.name, error = %e, "reading system files panicked")
+            }
         }
     }
 
@@ -624,7 +652,8 @@ impl TargetState {
     /// Sets the live-heap baseline (`None`: the current live heap).
     pub fn set_baseline(&self, bytes: Option<u64>) -> Option<u64> {
         let mut st = self.status();
-        st.window.set_baseline(bytes, SystemTime::now());
+        let bytes = bytes.or_else(|| st.window.newest().and_then(|s| s.live_heap()))?;
+        st.window.set_baseline(Some(bytes), SystemTime::now());
         st.window.baseline().map(|b| b.bytes)
     }
 
@@ -632,7 +661,11 @@ impl TargetState {
         let parsed = match self.config.goroutine_format {
             GoroutineFormat::Text => {
                 let Some(body) = self
-                    .fetch(fetcher, ENDPOINT_GOROUTINE, "/debug/pprof/goroutine?debug=1")
+                    .fetch(
+                        fetcher,
+                        ENDPOINT_GOROUTINE,
+                        "/debug/pprof/goroutine?debug=1",
+                    )
                     .await
                 else {
                     return;
@@ -679,11 +712,7 @@ impl TargetState {
         }
         // Every (endpoint, reason) pair that ever failed keeps its counter.
         for ((endpoint, reason), n) in &st.errors {
-            out.counter_with(
-                "leakwatch_scrape_errors",
-                &[endpoint, reason.as_str()],
-                *n,
-            );
+            out.counter_with("leakwatch_scrape_errors", &[endpoint, reason.as_str()], *n);
         }
         if let Some(t) = st.last_scrape {
             out.gauge("leakwatch_last_scrape_timestamp_seconds", unix_seconds(t));
@@ -706,9 +735,10 @@ impl TargetState {
             );
             out.gauge("leakwatch_heap_profile_records", h.samples.len() as u64);
         }
-        let go_sys_minus_released = st.memstats.as_ref().and_then(|(m, _)| {
-            Some(m.sys?.saturating_sub(m.heap_released.unwrap_or(0)))
-        });
+        let go_sys_minus_released = st
+            .memstats
+            .as_ref()
+            .and_then(|(m, _)| Some(m.sys?.saturating_sub(m.heap_released.unwrap_or(0))));
         let mut cgroup_limit = None;
         match &st.system.cgroup {
             Some(Ok(c)) => {
@@ -752,9 +782,26 @@ impl TargetState {
             out.gauge_with("leakwatch_goroutines_leaked_by_function", &["other"], rest);
         }
         drop(st);
-        if !with_history {
-            return;
+        if with_history {
+            self.push_budget_samples(out);
         }
+        let st = self.status();
+        if let Some(g) = &st.goroutines {
+            out.gauge("leakwatch_goroutines", g.total);
+            out.gauge(
+                "leakwatch_http_client_connections",
+                g.http_client_connections,
+            );
+            for (state, n) in &g.by_state {
+                out.gauge_with("leakwatch_goroutines_by_state", &[state], *n);
+            }
+        }
+    }
+}
+
+impl TargetState {
+    /// The overhead budget's series: budget in force, effective intervals, cost ratios.
+    fn push_budget_samples(&self, out: &mut Sink) {
         let sched = self.schedule();
         let now = Instant::now();
         out.gauge("leakwatch_overhead_budget_ratio", sched.policy.current(now));
@@ -778,21 +825,8 @@ impl TargetState {
                 out.gauge_with("leakwatch_overhead_ratio", &[name], r);
             }
         }
-        let st = self.status();
-        if let Some(g) = &st.goroutines {
-            out.gauge("leakwatch_goroutines", g.total);
-            out.gauge(
-                "leakwatch_http_client_connections",
-                g.http_client_connections,
-            );
-            for (state, n) in &g.by_state {
-                out.gauge_with("leakwatch_goroutines_by_state", &[state], *n);
-            }
-        }
     }
-}
 
-impl TargetState {
     /// The verdict cell of the landing page: each suspected leak kind with its evidence.
     pub fn verdict_html(&self, st: &Status) -> String {
         use crate::http::html_escape;
@@ -826,7 +860,6 @@ impl TargetState {
         out
     }
 }
-
 
 /// The observation the window gets from one scrape's state.
 fn observation(st: &Status, at: SystemTime) -> Observation {

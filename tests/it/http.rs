@@ -47,7 +47,9 @@ async fn serve_capture(dir: &'static str) -> SocketAddr {
         .route("/debug/pprof/{profile}", get(handler))
         .route(
             "/debug/vars",
-            get(move || async move { std::fs::read(fixture(&format!("{dir}/vars.json"))).unwrap() }),
+            get(
+                move || async move { std::fs::read(fixture(&format!("{dir}/vars.json"))).unwrap() },
+            ),
         )
         .with_state(dir);
     spawn_server(app).await
@@ -178,10 +180,15 @@ async fn golden_metrics_for_a_fixture_target() {
     .await;
     assert!(text.contains("leakwatch_up{target=\"orders\",team=\"payments\"} 1"));
     // MemStats straight from the fixture's trailer.
-    assert!(text.contains(
-        "leakwatch_go_memstats_heap_alloc_bytes{target=\"orders\",team=\"payments\"} "
-    ));
-    check_golden("fixture-go1.23-heap-text.prom", &normalize(&text, target.port()));
+    assert!(
+        text.contains(
+            "leakwatch_go_memstats_heap_alloc_bytes{target=\"orders\",team=\"payments\"} "
+        )
+    );
+    check_golden(
+        "fixture-go1.23-heap-text.prom",
+        &normalize(&text, target.port()),
+    );
 }
 
 /// The same capture with the defaults: heap records from the protobuf profile,
@@ -198,7 +205,10 @@ async fn golden_metrics_for_a_fixture_target_proto_first() {
     })
     .await;
     assert!(text.contains("source=\"expvar\"} 1"), "{text}");
-    check_golden("fixture-go1.23-heap-proto.prom", &normalize(&text, target.port()));
+    check_golden(
+        "fixture-go1.23-heap-proto.prom",
+        &normalize(&text, target.port()),
+    );
 }
 
 /// A target that is down: `leakwatch_up 0`, a connect error, and `/metrics` keeps answering.
@@ -215,7 +225,8 @@ async fn down_target_reports_up_zero() {
     );
     let exporter = start_exporter(&yaml).await;
     let text = metrics_until(exporter.addr, "both targets scraped", |t| {
-        t.contains("leakwatch_up{target=\"down\"} 0") && t.contains("leakwatch_up{target=\"good\"} 1")
+        t.contains("leakwatch_up{target=\"down\"} 0")
+            && t.contains("leakwatch_up{target=\"good\"} 1")
     })
     .await;
     assert!(
@@ -284,4 +295,190 @@ async fn misbehaving_targets_get_clear_reasons() {
             "{name}: {text}"
         );
     }
+}
+
+async fn start_exporter_with_file(path: &std::path::Path) -> Exporter {
+    let config = Config::load(path).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let path = path.to_path_buf();
+    tokio::spawn(async move {
+        leakwatch::run_with(config, Some(path), listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Exporter { addr, _stop: tx }
+}
+
+async fn post(addr: SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Reload: a valid new config adds a target and keeps the unchanged one's state (its
+/// window keeps growing); an invalid one is refused and the old config stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_only_valid_configs_and_keeps_windows() {
+    let a = serve_capture("go1.23/heap").await;
+    let b = serve_capture("go1.26/heap").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leakwatch.yaml");
+    let one = format!(
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 100ms\ntargets:\n  - name: a\n    url: http://{a}\n"
+    );
+    std::fs::write(&path, &one).unwrap();
+    let exporter = start_exporter_with_file(&path).await;
+    let text = metrics_until(exporter.addr, "a few samples of a", |t| {
+        series_value(t, "leakwatch_window_samples{target=\"a\"}").is_some_and(|n| n >= 3.0)
+    })
+    .await;
+    let samples_before = series_value(&text, "leakwatch_window_samples{target=\"a\"}").unwrap();
+    assert_eq!(
+        series_value(&text, "leakwatch_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    // Add target b.
+    std::fs::write(&path, format!("{one}  - name: b\n    url: http://{b}\n")).unwrap();
+    let (status, body) = post(exporter.addr, "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "reloaded: 2 target(s)\n");
+    let text = metrics_until(exporter.addr, "target b scraped", |t| {
+        t.contains("leakwatch_up{target=\"b\"} 1")
+    })
+    .await;
+    let samples_after = series_value(&text, "leakwatch_window_samples{target=\"a\"}").unwrap();
+    assert!(
+        samples_after >= samples_before,
+        "a's window was reset by the reload: {samples_before} -> {samples_after}"
+    );
+    assert_eq!(series_value(&text, "leakwatch_targets"), Some(2.0));
+
+    // An invalid config: 400 naming the key, the old config stays.
+    std::fs::write(&path, format!("{one}  - name: a\n    url: http://{b}\n")).unwrap();
+    let (status, body) = post(exporter.addr, "/-/reload").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("targets[1].name: duplicate target name \"a\""),
+        "{body}"
+    );
+    let (_, text) = get_text(exporter.addr, "/metrics").await;
+    assert_eq!(
+        series_value(&text, "leakwatch_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(series_value(&text, "leakwatch_targets"), Some(2.0));
+
+    // Remove b: its series disappear.
+    std::fs::write(&path, &one).unwrap();
+    assert_eq!(post(exporter.addr, "/-/reload").await.0, 200);
+    let text = metrics_until(exporter.addr, "b gone", |t| !t.contains("target=\"b\"")).await;
+    assert_eq!(
+        series_value(&text, "leakwatch_config_last_reload_successful"),
+        Some(1.0)
+    );
+}
+
+/// `/probe`: configured URLs and `probe.allow` matches are probed with a fresh registry;
+/// anything else is 403 (no open proxy); a probe has no window series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_is_restricted_to_configured_and_allowed_targets() {
+    let configured = serve_capture("go1.23/heap").await;
+    let allowed = serve_capture("go1.26/heap").await;
+    let other = serve_capture("go1.19/heap").await;
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\nprobe:\n  allow: ['http://127\\.0\\.0\\.1:{}/?']\n  modules:\n    quick: {{timeout: 2s, heap_format: text}}\ntargets:\n  - name: c\n    url: http://{configured}\n    interval: 1h\n",
+        allowed.port()
+    );
+    let exporter = start_exporter(&yaml).await;
+    for (url, module) in [
+        (format!("http://{configured}/"), ""),
+        (format!("http://{allowed}"), "&module=quick"),
+    ] {
+        let (status, text) = get_text(exporter.addr, &format!("/probe?target={url}{module}")).await;
+        assert_eq!(status, 200, "{url}: {text}");
+        assert_eq!(
+            series_value(&text, "leakwatch_probe_success"),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(series_value(&text, "leakwatch_probe_duration_seconds").is_some());
+        assert!(
+            text.contains("leakwatch_go_memstats_heap_alloc_bytes "),
+            "{text}"
+        );
+        assert!(text.contains("leakwatch_goroutines "), "{text}");
+        assert!(!text.contains("leakwatch_window_samples"), "{text}");
+        assert!(!text.contains("leakwatch_leak_suspected"), "{text}");
+        assert!(
+            !text.contains("target=\""),
+            "probe series carry no target label: {text}"
+        );
+    }
+    let (status, body) = get_text(exporter.addr, &format!("/probe?target=http://{other}/")).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = get_text(
+        exporter.addr,
+        "/probe?target=http://169.254.169.254/latest/",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = get_text(exporter.addr, "/probe").await;
+    assert_eq!(status, 400);
+    let (status, body) = get_text(
+        exporter.addr,
+        &format!("/probe?target=http://{configured}/&module=nope"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown probe module \"nope\""), "{body}");
+}
+
+/// `POST /api/v1/targets/{name}/baseline` sets the baseline the fix is verified against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_can_be_set_through_the_api() {
+    let target = serve_capture("go1.23/heap").await;
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: t\n    url: http://{target}\n    interval: 100ms\n"
+    );
+    let exporter = start_exporter(&yaml).await;
+    metrics_until(exporter.addr, "live heap", |t| {
+        t.contains("leakwatch_heap_live_bytes{")
+    })
+    .await;
+    let (status, body) = post(exporter.addr, "/api/v1/targets/t/baseline?bytes=2683359").await;
+    assert_eq!(status, 200, "{body}");
+    let text = metrics_until(exporter.addr, "baseline ratio", |t| {
+        t.contains("leakwatch_heap_baseline_ratio{")
+    })
+    .await;
+    assert_eq!(
+        series_value(&text, "leakwatch_heap_baseline_bytes{target=\"t\"}"),
+        Some(2683359.0)
+    );
+    // The fixture's live heap is 5366719 bytes: twice the baseline.
+    let ratio = series_value(&text, "leakwatch_heap_baseline_ratio{target=\"t\"}").unwrap();
+    assert!((ratio - 2.0).abs() < 0.01, "{ratio}");
+    assert_eq!(
+        post(exporter.addr, "/api/v1/targets/nope/baseline").await.0,
+        404
+    );
+    // Without ?bytes, the current live heap becomes the baseline.
+    let (status, body) = post(exporter.addr, "/api/v1/targets/t/baseline").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"baseline_bytes\":5366719"), "{body}");
 }

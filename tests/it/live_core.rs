@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::{LeakyService, Leakwatch, Metrics, toolchains, wait_until};
+use crate::support::{Leakwatch, LeakyService, Metrics, toolchains, wait_until};
 
 fn now_unix() -> f64 {
     SystemTime::now()
@@ -23,15 +23,22 @@ fn config(url: &str) -> String {
 /// Waits for a scrape that *started* after `t0` (its end is more than a second past
 /// `t0` and it took well under a second) and returns the metrics page.
 fn metrics_after(lw: &Leakwatch, t0: f64) -> Metrics {
-    wait_until(Duration::from_secs(20), "a scrape after the first read", || {
-        let m = lw.metrics();
-        let last = m.get("leakwatch_last_success_timestamp_seconds", &[("target", "svc")])?;
-        let took = m.get(
-            "leakwatch_scrape_duration_seconds",
-            &[("target", "svc"), ("endpoint", "heap")],
-        )?;
-        (last - took > t0 + 0.05).then_some(m)
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "a scrape after the first read",
+        || {
+            let m = lw.metrics();
+            let last = m.get(
+                "leakwatch_last_success_timestamp_seconds",
+                &[("target", "svc")],
+            )?;
+            let took = m.get(
+                "leakwatch_scrape_duration_seconds",
+                &[("target", "svc"), ("endpoint", "heap")],
+            )?;
+            (last - took > t0 + 0.05).then_some(m)
+        },
+    )
 }
 
 /// Cumulative MemStats counters: the scrape happened between the two reads, so its
@@ -42,7 +49,16 @@ fn memstats_match_the_service_own_expvar() {
     for tc in toolchains() {
         let svc = LeakyService::start(
             &tc,
-            &["-mode", "heap,goroutine", "-interval", "50ms", "-per-tick", "2", "-size", "16384"],
+            &[
+                "-mode",
+                "heap,goroutine",
+                "-interval",
+                "50ms",
+                "-per-tick",
+                "2",
+                "-size",
+                "16384",
+            ],
         );
         let lw = Leakwatch::start(&config(&svc.url));
         wait_until(Duration::from_secs(20), "leakwatch_up 1", || {
@@ -139,7 +155,11 @@ fn target_down_then_back() {
     assert!(
         m.get(
             "leakwatch_scrape_errors_total",
-            &[("target", "svc"), ("endpoint", "heap"), ("reason", "connect")]
+            &[
+                ("target", "svc"),
+                ("endpoint", "heap"),
+                ("reason", "connect")
+            ]
         )
         .unwrap_or(0.0)
             >= 1.0,
@@ -147,5 +167,9 @@ fn target_down_then_back() {
         m.text
     );
     // No stale MemStats: a series is current or absent.
-    assert!(!m.has("leakwatch_go_memstats_heap_alloc_bytes"), "{}", m.text);
+    assert!(
+        !m.has("leakwatch_go_memstats_heap_alloc_bytes"),
+        "{}",
+        m.text
+    );
 }
