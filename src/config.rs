@@ -28,17 +28,52 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+/// Reads a duration string inside the deserializer's own call, so a bad value is
+/// reported at its key and line (`targets[0].interval: ... at line 4 column 15`).
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+    d.deserialize_str(DurationVisitor)
+}
+
+struct OptDurationVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OptDurationVisitor {
+    type Value = Option<Duration>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        de_duration(d).map(Some)
+    }
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Duration>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
-    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
-        .transpose()
+    d.deserialize_option(OptDurationVisitor)
 }
 
 /// Which heap endpoint feeds the records.
@@ -195,6 +230,12 @@ struct RawTarget {
     goroutineleak_interval: Option<Duration>,
     #[serde(default)]
     dumps: Option<crate::dump::DumpOverrides>,
+    #[serde(default)]
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    basic_auth: Option<crate::scrape::BasicAuth>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 /// `/probe` settings: which URLs may be probed beyond the configured targets, and named
@@ -262,6 +303,8 @@ pub struct TargetConfig {
     pub memstats_text_every: u32,
     pub goroutineleak_interval: Duration,
     pub dumps: crate::dump::DumpConfig,
+    /// Credentials and headers for requests to the target.
+    pub auth: crate::scrape::RequestAuth,
 }
 
 impl TargetConfig {
@@ -390,7 +433,10 @@ impl Config {
             serde_norway::from_str(text)
         }
         .map_err(|e| Error::Config(e.to_string()))?;
-        raw.resolve()
+        raw.resolve().map_err(|e| match e {
+            Error::Config(msg) => Error::Config(with_line(text, msg)),
+            other => other,
+        })
     }
 
     /// A config with the given target URLs (from `--target`), named after host:port.
@@ -415,6 +461,21 @@ impl Config {
             targets,
         }
         .resolve()
+    }
+
+    /// Keeps only the targets of shard `index` of `count` (`--shard index/count`): a
+    /// target belongs to the shard its name hashes to, exactly as Prometheus' `hashmod`
+    /// relabelling computes it (MD5 of the value, its last 8 bytes as a big-endian
+    /// integer, modulo `count`), so several replicas split a fleet without overlap and
+    /// agree with a Prometheus that shards the same names.
+    pub fn shard(mut self, index: u64, count: u64) -> Result<Config> {
+        if count == 0 || index >= count {
+            return Err(Error::Config(format!(
+                "--shard {index}/{count}: need 0 <= index < count"
+            )));
+        }
+        self.targets.retain(|t| hashmod(&t.name, count) == index);
+        Ok(self)
     }
 
     /// The built-in default: one target at [`DEFAULT_TARGET_URL`].
@@ -446,6 +507,9 @@ impl RawTarget {
             overhead_budget: None,
             goroutineleak_interval: None,
             dumps: None,
+            bearer_token_file: None,
+            basic_auth: None,
+            headers: BTreeMap::new(),
         }
     }
 }
@@ -522,6 +586,12 @@ impl RawConfig {
                     "{key}.overhead_budget: {budget} must be a share of one core, 0..1 (0 = off)"
                 )));
             }
+            let auth = crate::scrape::RequestAuth {
+                bearer_token_file: t.bearer_token_file.clone(),
+                basic_auth: t.basic_auth.clone(),
+                headers: t.headers.clone(),
+            };
+            auth.validate(&key)?;
             let dumps = t.dumps.clone().unwrap_or_default().apply(&d.dumps);
             dumps.validate(&format!("{key}.dumps"))?;
             let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
@@ -554,6 +624,7 @@ impl RawConfig {
                     .goroutineleak_interval
                     .unwrap_or(d.goroutineleak_interval),
                 dumps,
+                auth,
             });
         }
         let mut probe_allow = Vec::new();
@@ -571,6 +642,64 @@ impl RawConfig {
             probe_allow,
         })
     }
+}
+
+/// Adds `at line N` to a validation error about `targets[i]` or `targets[i].key`,
+/// found by scanning the YAML text (the parser's own errors already carry one).
+fn with_line(text: &str, msg: String) -> String {
+    static TARGET_KEY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^targets\[(\d+)\](?:\.([a-z_]+))?").expect("valid regex"));
+    let Some(c) = TARGET_KEY.captures(&msg) else {
+        return msg;
+    };
+    let Some(index) = c.get(1).and_then(|m| m.as_str().parse::<usize>().ok()) else {
+        return msg;
+    };
+    let key = c.get(2).map(|m| m.as_str());
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "targets:") else {
+        return msg;
+    };
+    // Items of the targets sequence: lines whose first non-space is "- ", at the
+    // indentation of the first one.
+    let item_indent = lines[start + 1..]
+        .iter()
+        .find(|l| l.trim_start().starts_with("- "))
+        .map(|l| l.len() - l.trim_start().len());
+    let Some(indent) = item_indent else {
+        return msg;
+    };
+    let items: Vec<usize> = (start + 1..lines.len())
+        .filter(|&i| {
+            let l = lines[i];
+            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with("- ")
+        })
+        .collect();
+    let Some(&first) = items.get(index) else {
+        return msg;
+    };
+    let end = items.get(index + 1).copied().unwrap_or(lines.len());
+    let line = match key {
+        None => first,
+        Some(k) => (first..end)
+            .find(|&i| {
+                let t = lines[i].trim_start().trim_start_matches("- ");
+                t.starts_with(&format!("{k}:"))
+                    || lines[i].contains(&format!("{{{k}:"))
+                    || lines[i].contains(&format!(" {k}:"))
+            })
+            .unwrap_or(first),
+    };
+    format!("{msg} at line {}", line + 1)
+}
+
+/// Prometheus' `hashmod`: MD5 of `value`, last 8 bytes big-endian, modulo `modulus`.
+pub fn hashmod(value: &str, modulus: u64) -> u64 {
+    use md5::{Digest, Md5};
+    let hash = Md5::digest(value.as_bytes());
+    let mut last = [0u8; 8];
+    last.copy_from_slice(&hash[8..16]);
+    u64::from_be_bytes(last) % modulus.max(1)
 }
 
 fn check_positive(key: &str, d: Duration) -> Result<()> {
@@ -616,55 +745,113 @@ mod tests {
         assert_eq!(c.targets[0].url.as_str(), "http://127.0.0.1:6060/");
     }
 
-    /// Each bad config and the exact error it gives.
+    /// Each bad config and the exact error it gives: the key and the line.
     #[test]
     fn invalid_configs_name_the_key() {
         let cases: &[(&str, &str)] = &[
             (
                 "targets:\n  - name: a\n    url: http://x\n    intervl: 1s\n",
-                "config: targets[0]: unknown field `intervl`, expected one of",
+                "config: targets[0]: unknown field `intervl`, expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    interval: soon\n",
-                "config: targets[0].interval: invalid duration \"soon\"",
+                "config: targets[0].interval: invalid duration \"soon\": expected number at 0 at line 4 column 15",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    gc: maybe\n",
+                "config: targets[0].gc: invalid type: string \"maybe\", expected a boolean at line 4 column 9",
             ),
             (
                 "targets:\n  - name: 'a b'\n    url: http://x\n",
-                "config: targets[0].name: \"a b\" must match [A-Za-z0-9_.:-]+ and not start with '.'",
+                "config: targets[0].name: \"a b\" must match [A-Za-z0-9_.:-]+ and not start with '.' at line 2",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n  - name: a\n    url: http://y\n",
-                "config: targets[1].name: duplicate target name \"a\"",
+                "config: targets[1].name: duplicate target name \"a\" at line 4",
             ),
             (
                 "targets:\n  - name: a\n    url: ftp://x\n",
-                "config: targets[0].url: \"ftp://x\": scheme must be http or https",
+                "config: targets[0].url: \"ftp://x\": scheme must be http or https at line 3",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    labels: {target: y}\n",
-                "config: targets[0].labels: \"target\" is reserved for leakwatch's own labels",
+                "config: targets[0].labels: \"target\" is reserved for leakwatch's own labels at line 4",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    pid: 1\n    process: x\n",
-                "config: targets[0]: give at most one of pid, pid_file, process",
+                "config: targets[0]: give at most one of pid, pid_file, process at line 2",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    process: '('\n",
-                "config: targets[0].process: invalid regex",
+                "config: targets[0].process: invalid regex: regex parse error:\n    (\n    ^\nerror: unclosed group at line 4",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    overhead_budget: 5\n",
+                "config: targets[0].overhead_budget: 5 must be a share of one core, 0..1 (0 = off) at line 4",
+            ),
+            (
+                "targets:\n  - name: a\n    url: http://x\n    headers: {\"bad header\": x}\n",
+                "config: targets[0].headers: \"bad header\" is not a valid header name at line 4",
             ),
             (
                 "defaults:\n  interval: 0s\n",
                 "config: defaults.interval: must be greater than 0",
             ),
-            ("bogus: 1\n", "config: unknown field `bogus`"),
+            (
+                "bogus: 1\n",
+                "config: unknown field `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`",
+            ),
         ];
         for (yaml, want) in cases {
             let err = Config::from_yaml(yaml).unwrap_err().to_string();
-            assert!(
-                err.starts_with(want),
-                "for {yaml:?}\n got: {err}\nwant: {want}..."
-            );
+            assert_eq!(&err, want, "for {yaml:?}");
         }
+    }
+
+    /// The same shard as Prometheus' hashmod, computed independently with Python's
+    /// hashlib for a table of names.
+    #[test]
+    fn shards_agree_with_hashmod() {
+        let names: Vec<String> = (0..64).map(|i| format!("svc-{i}.prod:6060")).collect();
+        let script = "import hashlib,sys\nfor n in sys.stdin.read().split():\n    print(int.from_bytes(hashlib.md5(n.encode()).digest()[8:], 'big') % 5)";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(names.join("\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let want: Vec<u64> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let got: Vec<u64> = names.iter().map(|n| hashmod(n, 5)).collect();
+        assert_eq!(got, want);
+        // Shards partition the targets.
+        let yaml: String = std::iter::once("targets:\n".to_string())
+            .chain(
+                names
+                    .iter()
+                    .map(|n| format!("  - {{name: '{n}', url: 'http://127.0.0.1:1'}}\n")),
+            )
+            .collect();
+        let all = Config::from_yaml(&yaml).unwrap();
+        let mut seen = 0;
+        for i in 0..5 {
+            let s = all.clone().shard(i, 5).unwrap();
+            assert!(s.targets.iter().all(|t| hashmod(&t.name, 5) == i));
+            seen += s.targets.len();
+        }
+        assert_eq!(seen, names.len());
+        assert!(all.clone().shard(5, 5).is_err());
     }
 
     #[test]

@@ -560,12 +560,13 @@ fn classify(url: &str, e: &reqwest::Error) -> Error {
 async fn stream_body(
     client: &reqwest::Client,
     url: &str,
+    auth: &crate::scrape::RequestAuth,
     file: &mut tokio::fs::File,
     tmp: &Path,
     max_bytes: u64,
 ) -> Result<u64> {
-    let resp = client
-        .get(url)
+    let resp = auth
+        .apply(url, client.get(url))?
         .send()
         .await
         .map_err(|e| classify(url, &e))?;
@@ -661,6 +662,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 async fn write_dump(
     client: &reqwest::Client,
     url: &str,
+    auth: &crate::scrape::RequestAuth,
     dir: &Path,
     name: &str,
     max_bytes: u64,
@@ -681,7 +683,7 @@ async fn write_dump(
         .map_err(|e| Error::io("creating", &tmp, e))?;
     let size = match tokio::time::timeout(
         timeout,
-        stream_body(client, url, &mut file, &tmp, max_bytes),
+        stream_body(client, url, auth, &mut file, &tmp, max_bytes),
     )
     .await
     {
@@ -727,6 +729,8 @@ pub struct DumpTarget {
     /// Base URL; profiles are requested under `<url>/debug/pprof/`.
     pub url: reqwest::Url,
     pub config: DumpConfig,
+    /// The target's credentials and headers, as for scrapes.
+    pub auth: crate::scrape::RequestAuth,
 }
 
 impl DumpTarget {
@@ -735,7 +739,14 @@ impl DumpTarget {
             name: name.into(),
             url,
             config,
+            auth: crate::scrape::RequestAuth::default(),
         }
+    }
+
+    /// With the target's credentials and headers.
+    pub fn with_auth(mut self, auth: crate::scrape::RequestAuth) -> Self {
+        self.auth = auth;
+        self
     }
 
     fn endpoint(&self, profile: ProfileType) -> String {
@@ -1176,7 +1187,7 @@ impl DumpManager {
         reason: Reason,
         wait: bool,
     ) -> Result<Option<DumpFile>> {
-        let (url, dir, cfg, slot) = {
+        let (url, dir, cfg, slot, auth) = {
             let entries = self.lock();
             let e = entries
                 .get(target)
@@ -1191,6 +1202,7 @@ impl DumpManager {
                 dir,
                 e.target.config.clone(),
                 e.slots[profile.index()].clone(),
+                e.target.auth.clone(),
             )
         };
         let _running = if wait {
@@ -1243,6 +1255,7 @@ impl DumpManager {
         let result = write_dump(
             &self.client,
             &url,
+            &auth,
             &dir,
             &name,
             cfg.max_bytes.as_u64(),

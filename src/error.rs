@@ -56,10 +56,12 @@ pub enum FetchReason {
     Parse,
     Redirect,
     Body,
+    /// A credentials file (bearer token, password) could not be read.
+    Credentials,
 }
 
 impl FetchReason {
-    pub const ALL: [FetchReason; 7] = [
+    pub const ALL: [FetchReason; 8] = [
         FetchReason::Connect,
         FetchReason::Timeout,
         FetchReason::HttpStatus,
@@ -67,6 +69,7 @@ impl FetchReason {
         FetchReason::Parse,
         FetchReason::Redirect,
         FetchReason::Body,
+        FetchReason::Credentials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +81,7 @@ impl FetchReason {
             FetchReason::Parse => "parse",
             FetchReason::Redirect => "redirect",
             FetchReason::Body => "body",
+            FetchReason::Credentials => "credentials",
         }
     }
 }

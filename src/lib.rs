@@ -290,7 +290,10 @@ fn dump_targets(config: &Config) -> Vec<dump::DumpTarget> {
     config
         .targets
         .iter()
-        .map(|t| dump::DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone()))
+        .map(|t| {
+            dump::DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone())
+                .with_auth(t.auth.clone())
+        })
         .collect()
 }
 

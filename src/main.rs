@@ -40,6 +40,11 @@ struct Cli {
     #[arg(long = "config.check")]
     check: bool,
 
+    /// Watch only shard INDEX of COUNT (`--shard 0/3`): the targets whose name hashes
+    /// to INDEX the way Prometheus' hashmod relabelling does, so replicas split a fleet.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    shard: Option<String>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -178,7 +183,18 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
             Config::default_target()
         }
     };
-    Ok(config)
+    match &cli.shard {
+        None => Ok(config),
+        Some(s) => {
+            let (i, n) = s
+                .split_once('/')
+                .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)))
+                .with_context(|| format!("--shard {s:?}: expected INDEX/COUNT, e.g. 0/3"))?;
+            let config = config.shard(i, n)?;
+            tracing::info!(shard = %s, targets = config.targets.len(), "sharded");
+            Ok(config)
+        }
+    }
 }
 
 fn serve(cli: &Cli) -> anyhow::Result<()> {

@@ -12,6 +12,96 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, FetchReason, Result};
 use crate::target::TargetState;
 
+/// How requests to a target authenticate: a bearer token or a basic-auth password read
+/// from files at each request (so rotated secrets are picked up), and extra headers.
+/// Secrets are never kept in memory longer than one request, never logged (the `Debug`
+/// form hides header values), and never exported.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestAuth {
+    #[serde(default)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Basic auth for a target; the password comes from a file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password_file: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for RequestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestAuth")
+            .field("bearer_token_file", &self.bearer_token_file)
+            .field("basic_auth", &self.basic_auth)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl RequestAuth {
+    pub fn is_empty(&self) -> bool {
+        self.bearer_token_file.is_none() && self.basic_auth.is_none() && self.headers.is_empty()
+    }
+
+    /// Checks what can be checked at load: header names and values are valid HTTP, and
+    /// at most one of bearer token and basic auth.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
+            return Err(Error::Config(format!(
+                "{key}: give at most one of bearer_token_file and basic_auth"
+            )));
+        }
+        for (k, v) in &self.headers {
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                Error::Config(format!("{key}.headers: {k:?} is not a valid header name"))
+            })?;
+            reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                Error::Config(format!("{key}.headers.{k}: not a valid header value"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Adds the credentials and headers to a request.
+    pub fn apply(
+        &self,
+        url: &str,
+        mut req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder> {
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(path) = &self.bearer_token_file {
+            let token = read_secret(url, path, "bearer_token_file")?;
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = &self.basic_auth {
+            let password = read_secret(url, &b.password_file, "basic_auth.password_file")?;
+            req = req.basic_auth(&b.username, Some(password));
+        }
+        Ok(req)
+    }
+}
+
+fn read_secret(url: &str, path: &std::path::Path, key: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| {
+            fetch_error(
+                url,
+                FetchReason::Credentials,
+                format!("reading {key} {}: {e}", path.display()),
+            )
+        })
+}
+
 /// A fetched response body and how long the request took.
 #[derive(Debug)]
 pub struct Fetched {
@@ -41,8 +131,20 @@ impl Fetcher {
     /// request, body included). A bigger body is abandoned as soon as the cap is
     /// crossed, so memory stays bounded whatever the target sends.
     pub async fn get(&self, url: &str, timeout: Duration, max_bytes: u64) -> Result<Fetched> {
+        self.get_with(url, timeout, max_bytes, &RequestAuth::default())
+            .await
+    }
+
+    /// [`Fetcher::get`] with the target's credentials and headers.
+    pub async fn get_with(
+        &self,
+        url: &str,
+        timeout: Duration,
+        max_bytes: u64,
+        auth: &RequestAuth,
+    ) -> Result<Fetched> {
         let start = Instant::now();
-        let fut = self.get_inner(url, max_bytes);
+        let fut = self.get_inner(url, max_bytes, auth);
         let body = match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r?,
             Err(_) => {
@@ -59,10 +161,9 @@ impl Fetcher {
         })
     }
 
-    async fn get_inner(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>> {
-        let resp = self
-            .client
-            .get(url)
+    async fn get_inner(&self, url: &str, max_bytes: u64, auth: &RequestAuth) -> Result<Vec<u8>> {
+        let resp = auth
+            .apply(url, self.client.get(url))?
             .send()
             .await
             .map_err(|e| classify(url, &e))?;

@@ -399,7 +399,12 @@ impl TargetState {
     async fn detect_memstats_source(&self, fetcher: &Fetcher) {
         let url = self.config.endpoint("/debug/vars");
         let source = match fetcher
-            .get(&url, self.config.timeout, self.config.max_body_bytes)
+            .get_with(
+                &url,
+                self.config.timeout,
+                self.config.max_body_bytes,
+                &self.config.auth,
+            )
             .await
         {
             Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => {
@@ -423,7 +428,12 @@ impl TargetState {
     async fn detect_goroutineleak(&self, fetcher: &Fetcher) {
         let url = self.config.endpoint("/debug/pprof/");
         let available = match fetcher
-            .get(&url, self.config.timeout, self.config.max_body_bytes)
+            .get_with(
+                &url,
+                self.config.timeout,
+                self.config.max_body_bytes,
+                &self.config.auth,
+            )
             .await
         {
             Ok(f) => Some(String::from_utf8_lossy(&f.body).contains("goroutineleak")),
@@ -446,7 +456,12 @@ impl TargetState {
         let url = self.config.endpoint(path);
         let started = Instant::now();
         let result = fetcher
-            .get(&url, self.config.timeout, self.config.max_body_bytes)
+            .get_with(
+                &url,
+                self.config.timeout,
+                self.config.max_body_bytes,
+                &self.config.auth,
+            )
             .await;
         self.charge(endpoint, started, started.elapsed());
         match result {

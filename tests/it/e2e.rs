@@ -1016,7 +1016,6 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
         .map(|(_, a)| a["labels"].clone())
         .collect();
     assert!(paged.is_empty(), "{HEALTHY} was paged: {paged:?}");
-    eprintln!("TRACE\n{}", healthy_trace(&prom_url, leak_started));
     for (name, longest) in &healthy_watch.longest_pending {
         eprintln!(
             "e2e: {name} was pending for {HEALTHY} (never firing), at most {:.0}s in a row",

@@ -482,3 +482,101 @@ async fn baseline_can_be_set_through_the_api() {
     assert_eq!(status, 200);
     assert!(body.contains("\"baseline_bytes\":5366719"), "{body}");
 }
+
+/// Credentials: bearer token and basic auth read from files, custom headers; a missing
+/// file is a `credentials` error; secrets appear in no log line, metric or page, and
+/// `user:password@` in a URL is redacted.
+#[test]
+fn credentials_are_sent_and_never_shown() {
+    const TOKEN: &str = "s3cr3t-token-8d1f";
+    const PASSWORD: &str = "pa55-9c0e";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(async {
+        async fn guarded(
+            axum::extract::Path((kind, profile)): axum::extract::Path<(String, String)>,
+            headers: axum::http::HeaderMap,
+        ) -> Response {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let ok = match kind.as_str() {
+                "bearer" => auth == format!("Bearer {TOKEN}"),
+                // base64("ops:pa55-9c0e")
+                "basic" => auth == "Basic b3BzOnBhNTUtOWMwZQ==",
+                "header" => headers.get("x-scope").and_then(|v| v.to_str().ok()) == Some("orders"),
+                _ => false,
+            };
+            if !ok {
+                return (StatusCode::UNAUTHORIZED, "no\n").into_response();
+            }
+            let file = match profile.as_str() {
+                "heap" => "heap.pb.gz",
+                "goroutine" => "goroutine.pb.gz",
+                _ => return (StatusCode::NOT_FOUND, "Unknown profile\n").into_response(),
+            };
+            Response::new(Body::from(
+                std::fs::read(fixture(&format!("go1.23/heap/{file}"))).unwrap(),
+            ))
+        }
+        spawn_server(Router::new().route("/{kind}/debug/pprof/{profile}", get(guarded))).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 200ms\n  overhead_budget: 0\ntargets:\n\
+         \x20 - {{name: bearer, url: 'http://{addr}/bearer', bearer_token_file: '{}'}}\n\
+         \x20 - {{name: basic, url: 'http://{addr}/basic', basic_auth: {{username: ops, password_file: '{}'}}}}\n\
+         \x20 - {{name: header, url: 'http://{addr}/header', headers: {{X-Scope: orders}}}}\n\
+         \x20 - {{name: nofile, url: 'http://{addr}/bearer', bearer_token_file: '{}/missing'}}\n\
+         \x20 - {{name: inurl, url: 'http://ops:{PASSWORD}@{addr}/basic'}}\n",
+        token.display(),
+        pw.display(),
+        dir.path().display()
+    );
+    let lw = crate::support::Leakwatch::start(&yaml);
+    let m = crate::support::wait_until(Duration::from_secs(20), "all targets scraped", || {
+        let m = lw.metrics();
+        ["bearer", "basic", "header", "inurl", "nofile"]
+            .iter()
+            .all(|t| m.get("leakwatch_up", &[("target", t)]).is_some())
+            .then_some(m)
+    });
+    for t in ["bearer", "basic", "header", "inurl"] {
+        assert_eq!(
+            m.get("leakwatch_up", &[("target", t)]),
+            Some(1.0),
+            "{t}:\n{}",
+            m.text
+        );
+    }
+    assert_eq!(m.get("leakwatch_up", &[("target", "nofile")]), Some(0.0));
+    assert!(
+        m.get(
+            "leakwatch_scrape_errors_total",
+            &[
+                ("target", "nofile"),
+                ("endpoint", "heap"),
+                ("reason", "credentials")
+            ]
+        )
+        .is_some(),
+        "{}",
+        m.text
+    );
+    let page = String::from_utf8_lossy(&lw.get("/").1).into_owned();
+    let logs = lw.stderr();
+    for secret in [TOKEN, PASSWORD, "b3BzOnBhNTUtOWMwZQ"] {
+        assert!(!m.text.contains(secret), "secret in /metrics");
+        assert!(!page.contains(secret), "secret on the landing page");
+        assert!(!logs.contains(secret), "secret in the log:\n{logs}");
+    }
+    assert!(page.contains(&format!("http://{addr}/basic")), "{page}");
+    assert!(
+        logs.contains("credentials"),
+        "no log line for the missing token file:\n{logs}"
+    );
+}

@@ -185,8 +185,9 @@ fn oom_kill_through_leakwatch(tc: &GoToolchain) {
     // 5 x 320 KiB every 500 ms, each page written (resident): ~3.1 MiB/s of sessions,
     // ~4 MiB/s of cgroup usage with the Go heap's overhead, a kill after ~25 s. Few
     // large ticks rather than many small ones: a Go ticker drops ticks its goroutine
-    // is too late for, and on a loaded 2-core CI machine 100 ms ticks were dropped
-    // early in the run and not later, bending the "linear" leak the estimate assumes.
+    // is too late for. With 100 ms ticks, one run of the whole suite on 2 cores grew
+    // ~40% slower before the halfway point than after (likely dropped ticks while the
+    // machine was busiest), which no linear estimate can foresee.
     let args = [
         "-addr",
         &addr,
