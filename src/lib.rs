@@ -30,6 +30,7 @@ pub mod scrape;
 pub mod system;
 pub mod target;
 pub mod watch;
+pub mod web;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -355,6 +356,18 @@ pub async fn run_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    run_full(config, config_path, None, listener, shutdown).await
+}
+
+/// [`run_with`] behind the web config (`--web.config.file`): TLS, client
+/// certificates, basic auth; plain HTTP with `None`.
+pub async fn run_full(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    web: Option<web::WebConfig>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let cancel = CancellationToken::new();
     let loops = Arc::new(Loops {
         fetcher: scrape::Fetcher::new()?,
@@ -379,7 +392,7 @@ pub async fn run_with(
     tracing::info!(%addr, "listening");
     let app = http::app(state.clone());
     let cancel_http = cancel.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = web::serve(listener, app, web, async move {
         shutdown.await;
         cancel_http.cancel();
     });

@@ -32,6 +32,11 @@ struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     listen: Option<String>,
 
+    /// exporter-toolkit web config file: TLS, client certificates, basic auth
+    /// (see docs/web-config.md). Checked at startup.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config: Option<PathBuf>,
+
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
     #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -199,6 +204,10 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 fn serve(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
+    let web = match &cli.web_config {
+        Some(path) => Some(leakwatch::web::WebConfig::load(path)?),
+        None => None,
+    };
     if cli.check {
         println!("config OK: {} target(s)", config.targets.len());
         return Ok(());
@@ -218,7 +227,7 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_with(config, config_path, listener, shutdown_signal()).await?;
+        leakwatch::run_full(config, config_path, web, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -337,6 +337,9 @@ impl TargetState {
         if st.window.observe(obs) == ObserveOutcome::Restarted {
             tracing::info!(target_name = %self.config.name, "process restarted: analysis window starts again");
             st.leaked_first = None;
+            st.leaked = None;
+            st.goroutineleak_available = None;
+            st.durations.remove(ENDPOINT_GOROUTINELEAK);
             let mut sched = self.schedule();
             sched.goroutineleak_available = None;
             sched.memstats_source = None;
@@ -443,7 +446,13 @@ impl TargetState {
         if let Some(a) = available {
             tracing::info!(target_name = %self.config.name, available = a, "goroutineleak profile detection");
             self.schedule().goroutineleak_available = Some(a);
-            self.status().goroutineleak_available = Some(a);
+            let mut st = self.status();
+            st.goroutineleak_available = Some(a);
+            if !a {
+                st.leaked = None;
+                st.leaked_first = None;
+                st.durations.remove(ENDPOINT_GOROUTINELEAK);
+            }
         }
     }
 
@@ -486,13 +495,16 @@ impl TargetState {
                 let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, &path).await else {
                     return false;
                 };
-                match crate::pprof::heap::parse_heap_text(&body) {
-                    Ok(text) => {
-                        let profile = text.estimate();
+                let parsed = off_thread(move || {
+                    crate::pprof::heap::parse_heap_text(&body).map(|t| (t.estimate(), t.memstats))
+                })
+                .await;
+                match parsed {
+                    Ok((profile, memstats)) => {
                         let mut st = self.status();
                         st.heap_totals = Some(profile.totals());
                         st.heap = Some(Arc::new(profile));
-                        st.memstats = text.memstats.map(|m| (m, MemStatsSource::HeapDebug1));
+                        st.memstats = memstats.map(|m| (m, MemStatsSource::HeapDebug1));
                         true
                     }
                     Err(e) => {
@@ -510,8 +522,12 @@ impl TargetState {
                 let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, path).await else {
                     return false;
                 };
-                let parsed = crate::pprof::proto::decode(&body, self.config.max_body_bytes)
-                    .and_then(|p| crate::pprof::proto::heap_profile(&p));
+                let max = self.config.max_body_bytes;
+                let parsed = off_thread(move || {
+                    crate::pprof::proto::decode(&body, max)
+                        .and_then(|p| crate::pprof::proto::heap_profile(&p))
+                })
+                .await;
                 match parsed {
                     Ok(profile) => {
                         let mut st = self.status();
@@ -550,12 +566,15 @@ impl TargetState {
                 else {
                     return;
                 };
-                crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
-                    t.memstats.ok_or_else(|| Error::NotFormat {
-                        format: "heap?debug=1",
-                        reason: "no # runtime.MemStats trailer".to_string(),
+                off_thread(move || {
+                    crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
+                        t.memstats.ok_or_else(|| Error::NotFormat {
+                            format: "heap?debug=1",
+                            reason: "no # runtime.MemStats trailer".to_string(),
+                        })
                     })
                 })
+                .await
             }
             None => return,
         };
@@ -580,9 +599,12 @@ impl TargetState {
         else {
             return;
         };
-        match crate::pprof::goroutine::parse_goroutine_text(&body) {
-            Ok(t) => {
-                let p = t.to_profile();
+        match off_thread(move || {
+            crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
+        })
+        .await
+        {
+            Ok(p) => {
                 let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
                 for r in &p.records {
                     *by_function
@@ -685,7 +707,10 @@ impl TargetState {
                 else {
                     return;
                 };
-                crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
+                off_thread(move || {
+                    crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
+                })
+                .await
             }
             GoroutineFormat::Proto => {
                 let Some(body) = self
@@ -694,8 +719,12 @@ impl TargetState {
                 else {
                     return;
                 };
-                crate::pprof::proto::decode(&body, self.config.max_body_bytes)
-                    .and_then(|p| crate::pprof::proto::goroutine_profile(&p))
+                let max = self.config.max_body_bytes;
+                off_thread(move || {
+                    crate::pprof::proto::decode(&body, max)
+                        .and_then(|p| crate::pprof::proto::goroutine_profile(&p))
+                })
+                .await
             }
         };
         match parsed {
@@ -986,4 +1015,18 @@ fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
             l.total
         ),
     );
+}
+
+/// Runs a parser on the blocking pool: a big profile (megabytes of text, a million
+/// records) must not stall the async workers that scrape the other targets and serve
+/// `/metrics`.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> crate::error::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::NotFormat {
+            format: "profile",
+            reason: format!("parser task failed: {e}"),
+        })
+    })
 }

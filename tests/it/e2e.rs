@@ -11,10 +11,12 @@
 //! Time is compressed by one factor: leakwatch's window is 40 s instead of the 30 min
 //! the rules are written for (scrapes every 500 ms, 8 s warmup), and every non-zero
 //! `for:` of the rules copy shrinks by the same factor (30m -> 40s, 15m -> 20s). The
-//! `for:` durations are what keeps a sawtooth's slope noise from paging, so shrinking
-//! them more than the window (scripts/ops-config's flat `--for 15s`) makes the healthy
-//! service page on noise that the shipped rules would never see. Prometheus scrapes and
-//! evaluates every second. Range windows in the rules are left as shipped: a fresh
+//! `for:` durations are part of what keeps a sawtooth's slope noise from paging:
+//! shrinking them more than the window (scripts/ops-config's flat `--for 15s`) made the
+//! healthy service page LeakwatchLiveHeapGrowingFast at once; scaled, it stayed pending
+//! up to 38 of 40 s, which is why that alert now also requires a monotonic live heap.
+//! On failure the healthy target's slope, window and monotonicity are printed. Prometheus
+//! scrapes and evaluates every second. Range windows in the rules are left as shipped: a fresh
 //! Prometheus evaluates `increase(x[30m])` over the data it has, which is what matters
 //! for "does it parse, does it return data".
 

@@ -113,6 +113,7 @@ const VOLATILE: &[&str] = &[
     "leakwatch_window_span_seconds",
     "leakwatch_effective_interval_seconds",
     "leakwatch_overhead_ratio",
+    "leakwatch_config_last_reload_success_timestamp_seconds",
 ];
 
 fn normalize(text: &str, port: u16) -> String {

@@ -924,6 +924,163 @@ pub fn records_with_top_frame(profile: &str, func: &str) -> usize {
         .count()
 }
 
+// ---------------------------------------------------------------------------------
+// Builds with extra environment (e.g. GOEXPERIMENT)
+// ---------------------------------------------------------------------------------
+
+/// The directory name of a build with extra environment: "go1.26-goexperiment-goroutineleakprofile".
+fn env_build_name(tc: &GoToolchain, env: &[(&str, &str)]) -> String {
+    let mut name = format!("go{}", tc.version);
+    for (k, v) in env {
+        name.push('-');
+        name.extend(format!("{k}-{v}").chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        }));
+    }
+    name
+}
+
+/// Builds examples/leaky-service with `tc` and extra build environment, e.g.
+/// `[("GOEXPERIMENT", "goroutineleakprofile")]`, once per (toolchain, environment) per
+/// test process, into `target/leaky-service/<env_build_name>/leaky-service` — apart from
+/// the plain build of `build_leaky_service`, which stays what its name says. Same Go
+/// cache and offline settings; a new GOEXPERIMENT recompiles the std library once (about
+/// 35 s for Go 1.26 on 2 cores), later builds come from the cache.
+pub fn build_leaky_service_with_env(tc: &GoToolchain, env: &[(&str, &str)]) -> PathBuf {
+    type Builds = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
+    static BUILDS: OnceLock<Builds> = OnceLock::new();
+    let name = env_build_name(tc, env);
+    let key = format!("{}|{name}", tc.go.display());
+    let slot = {
+        let mut builds = BUILDS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(builds.entry(key).or_default())
+    };
+    slot.get_or_init(|| {
+        let base = target_dir().join("leaky-service");
+        let out = base.join(&name).join("leaky-service");
+        std::fs::create_dir_all(base.join(&name)).expect("create build dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/leaky-service");
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let gocache = std::env::var_os("LEAKWATCH_GOCACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| base.join("gocache"));
+        let started = Instant::now();
+        let mut cmd = Command::new(&tc.go);
+        cmd.args(["build", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(&src)
+            .env_remove("GOROOT")
+            .env_remove("GOFLAGS")
+            .env_remove("GOEXPERIMENT")
+            .env("GOENV", "off")
+            .env("GOCACHE", gocache)
+            .env("GOPATH", base.join("gopath"))
+            .env("GOPROXY", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOWORK", "off")
+            .env("GO111MODULE", "on")
+            .env("CGO_ENABLED", "0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let result = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));
+        assert!(
+            result.status.success(),
+            "building leaky-service with Go {} ({}) and {env:?} failed:\n{}",
+            tc.version,
+            tc.go.display(),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        std::fs::rename(&tmp, &out)
+            .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), out.display()));
+        eprintln!(
+            "built {} in {:.1}s",
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        out
+    })
+    .clone()
+}
+
+impl LeakyService {
+    /// Like `start`, with a build made with extra environment (`build_leaky_service_with_env`).
+    pub fn start_with_build_env(
+        tc: &GoToolchain,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> LeakyService {
+        let bin = build_leaky_service_with_env(tc, env);
+        Self::start_binary(&bin, &format!("Go {} {env:?}", tc.version), args, 0)
+    }
+
+    /// Starts an already built leaky-service `bin` on `127.0.0.1:port` (0: a free one)
+    /// and waits until `/healthz` answers. `what` names the build in panic messages.
+    pub fn start_binary(bin: &Path, what: &str, args: &[&str], port: u16) -> LeakyService {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = File::create(&stderr_path).expect("stderr log");
+        let mut child = Command::new(bin)
+            .args(["-addr", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = loop {
+            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            if let Some(addr) = parse_listen_line(&log) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "leaky-service {args:?} ({what}) exited with {status} before listening; stderr:\n{log}"
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "leaky-service {args:?} ({what}) did not log its address within 15s; stderr:\n{log}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // From here on, dropping `svc` kills the process.
+        let svc = LeakyService {
+            url: format!("http://{addr}"),
+            addr,
+            child,
+            stderr_path,
+            _dir: dir,
+        };
+        let healthz = format!("{}/healthz", svc.url);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(try_http_get(&healthz), Ok((200, ref body)) if body == b"ok") {
+            assert!(
+                Instant::now() < deadline,
+                "leaky-service ({what}) at {} never answered /healthz; stderr:\n{}",
+                svc.url,
+                svc.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        svc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
