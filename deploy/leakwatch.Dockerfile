@@ -14,7 +14,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10760 --home-dir /var/lib/leakwatch --create-home leakwatch
+ && useradd --system --uid 10760 --home-dir /var/lib/leakwatch --create-home leakwatch \
+ && install -d -o leakwatch -g leakwatch /var/lib/leakwatch/dumps
 COPY --from=builder /src/target/release/leakwatch /usr/local/bin/leakwatch
 USER leakwatch
 WORKDIR /var/lib/leakwatch

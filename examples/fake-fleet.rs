@@ -415,7 +415,7 @@ fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::split_target;
 
     #[test]
     fn splits_target_prefixes() {

@@ -440,6 +440,10 @@ fn package_shares(snap: &SiteSnapshot, top_n: usize) -> Vec<(String, f64)> {
     out
 }
 
+/// Distinct heap-profile in-use values in the window from which the profile alone
+/// decides the heap verdict (below it, NextGC is judged too).
+const MIN_PROFILE_CHANGES: usize = 8;
+
 /// Derives every signal from the window. Pure: the same window gives the same signals.
 pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let warm = window.is_warm();
@@ -513,12 +517,29 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         _ => None,
     };
 
+    // The heap profile is the live heap itself (as of the last GC) and is judged alone
+    // once it has changed often enough to show a trend; NextGC / (1 + GOGC/100) is a
+    // second, noisier estimate (the pacer's target) that stands in while the profile is
+    // rarely refreshed (few GCs, or profiling off). Judging both and keeping the stronger
+    // would give noise two chances to look like growth.
+    let profile_changes = {
+        let mut v: Vec<u64> = window
+            .samples()
+            .iter()
+            .filter_map(|s| s.profile_inuse)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
     let mut live_evidence: Vec<(&'static str, &Trend)> = Vec::new();
     if let Some(t) = &live_profile {
         live_evidence.push(("heap profile", t));
     }
-    if let Some(t) = &live_nextgc {
-        live_evidence.push(("NextGC", t));
+    if profile_changes < MIN_PROFILE_CHANGES || live_profile.is_none() {
+        if let Some(t) = &live_nextgc {
+            live_evidence.push(("NextGC", t));
+        }
     }
     let evidence = Evidence {
         warm,

@@ -13,7 +13,9 @@
 //!    first verdict (see rule 2, sustained).
 //! 2. **The live heap grows.** The live heap is the heap that survived the last GC: the
 //!    heap profile's in-use bytes, and independently `NextGC / (1 + GOGC/100)` from
-//!    MemStats. Both are judged and the stronger is taken. (`HeapAlloc` itself is a
+//!    MemStats. The profile decides once it has taken at least 8 distinct values in the
+//!    window (it is refreshed at every GC); until then both are judged and the stronger
+//!    is taken (a rarely refreshed profile would hide a leak). (`HeapAlloc` itself is a
 //!    sawtooth between GCs and is never judged directly.) On that series:
 //!    - **fast enough**: its robust (Theil-Sen) slope is at least
 //!      `heap_min_growth_bytes_per_hour` (default 2 MiB/h) *and* at least

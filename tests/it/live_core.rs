@@ -16,7 +16,7 @@ fn now_unix() -> f64 {
 
 fn config(url: &str) -> String {
     format!(
-        "defaults:\n  interval: 300ms\n  timeout: 5s\ntargets:\n  - name: svc\n    url: {url}\n    heap_format: text\n"
+        "defaults:\n  interval: 300ms\n  timeout: 5s\n  overhead_budget: 0\ntargets:\n  - name: svc\n    url: {url}\n    heap_format: text\n"
     )
 }
 

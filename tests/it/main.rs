@@ -9,6 +9,7 @@ mod goroutine;
 mod heap;
 mod hostile;
 mod http;
+mod k8s;
 mod live_core;
 mod live_goroutineleak;
 mod live_oom;

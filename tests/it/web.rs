@@ -547,6 +547,31 @@ fn accepted_web_configs() {
     }
 }
 
+/// The example in docs/web-config.md loads, with certificates under its file names.
+#[test]
+fn documented_example_loads() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/web-config.md"))
+        .unwrap();
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block in docs/web-config.md");
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leakwatch.crt"), &pki.server_cert).unwrap();
+    std::fs::write(dir.path().join("leakwatch.key"), &pki.server_key).unwrap();
+    std::fs::write(dir.path().join("prometheus-ca.crt"), &pki.ca).unwrap();
+    let web = WebConfig::load(&write_web(dir.path(), example))
+        .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert!(web.tls_enabled());
+    assert!(web.basic_auth_enabled());
+    assert_eq!(
+        format!("{web:?}"),
+        "WebConfig { tls: Some(RequireAndVerifyClientCert), users: [\"prometheus\"], headers: [\"strict-transport-security\", \"x-content-type-options\"] }"
+    );
+}
+
 fn indent(pem: &str) -> String {
     pem.lines().map(|l| format!("    {l}\n")).collect()
 }
