@@ -274,10 +274,20 @@ fn check_header(name: &str, value: &str) -> std::result::Result<(HeaderName, Hea
 /// Where the certificate and key come from: files are re-read when they change, so a
 /// rotated certificate is served without a restart (exporter-toolkit re-reads them
 /// on every handshake).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum PemSource {
     File(PathBuf),
     Inline(String),
+}
+
+/// Inline PEM may be a private key: never printed.
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            PemSource::Inline(_) => f.write_str("Inline(..)"),
+        }
+    }
 }
 
 impl PemSource {

@@ -188,7 +188,8 @@ fn validator_rejects_an_unknown_field() {
 #[test]
 fn sidecar_config_matches_its_pod() {
     let cfg = Config::from_yaml(&config_of("orders-leakwatch", "leakwatch.yml")).unwrap();
-    let deploy = find("Deployment", "orders");
+    // Both sidecar variants name their Deployment `orders`: take this file's.
+    let deploy = documents(&k8s_dir().join("sidecar/deployment.yaml")).remove(0);
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["shareProcessNamespace"].as_bool(), Some(true));
 
