@@ -14,6 +14,10 @@
 //! | [`budget`] | the overhead budget: per-endpoint intervals stretched to cap the service's cost |
 //! | [`metrics`] | the table of every metric, and the scrape-time collector |
 //! | [`http`] | axum routes: `/metrics`, `/`, `/-/healthy`, `/-/ready` |
+//! | [`dump`] | profile dumps: schedule, suspicion pairs, atomic writes, retention, API |
+//! | [`report`] | the report page of one target |
+//! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
+//! | [`web`] | TLS and basic auth for leakwatch's own endpoints (exporter-toolkit web config) |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
 

@@ -536,10 +536,10 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     if let Some(t) = &live_profile {
         live_evidence.push(("heap profile", t));
     }
-    if profile_changes < MIN_PROFILE_CHANGES || live_profile.is_none() {
-        if let Some(t) = &live_nextgc {
-            live_evidence.push(("NextGC", t));
-        }
+    if let Some(t) = &live_nextgc
+        && (profile_changes < MIN_PROFILE_CHANGES || live_profile.is_none())
+    {
+        live_evidence.push(("NextGC", t));
     }
     let evidence = Evidence {
         warm,
