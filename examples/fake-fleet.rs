@@ -415,17 +415,15 @@ fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_target;
-
     #[test]
     fn splits_target_prefixes() {
         assert_eq!(
-            split_target("/t0042/debug/pprof/heap", 1000),
+            super::split_target("/t0042/debug/pprof/heap", 1000),
             Some((42, "/debug/pprof/heap"))
         );
-        assert_eq!(split_target("/t0999", 1000), Some((999, "")));
-        assert_eq!(split_target("/t1000/debug/vars", 1000), None);
-        assert_eq!(split_target("/tx/debug/vars", 1000), None);
-        assert_eq!(split_target("/stats", 1000), None);
+        assert_eq!(super::split_target("/t0999", 1000), Some((999, "")));
+        assert_eq!(super::split_target("/t1000/debug/vars", 1000), None);
+        assert_eq!(super::split_target("/tx/debug/vars", 1000), None);
+        assert_eq!(super::split_target("/stats", 1000), None);
     }
 }

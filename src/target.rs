@@ -324,17 +324,36 @@ impl TargetState {
             self.read_system().await;
         }
         let now = SystemTime::now();
-        let mut st = self.status();
-        st.scrapes += 1;
-        if let Some(ok) = heap_ok {
-            st.up = ok;
-            if ok {
-                st.last_success = Some(now);
+        // The window is updated on a copy, off the async workers and outside the status
+        // lock: with a huge heap profile this takes a while, and `/metrics` and the other
+        // targets must not wait for it. Readers keep seeing the previous window meanwhile.
+        let (obs, window) = {
+            let mut st = self.status();
+            st.scrapes += 1;
+            if let Some(ok) = heap_ok {
+                st.up = ok;
+                if ok {
+                    st.last_success = Some(now);
+                }
             }
-        }
-        st.last_scrape = Some(now);
-        let obs = observation(&st, now);
-        if st.window.observe(obs) == ObserveOutcome::Restarted {
+            st.last_scrape = Some(now);
+            (observation(&st, now), st.window.clone())
+        };
+        let cfg = self.signal_config.clone();
+        let analysed = tokio::task::spawn_blocking(move || {
+            let mut window = window;
+            let outcome = window.observe(obs);
+            let signals = crate::analysis::signals::compute(&window, &cfg);
+            (outcome, window, signals)
+        })
+        .await;
+        let Ok((outcome, window, mut signals)) = analysed else {
+            tracing::error!(target_name = %self.config.name, "analysis task failed");
+            return;
+        };
+        let mut st = self.status();
+        st.window = window;
+        if outcome == ObserveOutcome::Restarted {
             tracing::info!(target_name = %self.config.name, "process restarted: analysis window starts again");
             st.leaked_first = None;
             st.leaked = None;
@@ -344,7 +363,6 @@ impl TargetState {
             sched.goroutineleak_available = None;
             sched.memstats_source = None;
         }
-        let mut signals = crate::analysis::signals::compute(&st.window, &self.signal_config);
         fold_goroutineleak(&mut signals, &st);
         let suspected = signals.verdict.any_suspected();
         st.signals = Some(signals);
@@ -727,8 +745,12 @@ impl TargetState {
                 .await
             }
         };
-        match parsed {
-            Ok(p) => self.status().goroutines = Some(GoroutineSummary::from_profile(&p)),
+        let summary = match parsed {
+            Ok(p) => off_thread(move || Ok(GoroutineSummary::from_profile(&p))).await,
+            Err(e) => Err(e),
+        };
+        match summary {
+            Ok(g) => self.status().goroutines = Some(g),
             Err(e) => self.record_error(ENDPOINT_GOROUTINE, &e),
         }
     }
