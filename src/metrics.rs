@@ -10,7 +10,6 @@
 //! Counter names in the table have no `_total`: the text encoder appends it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -760,29 +759,33 @@ pub fn encode_groups(
     groups: &[LabelledSamples],
     mut encoder: DescriptorEncoder,
 ) -> Result<(), std::fmt::Error> {
-    // family index -> [(group index, sample index)]
-    let mut by_family: HashMap<*const MetricDef, Vec<(usize, usize)>> = HashMap::new();
+    // Family position in METRICS -> [(group index, sample index)]. Every def a Sink
+    // holds comes from METRICS, so its position is its address offset in the table.
+    let base = METRICS.as_ptr() as usize;
+    let size = std::mem::size_of::<MetricDef>();
+    let mut by_family: Vec<Vec<(u32, u32)>> = vec![Vec::new(); METRICS.len()];
     for (gi, group) in groups.iter().enumerate() {
         for (si, s) in group.samples.iter().enumerate() {
-            by_family
-                .entry(s.def as *const MetricDef)
-                .or_default()
-                .push((gi, si));
+            let pos = (s.def as *const MetricDef as usize).wrapping_sub(base) / size;
+            if let Some(bucket) = by_family.get_mut(pos) {
+                bucket.push((gi as u32, si as u32));
+            }
         }
     }
-    for def in METRICS {
-        let Some(entries) = by_family.get(&(def as *const MetricDef)) else {
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(8);
+    for (def, entries) in METRICS.iter().zip(&by_family) {
+        if entries.is_empty() {
             continue;
-        };
+        }
         let metric_type = match def.kind {
             Kind::Gauge => MetricType::Gauge,
             Kind::Counter => MetricType::Counter,
         };
         let mut family = encoder.encode_descriptor(def.name, def.help, None, metric_type)?;
         for &(gi, si) in entries {
-            let group = &groups[gi];
-            let s = &group.samples[si];
-            let mut labels: Vec<(&str, &str)> = Vec::new();
+            let group = &groups[gi as usize];
+            let s = &group.samples[si as usize];
+            labels.clear();
             if def.per_target {
                 labels.extend(
                     group

@@ -373,3 +373,63 @@ fn live_diff_matches_go_tool_pprof_base() {
     // ~150 ticks x 4 items x 32 KiB in 3 s: megabytes, whatever the sampling.
     assert!(growth[0].1 > 4 << 20, "{growth:?}");
 }
+
+/// Proto-first and text must give the same signals on the same capture: the in-use
+/// share by package (through the real window and signal code) and the growth by
+/// function between two captures of the same binary.
+#[test]
+fn signals_agree_between_text_and_proto_on_the_same_capture() {
+    use leakwatch::analysis::signals::{SignalConfig, compute};
+    use leakwatch::analysis::window::{Observation, Window, WindowConfig};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    let shares = |p: HeapProfile| {
+        let mut w = Window::new(&WindowConfig::with_span(Duration::from_secs(60)));
+        let mut obs = Observation::at(SystemTime::now());
+        obs.heap = Some(Arc::new(p));
+        w.observe(obs);
+        compute(&w, &SignalConfig::default()).inuse_share
+    };
+    for dir in [
+        "go1.19/heap",
+        "go1.23/heap",
+        "go1.26/heap",
+        "go1.23/closure",
+        "go1.26/closure",
+        "go1.26-trimpath/combined",
+    ] {
+        let text = shares(load(&format!("{dir}/heap_debug1.txt")));
+        let proto = shares(load(&format!("{dir}/heap.pb.gz")));
+        assert!(!text.is_empty(), "{dir}: no shares");
+        // The same top package, and every package's share within 3 points (the two
+        // responses were fetched ~0.1 s apart from a leaking process).
+        assert_eq!(text[0].0, proto[0].0, "{dir}: {text:?} vs {proto:?}");
+        for (pkg, t) in &text {
+            let p = proto
+                .iter()
+                .find(|(q, _)| q == pkg)
+                .map(|(_, v)| *v)
+                .unwrap_or(0.0);
+            assert!(
+                (t - p).abs() < 0.03,
+                "{dir}: {pkg} text {t:.3} proto {p:.3}"
+            );
+        }
+    }
+    for v in ["go1.23", "go1.26"] {
+        let text = growth_by_function(
+            &load(&format!("{v}/closure/heap_debug1.txt")),
+            &load(&format!("{v}/heap/heap_debug1.txt")),
+            SampleType::InuseSpace,
+        );
+        let proto = growth_by_function(
+            &load(&format!("{v}/closure/heap.pb.gz")),
+            &load(&format!("{v}/heap/heap.pb.gz")),
+            SampleType::InuseSpace,
+        );
+        assert_eq!(text[0].0, proto[0].0, "{v}: {text:?} vs {proto:?}");
+        let (t, p) = (text[0].1 as f64, proto[0].1 as f64);
+        assert!((t - p).abs() / p.abs() < 0.05, "{v}: growth {t} vs {p}");
+    }
+}

@@ -581,3 +581,41 @@ fn credentials_are_sent_and_never_shown() {
         "no log line for the missing token file:\n{logs}"
     );
 }
+
+/// `SIGHUP` reloads the config file like `POST /-/reload`.
+#[test]
+fn sighup_reloads_the_config() {
+    let one = "system:\n  kernel_log: 'off'\ntargets:\n  - {name: a, url: 'http://127.0.0.1:1'}\n";
+    let lw = crate::support::Leakwatch::start(one);
+    let m = lw.metrics();
+    assert_eq!(m.get("leakwatch_targets", &[]), Some(1.0));
+    std::fs::write(
+        lw.dir().join("leakwatch.yaml"),
+        format!("{one}  - {{name: b, url: 'http://127.0.0.1:2'}}\n"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &lw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    crate::support::wait_until(Duration::from_secs(10), "two targets after SIGHUP", || {
+        (lw.metrics().get("leakwatch_targets", &[]) == Some(2.0)).then_some(())
+    });
+    // A broken file: the reload fails, the two targets stay.
+    std::fs::write(lw.dir().join("leakwatch.yaml"), "targets: [").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &lw.pid().to_string()])
+        .status()
+        .unwrap();
+    let m = crate::support::wait_until(Duration::from_secs(10), "a failed reload", || {
+        let m = lw.metrics();
+        (m.get("leakwatch_config_last_reload_successful", &[]) == Some(0.0)).then_some(m)
+    });
+    assert_eq!(m.get("leakwatch_targets", &[]), Some(2.0));
+    assert!(
+        lw.stderr().contains("configuration reload failed"),
+        "{}",
+        lw.stderr()
+    );
+}

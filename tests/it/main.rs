@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod k8s;
 mod live_core;
+mod live_evidence;
 mod live_goroutineleak;
 mod live_oom;
 mod live_signals;
