@@ -522,37 +522,7 @@ impl Drop for TempFile {
 }
 
 fn fetch_error(url: &str, reason: FetchReason, detail: impl Into<String>) -> Error {
-    Error::Fetch {
-        url: crate::scrape::redact_url(url),
-        reason,
-        detail: detail.into(),
-    }
-}
-
-/// Same classification as the scraper's (kept here: the scraper's is private).
-fn classify(url: &str, e: &reqwest::Error) -> Error {
-    let reason = if e.is_timeout() {
-        FetchReason::Timeout
-    } else if e.is_redirect() {
-        FetchReason::Redirect
-    } else if e.is_body() || e.is_decode() {
-        FetchReason::Body
-    } else {
-        FetchReason::Connect
-    };
-    let mut detail = String::new();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if !detail.is_empty() {
-            detail.push_str(": ");
-        }
-        detail.push_str(&s.to_string());
-        src = s.source();
-    }
-    if detail.is_empty() {
-        detail = e.to_string();
-    }
-    fetch_error(url, reason, detail)
+    crate::scrape::fetch_error(url, reason, detail.into())
 }
 
 /// GETs `url` and streams the body into `file`, failing as soon as it passes
@@ -565,43 +535,12 @@ async fn stream_body(
     tmp: &Path,
     max_bytes: u64,
 ) -> Result<u64> {
-    let resp = auth
-        .apply(url, client.get(url))?
-        .send()
-        .await
-        .map_err(|e| classify(url, &e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let mut snippet = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(Ok(chunk)) = stream.next().await {
-            snippet.extend_from_slice(&chunk);
-            if snippet.len() > 200 {
-                snippet.truncate(200);
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&snippet).trim().to_string();
-        return Err(fetch_error(
-            url,
-            FetchReason::HttpStatus,
-            format!("HTTP {status}: {text}"),
-        ));
-    }
-    if let Some(len) = resp.content_length()
-        && len > max_bytes
-    {
-        return Err(fetch_error(
-            url,
-            FetchReason::TooLarge,
-            format!("Content-Length {len} is over the {max_bytes}-byte dump limit"),
-        ));
-    }
+    let resp = crate::scrape::send_checked(client, url, auth, max_bytes).await?;
     let mut written: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(2);
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| classify(url, &e))?;
+        let chunk = chunk.map_err(|e| crate::scrape::classify(url, &e))?;
         written = written.saturating_add(chunk.len() as u64);
         if written > max_bytes {
             return Err(fetch_error(

@@ -162,39 +162,7 @@ impl Fetcher {
     }
 
     async fn get_inner(&self, url: &str, max_bytes: u64, auth: &RequestAuth) -> Result<Vec<u8>> {
-        let resp = auth
-            .apply(url, self.client.get(url))?
-            .send()
-            .await
-            .map_err(|e| classify(url, &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            // Keep a little of the body: Go's pprof errors are one short line.
-            let mut snippet = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while let Some(Ok(chunk)) = stream.next().await {
-                snippet.extend_from_slice(&chunk);
-                if snippet.len() > 200 {
-                    snippet.truncate(200);
-                    break;
-                }
-            }
-            let text = String::from_utf8_lossy(&snippet).trim().to_string();
-            return Err(fetch_error(
-                url,
-                FetchReason::HttpStatus,
-                format!("HTTP {status}: {text}"),
-            ));
-        }
-        if let Some(len) = resp.content_length()
-            && len > max_bytes
-        {
-            return Err(fetch_error(
-                url,
-                FetchReason::TooLarge,
-                format!("Content-Length {len} is over the {max_bytes}-byte limit"),
-            ));
-        }
+        let resp = send_checked(&self.client, url, auth, max_bytes).await?;
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -254,7 +222,52 @@ pub fn redirect_allowed(previous: &[reqwest::Url], next: &reqwest::Url) -> Resul
     Ok(())
 }
 
-fn fetch_error(url: &str, reason: FetchReason, detail: String) -> Error {
+/// Sends a GET with the target's credentials and checks what can be checked before the
+/// body: a transport error, a non-2xx status (with the first 200 bytes of the body, as
+/// Go's pprof errors are one short line) and a Content-Length over `max_bytes`. Shared by
+/// scrapes and dumps.
+pub(crate) async fn send_checked(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &RequestAuth,
+    max_bytes: u64,
+) -> Result<reqwest::Response> {
+    let resp = auth
+        .apply(url, client.get(url))?
+        .send()
+        .await
+        .map_err(|e| classify(url, &e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let mut snippet = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            snippet.extend_from_slice(&chunk);
+            if snippet.len() > 200 {
+                snippet.truncate(200);
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&snippet).trim().to_string();
+        return Err(fetch_error(
+            url,
+            FetchReason::HttpStatus,
+            format!("HTTP {status}: {text}"),
+        ));
+    }
+    if let Some(len) = resp.content_length()
+        && len > max_bytes
+    {
+        return Err(fetch_error(
+            url,
+            FetchReason::TooLarge,
+            format!("Content-Length {len} is over the {max_bytes}-byte limit"),
+        ));
+    }
+    Ok(resp)
+}
+
+pub(crate) fn fetch_error(url: &str, reason: FetchReason, detail: String) -> Error {
     Error::Fetch {
         url: redact_url(url),
         reason,
@@ -262,7 +275,7 @@ fn fetch_error(url: &str, reason: FetchReason, detail: String) -> Error {
     }
 }
 
-fn classify(url: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn classify(url: &str, e: &reqwest::Error) -> Error {
     let reason = if e.is_timeout() {
         FetchReason::Timeout
     } else if e.is_redirect() {

@@ -170,7 +170,7 @@ fn assert_proves_orphans(lw: &Leakwatch, svc: &LeakyService, name: &str, what: &
     let m = poll(Duration::from_secs(10), || {
         let m = lw.metrics();
         leaked(&m, name)
-            .filter(|&l| l >= orphans_before as f64)
+            .filter(|&l| l >= orphans_before as f64 && l > first_leaked)
             .map(|_| m)
     })
     .unwrap_or_else(|| {
@@ -266,6 +266,10 @@ fn assert_proves_orphans(lw: &Leakwatch, svc: &LeakyService, name: &str, what: &
 fn live_goroutineleak_proves_orphans_on_go127_and_go126_experiment() {
     let go127 = toolchain("1.27");
     let go126 = toolchain("1.26");
+    // Build both first (a cold GOEXPERIMENT build recompiles the standard library), so
+    // the two services start together.
+    crate::support::build_leaky_service(&go127);
+    crate::support::build_leaky_service_with_env(&go126, LEAKPROF_EXPERIMENT);
     let mut svcs = in_parallel(vec![
         Box::new(|| LeakyService::start(&go127, SERVICE)),
         Box::new(|| LeakyService::start_with_build_env(&go126, LEAKPROF_EXPERIMENT, SERVICE)),

@@ -1,6 +1,6 @@
 //! Live leak signals: one real leakwatch watches a fleet of example Go services, one
-//! per scenario, built with each toolchain, with fast settings (250 ms scrapes, a 24 s
-//! window, 8 s warm-up). Leaks must be suspected with the right culprit; a sawtooth, a
+//! per scenario, built with each toolchain, with fast settings (250 ms scrapes, a 40 s
+//! window, 15 s warm-up). Leaks must be suspected with the right culprit; a sawtooth, a
 //! plateau after its warm-up, bursty traffic and a restart must not.
 
 use std::collections::BTreeMap;
@@ -228,11 +228,11 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-const WINDOW: &str = "24s";
-// A 24 s window holds a few dozen GC cycles, not the hundreds of a 30-minute one, so
+const WINDOW: &str = "40s";
+// A 40 s window holds a few dozen GC cycles, not the hundreds of a 30-minute one, so
 // chance orderings of noise are likelier: the test asks for clearer one-way growth
 // (monotonicity 0.7 instead of the default 0.6).
-const WARMUP_SECS: f64 = 8.0;
+const WARMUP_SECS: f64 = 15.0;
 
 fn config(services: &[(&str, &LeakyService)]) -> String {
     let mut y = format!(
@@ -281,7 +281,7 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
     let mut ok_at: BTreeMap<&str, Metrics> = BTreeMap::new();
     // Watch for a full window after warm-up: leaks must be suspected by then, the
     // others must never be.
-    let deadline = Instant::now() + Duration::from_secs_f64(WARMUP_SECS + 26.0);
+    let deadline = Instant::now() + Duration::from_secs_f64(WARMUP_SECS + 35.0);
     while Instant::now() < deadline {
         let m = lw.metrics();
         for s in SCENARIOS {
