@@ -324,9 +324,9 @@ impl TargetState {
             self.read_system().await;
         }
         let now = SystemTime::now();
-        // The window is updated on a copy, off the async workers and outside the status
-        // lock: with a huge heap profile this takes a while, and `/metrics` and the other
-        // targets must not wait for it. Readers keep seeing the previous window meanwhile.
+        // The window is updated on a copy, outside the status lock (and, for a huge heap
+        // profile, off the async workers): `/metrics` and the other targets must not wait
+        // for it. Readers keep seeing the previous window meanwhile.
         let (obs, window) = {
             let mut st = self.status();
             st.scrapes += 1;
@@ -340,11 +340,15 @@ impl TargetState {
             (observation(&st, now), st.window.clone())
         };
         let cfg = self.signal_config.clone();
-        let analysed = tokio::task::spawn_blocking(move || {
+        let big = obs
+            .heap
+            .as_ref()
+            .is_some_and(|h| h.samples.len() > BIG_RECORDS);
+        let analysed = off_thread(big, move || {
             let mut window = window;
             let outcome = window.observe(obs);
             let signals = crate::analysis::signals::compute(&window, &cfg);
-            (outcome, window, signals)
+            Ok((outcome, window, signals))
         })
         .await;
         let Ok((outcome, window, mut signals)) = analysed else {
@@ -513,7 +517,7 @@ impl TargetState {
                 let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, &path).await else {
                     return false;
                 };
-                let parsed = off_thread(move || {
+                let parsed = off_thread(body.len() > BIG_BODY, move || {
                     crate::pprof::heap::parse_heap_text(&body).map(|t| (t.estimate(), t.memstats))
                 })
                 .await;
@@ -541,7 +545,7 @@ impl TargetState {
                     return false;
                 };
                 let max = self.config.max_body_bytes;
-                let parsed = off_thread(move || {
+                let parsed = off_thread(body.len() > BIG_BODY, move || {
                     crate::pprof::proto::decode(&body, max)
                         .and_then(|p| crate::pprof::proto::heap_profile(&p))
                 })
@@ -584,7 +588,7 @@ impl TargetState {
                 else {
                     return;
                 };
-                off_thread(move || {
+                off_thread(body.len() > BIG_BODY, move || {
                     crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
                         t.memstats.ok_or_else(|| Error::NotFormat {
                             format: "heap?debug=1",
@@ -617,7 +621,7 @@ impl TargetState {
         else {
             return;
         };
-        match off_thread(move || {
+        match off_thread(body.len() > BIG_BODY, move || {
             crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
         })
         .await
@@ -725,7 +729,7 @@ impl TargetState {
                 else {
                     return;
                 };
-                off_thread(move || {
+                off_thread(body.len() > BIG_BODY, move || {
                     crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
                 })
                 .await
@@ -738,7 +742,7 @@ impl TargetState {
                     return;
                 };
                 let max = self.config.max_body_bytes;
-                off_thread(move || {
+                off_thread(body.len() > BIG_BODY, move || {
                     crate::pprof::proto::decode(&body, max)
                         .and_then(|p| crate::pprof::proto::goroutine_profile(&p))
                 })
@@ -746,7 +750,12 @@ impl TargetState {
             }
         };
         let summary = match parsed {
-            Ok(p) => off_thread(move || Ok(GoroutineSummary::from_profile(&p))).await,
+            Ok(p) => {
+                off_thread(p.records.len() > BIG_RECORDS, move || {
+                    Ok(GoroutineSummary::from_profile(&p))
+                })
+                .await
+            }
             Err(e) => Err(e),
         };
         match summary {
@@ -1039,12 +1048,22 @@ fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
     );
 }
 
-/// Runs a parser on the blocking pool: a big profile (megabytes of text, a million
+/// Bodies and profiles above these sizes are parsed and analysed on the blocking pool.
+const BIG_BODY: usize = 1 << 20;
+const BIG_RECORDS: usize = 20_000;
+
+/// Runs a parser on the blocking pool when the input is big: a big profile (megabytes of text, a million
 /// records) must not stall the async workers that scrape the other targets and serve
 /// `/metrics`.
 async fn off_thread<T: Send + 'static>(
+    big: bool,
     f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> crate::error::Result<T> {
+    if !big {
+        // Typical profiles parse in well under a millisecond: not worth a thread hop,
+        // and the few blocking threads stay free for the big ones.
+        return f();
+    }
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(Error::NotFormat {
             format: "profile",

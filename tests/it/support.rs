@@ -276,32 +276,42 @@ impl LeakyService {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let read_log = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        Self::wait_ready(child, stderr_path, dir, args, &format!("Go {}", tc.version))
+    }
+
+    /// Waits until a just-started service logs its address and answers `/healthz`;
+    /// `what` names the build in panic messages.
+    fn wait_ready(
+        mut child: Child,
+        stderr_path: PathBuf,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        what: &str,
+    ) -> LeakyService {
         let deadline = Instant::now() + Duration::from_secs(15);
         let addr = loop {
-            let log = read_log(&stderr_path);
+            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             if let Some(addr) = parse_listen_line(&log) {
                 break addr;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
-                    "leaky-service {args:?} (Go {}) exited with {status} before listening; stderr:\n{log}",
-                    tc.version
+                    "leaky-service {args:?} ({what}) exited with {status} before listening; stderr:\n{log}"
                 );
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "leaky-service {args:?} (Go {}) did not log its address within 15s; stderr:\n{log}",
-                    tc.version
+                    "leaky-service {args:?} ({what}) did not log its address within 15s; stderr:\n{log}"
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        // From here on, dropping `svc` kills the process.
         let svc = LeakyService {
             url: format!("http://{addr}"),
             addr,
@@ -314,7 +324,7 @@ impl LeakyService {
         while !matches!(try_http_get(&healthz), Ok((200, ref body)) if body == b"ok") {
             assert!(
                 Instant::now() < deadline,
-                "leaky-service at {} never answered /healthz; stderr:\n{}",
+                "leaky-service ({what}) at {} never answered /healthz; stderr:\n{}",
                 svc.url,
                 svc.stderr()
             );
@@ -1030,7 +1040,7 @@ impl LeakyService {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_path = dir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).expect("stderr log");
-        let mut child = Command::new(bin)
+        let child = Command::new(bin)
             .args(["-addr", &format!("127.0.0.1:{port}")])
             .args(args)
             .stdin(Stdio::null())
@@ -1038,46 +1048,7 @@ impl LeakyService {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let addr = loop {
-            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            if let Some(addr) = parse_listen_line(&log) {
-                break addr;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "leaky-service {args:?} ({what}) exited with {status} before listening; stderr:\n{log}"
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "leaky-service {args:?} ({what}) did not log its address within 15s; stderr:\n{log}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // From here on, dropping `svc` kills the process.
-        let svc = LeakyService {
-            url: format!("http://{addr}"),
-            addr,
-            child,
-            stderr_path,
-            _dir: dir,
-        };
-        let healthz = format!("{}/healthz", svc.url);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !matches!(try_http_get(&healthz), Ok((200, ref body)) if body == b"ok") {
-            assert!(
-                Instant::now() < deadline,
-                "leaky-service ({what}) at {} never answered /healthz; stderr:\n{}",
-                svc.url,
-                svc.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        svc
+        Self::wait_ready(child, stderr_path, dir, args, what)
     }
 }
 
