@@ -1440,8 +1440,9 @@ impl DumpManager {
     }
 }
 
-/// Quotes a path for a POSIX shell when it needs it.
-fn shell_quote(s: &str) -> String {
+/// Quotes a path for a POSIX shell when it needs it (the pasteable `leakwatch diff`
+/// commands of the dumps API, the report page and `leakwatch watch`).
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-:+=,@".contains(c))

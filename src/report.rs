@@ -715,18 +715,6 @@ fn oom_section(page: &mut String, st: &Status) {
     }
 }
 
-/// Quotes a path for a POSIX shell when it needs it.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-:+=,@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 /// The "recent dumps" section: the target's newest dumps with download links and the
 /// `leakwatch diff` command for its latest suspect pair; `None` when dumps are off.
 pub fn dumps_section(dumps: Option<&DumpManager>, target: &str) -> String {
@@ -742,8 +730,8 @@ pub fn dumps_section(dumps: Option<&DumpManager>, target: &str) -> String {
         let _ = write!(
             out,
             "<p>Latest suspect pair, ready to compare:</p><pre>leakwatch diff {} {}</pre>",
-            html_escape(&shell_quote(&base.path.to_string_lossy())),
-            html_escape(&shell_quote(&new.path.to_string_lossy()))
+            html_escape(&crate::dump::shell_quote(&base.path.to_string_lossy())),
+            html_escape(&crate::dump::shell_quote(&new.path.to_string_lossy()))
         );
     }
     if files.is_empty() {

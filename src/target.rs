@@ -422,16 +422,7 @@ impl TargetState {
     /// Asks `/debug/vars` whether the service exposes expvar's `memstats` (the cheapest
     /// MemStats); without it MemStats come from `heap?debug=1` at a lower rate.
     async fn detect_memstats_source(&self, fetcher: &Fetcher) {
-        let url = self.config.endpoint("/debug/vars");
-        let source = match fetcher
-            .get_with(
-                &url,
-                self.config.timeout,
-                self.config.max_body_bytes,
-                &self.config.auth,
-            )
-            .await
-        {
+        let source = match self.request(fetcher, "/debug/vars").await {
             Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => {
                 MemStatsSource::Expvar
             }
@@ -451,16 +442,7 @@ impl TargetState {
     /// Whether the `/debug/pprof/` index lists `goroutineleak` (Go 1.27, or 1.26 built
     /// with `GOEXPERIMENT=goroutineleakprofile`). The index is cheap; the profile is not.
     async fn detect_goroutineleak(&self, fetcher: &Fetcher) {
-        let url = self.config.endpoint("/debug/pprof/");
-        let available = match fetcher
-            .get_with(
-                &url,
-                self.config.timeout,
-                self.config.max_body_bytes,
-                &self.config.auth,
-            )
-            .await
-        {
+        let available = match self.request(fetcher, "/debug/pprof/").await {
             Ok(f) => Some(String::from_utf8_lossy(&f.body).contains("goroutineleak")),
             // Unreachable: ask again next tick.
             Err(_) => None,
@@ -478,22 +460,31 @@ impl TargetState {
         }
     }
 
-    async fn fetch(
+    /// One GET of a path under the target, with its timeout, size cap and credentials.
+    async fn request(
         &self,
         fetcher: &Fetcher,
-        endpoint: &'static str,
         path: &str,
-    ) -> Option<Vec<u8>> {
+    ) -> crate::error::Result<crate::scrape::Fetched> {
         let url = self.config.endpoint(path);
-        let started = Instant::now();
-        let result = fetcher
+        fetcher
             .get_with(
                 &url,
                 self.config.timeout,
                 self.config.max_body_bytes,
                 &self.config.auth,
             )
-            .await;
+            .await
+    }
+
+    async fn fetch(
+        &self,
+        fetcher: &Fetcher,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let result = self.request(fetcher, path).await;
         self.charge(endpoint, started, started.elapsed());
         match result {
             Ok(f) => {

@@ -780,18 +780,6 @@ fn apply_baseline(
 // Heap dumps
 // ---------------------------------------------------------------------------------
 
-/// Quotes a path for a POSIX shell when it needs it.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-:+=,@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 /// A target name as a directory name (`127.0.0.1:6060` stays; `/` and leading dots go).
 fn dir_name(name: &str) -> String {
     let s: String = name
@@ -1005,8 +993,8 @@ async fn run_async(args: WatchArgs) -> i32 {
             if let (Some(b), Some(f)) = (&entry.baseline, &entry.final_) {
                 entry.diff_command = Some(format!(
                     "leakwatch diff {} {}",
-                    shell_quote(b),
-                    shell_quote(f)
+                    crate::dump::shell_quote(b),
+                    crate::dump::shell_quote(f)
                 ));
             }
         }
@@ -1213,9 +1201,12 @@ mod tests {
 
     #[test]
     fn shell_quoting_and_dir_names() {
-        assert_eq!(shell_quote("/tmp/d/heap-x.pb.gz"), "/tmp/d/heap-x.pb.gz");
-        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(
+            crate::dump::shell_quote("/tmp/d/heap-x.pb.gz"),
+            "/tmp/d/heap-x.pb.gz"
+        );
+        assert_eq!(crate::dump::shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(crate::dump::shell_quote("it's"), r"'it'\''s'");
         assert_eq!(dir_name("127.0.0.1:6060"), "127.0.0.1:6060");
         assert_eq!(dir_name(".."), "target");
         assert_eq!(dir_name("a/b"), "a_b");
