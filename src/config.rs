@@ -12,69 +12,17 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use regex::Regex;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::analysis::signals::SignalConfig;
 use crate::error::{Error, Result};
+use crate::units::{de_duration, de_opt_duration};
 
 /// The default target: the pprof convention (`import _ "net/http/pprof"` examples listen on 6060).
 pub const DEFAULT_TARGET_URL: &str = "http://127.0.0.1:6060";
 /// leakwatch's own default listen address. 9100-9999 is fully allocated on the
 /// Prometheus default-port wiki, so leakwatch takes a port outside it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10760";
-
-/// Parses a duration such as `15s`, `500ms`, `5m`, `1h30m`.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-/// Reads a duration string inside the deserializer's own call, so a bad value is
-/// reported at its key and line (`targets[0].interval: ... at line 4 column 15`).
-struct DurationVisitor;
-
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Duration, E> {
-        parse_duration(v).map_err(E::custom)
-    }
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    d.deserialize_str(DurationVisitor)
-}
-
-struct OptDurationVisitor;
-
-impl<'de> serde::de::Visitor<'de> for OptDurationVisitor {
-    type Value = Option<Duration>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        de_duration(d).map(Some)
-    }
-}
-
-fn de_opt_duration<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Duration>, D::Error> {
-    d.deserialize_option(OptDurationVisitor)
-}
 
 /// Which heap endpoint feeds the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -38,7 +38,11 @@ use axum::routing::{get, post};
 use bytesize::ByteSize;
 use futures_util::StreamExt;
 use regex::Regex;
-use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::units::{
+    de_duration, de_every, de_some_duration, de_some_every, format_utc, parse_utc, unix_secs,
+};
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -222,38 +226,6 @@ impl DumpConfig {
     }
 }
 
-/// `off`, `0` and zero durations turn a schedule off.
-fn parse_every(s: &str) -> std::result::Result<Option<Duration>, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("off") || t == "0" {
-        return Ok(None);
-    }
-    let d = crate::config::parse_duration(t)?;
-    Ok((!d.is_zero()).then_some(d))
-}
-
-fn de_every<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_every(&s).map_err(serde::de::Error::custom)
-}
-
-fn de_some_every<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<Duration>>, D::Error> {
-    de_every(d).map(Some)
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::config::parse_duration(&s).map_err(serde::de::Error::custom)
-}
-
-fn de_some_duration<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Duration>, D::Error> {
-    de_duration(d).map(Some)
-}
-
 // ---------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------
@@ -391,75 +363,6 @@ pub fn parse_file_name(name: &str) -> Option<(ProfileType, u64, Reason, u32)> {
         }
     };
     Some((profile, time, reason, seq))
-}
-
-/// Unix seconds as `YYYYMMDDTHHMMSSZ` (UTC, ISO 8601 basic format).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The inverse of [`format_utc`]; None unless `s` is a valid time it could have written.
-pub fn parse_utc(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if y < 1970 || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(y as i64, mo as u32, d as u32);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + se;
-    // Round trip rejects impossible dates such as Feb 30.
-    (format_utc(secs) == s).then_some(secs)
-}
-
-/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) -> days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Whether a target name is usable as a directory name under the dump root. The config
@@ -1690,32 +1593,6 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_times_round_trip() {
-        let cases: &[(u64, &str)] = &[
-            (0, "19700101T000000Z"),
-            (951_782_400, "20000229T000000Z"),
-            (1_795_685_415, "20261126T093015Z"),
-            (4_102_444_799, "20991231T235959Z"),
-        ];
-        for (secs, s) in cases {
-            assert_eq!(format_utc(*secs), *s);
-            assert_eq!(parse_utc(s), Some(*secs), "{s}");
-        }
-        for bad in [
-            "20260230T000000Z",
-            "20261126T243015Z",
-            "20261126 093015Z",
-            "2026112T0093015Z",
-            "19691231T235959Z",
-            "2026-11-26T09:30",
-            "20261126T09301ZZ",
-            "",
-        ] {
-            assert_eq!(parse_utc(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn file_names_round_trip_and_refuse_the_rest() {

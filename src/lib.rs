@@ -18,6 +18,7 @@
 //! | [`report`] | the report page of one target |
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`web`] | TLS and basic auth for leakwatch's own endpoints (exporter-toolkit web config) |
+//! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod report;
 pub mod scrape;
 pub mod system;
 pub mod target;
+pub mod units;
 pub mod watch;
 pub mod web;
 
@@ -89,16 +91,9 @@ impl Default for ReloadStatus {
     fn default() -> Self {
         ReloadStatus {
             last_ok: std::sync::atomic::AtomicBool::new(true),
-            last_success_unix: std::sync::Mutex::new(unix_now()),
+            last_success_unix: std::sync::Mutex::new(crate::units::unix_now_f64()),
         }
     }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The running scrape loops, one per target, so a reload can start and stop them.
@@ -184,7 +179,7 @@ impl AppState {
                     .reload
                     .last_success_unix
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = unix_now();
+                    .unwrap_or_else(|e| e.into_inner()) = crate::units::unix_now_f64();
                 tracing::info!(targets = n, "configuration reloaded");
             }
             Err(e) => {

@@ -14,11 +14,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
-use crate::analysis::verdict::{fmt_bytes, fmt_duration};
 use crate::analysis::window::Sample;
 use crate::dump::DumpManager;
 use crate::http::html_escape;
 use crate::target::{Status, TargetState};
+use crate::units::{fmt_bytes, fmt_duration};
 
 /// Most points drawn per series: a 30-minute window at 1 s would otherwise be 1,800.
 pub const MAX_POINTS: usize = 300;

@@ -8,28 +8,20 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::verdict::{fmt_bytes, fmt_duration};
 use crate::analysis::window::Window;
 use crate::config::{Config, TargetConfig};
 use crate::scrape::{Fetcher, redact_url};
 use crate::target::{Status, TargetState};
+use crate::units::{fmt_bytes, fmt_duration};
 
 /// Exit codes: what a CI job branches on.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_LEAK: i32 = 1;
 pub const EXIT_UNKNOWN: i32 = 2;
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = crate::config::parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("{s:?} must be greater than 0"));
-    }
-    Ok(d)
-}
 
 fn parse_tolerance(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
@@ -46,16 +38,16 @@ pub struct WatchArgs {
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
     /// How long to watch.
-    #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = crate::units::parse_nonzero_duration)]
     pub duration: Duration,
     /// Time between samples.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::units::parse_nonzero_duration)]
     pub every: Duration,
     /// Time watched before a verdict is given [default: a third of --for].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_nonzero_duration)]
     pub warmup: Option<Duration>,
     /// Time one request may take.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_nonzero_duration)]
     pub timeout: Duration,
     /// Saves the final live heap here when the file does not exist; compares against it
     /// when it does (exit 1 when not back within --tolerance).
@@ -664,13 +656,6 @@ impl BaselineFile {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory and a
 /// rename, so a reader never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -710,7 +695,7 @@ fn apply_baseline(
 ) -> Result<(), String> {
     let shown = file.display().to_string();
     if !file.exists() {
-        let now = unix_now();
+        let now = crate::units::unix_now();
         let mut entries = Vec::new();
         for t in targets.iter_mut() {
             let Some(bytes) = t.final_live_heap_bytes else {
@@ -722,7 +707,7 @@ fn apply_baseline(
             entries.push(BaselineEntry {
                 url: t.url.clone(),
                 live_heap_bytes: bytes,
-                time: crate::dump::format_utc(now),
+                time: crate::units::format_utc(now),
                 unix_seconds: now,
             });
             t.baseline = Some(BaselineComparison {
@@ -816,7 +801,10 @@ async fn dump_heap(
     if !got.body.starts_with(&[0x1f, 0x8b]) {
         return Err(format!("{}: not a gzipped pprof profile", redact_url(&url)));
     }
-    let name = format!("heap-{}-{which}.pb.gz", crate::dump::format_utc(unix_now()));
+    let name = format!(
+        "heap-{}-{which}.pb.gz",
+        crate::units::format_utc(crate::units::unix_now())
+    );
     let path = dir.join(dir_name(&cfg.name)).join(name);
     let body = got.body;
     let p = path.clone();

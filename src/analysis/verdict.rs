@@ -66,6 +66,7 @@
 use serde::Deserialize;
 
 use crate::analysis::signals::Trend;
+use crate::units::{fmt_bytes, fmt_duration};
 
 /// Thresholds of the decision rule (see the module doc). Unknown keys are rejected;
 /// missing keys take the defaults.
@@ -446,36 +447,6 @@ fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
     )
 }
 
-/// `12.3 MiB`, `-512 B`, with a sign for negative values.
-pub fn fmt_bytes(v: f64) -> String {
-    let abs = v.abs();
-    let sign = if v < 0.0 { "-" } else { "" };
-    let units = [("GiB", MIB * 1024.0), ("MiB", MIB), ("KiB", 1024.0)];
-    for (name, size) in units {
-        if abs >= size {
-            return format!("{sign}{:.1} {name}", abs / size);
-        }
-    }
-    format!("{sign}{abs:.0} B")
-}
-
-/// `1h30m`, `10m`, `45s`.
-pub fn fmt_duration(seconds: f64) -> String {
-    let s = if seconds.is_finite() && seconds > 0.0 {
-        seconds.round() as u64
-    } else {
-        0
-    };
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    match (h, m, sec) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,17 +469,6 @@ mod tests {
         for (v, th, full, want) in cases {
             assert_eq!(ramp(v, th, full), want, "ramp({v}, {th}, {full})");
         }
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(fmt_bytes(12.0 * MIB + 300.0 * 1024.0), "12.3 MiB");
-        assert_eq!(fmt_bytes(-512.0), "-512 B");
-        assert_eq!(fmt_bytes(3.0 * 1024.0 * MIB), "3.0 GiB");
-        assert_eq!(fmt_duration(1800.0), "30m");
-        assert_eq!(fmt_duration(5400.0), "1h30m");
-        assert_eq!(fmt_duration(95.0), "1m35s");
-        assert_eq!(fmt_duration(5.0), "5s");
     }
 
     #[test]

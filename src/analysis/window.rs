@@ -25,11 +25,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::pprof::HeapProfile;
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
 use crate::pprof::memstats::MemStats;
+use crate::units::de_duration;
 
 /// Snapshots of per-site data kept besides the newest: one every `span / CHECKPOINTS`,
 /// so the oldest retained snapshot is never more than a quarter span (plus one scrape)
@@ -38,11 +39,6 @@ pub const CHECKPOINTS: usize = 4;
 
 /// `GOMEMLIMIT` when unset is `math.MaxInt64`; anything this large means "no limit".
 const NO_GOMEMLIMIT: u64 = 1 << 62;
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::config::parse_duration(&s).map_err(serde::de::Error::custom)
-}
 
 /// How much history a window keeps and when it counts as warmed up.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
