@@ -41,8 +41,6 @@ pub mod web;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{Error, Result};
 
 use crate::config::Config;
-use crate::metrics::{LabelledSamples, Sink};
+use crate::metrics::TargetsCollector;
 use crate::target::TargetState;
 
 /// Upper bound on scrapes in flight at once, across all targets.
@@ -223,68 +221,6 @@ impl AppState {
     }
 }
 
-/// Builds every series at scrape time from the targets' current state.
-#[derive(Debug)]
-struct TargetsCollector {
-    targets: Arc<Targets>,
-    kernel: Arc<KernelLogStatus>,
-    reload: Arc<ReloadStatus>,
-    dumps: Arc<dump::DumpManager>,
-}
-
-impl Collector for TargetsCollector {
-    fn encode(&self, encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
-        let targets = self.targets.snapshot();
-        let mut groups = Vec::with_capacity(targets.len() + 1);
-        let mut global = Sink::new();
-        global.gauge_with("leakwatch_build_info", &[env!("CARGO_PKG_VERSION")], 1u64);
-        global.gauge("leakwatch_targets", targets.len() as u64);
-        global.gauge(
-            "leakwatch_config_last_reload_successful",
-            self.reload
-                .last_ok
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        global.gauge(
-            "leakwatch_config_last_reload_success_timestamp_seconds",
-            *self
-                .reload
-                .last_success_unix
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        if let Some((source, ok)) = self
-            .kernel
-            .readable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            global.gauge_with("leakwatch_kernel_log_readable", &[&source], ok);
-            global.counter(
-                "leakwatch_host_oom_kills",
-                self.kernel
-                    .host_kills
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            );
-        }
-        groups.push(LabelledSamples {
-            target_labels: Vec::new(),
-            samples: global.samples,
-        });
-        for t in &targets {
-            let mut sink = Sink::new();
-            t.push_samples(&mut sink);
-            self.dumps.push_samples(&t.config.name, &mut sink);
-            groups.push(LabelledSamples {
-                target_labels: t.config.label_pairs(),
-                samples: sink.samples,
-            });
-        }
-        metrics::encode_groups(&groups, encoder)
-    }
-}
-
 /// The dump settings of every target of a config.
 fn dump_targets(config: &Config) -> Vec<dump::DumpTarget> {
     config
@@ -326,7 +262,7 @@ impl Loops {
             }
             tracing::info!(target_name = %t.config.name, url = %scrape::redact_url(t.config.url.as_str()), interval = ?t.config.interval, "watching target");
             let token = self.root.child_token();
-            tokio::spawn(scrape::run_target(
+            tokio::spawn(target::run(
                 t.clone(),
                 self.fetcher.clone(),
                 self.permits.clone(),

@@ -1,16 +1,11 @@
-//! The one HTTP client of leakwatch and the per-target scrape schedule: timeouts,
-//! size caps while streaming, error classification, jittered first scrapes and a
-//! concurrency bound shared by all targets.
+//! The one HTTP client of leakwatch: auth, same-origin redirects, timeouts, size caps
+//! while streaming, error classification. (Each target's loop is `target::run`.)
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, FetchReason, Result};
-use crate::target::TargetState;
 
 /// How requests to a target authenticate: a bearer token or a basic-auth password read
 /// from files at each request (so rotated secrets are picked up), and extra headers.
@@ -312,48 +307,6 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
-    }
-}
-
-/// Runs one target's scrape loop until `shutdown` is cancelled: a jittered first
-/// scrape (so many targets don't fire at once), then one scrape per interval, never
-/// overlapping, each holding a permit of the shared concurrency bound.
-pub async fn run_target(
-    target: Arc<TargetState>,
-    fetcher: Fetcher,
-    permits: Arc<Semaphore>,
-    shutdown: CancellationToken,
-    dumps: Option<Arc<crate::dump::DumpManager>>,
-) {
-    // Spread first scrapes over up to half an interval, at most 5 s: enough to avoid a
-    // thundering herd of targets, short enough that a new target shows up quickly.
-    let spread = (target.config.interval / 2).min(Duration::from_secs(5));
-    let jitter = spread.mul_f64(fastrand::f64());
-    tokio::select! {
-        _ = tokio::time::sleep(jitter) => {}
-        _ = shutdown.cancelled() => return,
-    }
-    loop {
-        let started = Instant::now();
-        {
-            let Ok(_permit) = permits.acquire().await else {
-                return;
-            };
-            tokio::select! {
-                _ = target.scrape_once(&fetcher) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-        if let Some(d) = &dumps {
-            // A verdict turning to "suspected" makes sure a baseline + fresh dump pair is
-            // on disk (in the background; cooldown-limited by the dump manager).
-            d.on_verdict(&target.config.name, target.leak_suspected());
-        }
-        let wait = target.next_delay(started.elapsed());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => return,
-        }
     }
 }
 

@@ -156,12 +156,16 @@ pub fn unix_now() -> u64 {
     unix_secs(SystemTime::now())
 }
 
-/// Now, in fractional seconds since the Unix epoch (for Prometheus gauges).
-pub fn unix_now_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+/// Fractional seconds since the Unix epoch of `t` (0 before the epoch), for gauges.
+pub fn unix_secs_f64(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Now, in fractional seconds since the Unix epoch (for Prometheus gauges).
+pub fn unix_now_f64() -> f64 {
+    unix_secs_f64(SystemTime::now())
 }
 
 /// Unix seconds as `YYYYMMDDTHHMMSSZ` (UTC, ISO 8601 basic format).

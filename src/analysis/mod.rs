@@ -5,3 +5,6 @@ pub mod signals;
 pub mod slope;
 pub mod verdict;
 pub mod window;
+
+#[cfg(test)]
+pub(crate) mod sim;

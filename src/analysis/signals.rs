@@ -28,7 +28,6 @@ use crate::analysis::diff::{SampleType, growth_by_function};
 use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
 use crate::analysis::verdict::{Evidence, Thresholds, Verdict, judge};
 use crate::analysis::window::{Baseline, Sample, SiteSnapshot, Window};
-use crate::metrics::Sink;
 use crate::pprof::funcname::package_of;
 use crate::pprof::{HeapProfile, HeapSample};
 
@@ -629,306 +628,13 @@ fn time_to_oom(
     })
 }
 
-impl Signals {
-    /// Emits every leak-signal series (a missing signal emits nothing).
-    /// The series that need no history (a one-shot `/probe`): live heap, retention,
-    /// in-use share by package, GC headroom, memory usage and limit.
-    pub fn push_point_in_time_samples(&self, out: &mut Sink) {
-        if let Some(b) = self.live_bytes {
-            out.gauge("leakwatch_heap_live_bytes", b);
-        }
-        if let Some(r) = self.heap_inuse_alloc_ratio {
-            out.gauge("leakwatch_heap_inuse_alloc_ratio", r);
-        }
-        if let Some(h) = self.gc_headroom_bytes {
-            out.gauge("leakwatch_gc_headroom_bytes", h);
-        }
-        for (pkg, share) in &self.inuse_share {
-            out.gauge_with("leakwatch_heap_inuse_share", &[pkg], *share);
-        }
-        if let Some((pkg, share)) = &self.top_package {
-            out.gauge_with("leakwatch_heap_top_package_share", &[pkg], *share);
-        }
-        if let Some((src, v)) = self.memory_limit {
-            out.gauge_with("leakwatch_memory_limit_bytes", &[src.as_str()], v);
-        }
-        if let Some((src, v)) = self.memory_usage {
-            out.gauge_with("leakwatch_memory_usage_bytes", &[src.as_str()], v);
-        }
-    }
-
-    pub fn push_samples(&self, out: &mut Sink) {
-        out.gauge("leakwatch_window_samples", self.window_samples as u64);
-        out.gauge("leakwatch_window_span_seconds", self.window_span_seconds);
-        let slope = |t: &Option<Trend>| t.as_ref().map(|t| t.fit.slope);
-        let mut opt = |name: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                out.gauge(name, v);
-            }
-        };
-        opt(
-            "leakwatch_heap_alloc_slope_bytes_per_second",
-            self.heap_alloc.map(|f| f.slope),
-        );
-        opt(
-            "leakwatch_heap_live_bytes",
-            self.live_bytes.map(|b| b as f64),
-        );
-        opt(
-            "leakwatch_heap_live_slope_bytes_per_second",
-            slope(&self.live),
-        );
-        opt(
-            "leakwatch_heap_growth_monotonicity",
-            self.live.as_ref().map(|t| t.monotonicity),
-        );
-        opt(
-            "leakwatch_alloc_free_bytes_ratio",
-            self.alloc_free_bytes_ratio,
-        );
-        opt(
-            "leakwatch_alloc_free_objects_ratio",
-            self.alloc_free_objects_ratio,
-        );
-        opt(
-            "leakwatch_heap_objects_slope_per_second",
-            self.heap_objects.map(|f| f.slope),
-        );
-        opt(
-            "leakwatch_heap_inuse_alloc_ratio",
-            self.heap_inuse_alloc_ratio,
-        );
-        opt(
-            "leakwatch_goroutine_slope_per_second",
-            slope(&self.goroutines),
-        );
-        opt("leakwatch_gc_headroom_bytes", self.gc_headroom_bytes);
-        opt("leakwatch_gc_pause_p99_seconds", self.gc_pause_p99_seconds);
-        opt("leakwatch_gc_pause_max_seconds", self.gc_pause_max_seconds);
-        opt(
-            "leakwatch_time_to_oom_seconds",
-            self.time_to_oom
-                .map(|t| t.seconds)
-                .filter(|s| s.is_finite()),
-        );
-        opt(
-            "leakwatch_heap_baseline_bytes",
-            self.baseline.map(|b| b.bytes as f64),
-        );
-        opt("leakwatch_heap_baseline_ratio", self.baseline_ratio);
-        for (pkg, share) in &self.inuse_share {
-            out.gauge_with("leakwatch_heap_inuse_share", &[pkg], *share);
-        }
-        if let Some((pkg, share)) = &self.top_package {
-            out.gauge_with("leakwatch_heap_top_package_share", &[pkg], *share);
-        }
-        for (f, g) in &self.heap_growth {
-            out.gauge_with("leakwatch_heap_growth_bytes", &[f], *g as f64);
-        }
-        for (f, g) in &self.goroutine_growth {
-            out.gauge_with("leakwatch_goroutine_growth", &[f], *g as f64);
-        }
-        if let Some((src, v)) = self.memory_limit {
-            out.gauge_with("leakwatch_memory_limit_bytes", &[src.as_str()], v);
-        }
-        if let Some((src, v)) = self.memory_usage {
-            out.gauge_with("leakwatch_memory_usage_bytes", &[src.as_str()], v);
-        }
-        for k in self.verdict.kinds() {
-            out.gauge_with("leakwatch_leak_suspected", &[k.kind.as_str()], k.suspected);
-            out.gauge_with("leakwatch_leak_score", &[k.kind.as_str()], k.score);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::window::{
-        ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, WindowConfig,
-    };
-    use crate::pprof::memstats::MemStats;
-    use crate::pprof::{HeapProfile, HeapSample};
+    use crate::analysis::sim::*;
+    use crate::analysis::window::{Observation, ObserveOutcome, WindowConfig};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
-
-    const MIB: f64 = 1024.0 * 1024.0;
-    const T0: u64 = 1_800_000_000;
-
-    /// Deterministic noise in -1..1 (tests must not flake).
-    fn noise(i: u64) -> f64 {
-        let x = i
-            .wrapping_add(0x9E37_79B9_7F4A_7C15)
-            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let x = (x ^ (x >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
-
-    /// A crude Go runtime: garbage is allocated at `alloc_rate` on top of the live heap;
-    /// when HeapAlloc reaches NextGC a GC runs, measures the live heap and sets
-    /// NextGC = 2 x live (GOGC=100, 4 MiB floor). The heap profile reports the live heap
-    /// of the last GC split between a leaking and a steady site (with 1% sampling noise).
-    struct Sim {
-        /// Live heap (bytes) at second `t`; the leaking part is what exceeds `base`.
-        live: Box<dyn Fn(f64) -> f64>,
-        base: f64,
-        alloc_rate: f64,
-        goroutines: Box<dyn Fn(f64) -> f64>,
-        /// Second at which the process restarts (counters reset, new pid).
-        restart_at: Option<u64>,
-        rss: Box<dyn Fn(f64) -> f64>,
-        limit: Option<u64>,
-    }
-
-    impl Default for Sim {
-        fn default() -> Self {
-            Sim {
-                live: Box::new(|_| 50.0 * MIB),
-                base: 50.0 * MIB,
-                alloc_rate: 8.0 * MIB,
-                goroutines: Box::new(|_| 40.0),
-                restart_at: None,
-                rss: Box::new(|_| 200.0 * MIB),
-                limit: None,
-            }
-        }
-    }
-
-    struct Run {
-        window: Window,
-        outcomes: Vec<ObserveOutcome>,
-        /// The verdict after every observation once warm: (second, heap, goroutine, http).
-        verdicts: Vec<(u64, bool, bool, bool)>,
-        last: Signals,
-    }
-
-    fn at(sec: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + sec)
-    }
-
-    fn run(sim: &Sim, seconds: u64, every: u64, wcfg: &WindowConfig, scfg: &SignalConfig) -> Run {
-        let mut window = Window::new(wcfg);
-        let mut outcomes = Vec::new();
-        let mut verdicts = Vec::new();
-        let (mut heap_alloc, mut next_gc, mut num_gc) = (0.0f64, 4.0 * MIB, 0u64);
-        let (mut total_alloc, mut gc_live) = (0.0f64, 0.0f64);
-        let mut pauses: Vec<(u64, u64)> = Vec::new();
-        let mut pid = 100;
-        let mut started = 0u64;
-        let mut last = None;
-        for sec in 0..=seconds {
-            if sim.restart_at == Some(sec) {
-                (heap_alloc, next_gc, num_gc, total_alloc, gc_live) = (0.0, 4.0 * MIB, 0, 0.0, 0.0);
-                pauses.clear();
-                pid += 1;
-                started = sec;
-            }
-            let t = sec as f64;
-            let live = (sim.live)(t);
-            let before = heap_alloc;
-            heap_alloc = heap_alloc.max(live) + sim.alloc_rate;
-            total_alloc += heap_alloc - before;
-            if heap_alloc >= next_gc {
-                num_gc += 1;
-                gc_live = live * (1.0 + 0.01 * noise(num_gc * 7 + 3));
-                heap_alloc = live;
-                // The GC's own measure of the live heap jitters too (floating garbage).
-                next_gc = (2.0 * live * (1.0 + 0.005 * noise(num_gc * 13 + 5))).max(4.0 * MIB);
-                let end = (T0 + sec) * 1_000_000_000;
-                pauses.push((end, 100_000 + (num_gc % 10) * 50_000));
-            }
-            if sec % every != 0 {
-                continue;
-            }
-            let ring: Vec<(u64, u64)> = pauses.iter().rev().take(256).copied().collect();
-            let ms = MemStats {
-                heap_alloc: Some(heap_alloc as u64),
-                next_gc: Some(next_gc as u64),
-                num_gc: Some(num_gc),
-                total_alloc: Some(total_alloc as u64),
-                mallocs: Some((total_alloc / 64.0) as u64),
-                frees: Some(((total_alloc - heap_alloc) / 64.0) as u64),
-                heap_objects: Some((heap_alloc / 64.0) as u64),
-                sys: Some((next_gc * 1.2) as u64),
-                pause_ns: ring.iter().map(|p| p.1).collect(),
-                pause_end: ring.iter().map(|p| p.0).collect(),
-                ..MemStats::default()
-            };
-            let leaking = (gc_live - sim.base).max(0.0);
-            let heap = HeapProfile {
-                sampling_period: 512 * 1024,
-                samples: vec![
-                    HeapSample {
-                        stack: vec!["main.newSession".into(), "main.cacheSession".into()],
-                        inuse_bytes: leaking as u64,
-                        inuse_objects: (leaking / 30000.0) as u64,
-                        alloc_bytes: (total_alloc * 0.1) as u64,
-                        alloc_objects: 1,
-                    },
-                    HeapSample {
-                        stack: vec![
-                            "runtime.makeslice".into(),
-                            "encoding/json.Marshal".into(),
-                            "github.com/acme/api.render".into(),
-                        ],
-                        inuse_bytes: (gc_live - leaking) as u64,
-                        inuse_objects: 1000,
-                        alloc_bytes: (total_alloc * 0.9) as u64,
-                        alloc_objects: 1000,
-                    },
-                ],
-            };
-            let g = (sim.goroutines)(t).round() as u64;
-            let obs = Observation {
-                pid: Some(pid),
-                memstats: Some(ms),
-                heap: Some(Arc::new(heap)),
-                goroutines: Some(GoroutineObservation {
-                    total: g,
-                    http_client_connections: g / 4,
-                    by_state: Vec::new(),
-                    by_function: vec![
-                        ("main.waitForReply".into(), g.saturating_sub(10)),
-                        ("net/http.(*conn).serve".into(), 10),
-                    ],
-                }),
-                container: Some(ContainerObservation {
-                    usage: None,
-                    working_set: Some((sim.rss)((sec - started) as f64) as u64),
-                    limit: sim.limit,
-                }),
-                rss: None,
-                gomemlimit: None,
-                gogc: None,
-                ..Observation::at(at(sec))
-            };
-            outcomes.push(window.observe(obs));
-            // Judge once a minute (and at the end): enough to catch a transient false alarm.
-            if sec % 60 != 0 && sec + every <= seconds {
-                continue;
-            }
-            let s = compute(&window, scfg);
-            if s.warm {
-                verdicts.push((
-                    sec,
-                    s.verdict.heap.suspected,
-                    s.verdict.goroutine.suspected,
-                    s.verdict.http_connections.suspected,
-                ));
-            }
-            last = Some(s);
-        }
-        Run {
-            window,
-            outcomes,
-            verdicts,
-            last: last.expect("at least one observation"),
-        }
-    }
-
-    fn linear(start: f64, per_hour: f64) -> Box<dyn Fn(f64) -> f64> {
-        Box::new(move |t| start + per_hour * t / 3600.0)
-    }
 
     #[test]
     fn heap_scenarios() {
@@ -1090,19 +796,7 @@ mod tests {
 
     #[test]
     fn too_few_samples_no_slope_no_time_to_oom() {
-        let mut w = Window::new(&WindowConfig::default());
-        for (i, heap) in [10u64, 20].iter().enumerate() {
-            w.observe(Observation {
-                memstats: Some(MemStats {
-                    heap_alloc: Some(heap * 1_000_000),
-                    next_gc: Some(heap * 2_000_000),
-                    ..MemStats::default()
-                }),
-                rss: Some(heap * 3_000_000),
-                gomemlimit: Some(1 << 30),
-                ..Observation::at(at(i as u64 * 15))
-            });
-        }
+        let w = two_early_samples();
         let s = compute(&w, &SignalConfig::default());
         assert_eq!(s.window_samples, 2);
         assert!(s.heap_alloc.is_none() && s.live.is_none() && s.next_gc.is_none());
@@ -1121,12 +815,6 @@ mod tests {
                 k.reasons
             );
         }
-        let mut sink = Sink::new();
-        s.push_samples(&mut sink);
-        let names: Vec<&str> = sink.samples.iter().map(|x| x.def.name).collect();
-        assert!(!names.contains(&"leakwatch_time_to_oom_seconds"));
-        assert!(!names.contains(&"leakwatch_heap_alloc_slope_bytes_per_second"));
-        assert!(names.contains(&"leakwatch_heap_live_bytes"));
     }
 
     #[test]
@@ -1277,19 +965,8 @@ mod tests {
     }
 
     #[test]
-    fn concentration_growth_and_emitted_series() {
-        let sim = Sim {
-            live: linear(50.0 * MIB, 20.0 * MIB),
-            limit: Some(1 << 30),
-            ..Sim::default()
-        };
-        let r = run(
-            &sim,
-            45 * 60,
-            15,
-            &WindowConfig::default(),
-            &SignalConfig::default(),
-        );
+    fn concentration_and_growth() {
+        let r = leaking_45_minutes();
         let s = &r.last;
         // Shares by package of the allocation site (helpers skipped: runtime.makeslice
         // and encoding/json.Marshal allocate on behalf of github.com/acme/api.render).
@@ -1321,39 +998,6 @@ mod tests {
             s.gc_pause_max_seconds.unwrap(),
         );
         assert_eq!(pauses, (0.00055, 0.00055));
-
-        let mut sink = Sink::new();
-        s.push_samples(&mut sink);
-        let get = |name: &str, label: &[&str]| {
-            sink.samples
-                .iter()
-                .find(|x| x.def.name == name && x.labels == label)
-                .map(|x| x.value.as_f64())
-        };
-        assert_eq!(get("leakwatch_leak_suspected", &["heap"]), Some(1.0));
-        assert_eq!(get("leakwatch_leak_suspected", &["goroutine"]), Some(0.0));
-        assert_eq!(
-            get("leakwatch_leak_score", &["heap"]),
-            Some(s.verdict.heap.score)
-        );
-        assert_eq!(get("leakwatch_window_samples", &[]), Some(121.0));
-        assert_eq!(get("leakwatch_window_span_seconds", &[]), Some(1800.0));
-        assert_eq!(
-            get("leakwatch_memory_limit_bytes", &["cgroup"]),
-            Some(1073741824.0)
-        );
-        assert_eq!(
-            get("leakwatch_memory_usage_bytes", &["working_set"]),
-            Some(200.0 * MIB)
-        );
-        let slope = get("leakwatch_heap_live_slope_bytes_per_second", &[]).unwrap();
-        assert!((slope * 3600.0 - 20.0 * MIB).abs() < 2.0 * MIB, "{slope}");
-        assert!(get("leakwatch_heap_growth_bytes", &["main.newSession"]).is_some());
-        assert!(get("leakwatch_heap_top_package_share", &["github.com/acme/api"]).is_some());
-        assert!(get("leakwatch_heap_baseline_bytes", &[]).is_some());
-        // The baseline was taken at minute 20 (live about 56.7 MiB): now at 65 MiB.
-        let ratio = get("leakwatch_heap_baseline_ratio", &[]).unwrap();
-        assert!(ratio > 1.1 && ratio < 1.25, "{ratio}");
     }
 
     /// The recorded series of a real Go service: `go1.26-heap` leaks, `go1.19-healthy`

@@ -1,6 +1,6 @@
 //! `runtime.MemStats` as a Go service reports it: the `# runtime.MemStats` trailer of
 //! `heap?debug=1` (field by field, driven by [`super::heap`]) and the `memstats` object
-//! of expvar's `/debug/vars`, plus the `leakwatch_go_memstats_*` series built from it.
+//! of expvar's `/debug/vars` (its series are emitted by `metrics::emit`).
 //!
 //! Every field is an `Option`: a field the input does not carry (expvar has no `MaxRSS`,
 //! a truncated trailer lacks its last lines) stays `None` and its series is left out,
@@ -8,7 +8,6 @@
 
 use serde::Deserialize;
 
-use crate::metrics::Sink;
 use crate::{Error, Result};
 
 /// The fields of Go's `runtime.MemStats` that its text and JSON forms carry.
@@ -200,159 +199,11 @@ impl MemStats {
     pub fn max_pause_ns(&self) -> Option<u64> {
         self.pause_ns.iter().copied().max()
     }
-
-    /// Pushes every `leakwatch_go_memstats_*` series (except `_info`, which says where the
-    /// stats came from and belongs to the caller) for the fields present.
-    /// Times and pauses are converted to seconds.
-    pub fn push_samples(&self, out: &mut Sink) {
-        for (name, kind, get) in SERIES {
-            if let Some(v) = get(self) {
-                match kind {
-                    Series::Gauge => out.gauge(name, v),
-                    Series::Counter => out.counter(name, v),
-                }
-            }
-        }
-        if let Some(ns) = self.last_gc {
-            out.gauge(
-                "leakwatch_go_memstats_last_gc_time_seconds",
-                ns_to_seconds(ns),
-            );
-        }
-        if let Some(f) = self.gc_cpu_fraction {
-            out.gauge("leakwatch_go_memstats_gc_cpu_fraction", f);
-        }
-        if let Some(ns) = self.last_pause_ns() {
-            out.gauge(
-                "leakwatch_go_memstats_last_gc_pause_seconds",
-                ns_to_seconds(ns),
-            );
-        }
-        if let Some(ns) = self.max_pause_ns() {
-            out.gauge(
-                "leakwatch_go_memstats_max_gc_pause_seconds",
-                ns_to_seconds(ns),
-            );
-        }
-    }
 }
 
 fn split_some((a, b): (u64, u64)) -> (Option<u64>, Option<u64>) {
     (Some(a), Some(b))
 }
-
-fn ns_to_seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
-}
-
-enum Series {
-    Gauge,
-    Counter,
-}
-
-type Getter = fn(&MemStats) -> Option<u64>;
-
-/// The integer series, in `metrics::METRICS` order. Cumulative totals (TotalAlloc,
-/// Mallocs, Frees, Lookups, NumGC, NumForcedGC) are counters; levels are gauges.
-const SERIES: &[(&str, Series, Getter)] = &[
-    ("leakwatch_go_memstats_alloc_bytes", Series::Gauge, |m| {
-        m.alloc
-    }),
-    ("leakwatch_go_memstats_alloc_bytes", Series::Counter, |m| {
-        m.total_alloc
-    }),
-    ("leakwatch_go_memstats_sys_bytes", Series::Gauge, |m| m.sys),
-    ("leakwatch_go_memstats_lookups", Series::Counter, |m| {
-        m.lookups
-    }),
-    ("leakwatch_go_memstats_mallocs", Series::Counter, |m| {
-        m.mallocs
-    }),
-    ("leakwatch_go_memstats_frees", Series::Counter, |m| m.frees),
-    (
-        "leakwatch_go_memstats_heap_alloc_bytes",
-        Series::Gauge,
-        |m| m.heap_alloc,
-    ),
-    ("leakwatch_go_memstats_heap_sys_bytes", Series::Gauge, |m| {
-        m.heap_sys
-    }),
-    (
-        "leakwatch_go_memstats_heap_idle_bytes",
-        Series::Gauge,
-        |m| m.heap_idle,
-    ),
-    (
-        "leakwatch_go_memstats_heap_inuse_bytes",
-        Series::Gauge,
-        |m| m.heap_inuse,
-    ),
-    (
-        "leakwatch_go_memstats_heap_released_bytes",
-        Series::Gauge,
-        |m| m.heap_released,
-    ),
-    ("leakwatch_go_memstats_heap_objects", Series::Gauge, |m| {
-        m.heap_objects
-    }),
-    (
-        "leakwatch_go_memstats_stack_inuse_bytes",
-        Series::Gauge,
-        |m| m.stack_inuse,
-    ),
-    (
-        "leakwatch_go_memstats_stack_sys_bytes",
-        Series::Gauge,
-        |m| m.stack_sys,
-    ),
-    (
-        "leakwatch_go_memstats_mspan_inuse_bytes",
-        Series::Gauge,
-        |m| m.mspan_inuse,
-    ),
-    (
-        "leakwatch_go_memstats_mspan_sys_bytes",
-        Series::Gauge,
-        |m| m.mspan_sys,
-    ),
-    (
-        "leakwatch_go_memstats_mcache_inuse_bytes",
-        Series::Gauge,
-        |m| m.mcache_inuse,
-    ),
-    (
-        "leakwatch_go_memstats_mcache_sys_bytes",
-        Series::Gauge,
-        |m| m.mcache_sys,
-    ),
-    (
-        "leakwatch_go_memstats_buck_hash_sys_bytes",
-        Series::Gauge,
-        |m| m.buck_hash_sys,
-    ),
-    ("leakwatch_go_memstats_gc_sys_bytes", Series::Gauge, |m| {
-        m.gc_sys
-    }),
-    (
-        "leakwatch_go_memstats_other_sys_bytes",
-        Series::Gauge,
-        |m| m.other_sys,
-    ),
-    ("leakwatch_go_memstats_next_gc_bytes", Series::Gauge, |m| {
-        m.next_gc
-    }),
-    ("leakwatch_go_memstats_gc_cycles", Series::Counter, |m| {
-        m.num_gc
-    }),
-    (
-        "leakwatch_go_memstats_forced_gc_cycles",
-        Series::Counter,
-        |m| m.num_forced_gc,
-    ),
-    ("leakwatch_go_memstats_max_rss_bytes", Series::Gauge, |m| {
-        m.max_rss
-    }),
-];
 
 /// Reads the `memstats` object of expvar's `/debug/vars` JSON. Other keys (`cmdline`,
 /// custom vars) and unknown MemStats fields (`BySize`, `EnableGC`, `PauseTotalNs`) are

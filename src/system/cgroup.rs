@@ -1,10 +1,9 @@
 //! cgroup memory files (v2 `memory.*` and v1 `memory.*_in_bytes`): pure parsers, one
-//! reader, and the `leakwatch_cgroup_*` series (same names for both versions).
+//! reader (their series are emitted by `metrics::emit`, same names for both versions).
 
 use std::path::Path;
 
 use super::discover::{CgroupLocation, CgroupVersion};
-use crate::metrics::Sink;
 use crate::{Error, Result};
 
 /// v1 prints "no limit" as `PAGE_COUNTER_MAX * PAGE_SIZE`, i.e. `i64::MAX` rounded down
@@ -564,65 +563,6 @@ impl CgroupMemory {
                 out
             }
         }
-    }
-
-    /// Pushes the `leakwatch_cgroup_*` series, including `scrape_success 1` (the
-    /// caller pushes `leakwatch_cgroup_scrape_success 0` when the read failed).
-    pub fn push_samples(&self, out: &mut Sink) {
-        out.gauge_with(
-            "leakwatch_cgroup_info",
-            &[self.version.as_str(), &self.path],
-            1u64,
-        );
-        out.gauge("leakwatch_cgroup_memory_usage_bytes", self.usage);
-        if let Some(v) = self.limit {
-            out.gauge("leakwatch_cgroup_memory_limit_bytes", v);
-        }
-        if let Some(v) = self.high {
-            out.gauge("leakwatch_cgroup_memory_high_bytes", v);
-        }
-        if let Some(v) = self.peak {
-            out.gauge("leakwatch_cgroup_memory_peak_bytes", v);
-        }
-        out.gauge(
-            "leakwatch_cgroup_memory_working_set_bytes",
-            self.working_set(),
-        );
-        if let Some(v) = self.swap_usage {
-            out.gauge("leakwatch_cgroup_memory_swap_usage_bytes", v);
-        }
-        for (field, v, kind) in self.exported_stat() {
-            match kind {
-                StatKind::Bytes => {
-                    out.gauge_with("leakwatch_cgroup_memory_stat_bytes", &[field], v)
-                }
-                StatKind::Events => {
-                    out.counter_with("leakwatch_cgroup_memory_stat_events", &[field], v)
-                }
-                StatKind::Limit => {}
-            }
-        }
-        for (event, v) in &self.events {
-            out.counter_with("leakwatch_cgroup_memory_events", &[event], *v);
-        }
-        if let Some(p) = &self.pressure {
-            let lines = [("some", Some(p.some)), ("full", p.full)];
-            for (kind, line) in lines {
-                if let Some(l) = line {
-                    out.counter_with(
-                        "leakwatch_cgroup_memory_pressure_stall_seconds",
-                        &[kind],
-                        l.total_usec as f64 / 1e6,
-                    );
-                    out.gauge_with(
-                        "leakwatch_cgroup_memory_pressure_avg10_ratio",
-                        &[kind],
-                        l.avg10 / 100.0,
-                    );
-                }
-            }
-        }
-        out.gauge("leakwatch_cgroup_scrape_success", 1u64);
     }
 }
 

@@ -1,12 +1,11 @@
 //! A process's memory from `/proc/PID` (status, fd count, GOMEMLIMIT/GOGC from its
-//! environment) and the `leakwatch_process_*` series.
+//! environment); its series are emitted by `metrics::emit`.
 
 use std::path::Path;
 
 use procfs::FromRead;
 use procfs::process::{Process, Status};
 
-use crate::metrics::Sink;
 use crate::{Error, Result};
 
 /// One reading of a process's memory.
@@ -174,41 +173,6 @@ impl ProcessMemory {
     /// bound of what cgo, mmap and the like hold.
     pub fn non_go_resident(&self, go_sys_minus_released: u64) -> u64 {
         self.rss.saturating_sub(go_sys_minus_released)
-    }
-
-    /// Pushes the `leakwatch_process_*` series, including `scrape_success 1` (the caller
-    /// pushes `leakwatch_process_scrape_success 0` when the read failed).
-    pub fn push_samples(
-        &self,
-        out: &mut Sink,
-        go_sys_minus_released: Option<u64>,
-        cgroup_limit: Option<u64>,
-    ) {
-        out.gauge("leakwatch_process_resident_memory_bytes", self.rss);
-        out.gauge("leakwatch_process_virtual_memory_bytes", self.vms);
-        out.gauge("leakwatch_process_resident_memory_peak_bytes", self.hwm);
-        out.gauge("leakwatch_process_threads", self.threads);
-        out.gauge("leakwatch_process_open_fds", self.open_fds);
-        out.gauge("leakwatch_process_pid", u64::from(self.pid));
-        if let Some(go) = go_sys_minus_released {
-            out.gauge(
-                "leakwatch_process_non_go_resident_bytes",
-                self.non_go_resident(go),
-            );
-        }
-        if let Some(v) = self.gomemlimit {
-            out.gauge("leakwatch_process_gomemlimit_bytes", v);
-        }
-        if let Some(v) = self.gogc {
-            out.gauge("leakwatch_process_gogc", v as f64);
-        }
-        if let (Some(gml), Some(limit)) = (self.gomemlimit, cgroup_limit) {
-            out.gauge(
-                "leakwatch_process_gomemlimit_exceeds_cgroup_limit",
-                gml > limit,
-            );
-        }
-        out.gauge("leakwatch_process_scrape_success", 1u64);
     }
 }
 

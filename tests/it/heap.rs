@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use leakwatch::Error;
+use leakwatch::metrics::emit::Emit;
 use leakwatch::metrics::{Kind, METRICS, Sink};
 use leakwatch::pprof::HeapProfile;
 use leakwatch::pprof::funcname;

@@ -9,6 +9,7 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use leakwatch::metrics::emit::{Emit, EmitProcess};
 use leakwatch::metrics::{Sink, Value, exposed_name};
 use leakwatch::system::cgroup::{StatKind, stat_kind};
 use leakwatch::system::kmsg::{self, KernelLogOptions, KernelLogSource, OomKill};

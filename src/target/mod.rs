@@ -1,0 +1,271 @@
+//! One target: its config, its latest state (what the last tick fetched, parsed, read
+//! and analysed) and the accessors shared by the HTTP handlers, the kernel-log follower
+//! and the metrics collector. The loop and its tick (fetch -> parse -> read system ->
+//! analyse) are in [`tick`], the overhead-budget schedule in [`schedule`], the
+//! goroutine reduction in [`goroutines`], the process and cgroup reads in [`system`].
+//! State sits behind a short-lived mutex: the loop writes, readers copy out.
+
+mod goroutines;
+mod schedule;
+mod system;
+mod tick;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::analysis::signals::{SignalConfig, Signals};
+use crate::analysis::window::{Window, WindowConfig};
+use crate::budget::{BudgetPolicy, EndpointBudget};
+use crate::config::{SystemConfig, TargetConfig};
+use crate::error::FetchReason;
+use crate::metrics::Sink;
+use crate::pprof::memstats::MemStats;
+use crate::pprof::{HeapProfile, HeapTotals};
+use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
+
+pub use goroutines::{GoroutineSummary, blocking_site};
+pub use schedule::BudgetView;
+use schedule::Schedule;
+pub use tick::run;
+
+/// Endpoints leakwatch requests, as used in the `endpoint` label.
+pub const ENDPOINT_HEAP: &str = "heap";
+pub const ENDPOINT_MEMSTATS: &str = "memstats";
+pub const ENDPOINT_GOROUTINE: &str = "goroutine";
+pub const ENDPOINT_GOROUTINELEAK: &str = "goroutineleak";
+
+/// Goroutines the Go runtime proved leaked (`goroutineleak` profile).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakedGoroutines {
+    pub total: u64,
+    /// Leaking function -> count, largest first.
+    pub by_function: Vec<(String, u64)>,
+}
+
+/// Where the MemStats came from (the `source` label of `leakwatch_go_memstats_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemStatsSource {
+    HeapDebug1,
+    Expvar,
+}
+
+impl MemStatsSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemStatsSource::HeapDebug1 => "heap_debug1",
+            MemStatsSource::Expvar => "expvar",
+        }
+    }
+}
+
+/// What the last read of the target's process and cgroup found.
+#[derive(Debug, Default)]
+pub struct SystemStatus {
+    pub pid: Option<u32>,
+    pub location: Option<CgroupLocation>,
+    /// `None` when the target names no process or cgroup.
+    pub cgroup: Option<std::result::Result<CgroupMemory, String>>,
+    pub process: Option<std::result::Result<ProcessMemory, String>>,
+}
+
+/// OOM kills of this target seen in the kernel log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OomStatus {
+    pub kills: u64,
+    pub last_unix_seconds: Option<f64>,
+    pub last_anon_rss_bytes: Option<u64>,
+}
+
+/// The mutable part of a target, replaced piece by piece by each scrape.
+#[derive(Debug)]
+pub struct Status {
+    pub up: bool,
+    pub scrapes: u64,
+    pub last_scrape: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+    /// endpoint -> seconds of the last request.
+    pub durations: BTreeMap<&'static str, f64>,
+    /// (endpoint, reason) -> count since start.
+    pub errors: BTreeMap<(&'static str, FetchReason), u64>,
+    pub memstats: Option<(MemStats, MemStatsSource)>,
+    pub heap: Option<Arc<HeapProfile>>,
+    pub heap_totals: Option<HeapTotals>,
+    pub goroutines: Option<GoroutineSummary>,
+    pub system: SystemStatus,
+    pub oom: OomStatus,
+    pub window: Window,
+    pub signals: Option<Signals>,
+    pub goroutineleak_available: Option<bool>,
+    pub leaked: Option<LeakedGoroutines>,
+    /// The first leaked count seen since the process (re)started.
+    pub leaked_first: Option<u64>,
+}
+
+impl Status {
+    fn new(window: Window) -> Self {
+        Status {
+            up: false,
+            scrapes: 0,
+            last_scrape: None,
+            last_success: None,
+            last_error: None,
+            durations: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            memstats: None,
+            heap: None,
+            heap_totals: None,
+            goroutines: None,
+            system: SystemStatus::default(),
+            oom: OomStatus::default(),
+            window,
+            signals: None,
+            goroutineleak_available: None,
+            leaked: None,
+            leaked_first: None,
+        }
+    }
+}
+
+/// One configured target: its config and its latest state.
+#[derive(Debug)]
+pub struct TargetState {
+    pub config: TargetConfig,
+    pub system: Arc<SystemConfig>,
+    /// The signal settings in force (the target's `memory_limit` folded in).
+    pub signal_config: SignalConfig,
+    selector: ProcessSelector,
+    status: Mutex<Status>,
+    schedule: Mutex<Schedule>,
+}
+
+impl TargetState {
+    pub fn new(config: TargetConfig, system: Arc<SystemConfig>) -> Self {
+        let window = Window::new(&WindowConfig {
+            warmup: config.warmup,
+            ..WindowConfig::with_span(config.window)
+        });
+        let mut signal_config = config.signals.clone();
+        if config.memory_limit.is_some() {
+            signal_config.memory_limit_bytes = config.memory_limit;
+        }
+        let selector = ProcessSelector {
+            pid: config.pid,
+            pid_file: config.pid_file.clone(),
+            // Validated at config load.
+            process: config
+                .process
+                .as_deref()
+                .and_then(|p| regex::Regex::new(p).ok()),
+        };
+        let schedule = Schedule {
+            heap: EndpointBudget::new(config.interval),
+            memstats: EndpointBudget::new(config.interval),
+            goroutine: EndpointBudget::new(config.interval),
+            goroutineleak: EndpointBudget::new(config.goroutineleak_interval.max(config.interval)),
+            policy: BudgetPolicy::new(
+                config.overhead_budget,
+                config.budget_boost,
+                config.budget_boost_for,
+            ),
+            memstats_source: None,
+            expvar_failures: 0,
+            goroutineleak_available: None,
+        };
+        TargetState {
+            config,
+            system,
+            signal_config,
+            selector,
+            status: Mutex::new(Status::new(window)),
+            schedule: Mutex::new(schedule),
+        }
+    }
+
+    /// Locks the status (never poisoned for long: a panic in a holder is a bug, and we
+    /// keep serving the last state rather than failing every later scrape).
+    pub fn status(&self) -> MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Time to wait before the next scrape, given how long this one took.
+    pub fn next_delay(&self, took: Duration) -> Duration {
+        self.config.interval.saturating_sub(took)
+    }
+
+    /// Whether any kind of leak is suspected now.
+    pub fn leak_suspected(&self) -> bool {
+        self.status()
+            .signals
+            .as_ref()
+            .is_some_and(|s| s.verdict.any_suspected())
+    }
+
+    /// Records an OOM kill of this target's process seen in the kernel log.
+    pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
+        let mut st = self.status();
+        st.oom.kills += 1;
+        st.oom.last_unix_seconds = Some(unix_seconds);
+        st.oom.last_anon_rss_bytes = anon_rss_bytes;
+    }
+
+    /// Current pid and cgroup path, for attributing kernel OOM kills.
+    pub fn oom_identity(&self) -> (Option<u32>, Option<String>) {
+        let st = self.status();
+        (
+            st.system.pid,
+            st.system
+                .location
+                .as_ref()
+                .map(|l| l.path.clone())
+                .or_else(|| self.config.cgroup.clone()),
+        )
+    }
+
+    /// Sets the live-heap baseline (`None`: the current live heap).
+    pub fn set_baseline(&self, bytes: Option<u64>) -> Option<u64> {
+        let mut st = self.status();
+        let bytes = bytes.or_else(|| st.window.newest().and_then(|s| s.live_heap()))?;
+        st.window.set_baseline(Some(bytes), SystemTime::now());
+        st.window.baseline().map(|b| b.bytes)
+    }
+
+    /// The series of a one-shot `/probe` (see [`crate::metrics::emit::probe`]).
+    pub fn push_probe_samples(&self, out: &mut Sink) {
+        crate::metrics::emit::probe(self, out);
+    }
+
+    /// The verdict cell of the landing page: each suspected leak kind with its evidence.
+    pub fn verdict_html(&self, st: &Status) -> String {
+        use crate::http::html_escape;
+        let Some(sig) = &st.signals else {
+            return "no data yet".to_string();
+        };
+        if !sig.warm {
+            return format!(
+                "warming up ({:.0}s of {:.0}s)",
+                sig.window_span_seconds,
+                st.window.warmup().as_secs_f64()
+            );
+        }
+        let mut out = String::new();
+        for k in sig.verdict.kinds() {
+            let class = if k.suspected { "suspect" } else { "ok" };
+            let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
+            out.push_str(&format!(
+                "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
+                k.kind.as_str(),
+                k.score
+            ));
+            if k.suspected {
+                out.push_str("<ul>");
+                for r in &k.reasons {
+                    out.push_str(&format!("<li>{}</li>", html_escape(r)));
+                }
+                out.push_str("</ul>");
+            }
+        }
+        out
+    }
+}

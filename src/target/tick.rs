@@ -1,0 +1,517 @@
+//! A target's loop and its tick: fetch every endpoint that is due, parse, read the
+//! system files, then analyse (window and signals). Errors are recorded in the
+//! target's state, never returned.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, GoroutineSummary,
+    LeakedGoroutines, MemStatsSource, Status, TargetState, blocking_site,
+};
+use crate::analysis::signals::Signals;
+use crate::analysis::window::{
+    ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
+};
+use crate::budget::EndpointBudget;
+use crate::config::{GoroutineFormat, HeapFormat};
+use crate::error::Error;
+use crate::scrape::Fetcher;
+
+/// Runs one target's scrape loop until `shutdown` is cancelled: a jittered first
+/// scrape (so many targets don't fire at once), then one scrape per interval, never
+/// overlapping, each holding a permit of the shared concurrency bound.
+pub async fn run(
+    target: Arc<TargetState>,
+    fetcher: Fetcher,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    dumps: Option<Arc<crate::dump::DumpManager>>,
+) {
+    // Spread first scrapes over up to half an interval, at most 5 s: enough to avoid a
+    // thundering herd of targets, short enough that a new target shows up quickly.
+    let spread = (target.config.interval / 2).min(Duration::from_secs(5));
+    let jitter = spread.mul_f64(fastrand::f64());
+    tokio::select! {
+        _ = tokio::time::sleep(jitter) => {}
+        _ = shutdown.cancelled() => return,
+    }
+    loop {
+        let started = Instant::now();
+        {
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            tokio::select! {
+                _ = target.scrape_once(&fetcher) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+        if let Some(d) = &dumps {
+            // A verdict turning to "suspected" makes sure a baseline + fresh dump pair is
+            // on disk (in the background; cooldown-limited by the dump manager).
+            d.on_verdict(&target.config.name, target.leak_suspected());
+        }
+        let wait = target.next_delay(started.elapsed());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+impl TargetState {
+    /// Counts a failed request and drops what that endpoint had reported: a series is
+    /// either current or absent, never silently stale.
+    fn record_error(&self, endpoint: &'static str, err: &Error) {
+        tracing::warn!(target_name = %self.config.name, endpoint, error = %err, "scrape failed");
+        let mut st = self.status();
+        *st.errors.entry((endpoint, err.reason())).or_default() += 1;
+        st.last_error = Some(format!("{endpoint}: {err}"));
+        match endpoint {
+            ENDPOINT_HEAP => {
+                st.memstats = None;
+                st.heap = None;
+                st.heap_totals = None;
+            }
+            ENDPOINT_GOROUTINE => st.goroutines = None,
+            ENDPOINT_MEMSTATS => st.memstats = None,
+            ENDPOINT_GOROUTINELEAK => st.leaked = None,
+            _ => {}
+        }
+    }
+
+    /// One tick of the target's loop: every endpoint that is due under the overhead
+    /// budget is requested, then the system files are read and the window and signals
+    /// updated. Errors are recorded, never returned: a failing target only changes its
+    /// own series.
+    pub async fn scrape_once(&self, fetcher: &Fetcher) {
+        let plan = self.plan(Instant::now());
+        if plan.detect_memstats {
+            self.detect_memstats_source(fetcher).await;
+        }
+        if plan.detect_goroutineleak {
+            self.detect_goroutineleak(fetcher).await;
+        }
+        let plan = self.plan(Instant::now());
+        let mut heap_ok = None;
+        if plan.heap {
+            heap_ok = Some(self.scrape_heap(fetcher).await);
+        }
+        if plan.memstats {
+            self.scrape_memstats(fetcher).await;
+        }
+        if plan.goroutine {
+            self.scrape_goroutines(fetcher).await;
+        }
+        if plan.goroutineleak {
+            self.scrape_goroutineleak(fetcher).await;
+        }
+        if self.config.watches_system() {
+            self.read_system().await;
+        }
+        let now = SystemTime::now();
+        // The window is updated on a copy, outside the status lock (and, for a huge heap
+        // profile, off the async workers): `/metrics` and the other targets must not wait
+        // for it. Readers keep seeing the previous window meanwhile.
+        let (obs, window) = {
+            let mut st = self.status();
+            st.scrapes += 1;
+            if let Some(ok) = heap_ok {
+                st.up = ok;
+                if ok {
+                    st.last_success = Some(now);
+                }
+            }
+            st.last_scrape = Some(now);
+            (observation(&st, now), st.window.clone())
+        };
+        let cfg = self.signal_config.clone();
+        let big = obs
+            .heap
+            .as_ref()
+            .is_some_and(|h| h.samples.len() > BIG_RECORDS);
+        let analysed = off_thread(big, move || {
+            let mut window = window;
+            let outcome = window.observe(obs);
+            let signals = crate::analysis::signals::compute(&window, &cfg);
+            Ok((outcome, window, signals))
+        })
+        .await;
+        let Ok((outcome, window, mut signals)) = analysed else {
+            tracing::error!(target_name = %self.config.name, "analysis task failed");
+            return;
+        };
+        let mut st = self.status();
+        st.window = window;
+        if outcome == ObserveOutcome::Restarted {
+            tracing::info!(target_name = %self.config.name, "process restarted: analysis window starts again");
+            st.leaked_first = None;
+            st.leaked = None;
+            st.goroutineleak_available = None;
+            st.durations.remove(ENDPOINT_GOROUTINELEAK);
+            let mut sched = self.schedule();
+            sched.goroutineleak_available = None;
+            sched.memstats_source = None;
+        }
+        fold_goroutineleak(&mut signals, &st);
+        let suspected = signals.verdict.any_suspected();
+        st.signals = Some(signals);
+        drop(st);
+        self.schedule().policy.on_verdict(suspected, Instant::now());
+    }
+
+    /// Asks `/debug/vars` whether the service exposes expvar's `memstats` (the cheapest
+    /// MemStats); without it MemStats come from `heap?debug=1` at a lower rate.
+    async fn detect_memstats_source(&self, fetcher: &Fetcher) {
+        let source = match self.request(fetcher, "/debug/vars").await {
+            Ok(f) if crate::pprof::memstats::parse_expvar(&f.body).is_ok() => {
+                MemStatsSource::Expvar
+            }
+            _ => MemStatsSource::HeapDebug1,
+        };
+        let interval = match source {
+            MemStatsSource::Expvar => self.config.interval,
+            MemStatsSource::HeapDebug1 => self.config.interval * self.config.memstats_text_every,
+        };
+        tracing::info!(target_name = %self.config.name, source = source.as_str(), ?interval, "MemStats source detected");
+        let mut s = self.schedule();
+        s.memstats_source = Some(source);
+        s.expvar_failures = 0;
+        s.memstats = EndpointBudget::new(interval);
+    }
+
+    /// Whether the `/debug/pprof/` index lists `goroutineleak` (Go 1.27, or 1.26 built
+    /// with `GOEXPERIMENT=goroutineleakprofile`). The index is cheap; the profile is not.
+    async fn detect_goroutineleak(&self, fetcher: &Fetcher) {
+        let available = match self.request(fetcher, "/debug/pprof/").await {
+            Ok(f) => Some(String::from_utf8_lossy(&f.body).contains("goroutineleak")),
+            // Unreachable: ask again next tick.
+            Err(_) => None,
+        };
+        if let Some(a) = available {
+            tracing::info!(target_name = %self.config.name, available = a, "goroutineleak profile detection");
+            self.schedule().goroutineleak_available = Some(a);
+            let mut st = self.status();
+            st.goroutineleak_available = Some(a);
+            if !a {
+                st.leaked = None;
+                st.leaked_first = None;
+                st.durations.remove(ENDPOINT_GOROUTINELEAK);
+            }
+        }
+    }
+
+    /// One GET of a path under the target, with its timeout, size cap and credentials.
+    async fn request(
+        &self,
+        fetcher: &Fetcher,
+        path: &str,
+    ) -> crate::error::Result<crate::scrape::Fetched> {
+        let url = self.config.endpoint(path);
+        fetcher
+            .get_with(
+                &url,
+                self.config.timeout,
+                self.config.max_body_bytes,
+                &self.config.auth,
+            )
+            .await
+    }
+
+    async fn fetch(
+        &self,
+        fetcher: &Fetcher,
+        endpoint: &'static str,
+        path: &str,
+    ) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let result = self.request(fetcher, path).await;
+        self.charge(endpoint, started, started.elapsed());
+        match result {
+            Ok(f) => {
+                self.status()
+                    .durations
+                    .insert(endpoint, f.elapsed.as_secs_f64());
+                Some(f.body)
+            }
+            Err(e) => {
+                self.record_error(endpoint, &e);
+                None
+            }
+        }
+    }
+
+    async fn scrape_heap(&self, fetcher: &Fetcher) -> bool {
+        let gc = if self.config.gc { "&gc=1" } else { "" };
+        match self.config.heap_format {
+            HeapFormat::Text => {
+                let path = format!("/debug/pprof/heap?debug=1{gc}");
+                let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, &path).await else {
+                    return false;
+                };
+                let parsed = off_thread(body.len() > BIG_BODY, move || {
+                    crate::pprof::heap::parse_heap_text(&body).map(|t| (t.estimate(), t.memstats))
+                })
+                .await;
+                match parsed {
+                    Ok((profile, memstats)) => {
+                        let mut st = self.status();
+                        st.heap_totals = Some(profile.totals());
+                        st.heap = Some(Arc::new(profile));
+                        st.memstats = memstats.map(|m| (m, MemStatsSource::HeapDebug1));
+                        true
+                    }
+                    Err(e) => {
+                        self.record_error(ENDPOINT_HEAP, &e);
+                        false
+                    }
+                }
+            }
+            HeapFormat::Proto => {
+                let path = if self.config.gc {
+                    "/debug/pprof/heap?gc=1"
+                } else {
+                    "/debug/pprof/heap"
+                };
+                let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, path).await else {
+                    return false;
+                };
+                let max = self.config.max_body_bytes;
+                let parsed = off_thread(body.len() > BIG_BODY, move || {
+                    crate::pprof::proto::decode(&body, max)
+                        .and_then(|p| crate::pprof::proto::heap_profile(&p))
+                })
+                .await;
+                match parsed {
+                    Ok(profile) => {
+                        let mut st = self.status();
+                        st.heap_totals = Some(profile.totals());
+                        st.heap = Some(Arc::new(profile));
+                        true
+                    }
+                    Err(e) => {
+                        self.record_error(ENDPOINT_HEAP, &e);
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// MemStats alone (heap records come from the protobuf profile).
+    async fn scrape_memstats(&self, fetcher: &Fetcher) {
+        let source = self.schedule().memstats_source;
+        let parsed = match source {
+            Some(MemStatsSource::Expvar) => {
+                let Some(body) = self.fetch(fetcher, ENDPOINT_MEMSTATS, "/debug/vars").await else {
+                    let mut s = self.schedule();
+                    s.expvar_failures += 1;
+                    if s.expvar_failures >= 3 {
+                        s.memstats_source = None;
+                    }
+                    return;
+                };
+                crate::pprof::memstats::parse_expvar(&body)
+            }
+            Some(MemStatsSource::HeapDebug1) => {
+                let Some(body) = self
+                    .fetch(fetcher, ENDPOINT_MEMSTATS, "/debug/pprof/heap?debug=1")
+                    .await
+                else {
+                    return;
+                };
+                off_thread(body.len() > BIG_BODY, move || {
+                    crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
+                        t.memstats.ok_or_else(|| Error::NotFormat {
+                            format: "heap?debug=1",
+                            reason: "no # runtime.MemStats trailer".to_string(),
+                        })
+                    })
+                })
+                .await
+            }
+            None => return,
+        };
+        match (parsed, source) {
+            (Ok(m), Some(src)) => {
+                self.schedule().expvar_failures = 0;
+                self.status().memstats = Some((m, src));
+            }
+            (Err(e), _) => self.record_error(ENDPOINT_MEMSTATS, &e),
+            _ => {}
+        }
+    }
+
+    async fn scrape_goroutineleak(&self, fetcher: &Fetcher) {
+        let Some(body) = self
+            .fetch(
+                fetcher,
+                ENDPOINT_GOROUTINELEAK,
+                "/debug/pprof/goroutineleak?debug=1",
+            )
+            .await
+        else {
+            return;
+        };
+        match off_thread(body.len() > BIG_BODY, move || {
+            crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
+        })
+        .await
+        {
+            Ok(p) => {
+                let mut by_function: BTreeMap<String, u64> = BTreeMap::new();
+                for r in &p.records {
+                    *by_function
+                        .entry(blocking_site(&r.stack).to_string())
+                        .or_default() += r.count;
+                }
+                let mut by_function: Vec<(String, u64)> = by_function.into_iter().collect();
+                by_function.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let mut st = self.status();
+                if st.leaked_first.is_none() {
+                    st.leaked_first = Some(p.total);
+                }
+                st.leaked = Some(LeakedGoroutines {
+                    total: p.total,
+                    by_function,
+                });
+            }
+            Err(e) => self.record_error(ENDPOINT_GOROUTINELEAK, &e),
+        }
+    }
+
+    async fn scrape_goroutines(&self, fetcher: &Fetcher) {
+        let parsed = match self.config.goroutine_format {
+            GoroutineFormat::Text => {
+                let Some(body) = self
+                    .fetch(
+                        fetcher,
+                        ENDPOINT_GOROUTINE,
+                        "/debug/pprof/goroutine?debug=1",
+                    )
+                    .await
+                else {
+                    return;
+                };
+                off_thread(body.len() > BIG_BODY, move || {
+                    crate::pprof::goroutine::parse_goroutine_text(&body).map(|t| t.to_profile())
+                })
+                .await
+            }
+            GoroutineFormat::Proto => {
+                let Some(body) = self
+                    .fetch(fetcher, ENDPOINT_GOROUTINE, "/debug/pprof/goroutine")
+                    .await
+                else {
+                    return;
+                };
+                let max = self.config.max_body_bytes;
+                off_thread(body.len() > BIG_BODY, move || {
+                    crate::pprof::proto::decode(&body, max)
+                        .and_then(|p| crate::pprof::proto::goroutine_profile(&p))
+                })
+                .await
+            }
+        };
+        let summary = match parsed {
+            Ok(p) => {
+                off_thread(p.records.len() > BIG_RECORDS, move || {
+                    Ok(GoroutineSummary::from_profile(&p))
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match summary {
+            Ok(g) => self.status().goroutines = Some(g),
+            Err(e) => self.record_error(ENDPOINT_GOROUTINE, &e),
+        }
+    }
+}
+
+/// The observation the window gets from one scrape's state.
+fn observation(st: &Status, at: SystemTime) -> Observation {
+    let mut obs = Observation::at(at);
+    obs.pid = st.system.pid;
+    obs.memstats = st.memstats.as_ref().map(|(m, _)| m.clone());
+    obs.heap = st.heap.clone();
+    obs.goroutines = st.goroutines.as_ref().map(|g| GoroutineObservation {
+        total: g.total,
+        http_client_connections: g.http_client_connections,
+        by_state: g
+            .by_state
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
+        by_function: g.by_function.clone(),
+    });
+    if let Some(Ok(c)) = &st.system.cgroup {
+        obs.container = Some(ContainerObservation {
+            usage: Some(c.usage),
+            working_set: Some(c.working_set()),
+            limit: c.limit,
+        });
+    }
+    if let Some(Ok(p)) = &st.system.process {
+        obs.rss = Some(p.rss);
+        obs.gomemlimit = p.gomemlimit;
+        obs.gogc = p.gogc;
+    }
+    obs
+}
+
+/// Folds the runtime's proof into the goroutine verdict: a non-zero leaked count that
+/// grew since the process started makes the goroutine leak certain (score 1), with
+/// the leaking function as the culprit.
+fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
+    let (Some(l), Some(first)) = (&st.leaked, st.leaked_first) else {
+        return;
+    };
+    if l.total == 0 || l.total <= first {
+        return;
+    }
+    let g = &mut signals.verdict.goroutine;
+    g.score = 1.0;
+    g.suspected = true;
+    let culprit = l
+        .by_function
+        .first()
+        .map(|(f, n)| format!("{f} ({n})"))
+        .unwrap_or_default();
+    g.reasons.insert(
+        0,
+        format!(
+            "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
+            l.total
+        ),
+    );
+}
+
+/// Bodies and profiles above these sizes are parsed and analysed on the blocking pool.
+const BIG_BODY: usize = 1 << 20;
+const BIG_RECORDS: usize = 20_000;
+
+/// Runs a parser on the blocking pool when the input is big: a big profile (megabytes of text, a million
+/// records) must not stall the async workers that scrape the other targets and serve
+/// `/metrics`.
+async fn off_thread<T: Send + 'static>(
+    big: bool,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> crate::error::Result<T> {
+    if !big {
+        // Typical profiles parse in well under a millisecond: not worth a thread hop,
+        // and the few blocking threads stay free for the big ones.
+        return f();
+    }
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::NotFormat {
+            format: "profile",
+            reason: format!("parser task failed: {e}"),
+        })
+    })
+}
