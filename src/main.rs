@@ -172,7 +172,7 @@ fn read_profile(
     opts: &TopArgs,
 ) -> anyhow::Result<leakwatch::pprof::HeapProfile> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    leakwatch::analysis::diff::load_profile(&bytes, opts.max_bytes.as_u64())
+    leakwatch::pprof::load::load_profile(&bytes, opts.max_bytes.as_u64())
         .with_context(|| format!("reading the heap profile {}", path.display()))
 }
 

@@ -2,7 +2,8 @@
 //! with a small decompression cap, and the diff of the profile against itself.
 #![no_main]
 
-use leakwatch::analysis::diff::{TopOptions, diff, load_profile, top};
+use leakwatch::analysis::diff::{TopOptions, diff, top};
+use leakwatch::pprof::load::load_profile;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_BYTES: u64 = 1 << 20;

@@ -10,7 +10,6 @@
 //! printed because [`HeapProfile`] does not record which frames were inlined.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::str::FromStr;
 
 use crate::pprof::{HeapProfile, HeapSample};
@@ -312,32 +311,6 @@ pub fn growth_by_function(
         .collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
-}
-
-/// Reads a heap profile in whatever form it comes: gzipped or raw protobuf, or
-/// `heap?debug=1` text (optionally gzipped), whose raw counts are scaled the
-/// way pprof does. `max_bytes` caps the decompressed size.
-pub fn load_profile(bytes: &[u8], max_bytes: u64) -> Result<HeapProfile> {
-    let plain: std::borrow::Cow<'_, [u8]> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Proto(format!("gunzip: {e}")))?;
-        if out.len() as u64 > max_bytes {
-            return Err(Error::Proto(format!(
-                "decompressed profile exceeds the limit of {max_bytes} bytes"
-            )));
-        }
-        out.into()
-    } else {
-        bytes.into()
-    };
-    if plain.starts_with(b"heap profile:") {
-        return Ok(crate::pprof::heap::parse_heap_text(&plain)?.estimate());
-    }
-    let p = crate::pprof::proto::decode(&plain, max_bytes)?;
-    crate::pprof::proto::heap_profile(&p)
 }
 
 /// Output unit chosen like pprof's `selectOutputUnit` for `-unit=minimum`.

@@ -6,12 +6,15 @@
 //! - [`goroutine`]: `goroutine?debug=1` (and `goroutineleak?debug=1`) text, `debug=2` tracebacks.
 //! - [`proto`]: gzipped `perftools.profiles.Profile` protobuf (heap and goroutine).
 //! - [`funcname`]: Go symbol helpers (package of a function, runtime frames).
+//! - [`load`]: loading a profile in any form (gzip detection with a size cap, protobuf or text).
 //!
-//! Nothing here does I/O; every parser accepts any bytes and never panics.
+//! Nothing here does I/O (callers read the bytes); every parser accepts any bytes and never
+//! panics. Values only: the series built from them are in `metrics::emit`.
 
 pub mod funcname;
 pub mod goroutine;
 pub mod heap;
+pub mod load;
 pub mod memstats;
 pub mod proto;
 

@@ -6,7 +6,6 @@
 //! google/pprof `proto/profile.proto`) so the build needs no `protoc`.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use prost::Message;
 
@@ -143,35 +142,19 @@ pub struct Function {
     pub start_line: i64,
 }
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// Decodes a profile, gunzipping it first when it starts with the gzip magic
 /// (Go serves it gzipped without a `Content-Encoding` header).
 ///
 /// `max_decompressed` caps the decompressed size: a gzip bomb is an error, and
 /// never more than `max_decompressed + 1` bytes are held in memory.
 pub fn decode(bytes: &[u8], max_decompressed: u64) -> Result<Profile> {
-    let raw: std::borrow::Cow<'_, [u8]> = if bytes.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .take(max_decompressed.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Proto(format!("gunzip: {e}")))?;
-        if out.len() as u64 > max_decompressed {
-            return Err(Error::Proto(format!(
-                "decompressed profile exceeds the limit of {max_decompressed} bytes"
-            )));
-        }
-        out.into()
-    } else {
-        if bytes.len() as u64 > max_decompressed {
-            return Err(Error::Proto(format!(
-                "profile of {} bytes exceeds the limit of {max_decompressed} bytes",
-                bytes.len()
-            )));
-        }
-        bytes.into()
-    };
+    let raw = crate::pprof::load::gunzip_capped(bytes, max_decompressed)?;
+    if matches!(raw, std::borrow::Cow::Borrowed(_)) && bytes.len() as u64 > max_decompressed {
+        return Err(Error::Proto(format!(
+            "profile of {} bytes exceeds the limit of {max_decompressed} bytes",
+            bytes.len()
+        )));
+    }
     if raw.is_empty() {
         return Err(Error::Proto("empty profile".into()));
     }

@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use leakwatch::analysis::diff::{
-    SampleType, TopOptions, TopReport, diff, growth_by_function, load_profile, top,
-};
+use leakwatch::analysis::diff::{SampleType, TopOptions, TopReport, diff, growth_by_function, top};
+use leakwatch::pprof::load::load_profile;
 use leakwatch::pprof::{HeapProfile, proto};
 
 const MAX: u64 = 64 << 20;

@@ -653,10 +653,11 @@ fn hostile_run(million_cap: u64) {
 /// Every parser the fuzz targets cover, run over one input as the fuzz targets do.
 /// Returns how many of them accepted it (for the report; any panic fails the test).
 fn every_parser(data: &[u8]) -> usize {
-    use leakwatch::analysis::diff::{TopOptions, diff, load_profile, top};
+    use leakwatch::analysis::diff::{TopOptions, diff, top};
     use leakwatch::pprof::goroutine::{
         count_by_state, count_tracebacks_by_state, parse_goroutine_text, parse_goroutine_traceback,
     };
+    use leakwatch::pprof::load::load_profile;
     use leakwatch::pprof::{heap, memstats, proto};
     use leakwatch::system::{cgroup, discover, kmsg, proc};
 
@@ -774,7 +775,7 @@ fn hostile_bodies_through_the_parsers() {
         bomb.len(),
         started.elapsed()
     );
-    let err = leakwatch::analysis::diff::load_profile(&bomb, MAX_BODY)
+    let err = leakwatch::pprof::load::load_profile(&bomb, MAX_BODY)
         .unwrap_err()
         .to_string();
     assert!(err.contains("exceeds the limit"), "{err}");
