@@ -382,7 +382,7 @@ impl Config {
         }
         .map_err(|e| Error::Config(e.to_string()))?;
         raw.resolve().map_err(|e| match e {
-            Error::Config(msg) => Error::Config(with_line(text, msg)),
+            Error::Config(msg) => Error::Config(crate::error::with_line(text, msg)),
             other => other,
         })
     }
@@ -590,55 +590,6 @@ impl RawConfig {
             probe_allow,
         })
     }
-}
-
-/// Adds `at line N` to a validation error about `targets[i]` or `targets[i].key`,
-/// found by scanning the YAML text (the parser's own errors already carry one).
-fn with_line(text: &str, msg: String) -> String {
-    static TARGET_KEY: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^targets\[(\d+)\](?:\.([a-z_]+))?").expect("valid regex"));
-    let Some(c) = TARGET_KEY.captures(&msg) else {
-        return msg;
-    };
-    let Some(index) = c.get(1).and_then(|m| m.as_str().parse::<usize>().ok()) else {
-        return msg;
-    };
-    let key = c.get(2).map(|m| m.as_str());
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == "targets:") else {
-        return msg;
-    };
-    // Items of the targets sequence: lines whose first non-space is "- ", at the
-    // indentation of the first one.
-    let item_indent = lines[start + 1..]
-        .iter()
-        .find(|l| l.trim_start().starts_with("- "))
-        .map(|l| l.len() - l.trim_start().len());
-    let Some(indent) = item_indent else {
-        return msg;
-    };
-    let items: Vec<usize> = (start + 1..lines.len())
-        .filter(|&i| {
-            let l = lines[i];
-            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with("- ")
-        })
-        .collect();
-    let Some(&first) = items.get(index) else {
-        return msg;
-    };
-    let end = items.get(index + 1).copied().unwrap_or(lines.len());
-    let line = match key {
-        None => first,
-        Some(k) => (first..end)
-            .find(|&i| {
-                let t = lines[i].trim_start().trim_start_matches("- ");
-                t.starts_with(&format!("{k}:"))
-                    || lines[i].contains(&format!("{{{k}:"))
-                    || lines[i].contains(&format!(" {k}:"))
-            })
-            .unwrap_or(first),
-    };
-    format!("{msg} at line {}", line + 1)
 }
 
 /// Prometheus' `hashmod`: MD5 of `value`, last 8 bytes big-endian, modulo `modulus`.

@@ -1,6 +1,10 @@
-//! The one error type of the library: what failed, where (URL, path, line) and why.
+//! The one error type of the library: what failed, where (URL, path, line) and why;
+//! and [`with_line`], which finds the line of a YAML file an error is about.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Everything that can go wrong inside leakwatch. Messages name the input
 /// (URL, path, line number) and, where it helps, what to do about it.
@@ -121,3 +125,76 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds the line of a YAML file to an error about it, found by scanning the text:
+/// for a validation error about `targets[i]` or `targets[i].key`, the line of that
+/// item or key; for the parser's "unknown field" at the top level (which it reports
+/// without a position), the line that starts with that key. Messages that already
+/// carry a line, or name nothing to find, are returned as they are.
+pub fn with_line(text: &str, msg: String) -> String {
+    static TARGET_KEY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^targets\[(\d+)\](?:\.([a-z_]+))?").expect("valid regex"));
+    let Some(c) = TARGET_KEY.captures(&msg) else {
+        return with_top_level_line(text, msg);
+    };
+    let Some(index) = c.get(1).and_then(|m| m.as_str().parse::<usize>().ok()) else {
+        return msg;
+    };
+    let key = c.get(2).map(|m| m.as_str());
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "targets:") else {
+        return msg;
+    };
+    // Items of the targets sequence: lines whose first non-space is "- ", at the
+    // indentation of the first one.
+    let item_indent = lines[start + 1..]
+        .iter()
+        .find(|l| l.trim_start().starts_with("- "))
+        .map(|l| l.len() - l.trim_start().len());
+    let Some(indent) = item_indent else {
+        return msg;
+    };
+    let items: Vec<usize> = (start + 1..lines.len())
+        .filter(|&i| {
+            let l = lines[i];
+            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with("- ")
+        })
+        .collect();
+    let Some(&first) = items.get(index) else {
+        return msg;
+    };
+    let end = items.get(index + 1).copied().unwrap_or(lines.len());
+    let line = match key {
+        None => first,
+        Some(k) => (first..end)
+            .find(|&i| {
+                let t = lines[i].trim_start().trim_start_matches("- ");
+                t.starts_with(&format!("{k}:"))
+                    || lines[i].contains(&format!("{{{k}:"))
+                    || lines[i].contains(&format!(" {k}:"))
+            })
+            .unwrap_or(first),
+    };
+    format!("{msg} at line {}", line + 1)
+}
+
+/// The line of a top-level key the parser reports as unknown without a position.
+fn with_top_level_line(text: &str, msg: String) -> String {
+    if msg.contains(" at line ") {
+        return msg;
+    }
+    let key = msg
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(k, _)| k);
+    let line = key.and_then(|k| {
+        text.lines().position(|l| {
+            l.strip_prefix(k)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+    });
+    match line {
+        Some(i) => format!("{msg} at line {} column 1", i + 1),
+        None => msg,
+    }
+}
