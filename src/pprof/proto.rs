@@ -19,7 +19,7 @@ pub struct Profile {
     #[prost(message, repeated, tag = "1")]
     pub sample_type: Vec<ValueType>,
     #[prost(message, repeated, tag = "2")]
-    pub sample: Vec<Sample>,
+    pub sample: Vec<ProfileSample>,
     #[prost(message, repeated, tag = "3")]
     pub mapping: Vec<Mapping>,
     #[prost(message, repeated, tag = "4")]
@@ -56,8 +56,9 @@ pub struct ValueType {
     pub unit: i64,
 }
 
+/// One `Sample` message of profile.proto: a stack and its values.
 #[derive(Clone, PartialEq, Message)]
-pub struct Sample {
+pub struct ProfileSample {
     /// Leaf (innermost) location first.
     #[prost(uint64, repeated, tag = "1")]
     pub location_id: Vec<u64>,
@@ -232,7 +233,7 @@ fn sample_index(p: &Profile, name: &str) -> Option<usize> {
         .position(|vt| str_at(p, vt.r#type) == name)
 }
 
-fn value_at(s: &Sample, idx: Option<usize>) -> u64 {
+fn value_at(s: &ProfileSample, idx: Option<usize>) -> u64 {
     // Negative values only appear in hand-made diff profiles; a heap has none.
     idx.and_then(|i| s.value.get(i))
         .map(|v| u64::try_from(*v).unwrap_or(0))
@@ -352,7 +353,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
-            sample: vec![Sample {
+            sample: vec![ProfileSample {
                 location_id: vec![1],
                 value: vec![4],
                 label: vec![],
