@@ -1,8 +1,8 @@
 //! Leak signals derived from one target's [`Window`]: slopes, the live heap and its
 //! monotonicity, alloc/free ratios, concentration by package, culprit growth by
 //! allocation site and blocking site, GC headroom and pauses, time-to-OOM, the
-//! baseline, and the verdict. [`compute`] is pure; [`Signals::push_samples`] emits
-//! exactly the `leakwatch_*` series named in [`crate::metrics::METRICS`].
+//! baseline, and the verdict. [`compute`] is pure and returns values only; their
+//! series are emitted by `metrics::emit`.
 //!
 //! # Time-to-OOM: method and error
 //!
