@@ -6,13 +6,13 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | strict YAML config, flags, defaults, validation |
-//! | [`scrape`] | the per-target schedule and the one HTTP client: timeouts, size caps |
-//! | [`pprof`] | pure parsers of Go's pprof text and protobuf formats |
+//! | [`scrape`] | the one HTTP client: auth, same-origin redirects, timeouts, size caps |
+//! | [`pprof`] | pure parsers of Go's pprof text and protobuf formats; loading profile files |
 //! | [`system`] | cgroup v1/v2 memory files, `/proc`, kernel OOM-kill log |
 //! | [`analysis`] | the per-target window, slopes, leak signals, verdict, heap diff |
-//! | [`target`] | each target's latest state, shared between scraper and HTTP |
+//! | [`target`] | one target: its state, its loop and tick (fetch → parse → read system → analyse) |
 //! | [`budget`] | the overhead budget: per-endpoint intervals stretched to cap the service's cost |
-//! | [`metrics`] | the table of every metric, and the scrape-time collector |
+//! | [`metrics`] | the only place with metric names: the table, every emitter, the collector |
 //! | [`http`] | axum routes: `/metrics`, `/`, `/-/healthy`, `/-/ready` |
 //! | [`dump`] | profile dumps: schedule, suspicion pairs, atomic writes, retention, API |
 //! | [`report`] | the report page of one target |
