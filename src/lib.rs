@@ -30,13 +30,12 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod pprof;
-pub mod report;
 pub mod scrape;
 pub mod system;
 pub mod target;
 pub mod units;
 pub mod watch;
-pub mod web;
+pub use http::web;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};

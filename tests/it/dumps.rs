@@ -635,7 +635,7 @@ async fn dumps_api_over_http() {
         DumpTarget::new("u", url(svc), cfg),
         DumpTarget::new("off", url(svc), off),
     ]);
-    let app: Router = Router::new().merge(leakwatch::dump::routes(m.clone()));
+    let app: Router = Router::new().merge(leakwatch::http::dumps::routes(m.clone()));
     let addr = spawn_server(app).await;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
