@@ -181,7 +181,7 @@ struct RawTarget {
     #[serde(default)]
     bearer_token_file: Option<PathBuf>,
     #[serde(default)]
-    basic_auth: Option<crate::scrape::BasicAuth>,
+    basic_auth: Option<crate::scrape::BasicCredentials>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
 }

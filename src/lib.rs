@@ -5,19 +5,18 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | strict YAML config, flags, defaults, validation |
-//! | [`scrape`] | the one HTTP client: auth, same-origin redirects, timeouts, size caps |
-//! | [`pprof`] | pure parsers of Go's pprof text and protobuf formats; loading profile files |
-//! | [`system`] | cgroup v1/v2 memory files, `/proc`, kernel OOM-kill log |
-//! | [`analysis`] | the per-target window, slopes, leak signals, verdict, heap diff |
+//! | [`config`] | strict YAML config, defaults, validation; composes the section types of its users |
+//! | [`scrape`] | the one HTTP client: auth, same-origin redirects, timeouts, size caps, streaming |
 //! | [`target`] | one target: its state, its loop and tick (fetch → parse → read system → analyse) |
 //! | [`budget`] | the overhead budget: per-endpoint intervals stretched to cap the service's cost |
+//! | [`pprof`] | pure parsers of Go's pprof text and protobuf formats; loading profile files |
+//! | [`system`] | cgroup v1/v2 memory files, `/proc`, kernel OOM-kill log: readers and parsers |
+//! | [`analysis`] | the per-target window, slopes and trend tests, leak signals, verdict, heap diff |
 //! | [`metrics`] | the only place with metric names: the table, every emitter, the collector |
-//! | [`http`] | axum routes: `/metrics`, `/`, `/-/healthy`, `/-/ready` |
-//! | [`dump`] | profile dumps: schedule, suspicion pairs, atomic writes, retention, API |
-//! | [`report`] | the report page of one target |
+//! | [`dump`] | profile dumps: schedule, triggers, and the store (names, retention, atomic writes) |
+//! | [`http`] | the only place with HTML: routes, pages, dumps API, TLS and basic auth |
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
-//! | [`web`] | TLS and basic auth for leakwatch's own endpoints (exporter-toolkit web config) |
+//! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
 //! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
@@ -28,15 +27,14 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod http;
+pub mod kernel_log;
 pub mod metrics;
 pub mod pprof;
-pub mod report;
 pub mod scrape;
 pub mod system;
 pub mod target;
 pub mod units;
 pub mod watch;
-pub mod web;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -299,7 +297,7 @@ pub async fn run_with(
 pub async fn run_full(
     config: Config,
     config_path: Option<std::path::PathBuf>,
-    web: Option<web::WebConfig>,
+    web: Option<http::web::WebConfig>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -319,7 +317,7 @@ pub async fn run_full(
     let _ = loops.dumps.set(state.dumps.clone());
     loops.sync(&state.targets());
     tokio::spawn(state.dumps.clone().run(cancel.clone()));
-    let kernel_reader = start_kernel_log(&kernel_log, state.clone());
+    let kernel_reader = kernel_log::start(&kernel_log, state.clone());
     spawn_sighup_reloader(state.clone(), cancel.clone());
     let addr = listener
         .local_addr()
@@ -327,7 +325,7 @@ pub async fn run_full(
     tracing::info!(%addr, "listening");
     let app = http::app(state.clone());
     let cancel_http = cancel.clone();
-    let server = web::serve(listener, app, web, async move {
+    let server = http::web::serve(listener, app, web, async move {
         shutdown.await;
         cancel_http.cancel();
     });
@@ -358,102 +356,4 @@ fn spawn_sighup_reloader(state: Arc<AppState>, cancel: CancellationToken) {
             }
         }
     });
-}
-
-/// Starts following the kernel log for OOM kills (unless `off`): a std thread reads it,
-/// another attributes each kill to the target whose cgroup or pid matches, or counts
-/// it host-wide.
-fn start_kernel_log(source: &str, state: Arc<AppState>) -> Option<Arc<system::KernelLogReader>> {
-    use system::{KernelLogOptions, KernelLogSource};
-    if source == "off" {
-        return None;
-    }
-    let kind = if source.starts_with("/dev/") {
-        KernelLogSource::Kmsg(source.into())
-    } else {
-        KernelLogSource::File(source.into())
-    };
-    let is_kmsg = matches!(kind, KernelLogSource::Kmsg(_));
-    let (tx, rx) = std::sync::mpsc::channel::<system::OomKill>();
-    let reader = match system::spawn_kernel_log_reader(kind, KernelLogOptions::default(), tx) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            tracing::warn!(source, error = %e, "cannot start the kernel log reader");
-            *state
-                .kernel
-                .readable
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some((source.to_string(), false));
-            return None;
-        }
-    };
-    let source = source.to_string();
-    let health = state.kernel.clone();
-    let watcher = reader.clone();
-    std::thread::Builder::new()
-        .name("leakwatch-oom".into())
-        .spawn(move || {
-            loop {
-                // Refresh the health gauge at least every second.
-                let next = rx.recv_timeout(std::time::Duration::from_secs(1));
-                if let Some(ok) = watcher.readable() {
-                    *health.readable.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some((source.clone(), ok));
-                }
-                match next {
-                    Ok(kill) => attribute_kill(&state, &kill, is_kmsg),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        })
-        .ok()?;
-    Some(reader)
-}
-
-/// When the machine booted: now minus `/proc/uptime`.
-fn boot_time() -> Option<std::time::SystemTime> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    let up: f64 = text.split_whitespace().next()?.parse().ok()?;
-    std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs_f64(up))
-}
-
-fn attribute_kill(state: &AppState, kill: &system::OomKill, is_kmsg: bool) {
-    let targets = state.targets();
-    let ids: Vec<(String, Option<u32>, Option<String>)> = targets
-        .iter()
-        .map(|t| {
-            let (pid, cg) = t.oom_identity();
-            (t.config.name.clone(), pid, cg)
-        })
-        .collect();
-    let refs: Vec<(&str, Option<u32>, Option<&str>)> = ids
-        .iter()
-        .map(|(n, p, c)| (n.as_str(), *p, c.as_deref()))
-        .collect();
-    let now = std::time::SystemTime::now();
-    // /dev/kmsg times are since boot; a replayed file's are from another boot.
-    let when = match (is_kmsg, kill.monotonic_usec, boot_time()) {
-        (true, Some(us), Some(boot)) => boot + std::time::Duration::from_micros(us),
-        _ => now,
-    };
-    let unix = when
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    match system::attribute(kill, &refs) {
-        Some(name) => {
-            tracing::warn!(target_name = name, pid = kill.pid, task = %kill.task, memcg = ?kill.task_memcg, anon_rss_bytes = ?kill.anon_rss_bytes, "OOM kill of a watched process");
-            if let Some(t) = targets.iter().find(|t| t.config.name == name) {
-                t.record_oom_kill(unix, kill.anon_rss_bytes);
-            }
-        }
-        None => {
-            tracing::info!(pid = kill.pid, task = %kill.task, memcg = ?kill.task_memcg, "OOM kill of a process no target watches");
-            state
-                .kernel
-                .host_kills
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
 }

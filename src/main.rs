@@ -205,7 +205,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 fn serve(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let web = match &cli.web_config {
-        Some(path) => Some(leakwatch::web::WebConfig::load(path)?),
+        Some(path) => Some(leakwatch::http::web::WebConfig::load(path)?),
         None => None,
     };
     if cli.check {

@@ -1,5 +1,6 @@
-//! The one HTTP client of leakwatch: auth, same-origin redirects, timeouts, size caps
-//! while streaming, error classification. (Each target's loop is `target::run`.)
+//! The one HTTP client of leakwatch (scrapes and dumps alike): credentials, same-origin
+//! redirects, timeouts, size caps while streaming, buffered and streamed GETs, error
+//! classification. (Each target's loop is `target::run`.)
 
 use std::time::{Duration, Instant};
 
@@ -17,15 +18,16 @@ pub struct RequestAuth {
     #[serde(default)]
     pub bearer_token_file: Option<std::path::PathBuf>,
     #[serde(default)]
-    pub basic_auth: Option<BasicAuth>,
+    pub basic_auth: Option<BasicCredentials>,
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
-/// Basic auth for a target; the password comes from a file.
+/// The basic-auth credentials leakwatch sends to a target; the password comes from a
+/// file. (The users leakwatch itself accepts are `http::auth`'s user table.)
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BasicAuth {
+pub struct BasicCredentials {
     pub username: String,
     pub password_file: std::path::PathBuf,
 }
@@ -157,21 +159,64 @@ impl Fetcher {
     }
 
     async fn get_inner(&self, url: &str, max_bytes: u64, auth: &RequestAuth) -> Result<Vec<u8>> {
-        let resp = send_checked(&self.client, url, auth, max_bytes).await?;
+        let mut resp = self.get_streamed(url, max_bytes, auth).await?;
         let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(url, &e))?;
-            if body.len() as u64 + chunk.len() as u64 > max_bytes {
-                return Err(fetch_error(
-                    url,
-                    FetchReason::TooLarge,
-                    format!("body is over the {max_bytes}-byte limit"),
-                ));
-            }
+        while let Some(chunk) = resp.chunk().await? {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// Sends a GET and returns the response for its body to be read chunk by chunk
+    /// (dumps go straight to disk): the status and Content-Length are checked, and
+    /// [`Streamed::chunk`] fails as soon as the body crosses `max_bytes`. The caller
+    /// bounds the whole request with its own timeout.
+    pub async fn get_streamed(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        auth: &RequestAuth,
+    ) -> Result<Streamed> {
+        let resp = send_checked(&self.client, url, auth, max_bytes).await?;
+        Ok(Streamed {
+            url: url.to_string(),
+            resp,
+            max_bytes,
+            read: 0,
+        })
+    }
+}
+
+/// A response whose body is being read, never past its size cap.
+#[derive(Debug)]
+pub struct Streamed {
+    url: String,
+    resp: reqwest::Response,
+    max_bytes: u64,
+    read: u64,
+}
+
+impl Streamed {
+    /// The next piece of the body; None at its end. A transport error or a body over
+    /// the cap is an error.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>> {
+        let Some(chunk) = self
+            .resp
+            .chunk()
+            .await
+            .map_err(|e| classify(&self.url, &e))?
+        else {
+            return Ok(None);
+        };
+        self.read = self.read.saturating_add(chunk.len() as u64);
+        if self.read > self.max_bytes {
+            return Err(fetch_error(
+                &self.url,
+                FetchReason::TooLarge,
+                format!("body is over the {}-byte limit", self.max_bytes),
+            ));
+        }
+        Ok(Some(chunk))
     }
 }
 
@@ -221,7 +266,7 @@ pub fn redirect_allowed(previous: &[reqwest::Url], next: &reqwest::Url) -> Resul
 /// body: a transport error, a non-2xx status (with the first 200 bytes of the body, as
 /// Go's pprof errors are one short line) and a Content-Length over `max_bytes`. Shared by
 /// scrapes and dumps.
-pub(crate) async fn send_checked(
+async fn send_checked(
     client: &reqwest::Client,
     url: &str,
     auth: &RequestAuth,
@@ -270,7 +315,7 @@ pub(crate) fn fetch_error(url: &str, reason: FetchReason, detail: String) -> Err
     }
 }
 
-pub(crate) fn classify(url: &str, e: &reqwest::Error) -> Error {
+fn classify(url: &str, e: &reqwest::Error) -> Error {
     let reason = if e.is_timeout() {
         FetchReason::Timeout
     } else if e.is_redirect() {

@@ -151,6 +151,13 @@ pub fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Nanoseconds since the Unix epoch of `t` (0 before the epoch).
+pub fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Now, in whole seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     unix_secs(SystemTime::now())

@@ -2,6 +2,7 @@
 
 pub mod diff;
 pub mod signals;
+pub mod sites;
 pub mod slope;
 pub mod verdict;
 pub mod window;

@@ -25,9 +25,10 @@
 use serde::Deserialize;
 
 use crate::analysis::diff::{SampleType, growth_by_function};
+use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
 use crate::analysis::verdict::{Evidence, Thresholds, Verdict, judge};
-use crate::analysis::window::{Baseline, Sample, SiteSnapshot, Window};
+use crate::analysis::window::{Baseline, Sample, Window};
 use crate::pprof::funcname::package_of;
 use crate::pprof::{HeapProfile, HeapSample};
 

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
+use crate::analysis::sites::{Checkpoints, SiteSnapshot};
 use crate::pprof::HeapProfile;
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
 use crate::pprof::memstats::MemStats;
@@ -194,114 +195,6 @@ impl Sample {
     }
 }
 
-/// Per-site values at one time: sorted by name, names shared between snapshots.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SiteSnapshot {
-    pub at: SystemTime,
-    pub entries: Vec<(Arc<str>, u64)>,
-    /// Sum over sites beyond `max_sites`.
-    pub other: u64,
-}
-
-impl SiteSnapshot {
-    pub fn get(&self, name: &str) -> Option<u64> {
-        self.entries
-            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
-            .ok()
-            .and_then(|i| self.entries.get(i))
-            .map(|(_, v)| *v)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.entries
-            .iter()
-            .fold(self.other, |acc, (_, v)| acc.saturating_add(*v))
-    }
-
-    /// Builds a snapshot of the `max_sites` largest values, reusing names already
-    /// stored in `previous` so a site's name is kept once across snapshots.
-    fn build(
-        at: SystemTime,
-        values: HashMap<&str, u64>,
-        max_sites: usize,
-        previous: Option<&SiteSnapshot>,
-    ) -> SiteSnapshot {
-        let mut all: Vec<(&str, u64)> = values.into_iter().collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let other = all
-            .iter()
-            .skip(max_sites)
-            .fold(0u64, |acc, (_, v)| acc.saturating_add(*v));
-        all.truncate(max_sites);
-        let mut entries: Vec<(Arc<str>, u64)> = all
-            .into_iter()
-            .map(|(name, v)| {
-                let shared = previous.and_then(|p| {
-                    p.entries
-                        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
-                        .ok()
-                        .and_then(|i| p.entries.get(i))
-                        .map(|(n, _)| Arc::clone(n))
-                });
-                (shared.unwrap_or_else(|| Arc::from(name)), v)
-            })
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        SiteSnapshot { at, entries, other }
-    }
-
-    fn approx_bytes(&self) -> usize {
-        let names: usize = self
-            .entries
-            .iter()
-            // A shared name is counted once in total, split between its holders.
-            .map(|(n, _)| n.len() / Arc::strong_count(n).max(1))
-            .sum();
-        std::mem::size_of::<Self>()
-            + self.entries.capacity() * std::mem::size_of::<(Arc<str>, u64)>()
-            + names
-    }
-}
-
-/// Snapshots at most `span / CHECKPOINTS` apart, oldest first; the last is the newest.
-#[derive(Debug, Clone, Default)]
-struct Checkpoints {
-    snapshots: VecDeque<SiteSnapshot>,
-}
-
-impl Checkpoints {
-    fn push(&mut self, snap: SiteSnapshot, spacing: Duration) {
-        // The newest snapshot is kept as a checkpoint once it is `spacing` after the one
-        // before it; until then each new snapshot replaces it.
-        if newest_is_temporary(self.snapshots.iter().rev().map(|s| s.at), spacing) {
-            self.snapshots.pop_back();
-        }
-        self.snapshots.push_back(snap);
-    }
-
-    fn evict_before(&mut self, start: SystemTime) {
-        while self.snapshots.len() > 1 && self.snapshots.front().is_some_and(|s| s.at < start) {
-            self.snapshots.pop_front();
-        }
-        if self.snapshots.front().is_some_and(|s| s.at < start) {
-            self.snapshots.clear();
-        }
-    }
-
-    fn previous_names(&self) -> Option<&SiteSnapshot> {
-        self.snapshots.back()
-    }
-
-    fn approx_bytes(&self) -> usize {
-        self.snapshots.capacity() * std::mem::size_of::<SiteSnapshot>()
-            + self
-                .snapshots
-                .iter()
-                .map(|s| s.approx_bytes() - std::mem::size_of::<SiteSnapshot>())
-                .sum::<usize>()
-    }
-}
-
 /// Where the heap baseline came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaselineSource {
@@ -334,15 +227,9 @@ pub struct Window {
     restarts: u64,
 }
 
-fn unix_ns(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Given times newest first, whether the newest is closer than `spacing` to the one
 /// before it, and so is only the current "latest", replaced by the next arrival.
-fn newest_is_temporary(
+pub(crate) fn newest_is_temporary(
     mut newest_first: impl Iterator<Item = SystemTime>,
     spacing: Duration,
 ) -> bool {
@@ -542,7 +429,7 @@ impl Window {
             self.last_pause_end = end;
         }
         self.pauses.extend(new);
-        let start_ns = unix_ns(self.start());
+        let start_ns = crate::units::unix_ns(self.start());
         while self.pauses.front().is_some_and(|(end, _)| *end < start_ns) {
             self.pauses.pop_front();
         }

@@ -61,7 +61,7 @@ impl Collector for TargetsCollector {
         for t in &targets {
             let mut sink = Sink::new();
             emit::target(t, &mut sink);
-            self.dumps.push_samples(&t.config.name, &mut sink);
+            super::emit::dumps(&self.dumps, &t.config.name, &mut sink);
             groups.push(LabelledSamples {
                 target_labels: t.config.label_pairs(),
                 samples: sink.samples,

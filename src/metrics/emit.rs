@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{Kind, Sink};
 use crate::analysis::signals::{Signals, Trend};
+use crate::dump::{DumpManager, DumpStats, ProfileType};
 use crate::pprof::memstats::MemStats;
 use crate::system::{CgroupMemory, ProcessMemory, StatKind};
 use crate::target::TargetState;
@@ -509,6 +510,36 @@ fn budget(t: &TargetState, out: &mut Sink) {
         );
         if let Some(r) = ratio {
             out.gauge_with("leakwatch_overhead_ratio", &[name], r);
+        }
+    }
+}
+
+/// The dump series of one target of a dump manager (nothing when it has no dumps).
+pub fn dumps(m: &DumpManager, target: &str, out: &mut Sink) {
+    if let Some(s) = m.stats(target) {
+        dump_stats(&s, out);
+    }
+}
+
+/// The dump series of one target.
+pub fn dump_stats(s: &DumpStats, out: &mut Sink) {
+    for ((p, ok, r), n) in &s.counts {
+        let result = if *ok { "success" } else { "failure" };
+        out.counter_with(
+            "leakwatch_pprof_dump",
+            &[p.as_str(), result, r.as_str()],
+            *n,
+        );
+    }
+    for (i, p) in ProfileType::ALL.into_iter().enumerate() {
+        out.counter_with("leakwatch_pprof_dump_bytes", &[p.as_str()], s.bytes[i]);
+        if let Some(t) = s.last_success[i] {
+            let secs = crate::units::unix_secs_f64(t);
+            out.gauge_with(
+                "leakwatch_pprof_dump_last_success_timestamp_seconds",
+                &[p.as_str()],
+                secs,
+            );
         }
     }
 }

@@ -20,16 +20,39 @@ pub fn gunzip_capped(bytes: &[u8], max_decompressed: u64) -> Result<Cow<'_, [u8]
         return Ok(Cow::Borrowed(bytes));
     }
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(max_decompressed.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Proto(format!("gunzip: {e}")))?;
-    if out.len() as u64 > max_decompressed {
-        return Err(Error::Proto(format!(
+    match gunzip_capped_into(bytes, max_decompressed, &mut out) {
+        Ok(_) => Ok(Cow::Owned(out)),
+        Err(Gunzip::Io(e)) => Err(Error::Proto(format!("gunzip: {e}"))),
+        Err(Gunzip::OverCap) => Err(Error::Proto(format!(
             "decompressed profile exceeds the limit of {max_decompressed} bytes"
-        )));
+        ))),
     }
-    Ok(Cow::Owned(out))
+}
+
+/// Why [`gunzip_capped_into`] stopped.
+#[derive(Debug)]
+pub enum Gunzip {
+    /// Not gzip, truncated, or a bad CRC/length; or `out` failed.
+    Io(std::io::Error),
+    /// More than the cap would come out.
+    OverCap,
+}
+
+/// Decompresses the gzip stream (one or more members) read from `r` into `out`,
+/// streaming, and returns the decompressed length: at most `max_decompressed` bytes
+/// are written, then [`Gunzip::OverCap`]. The one gzip-with-cap of leakwatch: profiles
+/// in memory ([`gunzip_capped`]) and dump files checked on disk go through it.
+pub fn gunzip_capped_into(
+    r: impl Read,
+    max_decompressed: u64,
+    out: &mut impl std::io::Write,
+) -> std::result::Result<u64, Gunzip> {
+    let mut dec = flate2::read::MultiGzDecoder::new(r).take(max_decompressed.saturating_add(1));
+    let n = std::io::copy(&mut dec, out).map_err(Gunzip::Io)?;
+    if n > max_decompressed {
+        return Err(Gunzip::OverCap);
+    }
+    Ok(n)
 }
 
 /// Reads a heap profile in whatever form it comes: gzipped or raw protobuf, or

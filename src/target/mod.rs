@@ -19,7 +19,6 @@ use crate::analysis::window::{Window, WindowConfig};
 use crate::budget::{BudgetPolicy, EndpointBudget};
 use crate::config::{SystemConfig, TargetConfig};
 use crate::error::FetchReason;
-use crate::metrics::Sink;
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, HeapTotals};
 use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
@@ -229,43 +228,5 @@ impl TargetState {
         let bytes = bytes.or_else(|| st.window.newest().and_then(|s| s.live_heap()))?;
         st.window.set_baseline(Some(bytes), SystemTime::now());
         st.window.baseline().map(|b| b.bytes)
-    }
-
-    /// The series of a one-shot `/probe` (see [`crate::metrics::emit::probe`]).
-    pub fn push_probe_samples(&self, out: &mut Sink) {
-        crate::metrics::emit::probe(self, out);
-    }
-
-    /// The verdict cell of the landing page: each suspected leak kind with its evidence.
-    pub fn verdict_html(&self, st: &Status) -> String {
-        use crate::http::html_escape;
-        let Some(sig) = &st.signals else {
-            return "no data yet".to_string();
-        };
-        if !sig.warm {
-            return format!(
-                "warming up ({:.0}s of {:.0}s)",
-                sig.window_span_seconds,
-                st.window.warmup().as_secs_f64()
-            );
-        }
-        let mut out = String::new();
-        for k in sig.verdict.kinds() {
-            let class = if k.suspected { "suspect" } else { "ok" };
-            let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
-            out.push_str(&format!(
-                "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
-                k.kind.as_str(),
-                k.score
-            ));
-            if k.suspected {
-                out.push_str("<ul>");
-                for r in &k.reasons {
-                    out.push_str(&format!("<li>{}</li>", html_escape(r)));
-                }
-                out.push_str("</ul>");
-            }
-        }
-        out
     }
 }

@@ -132,7 +132,7 @@ fn dir_names(dir: &Path) -> Vec<String> {
 /// The value of one dump series of `target`, from `push_samples`.
 fn series(m: &DumpManager, target: &str, name: &str, labels: &[&str]) -> Option<f64> {
     let mut sink = Sink::new();
-    m.push_samples(target, &mut sink);
+    leakwatch::metrics::emit::dumps(m, target, &mut sink);
     sink.samples
         .iter()
         .find(|s| s.def.name == name && s.labels == labels)
@@ -635,7 +635,7 @@ async fn dumps_api_over_http() {
         DumpTarget::new("u", url(svc), cfg),
         DumpTarget::new("off", url(svc), off),
     ]);
-    let app: Router = Router::new().merge(leakwatch::dump::routes(m.clone()));
+    let app: Router = Router::new().merge(leakwatch::http::dumps::routes(m.clone()));
     let addr = spawn_server(app).await;
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
@@ -897,7 +897,7 @@ async fn reload_keeps_state_of_targets_that_stay() {
     m.set_targets(vec![]);
     assert!(!m.has_target("a"));
     let mut sink = Sink::new();
-    m.push_samples("a", &mut sink);
+    leakwatch::metrics::emit::dumps(&m, "a", &mut sink);
     assert!(sink.samples.is_empty());
     assert!(m.list(None).is_empty());
     assert_eq!(dir_names(&tmp.path().join("a")).len(), 1);

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod architecture;
 mod diff;
 mod dumps;
 mod e2e;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leakwatch::config::Config;
-use leakwatch::web::WebConfig;
+use leakwatch::http::web::WebConfig;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -119,7 +119,7 @@ async fn serve(web: Option<WebConfig>) -> Server {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        leakwatch::web::serve(listener, app, web, async move {
+        leakwatch::http::web::serve(listener, app, web, async move {
             let _ = rx.await;
         })
         .await

@@ -1,0 +1,217 @@
+//! Basic auth for leakwatch's own endpoints (the web config's user table of bcrypt
+//! hashes, checked in constant work per attempt) and the extra response headers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use super::web::WebConfig;
+
+/// The realm of the `WWW-Authenticate` challenge.
+pub const REALM: &str = "leakwatch";
+
+/// Remembered good (user, password) pairs, so a scrape every 15s does not pay a bcrypt
+/// computation each time (exporter-toolkit keeps the same kind of cache). Cleared
+/// when full rather than evicted one by one: a full cache means someone is cycling
+/// credentials, and re-verifying the legitimate one costs a single bcrypt.
+const AUTH_CACHE_MAX: usize = 256;
+
+/// Checks `Authorization: Basic` against bcrypt hashes. Every failed attempt costs
+/// one bcrypt computation whether or not the user exists (an unknown user is checked
+/// against a dummy hash of the same cost), so timing does not reveal user names.
+struct UserTable {
+    users: Arc<BTreeMap<String, String>>,
+    dummy_hash: String,
+    /// (user, password) pairs verified before; see [`AUTH_CACHE_MAX`].
+    good: Mutex<HashSet<(String, Vec<u8>)>>,
+    /// One bcrypt at a time, as exporter-toolkit does: a flood of bad passwords costs
+    /// one core, not all of them.
+    bcrypt_turn: tokio::sync::Mutex<()>,
+}
+
+impl UserTable {
+    fn new(users: Arc<BTreeMap<String, String>>) -> UserTable {
+        let cost = users
+            .values()
+            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy_hash = bcrypt::hash_with_salt(b"leakwatch-no-such-user", cost, [7u8; 16])
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        UserTable {
+            users,
+            dummy_hash,
+            good: Mutex::new(HashSet::new()),
+            bcrypt_turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn verify(&self, user: &str, password: &[u8]) -> bool {
+        let entry = (user.to_string(), password.to_vec());
+        if self
+            .good
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&entry)
+        {
+            return true;
+        }
+        let (hash, known) = match self.users.get(user) {
+            Some(h) => (h.clone(), true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        let _turn = self.bcrypt_turn.lock().await;
+        let pw = password.to_vec();
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        let ok = known && matches;
+        if ok {
+            let mut good = self.good.lock().unwrap_or_else(|e| e.into_inner());
+            if good.len() >= AUTH_CACHE_MAX {
+                good.clear();
+            }
+            good.insert(entry);
+        }
+        ok
+    }
+}
+
+/// `Authorization: Basic base64(user:password)` -> (user, password). `None` for
+/// anything else; never panics on hostile input.
+fn parse_basic(value: &HeaderValue) -> Option<(String, Vec<u8>)> {
+    let s = value.to_str().ok()?;
+    let (scheme, rest) = s.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64_decode(rest.trim())?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let (user, password) = decoded.split_at(colon);
+    let user = String::from_utf8(user.to_vec()).ok()?;
+    Some((user, password.get(1..)?.to_vec()))
+}
+
+/// Standard base64 (RFC 4648 §4), the alphabet of RFC 7617 credentials; padding
+/// optional, as clients differ.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(s).ok()
+}
+
+fn unauthorized() -> Response {
+    let mut resp = Response::new(Body::from("Unauthorized\n"));
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    let challenge = format!("Basic realm=\"{REALM}\"");
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+async fn require_auth(State(auth): State<Arc<UserTable>>, req: Request, next: Next) -> Response {
+    let creds = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(parse_basic);
+    match creds {
+        Some((user, password)) if auth.verify(&user, &password).await => next.run(req).await,
+        // Neither the user name nor the password is logged: a password typed into
+        // the user field would end up in the log.
+        _ => {
+            tracing::debug!(path = %req.uri().path(), "basic auth failed");
+            unauthorized()
+        }
+    }
+}
+
+async fn add_headers(
+    State(headers): State<Arc<Vec<(HeaderName, HeaderValue)>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    for (k, v) in headers.iter() {
+        if !resp.headers().contains_key(k) {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    resp
+}
+
+/// `app` with the config's basic auth and extra headers applied to every route.
+pub fn protect(app: axum::Router, web: &WebConfig) -> axum::Router {
+    let mut app = app;
+    if !web.users.is_empty() {
+        let auth = Arc::new(UserTable::new(web.users.clone()));
+        app = app.layer(middleware::from_fn_with_state(auth, require_auth));
+    }
+    if !web.headers.is_empty() {
+        // Outermost, so the 401 carries the headers too (as in exporter-toolkit).
+        app = app.layer(middleware::from_fn_with_state(
+            Arc::new(web.headers.clone()),
+            add_headers,
+        ));
+    }
+    app
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_table() {
+        let cases: [(&str, Option<&[u8]>); 8] = [
+            ("", Some(b"")),
+            ("YQ==", Some(b"a")),
+            ("YWI=", Some(b"ab")),
+            ("YWJj", Some(b"abc")),
+            ("YWxpY2U6c2VjcmV0", Some(b"alice:secret")),
+            ("YQ", Some(b"a")),
+            ("Y", None),
+            ("YW*j", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(base64_decode(input).as_deref(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_basic_table() {
+        type Case<'a> = (&'a str, Option<(&'a str, &'a [u8])>);
+        let cases: [Case; 6] = [
+            ("Basic YWxpY2U6c2VjcmV0", Some(("alice", b"secret"))),
+            ("basic YWxpY2U6c2VjcmV0", Some(("alice", b"secret"))),
+            // "alice:a:b" — the password may contain colons.
+            ("Basic YWxpY2U6YTpi", Some(("alice", b"a:b"))),
+            ("Basic YWxpY2U=", None), // no colon
+            ("Bearer YWxpY2U6c2VjcmV0", None),
+            ("Basic !!!", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_basic(&HeaderValue::from_str(input).unwrap());
+            let got_ref = got.as_ref().map(|(u, p)| (u.as_str(), p.as_slice()));
+            assert_eq!(got_ref, want, "{input:?}");
+        }
+    }
+}

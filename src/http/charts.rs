@@ -1,0 +1,283 @@
+//! Inline SVG line charts drawn on the server (readable without JavaScript, nothing
+//! fetched from anywhere): axes, grid, legend, and downsampling to a bounded number
+//! of points.
+
+use std::fmt::Write as _;
+
+use super::html::html_escape;
+use crate::units::{fmt_bytes, fmt_duration};
+
+/// Most points drawn per series: a 30-minute window at 1 s would otherwise be 1,800.
+pub const MAX_POINTS: usize = 300;
+
+/// How a chart's values are written on its axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Count,
+}
+
+impl Unit {
+    fn fmt(self, v: f64) -> String {
+        match self {
+            Unit::Bytes => fmt_bytes(v),
+            Unit::Count if v.fract().abs() > 1e-9 => format!("{v:.1}"),
+            Unit::Count => format!("{v:.0}"),
+        }
+    }
+}
+
+/// One line of a chart: (seconds relative to the newest sample, <= 0; value).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: &'static str,
+    pub color: &'static str,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// At most `max` points: the series split into `max / 2` buckets of time order, each
+/// keeping its lowest and highest point (so spikes and troughs survive), in order.
+pub fn downsample(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max || max < 2 {
+        return points.to_vec();
+    }
+    let buckets = max / 2;
+    let mut out = Vec::with_capacity(max);
+    for b in 0..buckets {
+        let lo = b * points.len() / buckets;
+        let hi = ((b + 1) * points.len() / buckets).min(points.len());
+        let Some(chunk) = points.get(lo..hi) else {
+            continue;
+        };
+        let min = chunk
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        let max = chunk
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        match (min, max) {
+            (Some((i, p)), Some((j, q))) if i != j => {
+                if i < j {
+                    out.extend([*p, *q]);
+                } else {
+                    out.extend([*q, *p]);
+                }
+            }
+            (Some((_, p)), _) => out.push(*p),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// 1, 2 or 5 times a power of ten, at least `v` (the top of an axis).
+fn nice_ceiling(v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 1.0;
+    }
+    let exp = v.log10().floor();
+    let base = 10f64.powf(exp);
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * base >= v {
+            return m * base;
+        }
+    }
+    10.0 * base
+}
+
+/// Like [`nice_ceiling`] but on powers of two for bytes, so ticks read 16 MiB not 15.3.
+fn nice_ceiling_bytes(v: f64) -> f64 {
+    if !v.is_finite() || v <= 0.0 {
+        return 1024.0;
+    }
+    let mut top = 1024.0;
+    while top < v {
+        // 1, 1.5, 2 steps of each power of two keep the chart reasonably full.
+        if top * 1.5 >= v {
+            return top * 1.5;
+        }
+        top *= 2.0;
+    }
+    top
+}
+
+const W: f64 = 860.0;
+const H: f64 = 220.0;
+const LEFT: f64 = 76.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 28.0;
+
+/// An inline SVG line chart with axes, grid and a legend; `span` is the x range in
+/// seconds (the window), drawn from `-span` to `now`.
+pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> String {
+    let drawn: Vec<(&Series, Vec<(f64, f64)>)> = series
+        .iter()
+        .filter(|s| !s.points.is_empty())
+        .map(|s| (s, downsample(&s.points, MAX_POINTS)))
+        .collect();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<figure class=\"chart\"><figcaption>{}</figcaption>",
+        html_escape(title)
+    );
+    if drawn.is_empty() {
+        svg.push_str("<p class=\"muted\">no data in the window yet</p></figure>");
+        return svg;
+    }
+    let vmax = drawn
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(0.0f64, f64::max);
+    let top = match unit {
+        Unit::Bytes => nice_ceiling_bytes(vmax),
+        Unit::Count => nice_ceiling(vmax.max(1.0)),
+    };
+    let span = if span > 0.0 { span } else { 1.0 };
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let x = |t: f64| LEFT + pw * ((t + span) / span).clamp(0.0, 1.0);
+    let y = |v: f64| TOP + ph * (1.0 - (v / top).clamp(0.0, 1.0));
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\">",
+        html_escape(title)
+    );
+    // Grid and y labels: 0, 1/4 .. top.
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let yy = y(v);
+        let _ = write!(
+            svg,
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\"/>\
+             <text class=\"ylabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            html_escape(&unit.fmt(v))
+        );
+    }
+    // X labels: -span .. now in fifths.
+    for i in 0..=4 {
+        let t = -span + span * f64::from(i) / 4.0;
+        let label = if i == 4 {
+            "now".to_string()
+        } else {
+            format!("-{}", fmt_duration(-t))
+        };
+        let anchor = match i {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            svg,
+            "<text class=\"xlabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{label}</text>",
+            x(t),
+            H - 8.0
+        );
+    }
+    let _ = write!(
+        svg,
+        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{:.1}\"/>\
+         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+        TOP + ph,
+        TOP + ph,
+        W - RIGHT,
+        TOP + ph
+    );
+    for (s, pts) in &drawn {
+        let mut p = String::with_capacity(pts.len() * 14);
+        for (t, v) in pts {
+            let _ = write!(p, "{:.1},{:.1} ", x(*t), y(*v));
+        }
+        let dash = if s.dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            svg,
+            "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"{dash} points=\"{}\"><title>{}</title></polyline>",
+            html_escape(s.label),
+            s.color,
+            p.trim_end(),
+            html_escape(s.label)
+        );
+    }
+    svg.push_str("</svg><div class=\"legend\">");
+    for (s, pts) in &drawn {
+        let last = pts.last().map(|p| unit.fmt(p.1)).unwrap_or_default();
+        let _ = write!(
+            svg,
+            "<span><i style=\"background:{}\"></i>{} <b>{}</b></span>",
+            s.color,
+            html_escape(s.label),
+            html_escape(&last)
+        );
+    }
+    svg.push_str("</div></figure>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsample_keeps_extremes_and_bound() {
+        let pts: Vec<(f64, f64)> = (0..1800)
+            .map(|i| (f64::from(i), if i == 777 { 1e9 } else { f64::from(i % 7) }))
+            .collect();
+        let d = downsample(&pts, MAX_POINTS);
+        assert!(d.len() <= MAX_POINTS, "{}", d.len());
+        assert!(d.len() >= MAX_POINTS - 2);
+        assert!(d.contains(&(777.0, 1e9)), "spike kept");
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "time order");
+        let short = vec![(0.0, 1.0), (1.0, 2.0)];
+        assert_eq!(downsample(&short, MAX_POINTS), short);
+    }
+
+    #[test]
+    fn nice_axis_tops() {
+        let cases = [
+            (0.0, 1.0),
+            (3.0, 5.0),
+            (7.0, 10.0),
+            (11.0, 20.0),
+            (180.0, 200.0),
+        ];
+        for (v, want) in cases {
+            assert_eq!(nice_ceiling(v), want, "{v}");
+        }
+        assert_eq!(nice_ceiling_bytes(1000.0), 1024.0);
+        assert_eq!(nice_ceiling_bytes(10.0 * 1048576.0), 12.0 * 1048576.0);
+        assert_eq!(nice_ceiling_bytes(13.0 * 1048576.0), 16.0 * 1048576.0);
+    }
+
+    #[test]
+    fn chart_escapes_and_draws_points() {
+        let s = Series {
+            label: "a<b",
+            color: "#000",
+            dashed: false,
+            points: vec![(-10.0, 0.0), (-5.0, 512.0), (0.0, 1024.0)],
+        };
+        let svg = svg_chart("t & <x>", Unit::Bytes, 10.0, &[s]);
+        assert!(svg.contains("t &amp; &lt;x&gt;"));
+        assert!(svg.contains("data-series=\"a&lt;b\""));
+        // x from 76 to 848, y from 192 (0) to 12 (1 KiB top).
+        assert!(
+            svg.contains("points=\"76.0,192.0 462.0,102.0 848.0,12.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains(">1.0 KiB</text>"));
+        assert!(svg.contains(">now</text>") && svg.contains(">-10s</text>"));
+        let empty = svg_chart("none", Unit::Count, 10.0, &[]);
+        assert!(empty.contains("no data in the window yet"));
+    }
+}

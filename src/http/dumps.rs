@@ -1,0 +1,248 @@
+//! The dump routes: `POST /api/v1/dump`, the `/dumps/` listing (HTML or JSON) and
+//! downloads, over a [`DumpManager`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::html::html_escape;
+use crate::dump::{DumpFile, DumpManager, ProfileType, Reason, Refusal};
+use crate::error::{Error, FetchReason};
+use crate::units::format_utc;
+
+/// The dump routes over their own state, mergeable into any router:
+/// `POST /api/v1/dump?target=NAME&profile=heap|goroutine`, `GET /dumps/` (HTML, or
+/// JSON with `Accept: application/json` or `?format=json`), `GET /dumps/<target>/`
+/// and `GET /dumps/<target>/<file>` (download).
+pub fn routes<S: Clone + Send + Sync + 'static>(manager: Arc<DumpManager>) -> Router<S> {
+    Router::new()
+        .route("/api/v1/dump", post(api_dump))
+        .route("/dumps", get(|| async { Redirect::permanent("/dumps/") }))
+        .route("/dumps/", get(list_all))
+        .route("/dumps/{target}/", get(list_target))
+        .route("/dumps/{target}/{file}", get(download))
+        .with_state(manager)
+}
+
+fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": msg.into() })),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct FileView<'a> {
+    #[serde(flatten)]
+    file: &'a DumpFile,
+    time_utc: String,
+    url: String,
+}
+
+fn view(f: &DumpFile) -> FileView<'_> {
+    FileView {
+        file: f,
+        time_utc: format_utc(f.time),
+        url: format!("/dumps/{}/{}", f.target, f.name),
+    }
+}
+
+async fn api_dump(
+    State(m): State<Arc<DumpManager>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(target) = q.get("target") else {
+        return json_error(StatusCode::BAD_REQUEST, "missing ?target=NAME");
+    };
+    let profile = match q.get("profile").map(String::as_str) {
+        None => ProfileType::Heap,
+        Some(s) => match ProfileType::parse(s) {
+            Some(p) => p,
+            None => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("profile must be heap or goroutine, not {s:?}"),
+                );
+            }
+        },
+    };
+    if !m.has_target(target) {
+        return json_error(StatusCode::NOT_FOUND, format!("unknown target {target:?}"));
+    }
+    if !m.enabled(target) {
+        return json_error(
+            StatusCode::CONFLICT,
+            format!("dumps are off for target {target:?}: set dumps.dir"),
+        );
+    }
+    match m.dump_now(target, profile, Reason::Manual).await {
+        Ok(f) => (StatusCode::CREATED, axum::Json(view(&f))).into_response(),
+        Err(e) => {
+            let status = match &e {
+                Error::Fetch {
+                    reason: FetchReason::Timeout,
+                    ..
+                } => StatusCode::GATEWAY_TIMEOUT,
+                Error::Fetch { .. } | Error::NotFormat { .. } => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            json_error(status, e.to_string())
+        }
+    }
+}
+
+fn wants_json(headers: &HeaderMap, q: &HashMap<String, String>) -> bool {
+    if let Some(f) = q.get("format") {
+        return f == "json";
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
+
+async fn list_all(
+    State(m): State<Arc<DumpManager>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    listing(&m, None, &headers, &q)
+}
+
+async fn list_target(
+    State(m): State<Arc<DumpManager>>,
+    UrlPath(target): UrlPath<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !m.has_target(&target) {
+        return (StatusCode::NOT_FOUND, "unknown target\n").into_response();
+    }
+    listing(&m, Some(&target), &headers, &q)
+}
+
+fn listing(
+    m: &DumpManager,
+    target: Option<&str>,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Response {
+    let files = m.list(target);
+    let mut targets: Vec<String> = files.iter().map(|f| f.target.clone()).collect();
+    targets.dedup();
+    let pairs: Vec<serde_json::Value> = targets
+        .iter()
+        .filter_map(|t| {
+            let (base, new) = m.pair_for(t)?;
+            Some(serde_json::json!({
+                "target": t,
+                "base": base.name,
+                "new": new.name,
+                "command": m.diff_command(t),
+            }))
+        })
+        .collect();
+    if wants_json(headers, q) {
+        let views: Vec<FileView<'_>> = files.iter().map(view).collect();
+        return axum::Json(serde_json::json!({ "dumps": views, "pairs": pairs })).into_response();
+    }
+    let esc = html_escape;
+    let mut page = String::from(concat!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>leakwatch dumps</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>",
+        "<h1>Profile dumps</h1><p><a href=\"/\">leakwatch</a> · <a href=\"/dumps/?format=json\">JSON</a></p>",
+    ));
+    for p in &pairs {
+        let t = p["target"].as_str().unwrap_or_default();
+        let cmd = p["command"].as_str().unwrap_or_default();
+        let _ = write!(
+            page,
+            "<p>Leak suspected on <b>{}</b>; compare: <code>{}</code></p>",
+            esc(t),
+            esc(cmd)
+        );
+    }
+    page.push_str("<table><tr><th>target</th><th>file</th><th>profile</th><th>reason</th><th>time (UTC)</th><th>bytes</th></tr>");
+    for f in &files {
+        let _ = write!(
+            page,
+            "<tr><td>{t}</td><td><a href=\"/dumps/{t}/{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            f.profile.as_str(),
+            f.reason.as_str(),
+            format_utc(f.time),
+            f.size,
+            t = esc(&f.target),
+            n = esc(&f.name),
+        );
+    }
+    if files.is_empty() {
+        page.push_str("<tr><td colspan=\"6\">no dumps yet</td></tr>");
+    }
+    page.push_str("</table></body></html>\n");
+    Html(page).into_response()
+}
+
+async fn download(
+    State(m): State<Arc<DumpManager>>,
+    UrlPath((target, file)): UrlPath<(String, String)>,
+) -> Response {
+    let checked = {
+        let m = m.clone();
+        let (target, file) = (target.clone(), file.clone());
+        tokio::task::spawn_blocking(move || m.resolve_download(&target, &file)).await
+    };
+    let (path, meta) = match checked {
+        Ok(Ok(v)) => v,
+        Ok(Err(Refusal::NotFound)) => {
+            return (StatusCode::NOT_FOUND, "no such dump\n").into_response();
+        }
+        Ok(Err(Refusal::Forbidden)) => return (StatusCode::FORBIDDEN, "refused\n").into_response(),
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    };
+    let f = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return (StatusCode::NOT_FOUND, "no such dump\n").into_response(),
+    };
+    // The file opened must be the one checked (a swap in between is refused).
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match f.metadata().await {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() && now.is_file() => {}
+            _ => return (StatusCode::FORBIDDEN, "refused\n").into_response(),
+        }
+    }
+    let stream = futures_util::stream::unfold(f, |mut f| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}

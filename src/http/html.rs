@@ -1,0 +1,51 @@
+//! HTML helpers shared by the pages: escaping and the verdict cell.
+
+use crate::target::Status;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The verdict cell of the landing page: each suspected leak kind with its evidence.
+pub fn verdict_html(st: &Status) -> String {
+    let Some(sig) = &st.signals else {
+        return "no data yet".to_string();
+    };
+    if !sig.warm {
+        return format!(
+            "warming up ({:.0}s of {:.0}s)",
+            sig.window_span_seconds,
+            st.window.warmup().as_secs_f64()
+        );
+    }
+    let mut out = String::new();
+    for k in sig.verdict.kinds() {
+        let class = if k.suspected { "suspect" } else { "ok" };
+        let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
+        out.push_str(&format!(
+            "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
+            k.kind.as_str(),
+            k.score
+        ));
+        if k.suspected {
+            out.push_str("<ul>");
+            for r in &k.reasons {
+                out.push_str(&format!("<li>{}</li>", html_escape(r)));
+            }
+            out.push_str("</ul>");
+        }
+    }
+    out
+}

@@ -1,0 +1,54 @@
+//! The landing page `/`: every target with its state, last scrape, verdict and last
+//! error, linking to its report.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::response::Html;
+
+use super::html::{html_escape, verdict_html};
+use super::report::target_link;
+use crate::AppState;
+
+fn ago(t: Option<SystemTime>) -> String {
+    match t.and_then(|t| SystemTime::now().duration_since(t).ok()) {
+        Some(d) => format!("{:.1}s ago", d.as_secs_f64()),
+        None => "never".to_string(),
+    }
+}
+
+pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
+    let mut page = String::new();
+    page.push_str(concat!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>leakwatch</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}",
+        ".down{color:#b00}.up{color:#070}.suspect{color:#b00;font-weight:bold}</style>",
+        "</head><body><h1>leakwatch</h1>",
+        "<p>Catches memory leaks in Go services before the OOM killer does. ",
+        "<a href=\"/metrics\">Metrics</a></p>",
+        "<table><tr><th>target</th><th>url</th><th>state</th><th>last scrape</th>",
+        "<th>verdict</th><th>last error</th></tr>"
+    ));
+    for t in state.targets() {
+        let st = t.status();
+        let (class, word) = if st.up {
+            ("up", "up")
+        } else {
+            ("down", "down")
+        };
+        let verdict = verdict_html(&st);
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
+            target_link(&t.config.name),
+            html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
+            ago(st.last_scrape),
+            html_escape(st.last_error.as_deref().unwrap_or("")),
+        );
+    }
+    page.push_str("</table></body></html>\n");
+    Html(page)
+}

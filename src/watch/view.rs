@@ -1,0 +1,216 @@
+//! What `leakwatch watch` shows while it runs: one row per target, as a line per
+//! sample (not a terminal) or a redrawn table with a progress bar (a terminal).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use crate::target::{Status, TargetState};
+use crate::units::{fmt_bytes, fmt_duration};
+
+/// One target at one sample: the line of the live view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub up: bool,
+    pub live_heap: Option<u64>,
+    pub heap_alloc: Option<u64>,
+    /// Live-heap slope, bytes per hour.
+    pub slope_per_hour: Option<f64>,
+    pub goroutines: Option<u64>,
+    pub verdict: String,
+    pub error: Option<String>,
+}
+
+/// The verdict in a few words: `no data`, `warming up (4s of 8s)`, `ok`,
+/// `LEAK SUSPECTED (heap, goroutine)`.
+pub fn verdict_word(st: &Status) -> String {
+    let Some(sig) = &st.signals else {
+        return "no data".to_string();
+    };
+    if sig.window_samples == 0 || st.last_success.is_none() {
+        return "no data".to_string();
+    }
+    if !sig.warm {
+        let warmup = st.window.warmup().as_secs_f64();
+        if sig.window_span_seconds < warmup {
+            return format!(
+                "warming up ({} of {})",
+                fmt_duration(sig.window_span_seconds),
+                fmt_duration(warmup)
+            );
+        }
+        return format!(
+            "warming up ({} of {} samples)",
+            sig.window_samples,
+            st.window.config().min_samples
+        );
+    }
+    let kinds: Vec<&str> = sig
+        .verdict
+        .kinds()
+        .iter()
+        .filter(|k| k.suspected)
+        .map(|k| k.kind.as_str())
+        .collect();
+    if kinds.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("LEAK SUSPECTED ({})", kinds.join(", "))
+    }
+}
+
+pub(super) fn row_of(t: &TargetState) -> Row {
+    let st = t.status();
+    let sig = st.signals.as_ref();
+    Row {
+        name: t.config.name.clone(),
+        up: st.up,
+        live_heap: sig.and_then(|s| s.live_bytes),
+        heap_alloc: st.window.newest().and_then(|s| s.heap_alloc),
+        slope_per_hour: sig
+            .and_then(|s| s.live.as_ref())
+            .map(|t| t.fit.slope * 3600.0),
+        goroutines: st.goroutines.as_ref().map(|g| g.total),
+        verdict: verdict_word(&st),
+        error: if st.up { None } else { st.last_error.clone() },
+    }
+}
+
+fn opt_bytes(v: Option<u64>) -> String {
+    v.map_or("-".to_string(), |b| fmt_bytes(b as f64))
+}
+
+pub(super) fn opt_rate(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |r| {
+        let s = fmt_bytes(r);
+        if r >= 0.0 {
+            format!("+{s}/h")
+        } else {
+            format!("{s}/h")
+        }
+    })
+}
+
+/// The non-TTY line of one target at one sample.
+pub fn render_line(sample: usize, total: usize, elapsed: Duration, r: &Row) -> String {
+    let mut line = format!(
+        "[{sample}/{total}] t={:.1}s {} ",
+        elapsed.as_secs_f64(),
+        r.name
+    );
+    if r.up {
+        line.push_str(&format!(
+            "live_heap={} heap_alloc={} slope={} goroutines={} verdict={}",
+            opt_bytes(r.live_heap),
+            opt_bytes(r.heap_alloc),
+            opt_rate(r.slope_per_hour),
+            r.goroutines.map_or("-".to_string(), |g| g.to_string()),
+            r.verdict
+        ));
+    } else {
+        line.push_str(&format!(
+            "DOWN error={} verdict={}",
+            r.error.as_deref().unwrap_or("no response yet"),
+            r.verdict
+        ));
+    }
+    line
+}
+
+/// The TTY view: a progress bar, then a table of targets.
+pub(super) fn render_screen(
+    elapsed: Duration,
+    total: Duration,
+    sample: usize,
+    samples: usize,
+    rows: &[Row],
+) -> Vec<String> {
+    const WIDTH: usize = 30;
+    let frac = (elapsed.as_secs_f64() / total.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
+    let filled = (frac * WIDTH as f64).round() as usize;
+    let mut out = vec![format!(
+        "leakwatch watch [{}{}] {} / {}  sample {sample}/{samples}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        fmt_duration(elapsed.as_secs_f64()),
+        fmt_duration(total.as_secs_f64()),
+    )];
+    out.push(format!(
+        "  {:<24} {:>11} {:>11} {:>14} {:>10}  verdict",
+        "target", "live heap", "HeapAlloc", "slope", "goroutines"
+    ));
+    for r in rows {
+        if r.up || r.live_heap.is_some() {
+            let (pre, post) = if r.verdict.starts_with("LEAK") {
+                ("\x1b[1;31m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            out.push(format!(
+                "  {:<24} {:>11} {:>11} {:>14} {:>10}  {pre}{}{post}",
+                r.name,
+                opt_bytes(r.live_heap),
+                opt_bytes(r.heap_alloc),
+                opt_rate(r.slope_per_hour),
+                r.goroutines.map_or("-".to_string(), |g| g.to_string()),
+                r.verdict
+            ));
+        } else {
+            out.push(format!(
+                "  {:<24} \x1b[31mDOWN\x1b[0m {}",
+                r.name,
+                r.error.as_deref().unwrap_or("no response yet")
+            ));
+        }
+    }
+    out
+}
+
+/// Replaces the previous screen (`lines` tall) with `new`.
+pub(super) fn redraw(lines: &mut usize, new: &[String]) {
+    let mut out = String::new();
+    if *lines > 0 {
+        out.push_str(&format!("\x1b[{}A\r\x1b[J", *lines));
+    }
+    for l in new {
+        out.push_str(l);
+        out.push('\n');
+    }
+    *lines = new.len();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_tty_lines() {
+        let r = Row {
+            name: "127.0.0.1:6060".into(),
+            up: true,
+            live_heap: Some(3 * 1024 * 1024),
+            heap_alloc: Some(4 * 1024 * 1024),
+            slope_per_hour: Some(2.5 * 1024.0 * 1024.0),
+            goroutines: Some(7),
+            verdict: "ok".into(),
+            error: None,
+        };
+        assert_eq!(
+            render_line(3, 25, Duration::from_millis(1500), &r),
+            "[3/25] t=1.5s 127.0.0.1:6060 live_heap=3.0 MiB heap_alloc=4.0 MiB slope=+2.5 MiB/h goroutines=7 verdict=ok"
+        );
+        let down = Row {
+            up: false,
+            error: Some("heap: connection refused".into()),
+            verdict: "no data".into(),
+            ..r
+        };
+        assert_eq!(
+            render_line(1, 2, Duration::ZERO, &down),
+            "[1/2] t=0.0s 127.0.0.1:6060 DOWN error=heap: connection refused verdict=no data"
+        );
+    }
+}
