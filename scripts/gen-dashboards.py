@@ -8,12 +8,15 @@ layout. Edit this file, not the JSON, then run:
     scripts/gen-dashboards.py          # rewrite dashboards/*.json
     scripts/gen-dashboards.py --check  # exit 1 if the JSON is not what this generates
 
+    scripts/gen-dashboards.py --coverage  # list the exported metrics on no panel
+
 Standard library only.
 """
 
 import argparse
 import json
 import pathlib
+import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,6 +25,22 @@ SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
 # The selector every per-target query uses: variables, never a hard-coded job.
 SEL = 'job=~"$job", target=~"$target"'
+# leakwatch's own address as the browser reaches it (the dashboard variable `lw_url`,
+# not `leakwatch_url`: every `leakwatch_*` token in the JSON is checked as a metric
+# name); the default is leakwatch's default listen address.
+LEAKWATCH_URL = "http://127.0.0.1:10760"
+REPORT_URL = "${lw_url}/targets/${target:percentencode}"
+TARGET_DUMPS_URL = "${lw_url}/dumps/${target:percentencode}/"
+DUMPS_URL = "${lw_url}/dumps/"
+
+# Exported metrics (README "Metrics reference") deliberately on no panel, with why.
+# `--coverage` lists every other metric that no panel queries.
+NOT_ON_PANELS = {
+    "leakwatch_go_memstats_alloc_bytes": "MemStats.Alloc is HeapAlloc by definition (shown as HeapAlloc)",
+    "leakwatch_go_memstats_lookups_total": "MemStats.Lookups: always 0 in the Go runtimes leakwatch reads (every capture in tests/fixtures, Go 1.19 to 1.26)",
+    "leakwatch_probe_success": "exported only in /probe responses, which a dashboard of /metrics does not see",
+    "leakwatch_probe_duration_seconds": "exported only in /probe responses, which a dashboard of /metrics does not see",
+}
 
 
 class Layout:
@@ -95,7 +114,7 @@ def thresholds(*steps):
     }
 
 
-def timeseries(title, targets, unit, description, stack=False, minimum=None, threshold=None, bars=False):
+def timeseries(title, targets, unit, description, stack=False, minimum=None, threshold=None, bars=False, links=None):
     custom = {
         "drawStyle": "bars" if bars else "line",
         "lineWidth": 1,
@@ -121,10 +140,36 @@ def timeseries(title, targets, unit, description, stack=False, minimum=None, thr
             "legend": {"showLegend": True, "displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
+        "links": links or [],
     }
 
 
-def stat(title, targets, unit, description, steps=None, mappings=None, no_value=None):
+def own_axis(panel, matcher, unit, label, minimum=None):
+    """Gives the fields `matcher` selects their own unit and a right-hand axis.
+
+    matcher: ("byFrameRefID", "B") or ("byRegexp", "overhead.*"). Counts and
+    per-second slopes never share one axis.
+    """
+    kind, options = matcher
+    props = [
+        {"id": "unit", "value": unit},
+        {"id": "custom.axisPlacement", "value": "right"},
+        {"id": "custom.axisLabel", "value": label},
+    ]
+    if minimum is not None:
+        props.append({"id": "min", "value": minimum})
+    panel["fieldConfig"]["overrides"].append({"matcher": {"id": kind, "options": options}, "properties": props})
+
+
+def axis_label(panel, label):
+    panel["fieldConfig"]["defaults"]["custom"]["axisLabel"] = label
+
+
+def link(title, url):
+    return {"title": title, "url": url, "targetBlank": True}
+
+
+def stat(title, targets, unit, description, steps=None, mappings=None, no_value=None, links=None, text_mode="auto"):
     defaults = {
         "unit": unit,
         "thresholds": thresholds(*(steps or [(None, "green")])),
@@ -144,11 +189,17 @@ def stat(title, targets, unit, description, steps=None, mappings=None, no_value=
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
             "colorMode": "background",
             "graphMode": "none",
-            "textMode": "auto",
+            "textMode": text_mode,
             "justifyMode": "auto",
             "orientation": "auto",
         },
+        "links": links or [],
     }
+
+
+def yes_no(no="no", yes="yes"):
+    """Value mappings for a 0/1 gauge."""
+    return [{"type": "value", "options": {"0": {"text": no, "index": 0}, "1": {"text": yes, "index": 1}}}]
 
 
 def table(title, targets, description, rename, units, sort_by, desc, links=None):
@@ -220,11 +271,92 @@ def variables(target_multi):
             },
             query_var("job", "label_values(leakwatch_up, job)", True),
             query_var("target", 'label_values(leakwatch_up{job=~"$job"}, target)', target_multi),
+            {
+                "name": "lw_url",
+                "label": "leakwatch URL",
+                "description": "leakwatch's address as your browser reaches it, for the links to its report page and dumps.",
+                "type": "textbox",
+                "query": LEAKWATCH_URL,
+                "hide": 0,
+                "current": {"text": LEAKWATCH_URL, "value": LEAKWATCH_URL},
+                "options": [{"selected": True, "text": LEAKWATCH_URL, "value": LEAKWATCH_URL}],
+            },
         ]
     }
 
 
-def dashboard(uid, title, description, layout, target_multi):
+def annotation(name, color, expr, title, text, tags):
+    """A Prometheus annotation query: one event (or region) wherever `expr` is > 0.
+
+    `$__interval` is the annotation query's step, so `x offset $__interval` is the
+    previous point and every change is seen exactly once, whatever the scrape interval.
+    """
+    step = "60s"
+    return {
+        "name": name,
+        "datasource": DS,
+        "enable": True,
+        "hide": False,
+        "iconColor": color,
+        "expr": expr,
+        "step": step,
+        "titleFormat": title,
+        "textFormat": text,
+        "tagKeys": tags,
+        "useValueForTime": False,
+        # Grafana 10+ moves expr and step here on load; older versions read the above.
+        "target": {"refId": "Anno", "expr": expr, "interval": step},
+    }
+
+
+def annotations():
+    """Restarts, OOM kills and verdict changes, on every time series of the dashboard."""
+    pid = s("leakwatch_process_pid")
+    total_alloc = s("leakwatch_go_memstats_alloc_bytes_total")
+    kills = s("leakwatch_oom_kills_total")
+    cg_kills = s("leakwatch_cgroup_memory_events_total", 'event="oom_kill"')
+    verdict = s("leakwatch_leak_suspected")
+    return {
+        "list": [
+            annotation(
+                "Restarts",
+                "blue",
+                f"max by (job, target) ({pid} != {pid} offset $__interval)"
+                f" or max by (job, target) ({total_alloc} < {total_alloc} offset $__interval)",
+                "{{target}} restarted",
+                "New process (the pid changed or TotalAlloc went back): the analysis window starts again.",
+                "target",
+            ),
+            annotation(
+                "OOM kills",
+                "red",
+                f"sum by (job, target) ({kills} - {kills} offset $__interval) > 0"
+                f" or sum by (job, target) ({cg_kills} - {cg_kills} offset $__interval) > 0",
+                "{{target}} OOM-killed",
+                "OOM kill seen in the kernel log or in the cgroup's memory.events (oom_kill).",
+                "target",
+            ),
+            annotation(
+                "Leak suspected",
+                "orange",
+                f"{verdict} == 1 and {verdict} offset $__interval == 0",
+                "{{target}}: {{kind}} leak suspected",
+                "leakwatch's verdict changed to suspected; the report page shows the evidence.",
+                "target,kind",
+            ),
+            annotation(
+                "Leak verdict cleared",
+                "green",
+                f"{verdict} offset $__interval == 1 and {verdict} == 0",
+                "{{target}}: {{kind}} leak no longer suspected",
+                "leakwatch's verdict changed back to ok.",
+                "target,kind",
+            ),
+        ]
+    }
+
+
+def dashboard(uid, title, description, layout, target_multi, links):
     return {
         "uid": uid,
         "title": title,
@@ -238,9 +370,24 @@ def dashboard(uid, title, description, layout, target_multi):
         "time": {"from": "now-6h", "to": "now"},
         "timepicker": {},
         "timezone": "",
-        "annotations": {"list": []},
+        "annotations": annotations(),
         "links": [
             {"type": "dashboards", "tags": ["leakwatch"], "title": "leakwatch", "asDropdown": True, "includeVars": True, "keepTime": True}
+        ]
+        + [
+            {
+                "type": "link",
+                "title": title,
+                "url": url,
+                "tooltip": tooltip,
+                "icon": "external link",
+                "targetBlank": True,
+                "asDropdown": False,
+                "includeVars": False,
+                "keepTime": False,
+                "tags": [],
+            }
+            for title, url, tooltip in links
         ],
         "templating": variables(target_multi),
         "panels": layout.panels,
@@ -265,6 +412,7 @@ def target_dashboard():
             "leakwatch's verdict per kind of leak (heap, goroutine, http_connections).",
             steps=[(None, "green"), (1, "red")],
             mappings=[{"type": "value", "options": {"0": {"text": "ok", "index": 0}, "1": {"text": "LEAK", "index": 1}}}],
+            links=[link("Evidence on leakwatch's report page", REPORT_URL)],
         ),
         8,
         5,
@@ -377,11 +525,111 @@ def target_dashboard():
             queries(
                 (s("leakwatch_go_memstats_heap_objects"), "HeapObjects"),
                 (s("leakwatch_heap_objects_slope_per_second"), "slope /s"),
+                (s("leakwatch_heap_profile_inuse_objects"), "in-use objects (heap profile)"),
             ),
             "short",
-            "Live heap objects and their slope: many small retained objects or few large ones.",
+            "Live heap objects (left axis) and their robust slope in objects per second (right axis): many small retained objects or few large ones.",
         ),
         12,
+        7,
+    )
+    axis_label(L.panels[-1], "objects")
+    own_axis(L.panels[-1], ("byFrameRefID", "B"), "cps", "objects / s")
+
+    L.row("GC")
+    L.add(
+        timeseries(
+            "GC pauses",
+            queries(
+                (s("leakwatch_gc_pause_p99_seconds"), "p99 over the window"),
+                (s("leakwatch_gc_pause_max_seconds"), "max over the window"),
+                (s("leakwatch_go_memstats_last_gc_pause_seconds"), "last pause"),
+                (s("leakwatch_go_memstats_max_gc_pause_seconds"), "max of the last 256"),
+            ),
+            "s",
+            "Stop-the-world GC pauses from MemStats.PauseNs. A heap that keeps growing makes marking, not pauses, longer: watch GC CPU next to it.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "GC CPU fraction",
+            queries((s("leakwatch_go_memstats_gc_cpu_fraction"), "GC CPU fraction")),
+            "percentunit",
+            "MemStats.GCCPUFraction: share of the process's CPU time spent in GC since it started (an average over its whole life, so it moves slowly).",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "GC cycles per minute",
+            queries(
+                (f"rate({s('leakwatch_go_memstats_gc_cycles_total')}[{ri}]) * 60", "GC cycles"),
+                (f"rate({s('leakwatch_go_memstats_forced_gc_cycles_total')}[{ri}]) * 60", "forced (runtime.GC)"),
+            ),
+            "cpm",
+            "Completed GC cycles per minute (MemStats.NumGC), and those forced by the application. Fewer cycles while HeapAlloc grows means the heap goal keeps rising.",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "GC headroom",
+            queries((s("leakwatch_gc_headroom_bytes"), "NextGC - HeapAlloc")),
+            "bytes",
+            "Bytes the service can allocate before the next GC starts.",
+            minimum=0,
+        ),
+        8,
+        7,
+    )
+    L.add(
+        timeseries(
+            "Time since last GC",
+            queries((f"time() - {s('leakwatch_go_memstats_last_gc_time_seconds')}", "since last GC")),
+            "s",
+            "From MemStats.LastGC. The runtime forces a GC at least every 2 minutes; longer means GC is off (GOGC=off) or the process is stuck.",
+            minimum=0,
+            threshold=150,
+        ),
+        8,
+        7,
+    )
+    L.add(
+        stat(
+            "GOGC",
+            [
+                q(
+                    f"max({s('leakwatch_process_gogc')}) or max({s('leakwatch_process_scrape_success')} == 1) * 100",
+                    "GOGC",
+                )
+            ],
+            "none",
+            "GOGC from the process environment, 100 (the default) when unset; -1 means GC off. debug.SetGCPercent calls are not visible here.",
+            steps=[(None, "red"), (0, "green")],
+            mappings=[{"type": "value", "options": {"-1": {"text": "off", "index": 0}}}],
+            no_value="no /proc access",
+        ),
+        4,
+        7,
+    )
+    L.add(
+        stat(
+            "GOMEMLIMIT vs cgroup limit",
+            [q(f"max({s('leakwatch_process_gomemlimit_exceeds_cgroup_limit')})", "GOMEMLIMIT")],
+            "none",
+            "Whether GOMEMLIMIT is above the cgroup memory limit: then the GC will not save the process from the OOM killer.",
+            steps=[(None, "green"), (1, "red")],
+            mappings=yes_no("below the limit", "ABOVE the limit"),
+            no_value="not both set",
+        ),
+        4,
         7,
     )
 
@@ -396,9 +644,10 @@ def target_dashboard():
                     f" - deriv({s('leakwatch_go_memstats_heap_alloc_bytes')}[{ri}])",
                     "freed",
                 ),
+                (f"deriv({s('leakwatch_heap_profile_alloc_bytes')}[{ri}])", "allocated (heap profile estimate)"),
             ),
             "Bps",
-            "Freed = TotalAlloc - HeapAlloc. A leak allocates persistently more than it frees.",
+            "Freed = TotalAlloc - HeapAlloc. A leak allocates persistently more than it frees. The heap profile's estimate moves only at each GC.",
         ),
         8,
         8,
@@ -409,9 +658,10 @@ def target_dashboard():
             queries(
                 (f"rate({s('leakwatch_go_memstats_mallocs_total')}[{ri}])", "mallocs"),
                 (f"rate({s('leakwatch_go_memstats_frees_total')}[{ri}])", "frees"),
+                (f"deriv({s('leakwatch_heap_profile_alloc_objects')}[{ri}])", "allocated (heap profile estimate)"),
             ),
-            "ops",
-            "Mallocs and Frees per second.",
+            "cps",
+            "Mallocs and Frees per second (objects per second).",
         ),
         8,
         8,
@@ -491,6 +741,7 @@ def target_dashboard():
         10,
         9,
     )
+    L.panels[-1]["links"] = [link("Paste-ready diff on leakwatch's report page", REPORT_URL)]
     L.add(
         timeseries(
             "Heap growth by allocation site",
@@ -512,11 +763,13 @@ def target_dashboard():
                 (s("leakwatch_goroutine_slope_per_second"), "slope /s"),
             ),
             "short",
-            "Goroutine count, goroutines the runtime proved leaked (Go 1.26+), and the robust slope.",
+            "Goroutine count and goroutines the runtime proved leaked (Go 1.26+) on the left axis; the robust slope in goroutines per second on the right.",
         ),
         8,
         8,
     )
+    axis_label(L.panels[-1], "goroutines")
+    own_axis(L.panels[-1], ("byFrameRefID", "C"), "cps", "goroutines / s")
     L.add(
         timeseries(
             "Goroutines by state",
@@ -572,9 +825,11 @@ def target_dashboard():
                 (s("leakwatch_cgroup_memory_limit_bytes"), "limit"),
                 (s("leakwatch_cgroup_memory_high_bytes"), "memory.high"),
                 (s("leakwatch_process_resident_memory_bytes"), "process RSS"),
+                (s("leakwatch_cgroup_memory_peak_bytes"), "peak usage"),
+                (s("leakwatch_cgroup_memory_swap_usage_bytes"), "swap"),
             ),
             "bytes",
-            "The working set (usage minus inactive file pages) is what the OOM killer and kubelet compare to the limit.",
+            "The working set (usage minus inactive file pages) is what the OOM killer and kubelet compare to the limit. Swap use hides a leak from usage until swap runs out.",
             minimum=0,
         ),
         12,
@@ -596,6 +851,129 @@ def target_dashboard():
         ),
         12,
         8,
+    )
+    L.add(
+        timeseries(
+            "Go Sys by class",
+            queries(
+                (s("leakwatch_go_memstats_heap_sys_bytes"), "heap (HeapSys)"),
+                (s("leakwatch_go_memstats_stack_sys_bytes"), "stacks (StackSys)"),
+                (s("leakwatch_go_memstats_mspan_sys_bytes"), "mspan (MSpanSys)"),
+                (s("leakwatch_go_memstats_mcache_sys_bytes"), "mcache (MCacheSys)"),
+                (s("leakwatch_go_memstats_buck_hash_sys_bytes"), "profiling buckets (BuckHashSys)"),
+                (s("leakwatch_go_memstats_gc_sys_bytes"), "GC metadata (GCSys)"),
+                (s("leakwatch_go_memstats_other_sys_bytes"), "other (OtherSys)"),
+            ),
+            "bytes",
+            "Where the memory Go obtained from the OS goes; the stack adds up to MemStats.Sys. Growing stacks point at goroutines, growing BuckHashSys at many distinct allocation stacks.",
+            stack=True,
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Heap spans",
+            queries(
+                (s("leakwatch_go_memstats_heap_inuse_bytes"), "in use (HeapInuse)"),
+                (s("leakwatch_go_memstats_heap_idle_bytes"), "idle (HeapIdle)"),
+                (s("leakwatch_go_memstats_heap_released_bytes"), "returned to the OS (HeapReleased)"),
+            ),
+            "bytes",
+            "HeapIdle minus HeapReleased is memory the runtime holds for reuse; a leak grows HeapInuse.",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Runtime structures in use",
+            queries(
+                (s("leakwatch_go_memstats_stack_inuse_bytes"), "stacks (StackInuse)"),
+                (s("leakwatch_go_memstats_mspan_inuse_bytes"), "mspan (MSpanInuse)"),
+                (s("leakwatch_go_memstats_mcache_inuse_bytes"), "mcache (MCacheInuse)"),
+            ),
+            "bytes",
+            "Off-heap runtime memory in use: stacks grow with goroutines, mspans with the number of heap spans.",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+
+    L.row("Process")
+    L.add(
+        timeseries(
+            "OS threads",
+            queries((s("leakwatch_process_threads"), "threads")),
+            "short",
+            "Threads of the target's process (/proc/PID/status). Grows with goroutines blocked in system calls or cgo; a thread leak ends at the thread limit, not the OOM killer.",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Open file descriptors",
+            queries((s("leakwatch_process_open_fds"), "open fds")),
+            "short",
+            "Open file descriptors of the target's process. Sockets and files not closed grow this; the process limit is not exported (see /proc/PID/limits, \"Max open files\").",
+            minimum=0,
+        ),
+        6,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Process memory",
+            queries(
+                (s("leakwatch_process_resident_memory_bytes"), "RSS (VmRSS)"),
+                # VmHWM needs /proc; MaxRSS (getrusage) comes in the heap profile's
+                # MemStats trailer (not in expvar's), also for remote targets.
+                (
+                    f"{s('leakwatch_process_resident_memory_peak_bytes')} or {s('leakwatch_go_memstats_max_rss_bytes')}",
+                    "peak RSS",
+                ),
+                (s("leakwatch_process_virtual_memory_bytes"), "virtual (VmSize)"),
+            ),
+            "bytes",
+            "Resident memory of the process and its peak (VmHWM from /proc, else MemStats.MaxRSS from the heap profile) on the left axis; virtual size on the right axis, large for every Go program and rarely the problem.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    axis_label(L.panels[-1], "resident")
+    own_axis(L.panels[-1], ("byFrameRefID", "C"), "bytes", "virtual", minimum=0)
+    L.add(
+        stat(
+            "PID",
+            [q(f"max({s('leakwatch_process_pid')})", "pid")],
+            "none",
+            "PID of the target's process as leakwatch last found it. Restarts are marked on every graph (annotation \"Restarts\").",
+            no_value="not found",
+        ),
+        12,
+        4,
+    )
+    L.add(
+        stat(
+            "Restarts (time range)",
+            [
+                q(
+                    f"sum(changes({s('leakwatch_process_pid')}[$__range])) or sum(resets({s('leakwatch_go_memstats_alloc_bytes_total')}[$__range]))",
+                    "restarts",
+                )
+            ],
+            "short",
+            "New processes over the time range: pid changes where leakwatch reads /proc, else resets of MemStats.TotalAlloc.",
+            steps=[(None, "green"), (1, "orange")],
+        ),
+        12,
+        4,
     )
 
     L.row("Memory events and pressure")
@@ -630,6 +1008,32 @@ def target_dashboard():
             minimum=0,
         ),
         8,
+        8,
+    )
+    stat_fields = "anon|file|kernel|kernel_stack|pagetables|sock|shmem|slab|rss|cache|mapped_file|file_mapped|unevictable"
+    event_fields = 'field=~"pgfault|pgmajfault|workingset_refault_anon|workingset_refault_file|pgscan|pgsteal"'
+    L.add(
+        timeseries(
+            "cgroup memory.stat",
+            queries((s("leakwatch_cgroup_memory_stat_bytes", f'field=~"{stat_fields}"'), "{{field}}")),
+            "bytes",
+            "What the cgroup's memory is: anon (rss on v1) is what a heap leak grows; file (cache) can be reclaimed; kernel and sock grow with connections.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    L.add(
+        timeseries(
+            "Page faults and reclaim",
+            queries(
+                (f"rate({s('leakwatch_cgroup_memory_stat_events_total', event_fields)}[{ri}])", "{{field}}")
+            ),
+            "ops",
+            "memory.stat event counters per second. Major faults and refaults rise when the cgroup is short of memory and the kernel evicts pages it needs again.",
+            minimum=0,
+        ),
+        12,
         8,
     )
 
@@ -740,8 +1144,9 @@ def target_dashboard():
             "Last successful dump",
             [q(f"max by (profile_type) ({s('leakwatch_pprof_dump_last_success_timestamp_seconds')}) * 1000", "{{profile_type}}")],
             "dateTimeFromNow",
-            "When the last dump of each profile type was written. List the files at GET /dumps/.",
+            "When the last dump of each profile type was written. The links list the files leakwatch keeps.",
             no_value="none yet",
+            links=[link("This target's dumps", TARGET_DUMPS_URL), link("All dumps", DUMPS_URL)],
         ),
         24,
         4,
@@ -811,9 +1216,12 @@ def target_dashboard():
     L.add(
         timeseries(
             "Time since last successful scrape",
-            queries((f"time() - {s('leakwatch_last_success_timestamp_seconds')}", "{{target}}")),
+            queries(
+                (f"time() - {s('leakwatch_last_success_timestamp_seconds')}", "since last success"),
+                (f"time() - {s('leakwatch_last_scrape_timestamp_seconds')}", "since last scrape (any result)"),
+            ),
             "s",
-            "Grows while the target is down: every leak signal is stale meanwhile.",
+            "Grows while the target is down: every leak signal is stale meanwhile. If the last scrape is old too, leakwatch itself has stopped scraping.",
             minimum=0,
         ),
         12,
@@ -839,24 +1247,69 @@ def target_dashboard():
             "properties": [{"id": "unit", "value": "s"}, {"id": "custom.axisPlacement", "value": "right"}],
         }
     )
+    L.add(
+        stat(
+            "What leakwatch can read",
+            [
+                q(f"max by (source) ({s('leakwatch_go_memstats_info')})", "MemStats ({{source}})", "A"),
+                q(f"max({s('leakwatch_process_scrape_success')})", "/proc", "B"),
+                q(f"max({s('leakwatch_cgroup_scrape_success')})", "cgroup", "C"),
+                q(f"max by (version, path) ({s('leakwatch_cgroup_info')})", "cgroup v{{version}} {{path}}", "D"),
+                q(f"max({s('leakwatch_goroutineleak_profile_available')})", "goroutineleak profile", "E"),
+                q(f'max by (source) (leakwatch_kernel_log_readable{{job=~"$job"}})', "kernel log {{source}}", "F"),
+            ],
+            "none",
+            "The sources behind the panels. /proc, cgroup and kernel log feed the process, container and OOM panels (they need `process:` or `cgroup:` on the target and `system.kernel_log`); the goroutineleak profile needs Go 1.26+.",
+            steps=[(None, "red"), (1, "green")],
+            mappings=yes_no(),
+            text_mode="value_and_name",
+        ),
+        16,
+        5,
+    )
+    L.add(
+        stat(
+            "Heap profile",
+            [
+                q(f"max({s('leakwatch_heap_profile_sampling_period_bytes')})", "sampling period", "A"),
+                q(f"max({s('leakwatch_heap_profile_records')})", "allocation stacks", "B"),
+            ],
+            "bytes",
+            "runtime.MemProfileRate (0 = heap profiling off: no growth by function) and the distinct allocation stacks in the heap profile.",
+            steps=[(None, "red"), (1, "blue")],
+            mappings=[{"type": "value", "options": {"0": {"text": "off", "index": 0}}}],
+            text_mode="value_and_name",
+        ),
+        8,
+        5,
+    )
+    L.panels[-1]["fieldConfig"]["overrides"].append(
+        {"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "unit", "value": "short"}]}
+    )
 
     return dashboard(
         "leakwatch-target",
         "leakwatch / Target",
-        "One Go service watched by leakwatch: leak verdict, heap, goroutines, container memory, dumps.",
+        "One Go service watched by leakwatch: leak verdict, heap, GC, goroutines, container and process memory, dumps.",
         L,
         target_multi=False,
+        links=[
+            ("Report page: ${target}", REPORT_URL, "leakwatch's page for this target: verdict, evidence, paste-ready diff"),
+            ("Dumps: ${target}", TARGET_DUMPS_URL, "Profile dumps leakwatch keeps for this target"),
+        ],
     )
 
 
 def fleet_dashboard():
     L = Layout()
     fsel = 'job=~"$job", target=~"$target"'
-    link = [
+    gsel = 'job=~"$job"'  # leakwatch's own series carry no target label
+    target_links = [
         {
             "title": "Open the target dashboard",
-            "url": "/d/leakwatch-target/leakwatch-target?var-datasource=${datasource}&var-job=${__data.fields.job}&var-target=${__value.raw}&${__url_time_range}",
-        }
+            "url": "/d/leakwatch-target/leakwatch-target?var-datasource=${datasource}&var-job=${__data.fields.job}&var-target=${__value.raw}&var-lw_url=${lw_url}&${__url_time_range}",
+        },
+        link("Open leakwatch's report page", "${lw_url}/targets/${__value.raw}"),
     ]
 
     L.row("Fleet")
@@ -913,7 +1366,7 @@ def fleet_dashboard():
             {"live heap slope": "Bps", "live heap": "bytes", "growth per hour": "percentunit"},
             "live heap slope",
             True,
-            link,
+            target_links,
         ),
         12,
         12,
@@ -930,7 +1383,7 @@ def fleet_dashboard():
             {"time to OOM": "s", "live heap slope": "Bps"},
             "time to OOM",
             False,
-            link,
+            target_links,
         ),
         12,
         12,
@@ -969,10 +1422,81 @@ def fleet_dashboard():
             {"score": "percentunit"},
             "score",
             True,
-            link,
+            target_links,
         ),
         24,
         8,
+    )
+
+    L.row("leakwatch")
+    L.add(
+        stat(
+            "Version",
+            [q(f"count by (version) (leakwatch_build_info{{{gsel}}})", "{{version}}")],
+            "none",
+            "leakwatch versions running (leakwatch_build_info), with how many instances run each.",
+            steps=[(None, "blue")],
+            text_mode="name",
+        ),
+        4,
+        4,
+    )
+    L.add(
+        stat(
+            "Targets configured",
+            [q(f"sum(leakwatch_targets{{{gsel}}})", "configured")],
+            "short",
+            "Targets in leakwatch's configuration, over all its instances (each shard counts its own).",
+            steps=[(None, "blue")],
+        ),
+        4,
+        4,
+    )
+    L.add(
+        stat(
+            "Config reload",
+            [q(f"min(leakwatch_config_last_reload_successful{{{gsel}}})", "last reload")],
+            "none",
+            "Whether the last configuration reload succeeded on every instance; a failed reload keeps the previous configuration.",
+            steps=[(None, "red"), (1, "green")],
+            mappings=yes_no("FAILED", "ok"),
+        ),
+        4,
+        4,
+    )
+    L.add(
+        stat(
+            "Last successful reload",
+            [q(f"min(leakwatch_config_last_reload_success_timestamp_seconds{{{gsel}}}) * 1000", "last reload")],
+            "dateTimeFromNow",
+            "When the configuration was last loaded successfully (the oldest over instances).",
+        ),
+        4,
+        4,
+    )
+    L.add(
+        stat(
+            "Kernel log",
+            [q(f"min(leakwatch_kernel_log_readable{{{gsel}}})", "readable")],
+            "none",
+            "Whether leakwatch can read the kernel log for OOM-kill reports (system.kernel_log).",
+            steps=[(None, "red"), (1, "green")],
+            mappings=yes_no("NOT readable", "readable"),
+            no_value="off",
+        ),
+        4,
+        4,
+    )
+    L.add(
+        stat(
+            "OOM kills of no target",
+            [q(f"sum(increase(leakwatch_host_oom_kills_total{{{gsel}}}[$__range])) or vector(0)", "kills")],
+            "short",
+            "OOM kills in the kernel log over the time range that match no watched target: memory pressure on the host.",
+            steps=[(None, "green"), (1, "orange")],
+        ),
+        4,
+        4,
     )
 
     return dashboard(
@@ -981,6 +1505,10 @@ def fleet_dashboard():
         "Every target watched by leakwatch, ranked by live-heap growth and time to OOM.",
         L,
         target_multi=True,
+        links=[
+            ("leakwatch home", "${lw_url}/", "leakwatch's landing page: every target and its verdict"),
+            ("Dumps", DUMPS_URL, "Every profile dump leakwatch keeps"),
+        ],
     )
 
 
@@ -988,10 +1516,35 @@ def render(d):
     return json.dumps(d, indent=2, sort_keys=False) + "\n"
 
 
+def exported_metrics():
+    """Metric names of the README's "Metrics reference" table (generated from src/metrics.rs)."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- metrics:begin -->")[1].split("<!-- metrics:end -->")[0]
+    return re.findall(r"^\| `([a-z0-9_:]+)`", table, re.M)
+
+
+def coverage(dashboards):
+    """Prints the exported metrics no panel queries; returns how many lack a reason."""
+    exprs = [t["expr"] for d in dashboards for p in d["panels"] for t in p.get("targets", [])]
+    tokens = set()
+    for e in exprs:
+        tokens.update(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", e))
+    names = exported_metrics()
+    missing = [n for n in names if n not in tokens]
+    unexplained = [n for n in missing if n not in NOT_ON_PANELS]
+    print(f"{len(names)} exported metrics, {len(names) - len(missing)} on some panel, {len(missing)} on none")
+    for n in missing:
+        print(f"  {n}: {NOT_ON_PANELS.get(n, 'NO PANEL AND NO REASON')}")
+    return len(unexplained)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if dashboards/*.json differ from what this script generates")
+    parser.add_argument("--coverage", action="store_true", help="list the exported metrics on no panel; fail if one has no reason")
     args = parser.parse_args()
+    if args.coverage:
+        return 1 if coverage([target_dashboard(), fleet_dashboard()]) else 0
     outputs = {
         OUT / "leakwatch-target.json": render(target_dashboard()),
         OUT / "leakwatch-fleet.json": render(fleet_dashboard()),

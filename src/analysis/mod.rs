@@ -1,9 +1,14 @@
-//! Per-target window of samples, robust slopes, leak signals, verdict and heap diff.
+//! Per-target window of samples, robust slopes and trend tests, leak signals, verdict
+//! and heap diff: values only, no metric names, no HTML.
 
+pub mod culprit;
 pub mod diff;
+pub mod kinds;
+pub mod observation;
 pub mod signals;
 pub mod sites;
 pub mod slope;
+pub mod trend;
 pub mod verdict;
 pub mod window;
 

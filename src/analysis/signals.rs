@@ -24,13 +24,14 @@
 
 use serde::Deserialize;
 
-use crate::analysis::diff::{SampleType, growth_by_function};
+use crate::analysis::culprit::{
+    culprit, growth_top_n, package_shares, site_growth, sustained_growth_top_n,
+};
 use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
-use crate::analysis::verdict::{Evidence, Thresholds, Verdict, judge};
+use crate::analysis::trend::{Basis, time_to_limit};
+use crate::analysis::verdict::{Evidence, Grace, Thresholds, Verdict, judge};
 use crate::analysis::window::{Baseline, Sample, Window};
-use crate::pprof::funcname::package_of;
-use crate::pprof::{HeapProfile, HeapSample};
 
 /// Signal settings: label cardinality, the fallback memory limit and the verdict's
 /// thresholds. Unknown keys are rejected; missing keys take the defaults.
@@ -108,6 +109,9 @@ pub enum LimitSource {
     Cgroup,
     Gomemlimit,
     Config,
+    /// No limit was set: the host's `MemAvailable` plus the process's own usage, the
+    /// memory the kernel's OOM killer lets it reach (only for a process on this host).
+    Host,
 }
 
 impl LimitSource {
@@ -116,6 +120,7 @@ impl LimitSource {
             LimitSource::Cgroup => "cgroup",
             LimitSource::Gomemlimit => "gomemlimit",
             LimitSource::Config => "config",
+            LimitSource::Host => "host",
         }
     }
 }
@@ -155,6 +160,8 @@ pub struct TimeToOom {
     /// At the lower bound of the slope's 95% interval.
     pub latest_seconds: f64,
     pub rate_bytes_per_second: f64,
+    /// Which part of the window the rate was fitted on.
+    pub basis: Basis,
 }
 
 /// Every signal of one target at one time.
@@ -195,6 +202,8 @@ pub struct Signals {
     pub time_to_oom: Option<TimeToOom>,
     pub baseline: Option<Baseline>,
     pub baseline_ratio: Option<f64>,
+    /// GC cycles inside the window (None without MemStats).
+    pub gc_cycles: Option<u64>,
     pub verdict: Verdict,
 }
 
@@ -242,203 +251,9 @@ fn growth_ratio(
     }
     Some(dn as f64 / dd as f64)
 }
-
-fn signed(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// Per-site growth from `old` to `new`, largest first; a site gone since `old` shrank to 0.
-fn site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)> {
-    let mut growth: Vec<(String, i64)> = new
-        .entries
-        .iter()
-        .map(|(n, v)| {
-            let before = old.get(n).unwrap_or(0);
-            (n.to_string(), signed(*v).saturating_sub(signed(before)))
-        })
-        .chain(
-            old.entries
-                .iter()
-                .filter(|(n, _)| new.get(n).is_none())
-                .map(|(n, v)| (n.to_string(), -signed(*v))),
-        )
-        .filter(|(_, g)| *g != 0)
-        .collect();
-    growth.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    growth
-}
-
-/// Heap growth by allocation site, through [`crate::analysis::diff::growth_by_function`]:
-/// each snapshot becomes a profile of one-frame stacks named by allocation site, so the
-/// diff's flat growth per function is the growth per allocation site (helpers such as
-/// `runtime.makeslice` already skipped when the snapshot was taken).
-fn heap_site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)> {
-    let as_profile = |snap: &SiteSnapshot| HeapProfile {
-        sampling_period: 0,
-        samples: snap
-            .entries
-            .iter()
-            .map(|(site, bytes)| HeapSample {
-                stack: vec![site.to_string()],
-                inuse_bytes: *bytes,
-                ..HeapSample::default()
-            })
-            .collect(),
-    };
-    growth_by_function(&as_profile(old), &as_profile(new), SampleType::InuseSpace)
-}
-
-/// The two snapshots a site's *sustained* growth is measured between: per site, the
-/// largest value in the earlier half of the checkpoints and the smallest in the later
-/// half. A leaking site grows through every checkpoint, so this barely changes its
-/// growth; a saw-tooth site (a request buffer freed every few seconds) is high in one
-/// checkpoint and low in another, so its "growth" between two arbitrary snapshots
-/// vanishes here instead of outranking a slow leak. With two snapshots it is plain
-/// newest minus oldest.
-fn sustained_bounds(snaps: &[&SiteSnapshot]) -> Option<(SiteSnapshot, SiteSnapshot)> {
-    let (first, last) = (snaps.first()?, snaps.last()?);
-    let half = (snaps.len() / 2).max(1);
-    let early = &snaps[..half];
-    let late = &snaps[snaps.len() - half..];
-    let mut names: Vec<std::sync::Arc<str>> = snaps
-        .iter()
-        .flat_map(|s| s.entries.iter().map(|(n, _)| n.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    let fold = |part: &[&SiteSnapshot], pick: fn(u64, u64) -> u64| {
-        names
-            .iter()
-            .map(|n| {
-                let v = part
-                    .iter()
-                    .map(|s| s.get(n).unwrap_or(0))
-                    .reduce(pick)
-                    .unwrap_or(0);
-                (n.clone(), v)
-            })
-            .collect::<Vec<_>>()
-    };
-    Some((
-        SiteSnapshot {
-            at: first.at,
-            entries: fold(early, u64::max),
-            other: first.other,
-        },
-        SiteSnapshot {
-            at: last.at,
-            entries: fold(late, u64::min),
-            other: last.other,
-        },
-    ))
-}
-
-/// Heap growth by site over the whole window (newest minus oldest, the diff code),
-/// ranked by *sustained* growth ([`sustained_bounds`]): only sites that grew through
-/// the checkpoints are named; the rest, saw-tooth sites included, go to `other`.
-fn sustained_growth_top_n(
-    old: &SiteSnapshot,
-    new: &SiteSnapshot,
-    snaps: &[&SiteSnapshot],
-    top_n: usize,
-) -> Vec<(String, i64)> {
-    if old.at >= new.at {
-        return Vec::new();
-    }
-    let full = heap_site_growth(old, new);
-    let Some((early, late)) = sustained_bounds(snaps) else {
-        return growth_top_n(old, new, top_n, heap_site_growth);
-    };
-    let sustained: Vec<(String, i64)> = heap_site_growth(&early, &late)
-        .into_iter()
-        .filter(|(_, g)| *g > 0)
-        .collect();
-    let mut ranked = Vec::with_capacity(sustained.len());
-    let mut rest = signed(new.other).saturating_sub(signed(old.other));
-    for (name, g) in &full {
-        if !sustained.iter().any(|(n, _)| n == name) {
-            rest = rest.saturating_add(*g);
-        }
-    }
-    for (name, sg) in &sustained {
-        let g = full
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, g)| *g)
-            .unwrap_or(*sg);
-        ranked.push((name.clone(), g));
-    }
-    top_n_with_other(&ranked, rest, top_n)
-}
-
-/// The `top_n` largest positive growths, then `other`: everything else, including
-/// `other_delta` (the change of the snapshots' own `other` buckets).
-fn top_n_with_other(
-    growth: &[(String, i64)],
-    other_delta: i64,
-    top_n: usize,
-) -> Vec<(String, i64)> {
-    let total = growth
-        .iter()
-        .fold(other_delta, |acc, (_, g)| acc.saturating_add(*g));
-    let mut out: Vec<(String, i64)> = growth
-        .iter()
-        .filter(|(_, g)| *g > 0)
-        .take(top_n)
-        .cloned()
-        .collect();
-    let top_sum = out.iter().fold(0i64, |acc, (_, g)| acc.saturating_add(*g));
-    out.push(("other".to_string(), total.saturating_sub(top_sum)));
-    out
-}
-
-/// Growth from the window's oldest to its newest snapshot, top N plus `other`; empty
-/// while there is only one snapshot.
-fn growth_top_n(
-    old: &SiteSnapshot,
-    new: &SiteSnapshot,
-    top_n: usize,
-    per_site: fn(&SiteSnapshot, &SiteSnapshot) -> Vec<(String, i64)>,
-) -> Vec<(String, i64)> {
-    if old.at >= new.at {
-        return Vec::new();
-    }
-    let other_delta = signed(new.other).saturating_sub(signed(old.other));
-    top_n_with_other(&per_site(old, new), other_delta, top_n)
-}
-
-/// The first entry of a top-N list unless it is `other`.
-fn culprit(g: &[(String, i64)]) -> Option<(&str, i64)> {
-    g.first()
-        .filter(|(n, _)| n != "other")
-        .map(|(n, v)| (n.as_str(), *v))
-}
-
-/// In-use share by package of the newest heap snapshot: top N, then `other`.
-fn package_shares(snap: &SiteSnapshot, top_n: usize) -> Vec<(String, f64)> {
-    let total = snap.total();
-    if total == 0 {
-        return Vec::new();
-    }
-    let mut by_pkg: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-    for (site, bytes) in &snap.entries {
-        let e = by_pkg.entry(package_of(site)).or_insert(0);
-        *e = e.saturating_add(*bytes);
-    }
-    let mut pkgs: Vec<(&str, u64)> = by_pkg.into_iter().collect();
-    pkgs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let mut out: Vec<(String, f64)> = pkgs
-        .iter()
-        .take(top_n)
-        .map(|(p, b)| (p.to_string(), *b as f64 / total as f64))
-        .collect();
-    let rest = pkgs
-        .iter()
-        .skip(top_n)
-        .fold(snap.other, |acc, (_, b)| acc.saturating_add(*b));
-    out.push(("other".to_string(), rest as f64 / total as f64));
-    out
-}
+/// The data after the start-up grace the recent-growth test needs, as a share of the
+/// warm-up (2 minutes with the default 5-minute warm-up).
+const RECENT_FRACTION_OF_WARMUP: f64 = 0.4;
 
 /// Distinct heap-profile in-use values in the window from which the profile alone
 /// decides the heap verdict (below it, NextGC is judged too).
@@ -493,6 +308,13 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             .map(|l| (LimitSource::Cgroup, l))
             .or(s.gomemlimit.map(|l| (LimitSource::Gomemlimit, l)))
             .or(cfg.memory_limit_bytes.map(|l| (LimitSource::Config, l)))
+            .or_else(|| {
+                // Only a process on this host (RSS or working set read here) is limited
+                // by this host's memory; Go's Sys of a remote target is not.
+                let usage = s.working_set.or(s.rss)?;
+                let available = window.host_available()?;
+                Some((LimitSource::Host, available.saturating_add(usage)))
+            })
     });
     let usage_source = newest.and_then(|s| {
         [
@@ -504,8 +326,8 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         .find(|src| src.get(s).is_some())
     });
     let memory_usage = usage_source.and_then(|src| Some((src, src.get(newest?)?)));
-    let time_to_oom = match (warm, memory_limit, memory_usage) {
-        (true, Some((_, limit)), Some((src, usage))) => {
+    let time_to_oom = match (memory_limit, memory_usage) {
+        (Some((_, limit)), Some((src, usage))) => {
             time_to_oom(window, src, limit, usage, &cfg.thresholds)
         }
         _ => None,
@@ -541,10 +363,47 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     {
         live_evidence.push(("NextGC", t));
     }
+    // The start-up grace in window seconds, and the points after it of each judged
+    // series (for the recent-growth test of the verdict).
+    let grace_end_x = window.grace_end().map_or(f64::NEG_INFINITY, |g| {
+        match g.duration_since(window.start()) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    });
+    let grace = Grace {
+        end_x: grace_end_x,
+        newest_x: newest.map_or(0.0, |s| x_of(window, s)),
+        needed_seconds: window.warmup().as_secs_f64() * RECENT_FRACTION_OF_WARMUP,
+        grace_seconds: window.startup_grace().as_secs_f64(),
+    };
+    let after = |get: fn(&Sample) -> Option<u64>| -> Vec<(f64, f64)> {
+        points(window, get)
+            .into_iter()
+            .filter(|p| p.0 >= grace_end_x)
+            .collect()
+    };
+    let live_recent = live_evidence
+        .iter()
+        .map(|(name, _)| {
+            if *name == "NextGC" {
+                after(|s| s.nextgc_live)
+            } else {
+                after(|s| s.profile_inuse)
+            }
+        })
+        .collect();
+    let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
     let evidence = Evidence {
         warm,
         span_seconds: window.span().as_secs_f64(),
         warmup_seconds: window.warmup().as_secs_f64(),
+        grace,
+        live_recent,
+        goroutines_recent: after(|s| s.goroutines),
+        http_connections_recent: after(|s| s.http_client_connections),
+        gc_cycles: window.gc_cycles(),
+        heap_alloc_grew,
         live: live_evidence,
         next_gc_slope: next_gc.map(|f| f.slope),
         heap_alloc_slope: heap_alloc.map(|f| f.slope),
@@ -591,10 +450,16 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         time_to_oom,
         baseline,
         baseline_ratio,
+        gc_cycles: window.gc_cycles(),
         verdict,
     }
 }
 
+/// Time to OOM from the first minutes: no leak warm-up (a start-up cache heading for
+/// the limit kills the service just the same), only a slope whose 95% interval
+/// excludes 0 over at least [`crate::analysis::trend::MIN_POINTS_TO_LIMIT`] samples; the recent half of the
+/// window wins when it grows faster (growth that accelerates, such as a heap whose GC
+/// goal doubles). See [`crate::analysis::trend::time_to_limit`].
 fn time_to_oom(
     window: &Window,
     src: UsageSource,
@@ -603,29 +468,18 @@ fn time_to_oom(
     th: &Thresholds,
 ) -> Option<TimeToOom> {
     let pts = points(window, |s| src.get(s));
-    if pts.len() < 3 {
-        return None;
-    }
-    let fit = theil_sen(&pts)?;
-    let growing = fit.slope > 0.0
-        && fit.slope * 3600.0 >= th.usage_min_growth_bytes_per_hour
-        && fit.low > 0.0;
-    if !growing {
-        return None;
-    }
-    let room = limit.saturating_sub(usage) as f64;
-    let at = |rate: f64| {
-        if rate > 0.0 {
-            room / rate
-        } else {
-            f64::INFINITY
-        }
-    };
+    let t = time_to_limit(
+        &pts,
+        usage as f64,
+        limit as f64,
+        th.usage_min_growth_bytes_per_hour / 3600.0,
+    )?;
     Some(TimeToOom {
-        seconds: at(fit.slope),
-        earliest_seconds: at(fit.high),
-        latest_seconds: at(fit.low),
-        rate_bytes_per_second: fit.slope,
+        seconds: t.seconds,
+        earliest_seconds: t.earliest_seconds,
+        latest_seconds: t.latest_seconds,
+        rate_bytes_per_second: t.rate_per_second,
+        basis: t.basis,
     })
 }
 
@@ -633,6 +487,7 @@ fn time_to_oom(
 mod tests {
     use super::*;
     use crate::analysis::sim::*;
+    use crate::analysis::verdict::VerdictState;
     use crate::analysis::window::{Observation, ObserveOutcome, WindowConfig};
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
@@ -740,9 +595,16 @@ mod tests {
                 );
             }
             if c.at_end {
-                // First suspected as soon as the window is warm (20 minutes).
+                // The process's age is unknown here: first suspected once the window
+                // reaches past the 10-minute start-up grace by the 2 minutes the
+                // recent-growth test needs, well before the old fixed 20 minutes.
                 let first = r.verdicts.iter().find(|v| v.1).map(|v| v.0);
-                assert_eq!(first, Some(1200), "{}", c.name);
+                // (The slow leak under a 10x sawtooth needs a minute more of data.)
+                assert!(
+                    first.is_some_and(|f| (720..=960).contains(&f)),
+                    "{}: first suspected at {first:?}",
+                    c.name
+                );
                 assert!(
                     heap.reasons
                         .iter()
@@ -786,7 +648,8 @@ mod tests {
         assert_eq!(restarts, vec![100], "observation 100 is second 1500");
         assert_eq!(r.window.len(), 21);
         assert_eq!(r.window.start(), at(1500));
-        assert!(!r.last.warm);
+        // Five minutes of the new process: not judged on the old one's samples.
+        assert_eq!(r.last.window_span_seconds, 300.0);
         assert!(!r.last.verdict.heap.suspected);
         assert!(r.last.time_to_oom.is_none());
         // After the restart the heap starts from scratch: HeapAlloc's slope is that of
@@ -811,7 +674,7 @@ mod tests {
             assert!(!k.suspected);
             assert_eq!(k.score, 0.0);
             assert!(
-                k.reasons[0].starts_with("warming up: the window covers 15s of the 20m"),
+                k.reasons[0].starts_with("warming up: the window covers 15s of the 5m"),
                 "{:?}",
                 k.reasons
             );
@@ -1010,6 +873,8 @@ mod tests {
             span: Duration::from_secs(60),
             warmup: Duration::from_secs(4),
             min_samples: 5,
+            // Five seconds of captures: the classic criteria, no start-up grace.
+            startup_grace: Some(Duration::ZERO),
             ..WindowConfig::default()
         };
         for (series, want) in [("go1.26-heap", true), ("go1.19-healthy", false)] {
@@ -1029,7 +894,17 @@ mod tests {
                 };
                 assert_eq!(w.observe(obs), ObserveOutcome::Appended, "{series} {tag}");
             }
+            // With the defaults, a leaking heap seen across two GCs is inconclusive:
+            // the live heap is measured only at a GC.
             let s = compute(&w, &SignalConfig::default());
+            if want {
+                assert_eq!(s.gc_cycles, Some(2), "{series}");
+                assert_eq!(s.verdict.heap.state, VerdictState::Inconclusive, "{series}");
+            }
+            // Asked to judge on two GCs, the classic criteria decide.
+            let mut cfg = SignalConfig::default();
+            cfg.thresholds.min_gc_cycles = 2;
+            let s = compute(&w, &cfg);
             assert_eq!(s.window_samples, 6);
             let heap = &s.verdict.heap;
             assert_eq!(heap.suspected, want, "{series}: {heap:#?}");
@@ -1061,6 +936,142 @@ mod tests {
             let e1 = serde_norway::from_str::<SignalConfig>(bad).map(|_| ());
             let e2 = serde_norway::from_str::<WindowConfig>(bad).map(|_| ());
             assert!(e1.is_err() && e2.is_err(), "{bad}: {e1:?} {e2:?}");
+        }
+    }
+
+    #[test]
+    fn evidence_instead_of_a_fixed_warm_up() {
+        let wcfg = WindowConfig::default();
+        let scfg = SignalConfig::default();
+        let first = |r: &Run| r.verdicts.iter().find(|v| v.1).map(|v| v.0);
+        // A cache that fills for (up to) 10 minutes and stops is never a leak.
+        for fill in [480.0, 600.0] {
+            let sim = Sim {
+                live: Box::new(move |t| 20.0 * MIB + 40.0 * MIB * (t / fill).min(1.0)),
+                base: 20.0 * MIB,
+                ..Sim::default()
+            };
+            let r = run(&sim, 30 * 60, 15, &wcfg, &scfg);
+            assert_eq!(first(&r), None, "cache filling for {fill}s");
+            let h = &r.last.verdict.heap;
+            assert_eq!(h.state, VerdictState::NoLeak, "{h:#?}");
+        }
+        // The same leak in a process that has run for two hours is suspected as soon
+        // as the 5-minute warm-up is covered: it is past its start-up.
+        let leak = |started_before| Sim {
+            live: linear(50.0 * MIB, 20.0 * MIB),
+            started_before,
+            ..Sim::default()
+        };
+        let r = run(&leak(Some(7200)), 20 * 60, 15, &wcfg, &scfg);
+        assert!(
+            first(&r).is_some_and(|f| f <= 360),
+            "old process: first suspected at {:?}",
+            first(&r)
+        );
+        // A process that started with leakwatch waits for the grace, then is suspected.
+        let r = run(&leak(Some(0)), 20 * 60, 15, &wcfg, &scfg);
+        assert!(
+            first(&r).is_some_and(|f| (720..=900).contains(&f)),
+            "young process: first suspected at {:?}",
+            first(&r)
+        );
+        // Within the grace the growing heap is "warming up", never "no leak".
+        let r = run(&leak(Some(0)), 9 * 60, 15, &wcfg, &scfg);
+        let h = &r.last.verdict.heap;
+        assert_eq!(h.state, VerdictState::WarmingUp, "{h:#?}");
+        assert!(h.reasons[0].contains("start-up grace"), "{:?}", h.reasons);
+    }
+
+    #[test]
+    fn a_growing_heap_with_too_few_gc_cycles_is_inconclusive() {
+        // Leaking with no garbage: HeapAlloc only grows, NextGC (2 x 50 MiB) is never
+        // reached, no GC runs, and the live heap reads flat: that says nothing.
+        let sim = Sim {
+            live: linear(50.0 * MIB, 20.0 * MIB),
+            alloc_rate: 0.0,
+            started_before: Some(7200),
+            ..Sim::default()
+        };
+        let r = run(
+            &sim,
+            20 * 60,
+            15,
+            &WindowConfig::default(),
+            &SignalConfig::default(),
+        );
+        assert!(
+            r.last.gc_cycles.is_some_and(|n| n < 5),
+            "{:?}",
+            r.last.gc_cycles
+        );
+        let h = &r.last.verdict.heap;
+        assert_eq!(h.state, VerdictState::Inconclusive, "{h:#?}");
+        assert!(!h.suspected);
+        assert!(h.reasons[0].contains("GC cycle"), "{:?}", h.reasons);
+    }
+
+    #[test]
+    fn time_to_oom_from_the_first_minute() {
+        // 80 MiB/min from 300 MiB into a 1 GiB limit: killed after ~9 minutes. The
+        // estimate exists from the fourth sample, long before any leak verdict.
+        let sim = Sim {
+            rss: linear(300.0 * MIB, 80.0 * 60.0 * MIB),
+            limit: Some(1 << 30),
+            ..Sim::default()
+        };
+        let r = run(
+            &sim,
+            60,
+            15,
+            &WindowConfig::default(),
+            &SignalConfig::default(),
+        );
+        assert!(!r.last.warm);
+        let t = r.last.time_to_oom.expect("time to OOM after 4 samples");
+        let want = (1024.0 - 380.0) / 80.0 * 60.0;
+        assert!((t.seconds - want).abs() < 0.1 * want, "{t:?} want {want}");
+        assert_eq!(r.last.memory_limit, Some((LimitSource::Cgroup, 1 << 30)));
+    }
+
+    #[test]
+    fn stale_and_explained_verdicts() {
+        use crate::analysis::verdict::{KindVerdict, LeakKind, explain_by_connections};
+        let kv = |k, st| {
+            KindVerdict::new(
+                k,
+                st,
+                if st == VerdictState::Suspected {
+                    0.8
+                } else {
+                    0.1
+                },
+                vec!["r".into()],
+            )
+        };
+        let mut v = Verdict {
+            heap: kv(LeakKind::Heap, VerdictState::Suspected),
+            goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
+            http_connections: kv(LeakKind::HttpConnections, VerdictState::Suspected),
+        };
+        explain_by_connections(&mut v);
+        assert_eq!(v.goroutine.explained_by, Some(LeakKind::HttpConnections));
+        assert!(v.goroutine.reasons[0].contains("HTTP client connection leak"));
+        assert_eq!(v.heap.explained_by, Some(LeakKind::HttpConnections));
+        assert_eq!(v.http_connections.explained_by, None);
+        // Without a connection leak nothing is explained away.
+        let mut w = Verdict {
+            heap: kv(LeakKind::Heap, VerdictState::Suspected),
+            goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
+            http_connections: kv(LeakKind::HttpConnections, VerdictState::NoLeak),
+        };
+        explain_by_connections(&mut w);
+        assert_eq!(w.goroutine.explained_by, None);
+        w.mark_stale("stale: the process is gone");
+        for k in w.kinds() {
+            assert_eq!(k.state, VerdictState::Stale);
+            assert!(!k.suspected);
+            assert_eq!(k.score, 0.0);
         }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct Sim {
     pub(crate) restart_at: Option<u64>,
     pub(crate) rss: Box<dyn Fn(f64) -> f64>,
     pub(crate) limit: Option<u64>,
+    /// The process started this many seconds before the run (its `/proc` start time);
+    /// `None`: unknown, as for a remote target.
+    pub(crate) started_before: Option<u64>,
 }
 
 impl Default for Sim {
@@ -49,6 +52,7 @@ impl Default for Sim {
             restart_at: None,
             rss: Box::new(|_| 200.0 * MIB),
             limit: None,
+            started_before: None,
         }
     }
 }
@@ -165,6 +169,14 @@ pub(crate) fn run(
             rss: None,
             gomemlimit: None,
             gogc: None,
+            // A restarted process started when it restarted.
+            process_start: sim.started_before.map(|b| {
+                if started == 0 {
+                    at(0) - Duration::from_secs(b)
+                } else {
+                    at(started)
+                }
+            }),
             ..Observation::at(at(sec))
         };
         outcomes.push(window.observe(obs));

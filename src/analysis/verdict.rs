@@ -6,11 +6,12 @@
 //!
 //! A **heap** leak is suspected when all of these hold:
 //!
-//! 1. **The window is warm**: it covers at least `warmup` (default 20 minutes, at most
-//!    two thirds of the window) with at least `min_samples` samples. A process restart
-//!    empties the window, so a restart never looks like growth, and a start-up cache
-//!    that fills for up to about half the warm-up has plateaued by the time of the
-//!    first verdict (see rule 2, sustained).
+//! 1. **The window holds evidence**: it covers at least `warmup` (default 5 minutes,
+//!    at most two thirds of the window) with at least `min_samples` samples, and, when
+//!    HeapAlloc grew, at least `min_gc_cycles` (default 5) GC cycles: the live heap is
+//!    measured only at a GC, so a window with one or two GCs is **inconclusive**, never
+//!    "no leak". A process restart empties the window, so a restart never looks like
+//!    growth.
 //! 2. **The live heap grows.** The live heap is the heap that survived the last GC: the
 //!    heap profile's in-use bytes, and independently `NextGC / (1 + GOGC/100)` from
 //!    MemStats. The profile decides once it has taken at least 8 distinct values in the
@@ -32,10 +33,17 @@
 //!      config reload), fails this: one half is flat.
 //! 3. **The runtime agrees**: the slope of `NextGC` over the window is positive, or
 //!    that of `HeapAlloc` is (skipped when MemStats are not available).
+//! 4. **It goes on after start-up**: growth in a process's first `startup_grace`
+//!    (default twice `warmup`, 10 minutes) may be caches filling. The points after the
+//!    grace must show an upward trend by the Mann-Kendall test (one-sided 5%) with a
+//!    Sen slope above the same floors; until the window reaches far enough past the
+//!    grace the state is **warming up**, and growth that stopped is **no leak**. The
+//!    grace counts from the process's start time (`/proc`), so a process that has run
+//!    for hours is judged as soon as rule 1 holds.
 //!
 //! A **goroutine** leak and an **http_connections** leak (goroutines in
 //! `net/http.(*persistConn).readLoop`: HTTP client connections never closed) are
-//! suspected on rules 1 and 2 applied to the goroutine count and the connection
+//! suspected on rules 1, 2 and 4 applied to the goroutine count and the connection
 //! count, with their own floors (default 60 goroutines/h and 5%/h; 30 connections/h
 //! and 5%/h). Bursty traffic raises and lowers these counts: it is not one-way and
 //! not sustained, so it does not fire.
@@ -66,6 +74,8 @@
 use serde::Deserialize;
 
 use crate::analysis::signals::Trend;
+use crate::analysis::slope::theil_sen;
+use crate::analysis::trend::mann_kendall;
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// Thresholds of the decision rule (see the module doc). Unknown keys are rejected;
@@ -85,6 +95,9 @@ pub struct Thresholds {
     pub min_half_slope_fraction: f64,
     /// Usage growth below this is "not growing": no time-to-OOM.
     pub usage_min_growth_bytes_per_hour: f64,
+    /// GC cycles the window must hold, while HeapAlloc grew, before the heap verdict
+    /// is more than "inconclusive": the live heap is only measured at a GC.
+    pub min_gc_cycles: u64,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -101,69 +114,18 @@ impl Default for Thresholds {
             min_monotonicity: 0.6,
             min_half_slope_fraction: 0.25,
             usage_min_growth_bytes_per_hour: 2.0 * MIB,
+            min_gc_cycles: 5,
         }
     }
 }
 
-/// What leaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeakKind {
-    Heap,
-    Goroutine,
-    HttpConnections,
-}
+pub use crate::analysis::kinds::{KindVerdict, LeakKind, Verdict, VerdictState};
 
-impl LeakKind {
-    pub const ALL: [LeakKind; 3] = [
-        LeakKind::Heap,
-        LeakKind::Goroutine,
-        LeakKind::HttpConnections,
-    ];
-
-    /// The `kind` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LeakKind::Heap => "heap",
-            LeakKind::Goroutine => "goroutine",
-            LeakKind::HttpConnections => "http_connections",
-        }
-    }
-
-    fn unit(self) -> Unit {
-        match self {
-            LeakKind::Heap => Unit::Bytes,
-            LeakKind::Goroutine => Unit::Count("goroutines"),
-            LeakKind::HttpConnections => Unit::Count("connections"),
-        }
-    }
-}
-
-/// The verdict for one kind.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KindVerdict {
-    pub kind: LeakKind,
-    /// 0..1; >= 0.5 exactly when `suspected`.
-    pub score: f64,
-    pub suspected: bool,
-    /// Plain sentences for the landing page: slope, monotonicity, culprit, or why not.
-    pub reasons: Vec<String>,
-}
-
-/// The verdict for every kind.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub heap: KindVerdict,
-    pub goroutine: KindVerdict,
-    pub http_connections: KindVerdict,
-}
-
-impl Verdict {
-    pub fn kinds(&self) -> [&KindVerdict; 3] {
-        [&self.heap, &self.goroutine, &self.http_connections]
-    }
-
-    pub fn any_suspected(&self) -> bool {
-        self.kinds().iter().any(|k| k.suspected)
+fn unit_of(kind: LeakKind) -> Unit {
+    match kind {
+        LeakKind::Heap => Unit::Bytes,
+        LeakKind::Goroutine => Unit::Count("goroutines"),
+        LeakKind::HttpConnections => Unit::Count("connections"),
     }
 }
 
@@ -184,10 +146,68 @@ pub struct Evidence<'a> {
     pub heap_culprit: Option<(&'a str, i64)>,
     /// Top goroutine growth by blocking site, largest first.
     pub goroutine_culprit: Option<(&'a str, i64)>,
+    /// The start-up grace and the points after it (see [`Grace`]).
+    pub grace: Grace,
+    /// Points after the grace of each series in `live` (same order), of the goroutine
+    /// count and of the connection count.
+    pub live_recent: Vec<Vec<(f64, f64)>>,
+    pub goroutines_recent: Vec<(f64, f64)>,
+    pub http_connections_recent: Vec<(f64, f64)>,
+    /// GC cycles in the window (None without MemStats), and whether HeapAlloc grew.
+    pub gc_cycles: Option<u64>,
+    pub heap_alloc_grew: bool,
+}
+
+/// Where the start-up grace ends, in window seconds (`x` of the trends).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Grace {
+    /// `x` at which the grace ends (negative: before the window, the process is old).
+    pub end_x: f64,
+    /// `x` of the newest sample.
+    pub newest_x: f64,
+    /// Seconds of data after the grace the recent-growth test needs.
+    pub needed_seconds: f64,
+    /// The grace itself, for the reasons.
+    pub grace_seconds: f64,
+}
+
+impl Grace {
+    /// The window reaches far enough past the grace for the recent-growth test.
+    fn over(&self) -> bool {
+        self.newest_x - self.end_x.max(0.0) >= self.needed_seconds || self.end_x <= 0.0
+    }
 }
 
 /// Applies the decision rule.
 pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
+    let mut v = judge_each(ev, th);
+    explain_by_connections(&mut v);
+    v
+}
+
+/// One cause, one page: every leaked HTTP client connection holds two goroutines
+/// (`persistConn.readLoop` and `writeLoop`) and its buffers, so a connection leak also
+/// grows the goroutine count and the heap. Those verdicts stay (they are true) but
+/// name the connection leak as their cause; the shipped Alertmanager config inhibits
+/// their alerts while the connection alert fires.
+pub fn explain_by_connections(v: &mut Verdict) {
+    if !v.http_connections.suspected {
+        return;
+    }
+    for k in [&mut v.goroutine, &mut v.heap] {
+        if k.suspected && k.explained_by.is_none() {
+            k.explained_by = Some(LeakKind::HttpConnections);
+            k.reasons.insert(
+                0,
+                "explained by the HTTP client connection leak: each leaked connection holds \
+                 two goroutines and its buffers"
+                    .to_string(),
+            );
+        }
+    }
+}
+
+fn judge_each(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
     Verdict {
         heap: judge_heap(ev, th),
         goroutine: judge_count(
@@ -212,16 +232,77 @@ pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
 }
 
 fn cold(kind: LeakKind, ev: &Evidence<'_>) -> KindVerdict {
-    KindVerdict {
+    KindVerdict::new(
         kind,
-        score: 0.0,
-        suspected: false,
-        reasons: vec![format!(
+        VerdictState::WarmingUp,
+        0.0,
+        vec![format!(
             "warming up: the window covers {} of the {} needed",
             fmt_duration(ev.span_seconds),
             fmt_duration(ev.warmup_seconds)
         )],
+    )
+}
+
+/// The last step for a kind whose whole window passed every criterion: the growth
+/// must go on after the start-up grace (a cache that fills and stops is not a leak),
+/// tested with Mann-Kendall and Sen's slope on the points after it.
+fn after_grace(
+    kind: LeakKind,
+    ev: &Evidence<'_>,
+    recent: &[(f64, f64)],
+    min_abs_per_hour: f64,
+    min_rel_per_hour: f64,
+    score: f64,
+    mut reasons: Vec<String>,
+) -> KindVerdict {
+    let g = ev.grace;
+    if !g.over() {
+        reasons.insert(
+            0,
+            format!(
+                "growing, but within the start-up grace: growth in a process's first {} may be \
+                 caches filling; judging the growth after it ({} of {} covered)",
+                fmt_duration(g.grace_seconds),
+                fmt_duration((g.newest_x - g.end_x).max(0.0)),
+                fmt_duration(g.needed_seconds)
+            ),
+        );
+        return KindVerdict::new(kind, VerdictState::WarmingUp, score.min(0.49), reasons);
     }
+    let mk = mann_kendall(recent);
+    let fit = if recent.len() >= 3 {
+        theil_sen(recent)
+    } else {
+        None
+    };
+    let mut values: Vec<f64> = recent.iter().map(|p| p.1).collect();
+    let level = crate::analysis::slope::median(&mut values)
+        .unwrap_or(1.0)
+        .max(1.0);
+    let per_hour = fit.map_or(0.0, |f| f.slope * 3600.0);
+    let grows = mk.is_some_and(|m| m.upward())
+        && per_hour >= min_abs_per_hour
+        && per_hour / level >= min_rel_per_hour;
+    if grows {
+        if g.end_x > 0.0 {
+            reasons.push(format!(
+                "still growing after the start-up grace: Mann-Kendall z {:.1} over {} points",
+                mk.map_or(0.0, |m| m.z),
+                recent.len()
+            ));
+        }
+        return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
+    }
+    reasons.insert(
+        0,
+        format!(
+            "growth did not go on after the start-up grace ({} since the process started): \
+             start-up, such as a cache that filled, not a leak",
+            fmt_duration(g.grace_seconds)
+        ),
+    );
+    KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
 }
 
 fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
@@ -237,7 +318,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
                 *name,
                 assess(
                     t,
-                    kind.unit(),
+                    unit_of(kind),
                     th.heap_min_growth_bytes_per_hour,
                     th.heap_min_relative_growth_per_hour,
                     th,
@@ -246,14 +327,30 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         })
         .max_by(|a, b| a.1.score.total_cmp(&b.1.score));
     let Some((name, a)) = best else {
-        return KindVerdict {
+        return KindVerdict::new(
             kind,
-            score: 0.0,
-            suspected: false,
-            reasons: vec!["no live-heap data (neither a heap profile nor MemStats)".into()],
-        };
+            VerdictState::Inconclusive,
+            0.0,
+            vec!["no live-heap data (neither a heap profile nor MemStats)".into()],
+        );
     };
-    let mut reasons = vec![describe(&format!("live heap ({name})"), kind.unit(), &a)];
+    if let Some(n) = ev.gc_cycles
+        && n < th.min_gc_cycles
+        && ev.heap_alloc_grew
+    {
+        return KindVerdict::new(
+            kind,
+            VerdictState::Inconclusive,
+            0.0,
+            vec![format!(
+                "inconclusive: HeapAlloc grew but only {n} GC cycle(s) ran in the window ({} \
+                 needed); the live heap is measured only at a GC, so flat readings say \
+                 nothing (with `gc: auto` leakwatch asks for a GC when this happens)",
+                th.min_gc_cycles
+            )],
+        );
+    }
+    let mut reasons = vec![describe(&format!("live heap ({name})"), unit_of(kind), &a)];
     let corroborated = match (ev.next_gc_slope, ev.heap_alloc_slope) {
         (None, None) => true,
         (n, h) => n.is_some_and(|s| s > 0.0) || h.is_some_and(|s| s > 0.0),
@@ -272,12 +369,25 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     {
         reasons.push(format!("top growth: {f} +{}", fmt_bytes(g as f64)));
     }
-    KindVerdict {
-        kind,
-        score,
-        suspected,
-        reasons,
+    if !suspected {
+        return KindVerdict::new(kind, VerdictState::NoLeak, score, reasons);
     }
+    let recent = ev
+        .live
+        .iter()
+        .position(|(n, _)| *n == name)
+        .and_then(|i| ev.live_recent.get(i))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    after_grace(
+        kind,
+        ev,
+        recent,
+        th.heap_min_growth_bytes_per_hour,
+        th.heap_min_relative_growth_per_hour,
+        score,
+        reasons,
+    )
 }
 
 fn judge_count(
@@ -293,19 +403,19 @@ fn judge_count(
         return cold(kind, ev);
     }
     let Some(t) = trend else {
-        return KindVerdict {
+        return KindVerdict::new(
             kind,
-            score: 0.0,
-            suspected: false,
-            reasons: vec!["no goroutine profile data".into()],
-        };
+            VerdictState::Inconclusive,
+            0.0,
+            vec!["no goroutine profile data".into()],
+        );
     };
-    let a = assess(t, kind.unit(), min_abs, min_rel, th);
+    let a = assess(t, unit_of(kind), min_abs, min_rel, th);
     let label = match kind {
         LeakKind::HttpConnections => "HTTP client connections",
         _ => "goroutines",
     };
-    let mut reasons = vec![describe(label, kind.unit(), &a)];
+    let mut reasons = vec![describe(label, unit_of(kind), &a)];
     reasons.extend(a.failures.iter().cloned());
     if let Some((f, g)) = culprit
         && g > 0
@@ -313,12 +423,14 @@ fn judge_count(
     {
         reasons.push(format!("top growth: {f} +{g}"));
     }
-    KindVerdict {
-        kind,
-        score: a.score,
-        suspected: a.failures.is_empty(),
-        reasons,
+    if !a.failures.is_empty() {
+        return KindVerdict::new(kind, VerdictState::NoLeak, a.score, reasons);
     }
+    let recent = match kind {
+        LeakKind::HttpConnections => &ev.http_connections_recent,
+        _ => &ev.goroutines_recent,
+    };
+    after_grace(kind, ev, recent, min_abs, min_rel, a.score, reasons)
 }
 
 /// One trend measured against the growth criteria.

@@ -22,7 +22,6 @@
 //! for a full 30-minute window at 15 s with a 200-site heap profile.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -54,15 +53,18 @@ pub struct WindowConfig {
     pub max_sites: usize,
     /// Hard cap on GC pauses remembered.
     pub max_pauses: usize,
-    /// Minimum time covered after a (re)start before the verdict, time-to-OOM and the
-    /// baseline are produced (capped at two thirds of `span`). 20 minutes: start-up
-    /// caches commonly fill for several minutes, and a cache that is still filling
-    /// looks exactly like a leak; once the window holds 20 minutes, a warm-up of up to
-    /// about 10 minutes leaves the second half of the window flat and is not suspected.
-    /// The cost is a later first verdict after a restart; a leak that starts later in
-    /// the life of the process is not delayed by it.
+    /// Minimum time covered after a (re)start before a leak verdict and the baseline
+    /// (capped at two thirds of `span`): 5 minutes, enough samples and GC cycles for
+    /// the trend tests to mean something. Time-to-OOM needs no warm-up.
     #[serde(deserialize_with = "de_duration")]
     pub warmup: Duration,
+    /// How long after the process starts growth may still be start-up (caches
+    /// filling): a leak verdict needs growth that goes on after it. Counted from the
+    /// process's start time when `/proc` gives it (a process that has run for hours is
+    /// past it at once), else from when leakwatch first saw the process. `None`: twice
+    /// `warmup` (10 minutes by default).
+    #[serde(default, deserialize_with = "crate::units::de_opt_duration")]
+    pub startup_grace: Option<Duration>,
     /// Minimum samples before the window is warm (20 minutes at 15 s is 80).
     pub min_samples: usize,
     /// Function-name prefixes that allocate on behalf of their caller (see
@@ -77,7 +79,8 @@ impl Default for WindowConfig {
             max_samples: 240,
             max_sites: 256,
             max_pauses: 1024,
-            warmup: Duration::from_secs(20 * 60),
+            warmup: Duration::from_secs(5 * 60),
+            startup_grace: None,
             min_samples: 8,
             alloc_helpers: default_alloc_helpers(),
         }
@@ -94,72 +97,9 @@ impl WindowConfig {
     }
 }
 
-/// What one scrape of a target saw. Everything is optional: a failed endpoint leaves
-/// its part out and the window keeps what it has.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    pub at: SystemTime,
-    pub pid: Option<u32>,
-    pub memstats: Option<MemStats>,
-    pub heap: Option<Arc<HeapProfile>>,
-    pub goroutines: Option<GoroutineObservation>,
-    pub container: Option<ContainerObservation>,
-    /// Resident set size of the process (`VmRSS`).
-    pub rss: Option<u64>,
-    /// `GOMEMLIMIT` of the process in bytes.
-    pub gomemlimit: Option<u64>,
-    /// `GOGC` of the process (-1 = off); 100 when unset.
-    pub gogc: Option<i64>,
-}
-
-impl Observation {
-    /// An observation with nothing but a time (tests and callers fill in the rest).
-    pub fn at(at: SystemTime) -> Self {
-        Observation {
-            at,
-            pid: None,
-            memstats: None,
-            heap: None,
-            goroutines: None,
-            container: None,
-            rss: None,
-            gomemlimit: None,
-            gogc: None,
-        }
-    }
-}
-
-/// The goroutine profile reduced to counts.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GoroutineObservation {
-    pub total: u64,
-    pub http_client_connections: u64,
-    /// State -> count.
-    pub by_state: Vec<(String, u64)>,
-    /// Blocking site -> count.
-    pub by_function: Vec<(String, u64)>,
-}
-
-/// The container's (cgroup's) memory as read this scrape.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ContainerObservation {
-    pub usage: Option<u64>,
-    pub working_set: Option<u64>,
-    /// `None` when unlimited.
-    pub limit: Option<u64>,
-}
-
-/// What [`Window::observe`] did with an observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObserveOutcome {
-    /// Added to the window (possibly replacing the newest sample, see the module doc).
-    Appended,
-    /// The process restarted (new PID, or a cumulative counter went down): the window
-    /// was cleared and starts again with this observation.
-    Restarted,
-    /// Not later than the newest sample (a clock step back or a duplicate): dropped.
-    Ignored,
-}
+pub use crate::analysis::observation::{
+    ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
+};
 
 /// The scalars kept from one observation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -225,6 +165,12 @@ pub struct Window {
     pid: Option<u32>,
     baseline: Option<Baseline>,
     restarts: u64,
+    /// When the current process started, if `/proc` said.
+    process_start: Option<SystemTime>,
+    /// When this window first saw the current process.
+    first_seen: Option<SystemTime>,
+    /// The host's `MemAvailable` at the newest observation.
+    host_available: Option<u64>,
 }
 
 /// Given times newest first, whether the newest is closer than `spacing` to the one
@@ -258,6 +204,9 @@ impl Window {
             pid: None,
             baseline: None,
             restarts: 0,
+            process_start: None,
+            first_seen: None,
+            host_available: None,
         }
     }
 
@@ -280,6 +229,8 @@ impl Window {
             self.pauses.clear();
             self.last_pause_end = 0;
             self.restarts += 1;
+            self.process_start = None;
+            self.first_seen = None;
             if self
                 .baseline
                 .is_some_and(|b| b.source == BaselineSource::Auto)
@@ -290,6 +241,11 @@ impl Window {
         if obs.pid.is_some() {
             self.pid = obs.pid;
         }
+        if obs.process_start.is_some() {
+            self.process_start = obs.process_start;
+        }
+        self.first_seen.get_or_insert(obs.at);
+        self.host_available = obs.host_available;
         self.push_sample(sample);
         let start = self.start();
         let spacing = self.cfg.span / CHECKPOINTS as u32;
@@ -525,6 +481,39 @@ impl Window {
         self.cfg.warmup.min(self.cfg.span.saturating_mul(2) / 3)
     }
 
+    /// The start-up grace in force (see [`WindowConfig::startup_grace`]).
+    pub fn startup_grace(&self) -> Duration {
+        self.cfg
+            .startup_grace
+            .unwrap_or_else(|| self.warmup().saturating_mul(2))
+    }
+
+    /// When growth stops counting as start-up: the process's start (else when this
+    /// window first saw it) plus [`Window::startup_grace`].
+    pub fn grace_end(&self) -> Option<SystemTime> {
+        self.process_start
+            .or(self.first_seen)?
+            .checked_add(self.startup_grace())
+    }
+
+    /// When the current process started, if `/proc` said.
+    pub fn process_start(&self) -> Option<SystemTime> {
+        self.process_start
+    }
+
+    /// The host's `MemAvailable` at the newest observation.
+    pub fn host_available(&self) -> Option<u64> {
+        self.host_available
+    }
+
+    /// GC cycles that completed inside the window (NumGC newest - oldest), when the
+    /// window has MemStats.
+    pub fn gc_cycles(&self) -> Option<u64> {
+        let first = self.samples.iter().find_map(|s| s.num_gc)?;
+        let last = self.samples.iter().rev().find_map(|s| s.num_gc)?;
+        Some(last.saturating_sub(first))
+    }
+
     /// Warm: at least [`Window::warmup`] covered and `min_samples` samples held.
     pub fn is_warm(&self) -> bool {
         self.span() >= self.warmup() && self.len() >= self.cfg.min_samples.max(2)
@@ -592,6 +581,8 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::pprof::HeapSample;
 
@@ -898,6 +889,7 @@ mod tests {
                 max_sites: 0,
                 max_pauses: 0,
                 warmup: Duration::MAX,
+                startup_grace: Some(Duration::MAX),
                 min_samples: usize::MAX,
                 alloc_helpers: Vec::new(),
             },

@@ -101,6 +101,9 @@ struct Entry {
     run_baseline: Option<String>,
     suspected: bool,
     last_suspect_attempt: Option<Instant>,
+    /// A pre-OOM episode is under way (its dumps were taken); ends when memory is
+    /// relieved.
+    pre_oom_episode: bool,
     /// Base candidate pinned while a suspect dump is in flight.
     pending_base: Option<String>,
     pair: Option<(String, String)>,
@@ -137,6 +140,7 @@ impl Entry {
                             reasons.push(Reason::Baseline);
                         }
                     }
+                    reasons.push(Reason::PreOom);
                     for r in reasons {
                         counts.insert((p, ok, r), 0);
                     }
@@ -157,6 +161,7 @@ impl Entry {
             run_baseline: None,
             suspected: false,
             last_suspect_attempt: None,
+            pre_oom_episode: false,
             pending_base: None,
             pair: None,
             last_seq: [None, None],

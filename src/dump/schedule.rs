@@ -9,6 +9,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::{DumpFile, DumpManager, ProfileType, Reason};
 
+/// A target's memory as the pre-OOM trigger sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryPressure {
+    /// Time to OOM under the threshold, or usage at or over 90% of the limit.
+    AboutToRunOut,
+    /// Neither, but not clearly relieved either (hysteresis).
+    Unchanged,
+    /// Usage under 80% of the limit and no short time to OOM, or no process.
+    Relieved,
+}
+
 /// How long to wait before retrying a failed first-contact baseline dump.
 const BASELINE_RETRY: Duration = Duration::from_secs(30);
 /// How long [`DumpManager::run`] lets dumps in flight finish at shutdown.
@@ -138,6 +149,44 @@ impl DumpManager {
         let me = self.clone();
         let target = target.to_string();
         tokio::spawn(async move { me.take_pair(&target).await });
+    }
+
+    /// Records the target's memory pressure (the lead calls this after each scrape):
+    /// the first time in an episode that memory is about to run out, a heap and a
+    /// goroutine dump with reason `pre_oom` are taken in the background, so the profile
+    /// from just before an OOM kill exists. The episode ends once memory is relieved.
+    pub fn on_memory(self: &Arc<Self>, target: &str, pressure: MemoryPressure) {
+        if !self.pre_oom_due(target, pressure) {
+            return;
+        }
+        let me = self.clone();
+        let target = target.to_string();
+        tokio::spawn(async move {
+            for p in ProfileType::ALL {
+                let _ = me.dump(&target, p, Reason::PreOom, true).await;
+            }
+        });
+    }
+
+    /// Updates the episode; true when its dumps are due now.
+    fn pre_oom_due(&self, target: &str, pressure: MemoryPressure) -> bool {
+        let mut entries = self.lock();
+        let Some(e) = entries.get_mut(target) else {
+            return false;
+        };
+        match pressure {
+            MemoryPressure::Relieved => {
+                e.pre_oom_episode = false;
+                false
+            }
+            MemoryPressure::Unchanged => false,
+            MemoryPressure::AboutToRunOut if e.pre_oom_episode || e.dir.is_none() => false,
+            MemoryPressure::AboutToRunOut => {
+                e.pre_oom_episode = true;
+                tracing::warn!(target_name = %target, "memory about to run out: dumping heap and goroutine profiles (pre_oom)");
+                true
+            }
+        }
     }
 
     /// [`on_verdict`](Self::on_verdict), awaited: returns the new pair, if one was made.

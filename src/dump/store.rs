@@ -76,15 +76,20 @@ pub enum Reason {
     Baseline,
     /// The end of a `leakwatch watch` run, compared with its `baseline`.
     Final,
+    /// Memory about to run out (time to OOM short, or usage near the limit): the
+    /// profile from just before an OOM kill, once per episode.
+    #[serde(rename = "pre_oom")]
+    PreOom,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::Schedule,
         Reason::Suspect,
         Reason::Manual,
         Reason::Baseline,
         Reason::Final,
+        Reason::PreOom,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +99,7 @@ impl Reason {
             Reason::Manual => "manual",
             Reason::Baseline => "baseline",
             Reason::Final => "final",
+            Reason::PreOom => "pre_oom",
         }
     }
 
@@ -129,7 +135,7 @@ impl DumpFile {
 
 static FILE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(heap|goroutine)-([0-9]{8}T[0-9]{6}Z)-(schedule|suspect|manual|baseline|final)(?:-([0-9]{1,6}))?\.pb\.gz$",
+        r"^(heap|goroutine)-([0-9]{8}T[0-9]{6}Z)-(schedule|suspect|manual|baseline|final|pre_oom)(?:-([0-9]{1,6}))?\.pb\.gz$",
     )
     .expect("valid regex")
 });

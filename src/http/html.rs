@@ -1,5 +1,6 @@
 //! HTML helpers shared by the pages: escaping and the verdict cell.
 
+use crate::analysis::verdict::VerdictState;
 use crate::target::Status;
 
 /// Escapes text for HTML element content and attribute values.
@@ -32,13 +33,22 @@ pub fn verdict_html(st: &Status) -> String {
     }
     let mut out = String::new();
     for k in sig.verdict.kinds() {
-        let class = if k.suspected { "suspect" } else { "ok" };
-        let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
+        let (class, word) = match k.state {
+            VerdictState::Suspected => ("suspect", "LEAK SUSPECTED"),
+            VerdictState::NoLeak => ("ok", "ok"),
+            other => ("unsure", other.words()),
+        };
         out.push_str(&format!(
             "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
             k.kind.as_str(),
             k.score
         ));
+        if !k.suspected
+            && k.state != VerdictState::NoLeak
+            && let Some(r) = k.reasons.first()
+        {
+            out.push_str(&format!("<ul><li>{}</li></ul>", html_escape(r)));
+        }
         if k.suspected {
             out.push_str("<ul>");
             for r in &k.reasons {

@@ -378,6 +378,11 @@ pub const METRICS: &[MetricDef] = &[
         "Open file descriptors of the target's process.",
     ),
     g(
+        "leakwatch_process_start_time_seconds",
+        &[],
+        "Start time of the target's process since the Unix epoch (/proc/PID/stat); growth in its first minutes may be start-up.",
+    ),
+    g(
         "leakwatch_process_non_go_resident_bytes",
         &[],
         "Estimate of resident memory outside the Go runtime's accounting: RSS - (Sys - HeapReleased), clamped at 0 (cgo, mmap, ...).",
@@ -517,7 +522,7 @@ pub const METRICS: &[MetricDef] = &[
     g(
         "leakwatch_memory_limit_bytes",
         &["source"],
-        "The memory limit used for time-to-OOM (cgroup, gomemlimit or config).",
+        "The memory limit used for time-to-OOM: cgroup, gomemlimit, config, or host (MemAvailable plus the process's usage, when nothing else limits it).",
     ),
     g(
         "leakwatch_memory_usage_bytes",
@@ -527,12 +532,22 @@ pub const METRICS: &[MetricDef] = &[
     g(
         "leakwatch_time_to_oom_seconds",
         &[],
-        "Estimated seconds until usage reaches the limit at the current growth rate; absent while warming up or not growing.",
+        "Estimated seconds until usage reaches the limit at the current growth rate, from the first minute (4 samples); absent while usage is not confidently growing (the 95% interval of its slope reaches 0).",
     ),
     g(
         "leakwatch_leak_suspected",
         &["kind"],
         "1 if a leak of this kind (heap, goroutine, http_connections) is suspected, else 0.",
+    ),
+    g(
+        "leakwatch_leak_verdict",
+        &["kind", "state"],
+        "1 for the verdict's current state (suspected, no_leak, inconclusive, warming_up, stale), 0 for the others.",
+    ),
+    g(
+        "leakwatch_window_gc_cycles",
+        &[],
+        "GC cycles that completed inside the analysis window (the live heap is measured only at a GC).",
     ),
     g(
         "leakwatch_leak_score",

@@ -2,6 +2,7 @@
 //! environment); its series are emitted by `metrics::emit`.
 
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use procfs::FromRead;
 use procfs::process::{Process, Status};
@@ -24,6 +25,13 @@ pub struct ProcessMemory {
     pub gomemlimit: Option<u64>,
     /// GOGC as the Go runtime reads it (`off` = -1); `None` when unset.
     pub gogc: Option<i64>,
+    /// When the process started (`/proc/PID/stat` starttime after `/proc/stat` btime);
+    /// `None` where either is missing (fixture trees). A process that has run for hours
+    /// is not filling start-up caches.
+    pub start_time: Option<SystemTime>,
+    /// The host's `MemAvailable` (`/proc/meminfo`): with the process's own usage, the
+    /// memory the kernel's OOM killer lets it reach when nothing else limits it.
+    pub host_available: Option<u64>,
 }
 
 /// The memory fields of `/proc/PID/status`, in bytes.
@@ -155,6 +163,15 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessMemory> {
         None => None,
     };
     let gogc = get("GOGC").map(|v| parse_gogc(&v));
+    let start_time = p.stat().ok().and_then(|stat| {
+        let btime = std::fs::read_to_string(proc_root.join("stat"))
+            .ok()
+            .and_then(|t| parse_btime(&t))?;
+        start_time(btime, stat.starttime, procfs::ticks_per_second())
+    });
+    let host_available = std::fs::read_to_string(proc_root.join("meminfo"))
+        .ok()
+        .and_then(|t| parse_mem_available(&t));
     Ok(ProcessMemory {
         pid,
         rss: mem.rss,
@@ -164,7 +181,34 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Result<ProcessMemory> {
         open_fds,
         gomemlimit,
         gogc,
+        start_time,
+        host_available,
     })
+}
+
+/// The boot time (`btime`, Unix seconds) from `/proc/stat` text.
+pub fn parse_btime(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `MemAvailable` in bytes from `/proc/meminfo` text (the kernel writes kB = KiB).
+pub fn parse_mem_available(text: &str) -> Option<u64> {
+    let rest = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib(kb))
+}
+
+/// A process's start time from the boot time and its `starttime` in clock ticks.
+pub fn start_time(btime: u64, starttime_ticks: u64, ticks_per_second: u64) -> Option<SystemTime> {
+    if ticks_per_second == 0 {
+        return None;
+    }
+    let since_boot = Duration::from_secs_f64(starttime_ticks as f64 / ticks_per_second as f64);
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(btime))?
+        .checked_add(since_boot)
 }
 
 impl ProcessMemory {
@@ -178,6 +222,26 @@ impl ProcessMemory {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn boot_time_mem_available_and_start_time() {
+        let stat = "cpu  1 2 3 4\nintr 5\nbtime 1764000000\nprocesses 7\n";
+        assert_eq!(parse_btime(stat), Some(1_764_000_000));
+        assert_eq!(parse_btime("cpu 1\n"), None);
+        assert_eq!(parse_btime("btime soon\n"), None);
+        let meminfo =
+            "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   22000000 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(22_000_000 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots\n"), None);
+        let t = start_time(1_764_000_000, 250, 100).unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::from_millis(1_764_000_002_500)
+        );
+        assert_eq!(start_time(1, 1, 0), None);
+    }
+
     use super::*;
 
     #[test]

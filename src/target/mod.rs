@@ -18,6 +18,7 @@ use crate::analysis::signals::{SignalConfig, Signals};
 use crate::analysis::window::{Window, WindowConfig};
 use crate::budget::{BudgetPolicy, EndpointBudget};
 use crate::config::{SystemConfig, TargetConfig};
+use crate::dump::schedule::MemoryPressure;
 use crate::error::FetchReason;
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, HeapTotals};
@@ -29,6 +30,10 @@ use schedule::Schedule;
 pub use tick::run;
 
 /// Endpoints leakwatch requests, as used in the `endpoint` label.
+/// Time to OOM under which memory is "about to run out" and the pre-OOM dumps are
+/// taken (as is usage at 90% of the limit).
+pub const PRE_OOM_TIME: Duration = Duration::from_secs(5 * 60);
+
 pub const ENDPOINT_HEAP: &str = "heap";
 pub const ENDPOINT_MEMSTATS: &str = "memstats";
 pub const ENDPOINT_GOROUTINE: &str = "goroutine";
@@ -69,11 +74,15 @@ pub struct SystemStatus {
 }
 
 /// OOM kills of this target seen in the kernel log.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct OomStatus {
     pub kills: u64,
     pub last_unix_seconds: Option<f64>,
     pub last_anon_rss_bytes: Option<u64>,
+    /// Unix times of kills that came after one-way growth (usage confidently heading
+    /// for the limit, or a live heap growing one way): evidence of a leak that outlives
+    /// the process it killed.
+    pub after_growth: Vec<f64>,
 }
 
 /// The mutable part of a target, replaced piece by piece by each scrape.
@@ -143,6 +152,7 @@ impl TargetState {
     pub fn new(config: TargetConfig, system: Arc<SystemConfig>) -> Self {
         let window = Window::new(&WindowConfig {
             warmup: config.warmup,
+            startup_grace: config.startup_grace,
             ..WindowConfig::with_span(config.window)
         });
         let mut signal_config = config.signals.clone();
@@ -171,6 +181,7 @@ impl TargetState {
             memstats_source: None,
             expvar_failures: 0,
             goroutineleak_available: None,
+            last_forced_gc: None,
         };
         TargetState {
             config,
@@ -201,12 +212,50 @@ impl TargetState {
             .is_some_and(|s| s.verdict.any_suspected())
     }
 
+    /// Whether memory is about to run out (for the pre-OOM dumps): time to OOM under
+    /// [`PRE_OOM_TIME`], or usage at or over 90% of the limit; relieved under 80% with
+    /// no short time to OOM.
+    pub fn memory_pressure(&self) -> MemoryPressure {
+        let st = self.status();
+        let Some(s) = &st.signals else {
+            return MemoryPressure::Unchanged;
+        };
+        let share = match (s.memory_usage, s.memory_limit) {
+            (Some((_, u)), Some((_, l))) if l > 0 => Some(u as f64 / l as f64),
+            _ => None,
+        };
+        let short = s
+            .time_to_oom
+            .is_some_and(|t| t.seconds < PRE_OOM_TIME.as_secs_f64());
+        if short || share.is_some_and(|r| r >= 0.9) {
+            MemoryPressure::AboutToRunOut
+        } else if share.is_none_or(|r| r < 0.8) {
+            MemoryPressure::Relieved
+        } else {
+            MemoryPressure::Unchanged
+        }
+    }
+
     /// Records an OOM kill of this target's process seen in the kernel log.
     pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
         let mut st = self.status();
         st.oom.kills += 1;
         st.oom.last_unix_seconds = Some(unix_seconds);
         st.oom.last_anon_rss_bytes = anon_rss_bytes;
+        let grew = st.signals.as_ref().is_some_and(|s| {
+            s.time_to_oom.is_some()
+                || s.live
+                    .as_ref()
+                    .is_some_and(|t| t.fit.slope > 0.0 && t.monotonicity >= 0.6)
+        });
+        if grew {
+            st.oom.after_growth.push(unix_seconds);
+            // Only the last few matter (kills within one window span).
+            let n = st.oom.after_growth.len();
+            if n > 16 {
+                st.oom.after_growth.drain(..n - 16);
+            }
+        }
     }
 
     /// Current pid and cgroup path, for attributing kernel OOM kills.

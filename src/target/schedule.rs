@@ -23,6 +23,8 @@ pub(super) struct Schedule {
     pub(super) memstats_source: Option<MemStatsSource>,
     pub(super) expvar_failures: u32,
     pub(super) goroutineleak_available: Option<bool>,
+    /// When `gc: auto` last asked the service for a GC.
+    pub(super) last_forced_gc: Option<Instant>,
 }
 
 /// What one tick requests.

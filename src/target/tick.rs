@@ -18,7 +18,7 @@ use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
 };
 use crate::budget::EndpointBudget;
-use crate::config::{GoroutineFormat, HeapFormat};
+use crate::config::{GcMode, GoroutineFormat, HeapFormat};
 use crate::error::Error;
 use crate::scrape::Fetcher;
 
@@ -55,6 +55,7 @@ pub async fn run(
             // A verdict turning to "suspected" makes sure a baseline + fresh dump pair is
             // on disk (in the background; cooldown-limited by the dump manager).
             d.on_verdict(&target.config.name, target.leak_suspected());
+            d.on_memory(&target.config.name, target.memory_pressure());
         }
         let wait = target.next_delay(started.elapsed());
         tokio::select! {
@@ -159,6 +160,17 @@ impl TargetState {
             sched.memstats_source = None;
         }
         fold_goroutineleak(&mut signals, &st);
+        fold_oom_kills(
+            &mut signals,
+            &st,
+            crate::units::unix_secs_f64(now),
+            st.window.config().span.as_secs_f64(),
+        );
+        crate::analysis::verdict::explain_by_connections(&mut signals.verdict);
+        if let Some(why) = stale_reason(&st, !self.selector.is_empty()) {
+            signals.verdict.mark_stale(&why);
+            signals.time_to_oom = None;
+        }
         let suspected = signals.verdict.any_suspected();
         st.signals = Some(signals);
         drop(st);
@@ -246,8 +258,31 @@ impl TargetState {
         }
     }
 
+    /// Whether this heap request asks for a GC first (see [`GcMode`]).
+    fn wants_gc(&self) -> bool {
+        match self.config.gc {
+            GcMode::Off => false,
+            GcMode::Always => true,
+            GcMode::Auto => {
+                let starved = gc_starved(&self.status().window, GC_AUTO_AFTER);
+                let mut sched = self.schedule();
+                let due = sched
+                    .last_forced_gc
+                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY);
+                if starved && due {
+                    sched.last_forced_gc = Some(Instant::now());
+                    tracing::debug!(target_name = %self.config.name, "gc: auto: no GC for a while but HeapAlloc grew; asking for one");
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
     async fn scrape_heap(&self, fetcher: &Fetcher) -> bool {
-        let gc = if self.config.gc { "&gc=1" } else { "" };
+        let force_gc = self.wants_gc();
+        let gc = if force_gc { "&gc=1" } else { "" };
         match self.config.heap_format {
             HeapFormat::Text => {
                 let path = format!("/debug/pprof/heap?debug=1{gc}");
@@ -273,7 +308,7 @@ impl TargetState {
                 }
             }
             HeapFormat::Proto => {
-                let path = if self.config.gc {
+                let path = if force_gc {
                     "/debug/pprof/heap?gc=1"
                 } else {
                     "/debug/pprof/heap"
@@ -461,6 +496,8 @@ fn observation(st: &Status, at: SystemTime) -> Observation {
         obs.rss = Some(p.rss);
         obs.gomemlimit = p.gomemlimit;
         obs.gogc = p.gogc;
+        obs.process_start = p.start_time;
+        obs.host_available = p.host_available;
     }
     obs
 }
@@ -475,21 +512,86 @@ fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
     if l.total == 0 || l.total <= first {
         return;
     }
-    let g = &mut signals.verdict.goroutine;
-    g.score = 1.0;
-    g.suspected = true;
     let culprit = l
         .by_function
         .first()
         .map(|(f, n)| format!("{f} ({n})"))
         .unwrap_or_default();
-    g.reasons.insert(
-        0,
-        format!(
-            "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
-            l.total
+    signals.verdict.goroutine.certain(format!(
+        "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
+        l.total
+    ));
+}
+
+/// No verdict and no time-to-OOM from old samples while the target is down or its
+/// process is gone; the reason says which.
+fn stale_reason(st: &Status, watches_process: bool) -> Option<String> {
+    if watches_process && matches!(&st.system.process, Some(Err(_))) {
+        return Some("stale: the process is gone; no verdict from its old samples".into());
+    }
+    if !st.up && st.scrapes > 0 {
+        return Some(
+            "stale: the target is down (its heap profile cannot be read); no verdict from old \
+             samples"
+                .into(),
+        );
+    }
+    None
+}
+
+/// An OOM kill after one-way growth is itself evidence, and it outlives the process:
+/// two such kills within one window span, or one followed by renewed growth of the
+/// restarted process, make the heap leak certain, across the restart.
+fn fold_oom_kills(signals: &mut Signals, st: &Status, now_unix: f64, span_seconds: f64) {
+    let recent: Vec<f64> = st
+        .oom
+        .after_growth
+        .iter()
+        .copied()
+        .filter(|t| now_unix - t <= span_seconds)
+        .collect();
+    let growing_again = signals.time_to_oom.is_some();
+    let why = match recent.len() {
+        0 => return,
+        1 if growing_again => format!(
+            "OOM-killed {} ago after one-way growth, and growing toward the limit again since \
+             the restart",
+            crate::units::fmt_duration(now_unix - recent[0])
         ),
-    );
+        1 => return,
+        n => format!(
+            "OOM-killed {n} times in the last {}, each after one-way growth",
+            crate::units::fmt_duration(span_seconds)
+        ),
+    };
+    if !signals.verdict.heap.suspected {
+        signals.verdict.heap.certain(why);
+    }
+}
+
+/// `gc: auto` asks for a GC when none ran for this long while HeapAlloc grew...
+const GC_AUTO_AFTER: Duration = Duration::from_secs(120);
+/// ...and at most this often.
+const GC_AUTO_EVERY: Duration = Duration::from_secs(300);
+
+/// No GC completed in the last `after` of the window (NumGC unchanged) while HeapAlloc
+/// grew: the live heap has not been measured for a while.
+fn gc_starved(w: &crate::analysis::window::Window, after: Duration) -> bool {
+    let Some(newest) = w.samples().iter().rev().find(|s| s.num_gc.is_some()) else {
+        return false;
+    };
+    let since = w
+        .samples()
+        .iter()
+        .rev()
+        .take_while(|s| s.num_gc.is_none_or(|n| Some(n) == newest.num_gc))
+        .last();
+    let Some(first_same) = since else {
+        return false;
+    };
+    let quiet = newest.at.duration_since(first_same.at).unwrap_or_default();
+    let grew = matches!((first_same.heap_alloc, newest.heap_alloc), (Some(a), Some(b)) if b > a);
+    quiet >= after && grew
 }
 
 /// Bodies and profiles above these sizes are parsed and analysed on the blocking pool.

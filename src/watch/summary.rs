@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::view::opt_rate;
 use super::{EXIT_LEAK, EXIT_OK, EXIT_UNKNOWN};
+use crate::analysis::verdict::{LeakKind, VerdictState};
 use crate::analysis::window::Window;
 use crate::dump::write_atomically;
 use crate::scrape::redact_url;
@@ -209,6 +210,22 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
             st.window.config().min_samples,
             st.window.len(),
             fmt_duration(st.window.span().as_secs_f64()),
+        ));
+        "inconclusive"
+    } else if let Some(k) = sig.and_then(|s| {
+        s.verdict.kinds().into_iter().find(|k| {
+            k.state == VerdictState::WarmingUp
+                || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
+        })
+    }) {
+        // Never "no leak" without evidence: a heap that grew between too few GCs, or
+        // growth still inside the process's start-up grace, cannot be judged yet.
+        notes.push(format!(
+            "no verdict for {}: {}",
+            k.kind.as_str(),
+            k.reasons
+                .first()
+                .map_or("the evidence cannot tell", String::as_str)
         ));
         "inconclusive"
     } else {

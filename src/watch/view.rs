@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use crate::analysis::verdict::{LeakKind, VerdictState};
 use crate::target::{Status, TargetState};
 use crate::units::{fmt_bytes, fmt_duration};
 
@@ -52,7 +53,13 @@ pub fn verdict_word(st: &Status) -> String {
         .filter(|k| k.suspected)
         .map(|k| k.kind.as_str())
         .collect();
-    if kinds.is_empty() {
+    let unsure = sig.verdict.kinds().into_iter().find(|k| {
+        k.state == VerdictState::WarmingUp
+            || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
+    });
+    if let (true, Some(k)) = (kinds.is_empty(), unsure) {
+        format!("{} ({})", k.state.words(), k.kind.as_str())
+    } else if kinds.is_empty() {
         "ok".to_string()
     } else {
         format!("LEAK SUSPECTED ({})", kinds.join(", "))

@@ -152,7 +152,7 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
             .unwrap_or_else(|| panic!("{name}: no labels"));
         let severity = str_of(labels, "severity").unwrap_or_default();
         assert!(
-            ["warning", "critical"].contains(&severity),
+            ["info", "warning", "critical"].contains(&severity),
             "{name}: severity {severity:?}"
         );
         let ann = a
@@ -627,11 +627,13 @@ fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
         [
             "Verdict and time to OOM",
             "Heap",
+            "GC",
             "Allocation vs free",
             "In-use by package",
             "Growth by function",
             "Goroutines and HTTP connections",
             "Container memory",
+            "Process",
             "Memory events and pressure",
             "OOM kills",
             "Dumps",

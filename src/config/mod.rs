@@ -4,6 +4,8 @@
 //! Defaults live in one place ([`Defaults::default`]); a target's own keys override
 //! them; [`Config::load`] / [`Config::from_yaml`] return a fully resolved [`Config`].
 
+mod formats;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,28 +26,7 @@ pub const DEFAULT_TARGET_URL: &str = "http://127.0.0.1:6060";
 /// Prometheus default-port wiki, so leakwatch takes a port outside it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10760";
 
-/// Which heap endpoint feeds the records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum HeapFormat {
-    /// `heap?debug=1`: records and the MemStats trailer in one (costly on big profiles).
-    Text,
-    /// `/debug/pprof/heap`: gzipped protobuf, already scaled and symbolized; about 20x
-    /// cheaper for the service to produce than the text.
-    #[default]
-    Proto,
-}
-
-/// Which goroutine endpoint feeds counts and states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum GoroutineFormat {
-    /// `/debug/pprof/goroutine` protobuf: keeps runtime frames, so states are exact.
-    #[default]
-    Proto,
-    /// `goroutine?debug=1` text: runtime frames are hidden, states are coarser.
-    Text,
-}
+pub use formats::{GcMode, GoroutineFormat, HeapFormat};
 
 /// Settings every target inherits unless it sets its own.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -62,14 +43,20 @@ pub struct Defaults {
     /// How much history each target's analysis window keeps.
     #[serde(deserialize_with = "de_duration")]
     pub window: Duration,
-    /// Time a (re)started target is watched before a verdict or time-to-OOM is given
-    /// (capped at two thirds of `window`); see README "Leak signals".
+    /// Time a (re)started target is watched before a leak verdict is given (capped at
+    /// two thirds of `window`); time-to-OOM needs none. See README "Leak signals".
     #[serde(deserialize_with = "de_duration")]
     pub warmup: Duration,
+    /// Growth in a process's first `startup_grace` may be start-up (caches filling): a
+    /// leak verdict needs growth that goes on after it. Default: twice `warmup`.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub startup_grace: Option<Duration>,
     pub heap_format: HeapFormat,
     pub goroutine_format: GoroutineFormat,
-    /// Ask the service to run a GC before the heap profile (`gc=1`). Off: it perturbs the service.
-    pub gc: bool,
+    /// Ask the service to run a GC before the heap profile (`gc=1`): `false` (never:
+    /// it perturbs the service), `true` (always) or `auto` (only when no GC ran for a
+    /// while but HeapAlloc grew, at most once per 5 minutes).
+    pub gc: GcMode,
     /// Memory limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
     pub memory_limit: Option<ByteSize>,
     /// Leak-signal settings: top-N label counts and verdict thresholds.
@@ -99,10 +86,11 @@ impl Default for Defaults {
             timeout: Duration::from_secs(10),
             max_body_bytes: ByteSize::mib(64),
             window: Duration::from_secs(30 * 60),
-            warmup: Duration::from_secs(20 * 60),
+            warmup: Duration::from_secs(5 * 60),
+            startup_grace: None,
             heap_format: HeapFormat::Proto,
             goroutine_format: GoroutineFormat::Proto,
-            gc: false,
+            gc: GcMode::Off,
             memory_limit: None,
             signals: SignalConfig::default(),
             overhead_budget: 0.01,
@@ -152,12 +140,14 @@ struct RawTarget {
     window: Option<Duration>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     warmup: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    startup_grace: Option<Duration>,
     #[serde(default)]
     heap_format: Option<HeapFormat>,
     #[serde(default)]
     goroutine_format: Option<GoroutineFormat>,
     #[serde(default)]
-    gc: Option<bool>,
+    gc: Option<GcMode>,
     #[serde(default)]
     memory_limit: Option<ByteSize>,
     #[serde(default)]
@@ -234,9 +224,10 @@ pub struct TargetConfig {
     pub max_body_bytes: u64,
     pub window: Duration,
     pub warmup: Duration,
+    pub startup_grace: Option<Duration>,
     pub heap_format: HeapFormat,
     pub goroutine_format: GoroutineFormat,
-    pub gc: bool,
+    pub gc: GcMode,
     pub memory_limit: Option<u64>,
     /// Extra labels on every series of this target (after `target`).
     pub labels: BTreeMap<String, String>,
@@ -442,6 +433,7 @@ impl RawTarget {
             max_body_bytes: None,
             window: None,
             warmup: None,
+            startup_grace: None,
             heap_format: None,
             goroutine_format: None,
             gc: None,
@@ -554,6 +546,7 @@ impl RawConfig {
                 max_body_bytes: max_body,
                 window,
                 warmup,
+                startup_grace: t.startup_grace.or(d.startup_grace),
                 heap_format: t.heap_format.unwrap_or(d.heap_format),
                 goroutine_format: t.goroutine_format.unwrap_or(d.goroutine_format),
                 gc: t.gc.unwrap_or(d.gc),
@@ -650,7 +643,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "targets:\n  - name: a\n    url: http://x\n    intervl: 1s\n",
-                "config: targets[0]: unknown field `intervl`, expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
+                "config: targets[0]: unknown field `intervl`, expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `startup_grace`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    interval: soon\n",
@@ -658,7 +651,7 @@ mod tests {
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    gc: maybe\n",
-                "config: targets[0].gc: invalid type: string \"maybe\", expected a boolean at line 4 column 9",
+                "config: targets[0].gc: invalid value: string \"maybe\", expected true, false or auto at line 4 column 9",
             ),
             (
                 "targets:\n  - name: 'a b'\n    url: http://x\n",

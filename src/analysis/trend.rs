@@ -1,0 +1,288 @@
+//! Trend tests that weigh the evidence: the Mann-Kendall test for a one-way trend
+//! (paired with Sen's slope from [`crate::analysis::slope`]), and time to a limit from
+//! a slope whose confidence interval excludes zero.
+//!
+//! Why these and not a fixed warm-up: the question "is this series growing?" has an
+//! answer as soon as the data can tell, and not before. Mann-Kendall turns the same
+//! pair counts as the monotonicity score (Goodman-Kruskal gamma) into a significance
+//! that grows with the number of samples: twelve samples that all go up are evidence,
+//! three are not. Ties (a live heap that only moves at a GC) are corrected for, so a
+//! series that is flat most of the time is not read as a trend.
+
+use crate::analysis::slope::{Fit, theil_sen};
+
+/// One-sided 95% quantile of the standard normal: an upward trend is significant at
+/// `z >= Z_95_ONE_SIDED` (p < 0.05).
+pub const Z_95_ONE_SIDED: f64 = 1.644_854;
+
+/// The Mann-Kendall statistic of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannKendall {
+    pub n: usize,
+    /// Pairs that went up minus pairs that went down.
+    pub s: f64,
+    /// Variance of `s` under "no trend", corrected for ties.
+    pub var: f64,
+    /// Continuity-corrected normal score: positive for an upward trend.
+    pub z: f64,
+}
+
+impl MannKendall {
+    /// An upward trend at the one-sided 5% level.
+    pub fn upward(&self) -> bool {
+        self.z >= Z_95_ONE_SIDED
+    }
+}
+
+/// Mann-Kendall over `(x, y)` points in any order. `None` with fewer than 4 points,
+/// any non-finite coordinate, or no variance (every value tied).
+pub fn mann_kendall(points: &[(f64, f64)]) -> Option<MannKendall> {
+    let n = points.len();
+    if n < 4 || points.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return None;
+    }
+    let mut s = 0i64;
+    for (i, &(xi, yi)) in points.iter().enumerate() {
+        for &(xj, yj) in &points[i + 1..] {
+            let dx = xj - xi;
+            let dy = yj - yi;
+            if dx == 0.0 || dy == 0.0 {
+                continue;
+            }
+            s += if (dx > 0.0) == (dy > 0.0) { 1 } else { -1 };
+        }
+    }
+    // Tie groups in y: sum of t(t-1)(2t+5) over groups of t equal values.
+    let mut ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    ys.sort_unstable_by(f64::total_cmp);
+    let mut ties = 0.0;
+    let mut run = 1usize;
+    for i in 1..=ys.len() {
+        if i < ys.len() && ys[i] == ys[i - 1] {
+            run += 1;
+        } else {
+            if run > 1 {
+                let t = run as f64;
+                ties += t * (t - 1.0) * (2.0 * t + 5.0);
+            }
+            run = 1;
+        }
+    }
+    let nf = n as f64;
+    let var = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - ties) / 18.0;
+    if var <= 0.0 {
+        return None;
+    }
+    let sf = s as f64;
+    let z = if sf > 0.0 {
+        (sf - 1.0) / var.sqrt()
+    } else if sf < 0.0 {
+        (sf + 1.0) / var.sqrt()
+    } else {
+        0.0
+    };
+    Some(MannKendall { n, s: sf, var, z })
+}
+
+/// The points at or after `from_x`.
+pub fn since(points: &[(f64, f64)], from_x: f64) -> Vec<(f64, f64)> {
+    points.iter().copied().filter(|p| p.0 >= from_x).collect()
+}
+
+/// Which part of the series a time-to-limit estimate was fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Every point held.
+    Whole,
+    /// The most recent half of the time held: growth that accelerates (a heap whose
+    /// GC goal doubles, traffic that ramps) is faster there than over the whole.
+    Recent,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Whole => "window",
+            Basis::Recent => "recent",
+        }
+    }
+}
+
+/// Time until a growing series reaches a limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeToLimit {
+    pub seconds: f64,
+    /// At the upper bound of the slope's 95% interval.
+    pub earliest_seconds: f64,
+    /// At the lower bound of the slope's 95% interval.
+    pub latest_seconds: f64,
+    pub rate_per_second: f64,
+    pub basis: Basis,
+    pub fit: Fit,
+}
+
+/// Fewest points a time-to-limit is fitted on: with 4 points the 95% interval of the
+/// slope is the range of the pairwise slopes, so every pair must have gone up.
+pub const MIN_POINTS_TO_LIMIT: usize = 4;
+
+/// Time until `latest` reaches `limit` at the rate of `points`, or `None` while the
+/// series is not confidently growing by at least `min_rate_per_second` (the 95%
+/// interval of the slope must exclude 0). Both the whole series and its recent half
+/// are fitted; the faster confident fit wins, so a leak that speeds up is not judged
+/// by its slow start. A series already at or over the limit gives 0.
+pub fn time_to_limit(
+    points: &[(f64, f64)],
+    latest: f64,
+    limit: f64,
+    min_rate_per_second: f64,
+) -> Option<TimeToLimit> {
+    if points.len() < MIN_POINTS_TO_LIMIT || !latest.is_finite() || !limit.is_finite() {
+        return None;
+    }
+    let confident = |f: &Fit| f.low > 0.0 && f.slope > 0.0 && f.slope >= min_rate_per_second;
+    let whole = theil_sen(points).filter(confident);
+    let first_x = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let last_x = points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let recent_pts = since(points, last_x - (last_x - first_x) / 2.0);
+    let recent = (recent_pts.len() >= MIN_POINTS_TO_LIMIT && recent_pts.len() < points.len())
+        .then(|| theil_sen(&recent_pts))
+        .flatten()
+        .filter(confident);
+    let (basis, fit) = match (whole, recent) {
+        (Some(w), Some(r)) if r.slope > w.slope => (Basis::Recent, r),
+        (Some(w), _) => (Basis::Whole, w),
+        (None, Some(r)) => (Basis::Recent, r),
+        (None, None) => return None,
+    };
+    let room = (limit - latest).max(0.0);
+    let at = |rate: f64| {
+        if rate > 0.0 {
+            room / rate
+        } else {
+            f64::INFINITY
+        }
+    };
+    Some(TimeToLimit {
+        seconds: at(fit.slope),
+        earliest_seconds: at(fit.high),
+        latest_seconds: at(fit.low),
+        rate_per_second: fit.slope,
+        basis,
+        fit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(n: usize, f: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+        (0..n)
+            .map(|i| (i as f64 * 15.0, f(i as f64 * 15.0)))
+            .collect()
+    }
+
+    /// Deterministic noise in -1..1.
+    fn noise(i: f64) -> f64 {
+        ((i * 12.9898).sin() * 43_758.547).fract()
+    }
+
+    #[test]
+    fn mann_kendall_table() {
+        // (name, points, upward?)
+        type Case = (&'static str, Vec<(f64, f64)>, bool);
+        let cases: Vec<Case> = vec![
+            ("strictly rising, 12 points", series(12, |x| x), true),
+            // p = 1/24 for 4 points that all go up; one step down is not enough.
+            ("strictly rising, 4 points", series(4, |x| x), true),
+            (
+                "4 points, one step down",
+                vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0), (3.0, 4.0)],
+                false,
+            ),
+            ("falling", series(12, |x| -x), false),
+            ("noise", series(40, noise), false),
+            (
+                "slow rise under 5x noise",
+                series(80, |x| x / 100.0 + 5.0 * noise(x) * 0.1),
+                true,
+            ),
+            // A live heap that moves only at a GC: steps every 4 samples.
+            ("staircase", series(24, |x| (x / 60.0).floor()), true),
+            // A cache that stopped: two steps then 10 ties.
+            (
+                "two steps then flat",
+                vec![(0.0, 1.0), (15.0, 2.0)]
+                    .into_iter()
+                    .chain((2..12).map(|i| (i as f64 * 15.0, 3.0)))
+                    .collect(),
+                true,
+            ),
+        ];
+        for (name, pts, want) in cases {
+            let got = mann_kendall(&pts).is_some_and(|m| m.upward());
+            assert_eq!(got, want, "{name}: {:?}", mann_kendall(&pts));
+        }
+        assert_eq!(mann_kendall(&series(10, |_| 7.0)), None, "all tied");
+        assert_eq!(mann_kendall(&series(3, |x| x)), None);
+        assert_eq!(
+            mann_kendall(&[(0.0, 1.0), (1.0, f64::NAN), (2.0, 3.0), (3.0, 4.0)]),
+            None
+        );
+    }
+
+    #[test]
+    fn mann_kendall_matches_the_textbook_variance() {
+        // n = 10, no ties: Var S = 10*9*25/18 = 125; S = 45 for a strict rise.
+        let m = mann_kendall(&series(10, |x| x)).unwrap();
+        assert_eq!(m.s, 45.0);
+        assert!((m.var - 125.0).abs() < 1e-9);
+        assert!((m.z - 44.0 / 125f64.sqrt()).abs() < 1e-9);
+        // One tie group of 3 removes 3*2*11/18 from the variance.
+        let mut pts = series(10, |x| x);
+        pts[1].1 = 0.0;
+        pts[2].1 = 0.0;
+        let m = mann_kendall(&pts).unwrap();
+        assert!((m.var - (125.0 - 66.0 / 18.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn time_to_limit_table() {
+        let mib = 1024.0 * 1024.0;
+        // 80 MiB/min from 300 MiB towards 1 GiB: 6 samples (75 s) are enough.
+        let fast = series(6, |x| 300.0 * mib + 80.0 * mib * x / 60.0);
+        let latest = fast.last().unwrap().1;
+        let t = time_to_limit(&fast, latest, 1024.0 * mib, 0.0).unwrap();
+        let want = (1024.0 * mib - latest) / (80.0 * mib / 60.0);
+        assert!((t.seconds - want).abs() < 1.0, "{t:?} want {want}");
+        assert!(t.earliest_seconds <= t.seconds && t.seconds <= t.latest_seconds);
+
+        // Too few points, a flat series, a falling one, noise: no estimate.
+        assert_eq!(time_to_limit(&fast[..3], latest, 1024.0 * mib, 0.0), None);
+        let flat = series(20, |_| 500.0 * mib);
+        assert_eq!(time_to_limit(&flat, 500.0 * mib, 1024.0 * mib, 0.0), None);
+        let falling = series(20, |x| 900.0 * mib - x * 1000.0);
+        assert_eq!(
+            time_to_limit(&falling, 800.0 * mib, 1024.0 * mib, 0.0),
+            None
+        );
+        let noisy = series(40, |x| 500.0 * mib + 50.0 * mib * noise(x));
+        assert_eq!(time_to_limit(&noisy, 500.0 * mib, 1024.0 * mib, 0.0), None);
+
+        // Growth below the floor is "not growing".
+        let slow = series(20, |x| 100.0 * mib + x);
+        assert_eq!(time_to_limit(&slow, 100.0 * mib, 1024.0 * mib, 10.0), None);
+
+        // Accelerating growth (a GC goal that doubles): the recent half is faster and wins.
+        let accel = series(40, |x| 100.0 * mib + (x / 60.0).powi(2) * 4.0 * mib);
+        let latest = accel.last().unwrap().1;
+        let t = time_to_limit(&accel, latest, 1024.0 * mib, 0.0).unwrap();
+        assert_eq!(t.basis, Basis::Recent);
+        let whole = theil_sen(&accel).unwrap();
+        assert!(t.rate_per_second > whole.slope);
+
+        // At or over the limit: 0.
+        let t = time_to_limit(&fast, 2048.0 * mib, 1024.0 * mib, 0.0).unwrap();
+        assert_eq!(t.seconds, 0.0);
+    }
+}
