@@ -173,6 +173,18 @@ pub struct Window {
     host_available: Option<u64>,
 }
 
+/// Frames of the service serving a profile (to leakwatch, among others): what it
+/// allocates there (`compress/flate` buffers of the gzipped profile, the profile
+/// builder) is the cost of being watched, not the service's growth, and is left out of
+/// the per-site snapshots behind the culprit rankings.
+const PROFILE_SERVING: [&str; 2] = ["net/http/pprof.", "runtime/pprof."];
+
+fn serves_a_profile(stack: &[String]) -> bool {
+    stack
+        .iter()
+        .any(|f| PROFILE_SERVING.iter().any(|p| f.starts_with(p)))
+}
+
 /// Given times newest first, whether the newest is closer than `spacing` to the one
 /// before it, and so is only the current "latest", replaced by the next arrival.
 pub(crate) fn newest_is_temporary(
@@ -357,7 +369,7 @@ impl Window {
     fn heap_snapshot(&self, at: SystemTime, heap: &HeapProfile) -> SiteSnapshot {
         let mut values: HashMap<&str, u64> = HashMap::with_capacity(heap.samples.len());
         for s in &heap.samples {
-            if s.inuse_bytes == 0 {
+            if s.inuse_bytes == 0 || serves_a_profile(&s.stack) {
                 continue;
             }
             let site = allocation_site(&s.stack, &self.cfg.alloc_helpers).unwrap_or("unknown");
@@ -582,6 +594,41 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn profile_serving_allocations_are_not_ranked() {
+        let mut w = Window::new(&WindowConfig::default());
+        let heap = Arc::new(HeapProfile {
+            sampling_period: 524288,
+            samples: vec![
+                HeapSample {
+                    stack: vec![
+                        "compress/flate.NewWriter".into(),
+                        "compress/gzip.(*Writer).Write".into(),
+                        "runtime/pprof.(*profileBuilder).flush".into(),
+                        "net/http/pprof.handler.ServeHTTP".into(),
+                    ],
+                    inuse_bytes: 900_000,
+                    inuse_objects: 1,
+                    alloc_bytes: 900_000,
+                    alloc_objects: 1,
+                },
+                HeapSample {
+                    stack: vec!["main.newSession".into(), "main.main".into()],
+                    inuse_bytes: 1000,
+                    inuse_objects: 1,
+                    alloc_bytes: 1000,
+                    alloc_objects: 1,
+                },
+            ],
+        });
+        let mut o = obs(0, Some(1), None);
+        o.heap = Some(heap);
+        w.observe(o);
+        let (_, newest) = w.heap_sites().unwrap();
+        assert_eq!(newest.get("main.newSession"), Some(1000));
+        assert_eq!(newest.total(), 1000, "{newest:?}");
+    }
 
     use super::*;
     use crate::pprof::HeapSample;

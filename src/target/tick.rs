@@ -14,6 +14,7 @@ use super::{
     LeakedGoroutines, MemStatsSource, Status, TargetState, blocking_site,
 };
 use crate::analysis::signals::Signals;
+use crate::analysis::verdict::VerdictState;
 use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
 };
@@ -172,6 +173,7 @@ impl TargetState {
             signals.time_to_oom = None;
         }
         let suspected = signals.verdict.any_suspected();
+        log_verdict_changes(&self.config.name, st.signals.as_ref(), &signals);
         st.signals = Some(signals);
         drop(st);
         self.schedule().policy.on_verdict(suspected, Instant::now());
@@ -521,6 +523,26 @@ fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
         "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
         l.total
     ));
+}
+
+/// One info line per kind whose verdict state changed, with its evidence in one line,
+/// so the log tells when and why a target turned suspected (or back).
+fn log_verdict_changes(target: &str, old: Option<&Signals>, new: &Signals) {
+    for (i, k) in new.verdict.kinds().into_iter().enumerate() {
+        let before = old.map(|o| o.verdict.kinds()[i].state);
+        if before == Some(k.state) || (before.is_none() && k.state == VerdictState::WarmingUp) {
+            continue;
+        }
+        tracing::info!(
+            target_name = target,
+            kind = k.kind.as_str(),
+            from = before.map_or("none", |s| s.as_str()),
+            to = k.state.as_str(),
+            score = format!("{:.2}", k.score),
+            evidence = k.reasons.join("; "),
+            "verdict changed"
+        );
+    }
 }
 
 /// No verdict and no time-to-OOM from old samples while the target is down or its
