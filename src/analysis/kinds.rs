@@ -41,15 +41,19 @@ pub enum VerdictState {
     WarmingUp,
     /// The target is down or its process is gone: no verdict from old samples.
     Stale,
+    /// It grows, but another leak explains it (an HTTP connection leak holds two
+    /// goroutines and its buffers per connection): one cause, one verdict.
+    Explained,
 }
 
 impl VerdictState {
-    pub const ALL: [VerdictState; 5] = [
+    pub const ALL: [VerdictState; 6] = [
         VerdictState::Suspected,
         VerdictState::NoLeak,
         VerdictState::Inconclusive,
         VerdictState::WarmingUp,
         VerdictState::Stale,
+        VerdictState::Explained,
     ];
 
     /// The `state` label value.
@@ -60,6 +64,7 @@ impl VerdictState {
             VerdictState::Inconclusive => "inconclusive",
             VerdictState::WarmingUp => "warming_up",
             VerdictState::Stale => "stale",
+            VerdictState::Explained => "explained",
         }
     }
 
@@ -71,6 +76,7 @@ impl VerdictState {
             VerdictState::Inconclusive => "inconclusive",
             VerdictState::WarmingUp => "warming up",
             VerdictState::Stale => "stale",
+            VerdictState::Explained => "explained by another leak",
         }
     }
 }

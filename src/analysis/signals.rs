@@ -404,6 +404,14 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         http_connections_recent: after(|s| s.http_client_connections),
         gc_cycles: window.gc_cycles(),
         heap_alloc_grew,
+        gc_cycles_recent: {
+            let recent = after(|s| s.num_gc);
+            match (recent.first(), recent.last()) {
+                (Some(a), Some(b)) => Some((b.1 - a.1).max(0.0) as u64),
+                _ => window.gc_cycles().map(|_| 0),
+            }
+        },
+        heap_alloc_recent: after(|s| s.heap_alloc),
         live: live_evidence,
         next_gc_slope: next_gc.map(|f| f.slope),
         heap_alloc_slope: heap_alloc.map(|f| f.slope),
@@ -1049,23 +1057,56 @@ mod tests {
                 vec!["r".into()],
             )
         };
-        let mut v = Verdict {
+        use crate::analysis::verdict::Evidence;
+        // Per hour: 180 connections, 360 goroutines (two each), and the live heap.
+        let line = |per_hour: f64| {
+            Trend::of(
+                &(0..20)
+                    .map(|i| (i as f64 * 60.0, 1000.0 + per_hour * i as f64 / 60.0))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let (conns, goroutines) = (line(180.0), line(360.0));
+        let small_heap = line(180.0 * 20_000.0);
+        let big_heap = line(500.0 * MIB);
+        let suspected_all = || Verdict {
             heap: kv(LeakKind::Heap, VerdictState::Suspected),
             goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
             http_connections: kv(LeakKind::HttpConnections, VerdictState::Suspected),
         };
-        explain_by_connections(&mut v);
-        assert_eq!(v.goroutine.explained_by, Some(LeakKind::HttpConnections));
-        assert!(v.goroutine.reasons[0].contains("HTTP client connection leak"));
-        assert_eq!(v.heap.explained_by, Some(LeakKind::HttpConnections));
-        assert_eq!(v.http_connections.explained_by, None);
+        // Goroutines and a few KiB per connection: both explained, said once.
+        let mut v = suspected_all();
+        let ev = Evidence {
+            goroutines: Some(&goroutines),
+            http_connections: Some(&conns),
+            live: vec![("heap profile", &small_heap)],
+            ..Evidence::default()
+        };
+        explain_by_connections(&mut v, &ev);
+        for k in [&v.goroutine, &v.heap] {
+            assert_eq!(k.state, VerdictState::Explained, "{k:#?}");
+            assert!(!k.suspected);
+            assert_eq!(k.explained_by, Some(LeakKind::HttpConnections));
+            assert!(k.reasons[0].contains("HTTP client connection leak"));
+        }
+        assert!(v.http_connections.suspected);
+        // 500 MiB/h of heap is far more than 180 connections hold: a leak of its own.
+        let mut v = suspected_all();
+        let ev = Evidence {
+            live: vec![("heap profile", &big_heap)],
+            ..ev
+        };
+        explain_by_connections(&mut v, &ev);
+        assert_eq!(v.heap.state, VerdictState::Suspected);
+        assert_eq!(v.goroutine.state, VerdictState::Explained);
         // Without a connection leak nothing is explained away.
         let mut w = Verdict {
             heap: kv(LeakKind::Heap, VerdictState::Suspected),
             goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
             http_connections: kv(LeakKind::HttpConnections, VerdictState::NoLeak),
         };
-        explain_by_connections(&mut w);
+        explain_by_connections(&mut w, &ev);
         assert_eq!(w.goroutine.explained_by, None);
         w.mark_stale("stale: the process is gone");
         for k in w.kinds() {

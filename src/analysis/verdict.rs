@@ -156,6 +156,10 @@ pub struct Evidence<'a> {
     /// GC cycles in the window (None without MemStats), and whether HeapAlloc grew.
     pub gc_cycles: Option<u64>,
     pub heap_alloc_grew: bool,
+    /// GC cycles since the start-up grace ended (None without MemStats), and HeapAlloc
+    /// after it: the recent-growth test of the live heap needs GCs to measure it.
+    pub gc_cycles_recent: Option<u64>,
+    pub heap_alloc_recent: Vec<(f64, f64)>,
 }
 
 /// Where the start-up grace ends, in window seconds (`x` of the trends).
@@ -181,7 +185,7 @@ impl Grace {
 /// Applies the decision rule.
 pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
     let mut v = judge_each(ev, th);
-    explain_by_connections(&mut v);
+    explain_by_connections(&mut v, ev);
     v
 }
 
@@ -190,22 +194,57 @@ pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
 /// grows the goroutine count and the heap. Those verdicts stay (they are true) but
 /// name the connection leak as their cause; the shipped Alertmanager config inhibits
 /// their alerts while the connection alert fires.
-pub fn explain_by_connections(v: &mut Verdict) {
+pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
     if !v.http_connections.suspected {
         return;
     }
-    for k in [&mut v.goroutine, &mut v.heap] {
-        if k.suspected && k.explained_by.is_none() {
+    let per_hour = |t: Option<&Trend>| t.map_or(0.0, |t| t.fit.slope * 3600.0);
+    let connections = per_hour(ev.http_connections);
+    let goroutines = per_hour(ev.goroutines);
+    let heap = ev
+        .live
+        .iter()
+        .map(|(_, t)| t.fit.slope * 3600.0)
+        .fold(0.0, f64::max);
+    let checks = [
+        (
+            &mut v.goroutine,
+            goroutines <= GOROUTINES_PER_CONNECTION * connections,
+            format!(
+                "explained by the HTTP client connection leak: {goroutines:+.0} goroutines/h is \
+                 what {connections:+.0} connections/h hold (two goroutines each)"
+            ),
+        ),
+        (
+            &mut v.heap,
+            heap <= BYTES_PER_CONNECTION * connections,
+            format!(
+                "explained by the HTTP client connection leak: {}/h of live heap is what \
+                 {connections:+.0} connections/h hold (their buffers)",
+                fmt_bytes(heap)
+            ),
+        ),
+    ];
+    for (k, explained, why) in checks {
+        if k.suspected && explained {
+            k.suspected = false;
+            k.state = VerdictState::Explained;
             k.explained_by = Some(LeakKind::HttpConnections);
-            k.reasons.insert(
-                0,
-                "explained by the HTTP client connection leak: each leaked connection holds \
-                 two goroutines and its buffers"
-                    .to_string(),
-            );
+            k.score = k.score.min(0.49);
+            k.reasons.insert(0, why);
         }
     }
 }
+
+/// GC cycles after the start-up grace the heap's recent-growth test needs.
+const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
+
+/// Goroutines one leaked HTTP client connection holds (`readLoop`, `writeLoop`), with
+/// room for the request goroutine that may be blocked on it.
+const GOROUTINES_PER_CONNECTION: f64 = 2.5;
+/// Live heap one leaked connection holds: its bufio reader and writer (4 KiB each),
+/// TLS state and the response; a generous bound.
+const BYTES_PER_CONNECTION: f64 = 64.0 * 1024.0;
 
 fn judge_each(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
     Verdict {
@@ -371,6 +410,35 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     }
     if !suspected {
         return KindVerdict::new(kind, VerdictState::NoLeak, score, reasons);
+    }
+    // Past the grace the live heap is measured only at GCs: without enough of them the
+    // points after it say nothing, and a heap profile may still show growth that
+    // stopped a while ago (it reports the heap as of an earlier GC).
+    if ev.grace.end_x > 0.0
+        && ev.grace.over()
+        && let Some(n) = ev.gc_cycles_recent
+        && n < MIN_GC_CYCLES_AFTER_GRACE
+    {
+        let alloc_grew = theil_sen(&ev.heap_alloc_recent)
+            .is_some_and(|f| f.low > 0.0 && f.slope * 3600.0 >= th.heap_min_growth_bytes_per_hour);
+        let (state, why) = if alloc_grew {
+            (
+                VerdictState::Inconclusive,
+                format!(
+                    "inconclusive: HeapAlloc grew after the start-up grace but only {n} GC \
+                     cycle(s) measured the live heap since ({MIN_GC_CYCLES_AFTER_GRACE} needed)"
+                ),
+            )
+        } else {
+            (
+                VerdictState::NoLeak,
+                "no growth after the start-up grace: HeapAlloc is flat and no GC has run \
+                 since (start-up, such as a cache that filled)"
+                    .to_string(),
+            )
+        };
+        reasons.insert(0, why);
+        return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
     let recent = ev
         .live

@@ -542,7 +542,7 @@ pub const METRICS: &[MetricDef] = &[
     g(
         "leakwatch_leak_verdict",
         &["kind", "state"],
-        "1 for the verdict's current state (suspected, no_leak, inconclusive, warming_up, stale), 0 for the others.",
+        "1 for the verdict's current state (suspected, no_leak, inconclusive, warming_up, stale, explained), 0 for the others.",
     ),
     g(
         "leakwatch_window_gc_cycles",

@@ -167,7 +167,6 @@ impl TargetState {
             crate::units::unix_secs_f64(now),
             st.window.config().span.as_secs_f64(),
         );
-        crate::analysis::verdict::explain_by_connections(&mut signals.verdict);
         if let Some(why) = stale_reason(&st, !self.selector.is_empty()) {
             signals.verdict.mark_stale(&why);
             signals.time_to_oom = None;

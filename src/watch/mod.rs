@@ -3,7 +3,8 @@
 //! [`TargetState`] per URL, [`TargetState::scrape_once`] on a tick), then prints a
 //! summary per target and exits 0 (no leak), 1 (leak suspected, or the live heap not
 //! back within tolerance of a saved baseline) or 2 (could not judge: unreachable at
-//! every sample, or too little data for a verdict).
+//! every sample, too little data, or inconclusive: e.g. the heap grew between too few GC
+//! cycles; never 0 without evidence).
 
 mod summary;
 mod view;
