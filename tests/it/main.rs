@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod stack;
 mod support;
 
 mod architecture;
@@ -12,6 +13,7 @@ mod hostile;
 mod http;
 mod k8s;
 mod live_core;
+mod live_defaults;
 mod live_evidence;
 mod live_goroutineleak;
 mod live_oom;

@@ -385,3 +385,61 @@ fn watch_output_snapshots() {
         &(serde_json::to_string_pretty(&shape).unwrap() + "\n"),
     );
 }
+
+/// The README's example leak ("From alert to culprit", step 1): the service's flags
+/// after `-addr`, read from the README so the test runs what a reader runs.
+fn readme_example_leak() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let re = Regex::new(r"go run \. -addr 127\.0\.0\.1:6060 (-mode heap -[^)&\n]*)").unwrap();
+    let caps = re.captures(&readme).unwrap_or_else(|| {
+        panic!("no `go run . -addr 127.0.0.1:6060 -mode heap -...` in README.md")
+    });
+    caps[1].split_whitespace().map(String::from).collect()
+}
+
+/// The issue-14 case: the README's example leak watched for 2 minutes every 5 s. The
+/// live heap only moves at a GC and a growing heap makes GCs rarer (each doubles the
+/// next goal), so the window holds only a few GC cycles: the live heap looks like a
+/// step or a plateau. That is no evidence of "no leak": the run must say inconclusive,
+/// with the reason, and exit 2 (it printed "no leak found" and exited 0).
+#[test]
+fn watch_few_gc_cycles_is_inconclusive_exit_2_not_no_leak() {
+    let tc = &toolchains()[0];
+    let flags = readme_example_leak();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let svc = LeakyService::start(tc, &flags);
+    let gcs_before = svc.memstat("NumGC");
+    let run = watch(&[&svc.url], &["--for", "2m", "--every", "5s"]);
+    let gcs = svc.memstat("NumGC") - gcs_before;
+    let context = format!(
+        "Go {}, service flags {flags:?}, {gcs} GC cycles during the watch; exit {}\nstdout:\n{}\nstderr:\n{}",
+        tc.version, run.code, run.stdout, run.stderr
+    );
+    assert_ne!(run.code, 0, "a few-GC window judged \"no leak\": {context}");
+    assert_eq!(run.code, 2, "{context}");
+    let summary: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with('[')).collect();
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.to_lowercase().contains("inconclusive")),
+        "the summary does not say inconclusive: {context}"
+    );
+    let gc_reason = Regex::new(r"(?i)\bgc( cycles?|s)?\b|garbage collection").unwrap();
+    assert!(
+        summary.iter().any(|l| gc_reason.is_match(l)),
+        "the summary gives no reason about GC cycles: {context}"
+    );
+    assert!(
+        !run.stdout.contains("no leak found")
+            && !summary
+                .iter()
+                .any(|l| l.starts_with("== ") && l.to_lowercase().contains("no leak")),
+        "{context}"
+    );
+    assert!(run.stdout.contains("(exit 2)"), "{context}");
+    eprintln!(
+        "watch few-GC: {gcs} GC cycles in 2 min; summary:\n{}",
+        summary.join("\n")
+    );
+}
