@@ -15,7 +15,13 @@
 //!
 //! Retention applies per target and profile type: at most `max_files` files and
 //! `max_bytes` bytes, oldest pruned first. Never pruned: the base and the fresh file
-//! of the target's latest suspect pair, and this run's first-contact baseline.
+//! of the target's latest suspect pair, and this run's first-contact baseline. Manual
+//! dumps (`POST /api/v1/dump`) are a pool of their own under the same limits, so
+//! requests from outside can never push scheduled or suspect dumps out.
+//!
+//! Manual dumps are throttled like the rest of leakwatch's load on the service: one
+//! per profile per `cooldown`, stretched to `request time / overhead_budget` when
+//! the dump is expensive ([`DumpManager::dump_manual`] says how long to wait).
 //!
 //! Dumps are fetched with [`crate::scrape::Fetcher`]'s streamed GET (same credentials,
 //! same-origin redirects and size cap as scrapes), straight to disk.
@@ -27,7 +33,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use config::{DumpConfig, DumpOverrides, Retention, RetentionOverrides};
 pub use schedule::SHUTDOWN_GRACE;
@@ -53,6 +59,9 @@ pub struct DumpTarget {
     pub config: DumpConfig,
     /// The target's credentials and headers, as for scrapes.
     pub auth: crate::scrape::RequestAuth,
+    /// The target's overhead budget (share of one core; 0 = none), which manual dumps
+    /// respect on top of the cooldown.
+    pub overhead_budget: f64,
 }
 
 impl DumpTarget {
@@ -62,7 +71,14 @@ impl DumpTarget {
             url,
             config,
             auth: crate::scrape::RequestAuth::default(),
+            overhead_budget: 0.0,
         }
+    }
+
+    /// With the target's overhead budget (a share of one core; 0 = none).
+    pub fn with_overhead_budget(mut self, budget: f64) -> Self {
+        self.overhead_budget = budget;
+        self
     }
 
     /// With the target's credentials and headers.
@@ -96,6 +112,8 @@ struct Entry {
     slots: [Arc<tokio::sync::Mutex<()>>; 2],
     /// Next scheduled dump per profile; None until first contact.
     next_due: [Option<Instant>; 2],
+    /// Earliest next manual dump per profile (cooldown and overhead budget).
+    manual_not_before: [Option<Instant>; 2],
     baseline_done: bool,
     baseline_retry_at: Option<Instant>,
     run_baseline: Option<String>,
@@ -156,6 +174,7 @@ impl Entry {
                 Arc::new(tokio::sync::Mutex::new(())),
             ],
             next_due: [None, None],
+            manual_not_before: [None, None],
             baseline_done: false,
             baseline_retry_at: None,
             run_baseline: None,
@@ -201,14 +220,16 @@ impl Entry {
             .map(|f| f.file.clone())
     }
 
-    /// Drops pruned files from the index and returns their paths to delete.
-    fn prune(&mut self, profile: ProfileType) -> Vec<PathBuf> {
+    /// Drops pruned files from the index and returns their paths to delete. Manual
+    /// dumps and the others are separate pools: a `reason` prunes only its own.
+    fn prune(&mut self, profile: ProfileType, reason: Reason) -> Vec<PathBuf> {
         let pinned = self.pinned();
+        let manual = reason == Reason::Manual;
         let files: Vec<&DumpFile> = self
             .files
             .iter()
             .map(|f| &f.file)
-            .filter(|f| f.profile == profile)
+            .filter(|f| f.profile == profile && (f.reason == Reason::Manual) == manual)
             .collect();
         let doomed: Vec<String> = plan_prune(&files, &pinned, &self.target.config.retention)
             .into_iter()
@@ -315,6 +336,39 @@ impl DumpManager {
                 profile.as_str()
             ))),
         }
+    }
+
+    /// A dump requested from outside (`POST /api/v1/dump`), under the target's
+    /// throttle: at most one per profile per `cooldown`, and no more often than
+    /// `request time / overhead_budget` (the share of a core the service may spend on
+    /// leakwatch). While one runs, others are refused too. Refused requests say how
+    /// long to wait ([`ManualRefusal::TooSoon`], sent as `Retry-After`).
+    pub async fn dump_manual(
+        &self,
+        target: &str,
+        profile: ProfileType,
+    ) -> std::result::Result<DumpFile, ManualRefusal> {
+        let i = profile.index();
+        let started = Instant::now();
+        let (cooldown, budget) = {
+            let mut entries = self.lock();
+            let e = entries.get_mut(target).ok_or_else(|| {
+                ManualRefusal::Failed(Error::Config(format!("unknown target {target:?}")))
+            })?;
+            if let Some(t) = e.manual_not_before[i].filter(|t| *t > started) {
+                return Err(ManualRefusal::TooSoon(t - started));
+            }
+            let cfg = &e.target.config;
+            // Held while this one runs (a dump cannot outlast its timeout).
+            e.manual_not_before[i] = Some(started + cfg.cooldown.max(cfg.timeout));
+            (cfg.cooldown, e.target.overhead_budget)
+        };
+        let result = self.dump_now(target, profile, Reason::Manual).await;
+        let gap = manual_gap(cooldown, started.elapsed(), budget);
+        if let Some(e) = self.lock().get_mut(target) {
+            e.manual_not_before[i] = Some(started + gap);
+        }
+        result.map_err(ManualRefusal::Failed)
     }
 
     /// One dump: `Ok(None)` when `wait` is false and a dump of the same profile is
@@ -434,7 +488,7 @@ impl DumpManager {
                             file: file.clone(),
                             this_run: true,
                         });
-                        to_delete = e.prune(profile);
+                        to_delete = e.prune(profile, reason);
                     }
                     Ok(Some(file))
                 }
@@ -541,6 +595,27 @@ impl DumpManager {
     }
 }
 
+/// Why a manual dump was not taken.
+#[derive(Debug)]
+pub enum ManualRefusal {
+    /// Too soon after the last manual dump of this profile (or one is running): wait
+    /// this long.
+    TooSoon(Duration),
+    /// Attempted (or could not start) and failed.
+    Failed(Error),
+}
+
+/// Time from the start of one manual dump to the next one allowed: the cooldown, or
+/// longer when the dump was expensive, so `took / gap` stays within the budget.
+fn manual_gap(cooldown: Duration, took: Duration, budget: f64) -> Duration {
+    if budget > 0.0 && budget.is_finite() {
+        let by_budget = (took.as_secs_f64() / budget).min(24.0 * 3600.0);
+        cooldown.max(Duration::from_secs_f64(by_budget))
+    } else {
+        cooldown
+    }
+}
+
 /// Quotes a path for a POSIX shell when it needs it (the pasteable `leakwatch diff`
 /// commands of the dumps API, the report page and `leakwatch watch`).
 pub fn shell_quote(s: &str) -> String {
@@ -573,6 +648,21 @@ pub struct DumpStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manual_gap_is_the_cooldown_or_the_budget_whichever_is_longer() {
+        let s = Duration::from_secs;
+        for (cooldown, took, budget, want) in [
+            (s(600), s(1), 0.01, s(600)),
+            (s(10), s(1), 0.01, s(100)),
+            (s(0), Duration::from_millis(50), 0.01, s(5)),
+            (s(0), s(1), 0.0, s(0)),
+            (s(7), s(1), f64::NAN, s(7)),
+            (s(0), s(1_000_000), 0.01, s(24 * 3600)),
+        ] {
+            assert_eq!(manual_gap(cooldown, took, budget), want, "{cooldown:?} {took:?} {budget}");
+        }
+    }
 
     #[test]
     fn shell_quoting() {
