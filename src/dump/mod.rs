@@ -660,7 +660,11 @@ mod tests {
             (s(7), s(1), f64::NAN, s(7)),
             (s(0), s(1_000_000), 0.01, s(24 * 3600)),
         ] {
-            assert_eq!(manual_gap(cooldown, took, budget), want, "{cooldown:?} {took:?} {budget}");
+            assert_eq!(
+                manual_gap(cooldown, took, budget),
+                want,
+                "{cooldown:?} {took:?} {budget}"
+            );
         }
     }
 

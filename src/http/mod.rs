@@ -82,16 +82,16 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// In front of every route: reads pass; a write (any method but GET, HEAD, OPTIONS)
 /// needs its flag (403 naming it) and must not come from another site's page (403).
 /// `POST /-/reload` is lifecycle, every other write admin.
-pub async fn guard_writes(
-    State(access): State<WriteAccess>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn guard_writes(State(access): State<WriteAccess>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let (allowed, flag, what) = if req.uri().path() == "/-/reload" {
-        (access.lifecycle, "--web.enable-lifecycle", "the lifecycle API")
+        (
+            access.lifecycle,
+            "--web.enable-lifecycle",
+            "the lifecycle API",
+        )
     } else {
         (access.admin_api, "--web.enable-admin-api", "the admin API")
     };
