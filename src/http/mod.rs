@@ -312,3 +312,60 @@ async fn probe(
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_from_other_sites_are_told_apart() {
+        for (headers, ok) in [
+            (vec![], true),
+            (vec![("sec-fetch-site", "same-origin")], true),
+            (vec![("sec-fetch-site", "none")], true),
+            (vec![("sec-fetch-site", "same-site")], false),
+            (vec![("sec-fetch-site", "cross-site")], false),
+            // Sec-Fetch-Site decides when present (a browser sent both).
+            (
+                vec![
+                    ("sec-fetch-site", "cross-site"),
+                    ("origin", "http://lw:10760"),
+                ],
+                false,
+            ),
+            (vec![("origin", "http://lw:10760")], true),
+            (vec![("origin", "https://LW:10760")], true),
+            (vec![("origin", "http://lw:10761")], false),
+            (vec![("origin", "http://evil.example")], false),
+            (vec![("origin", "null")], false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, "lw:10760".parse().unwrap());
+            for (k, v) in &headers {
+                h.insert(*k, v.parse().unwrap());
+            }
+            assert_eq!(same_origin(&h, None).is_ok(), ok, "{headers:?}");
+        }
+        // HTTP/2: no Host header, the authority of the request instead.
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, "https://lw:10760".parse().unwrap());
+        assert!(same_origin(&h, Some("lw:10760")).is_ok());
+        assert!(same_origin(&h, None).is_err());
+    }
+
+    #[test]
+    fn probe_targets_are_scheme_host_port_path_only() {
+        for (url, ok) in [
+            ("http://127.0.0.1:18001/", true),
+            ("https://svc.example/base/", true),
+            ("http://127.0.0.1:18001@127.0.0.2:18002/", false),
+            ("http://u:p@127.0.0.1:18001/", false),
+            ("http://:p@127.0.0.1:18001/", false),
+            ("http://127.0.0.1:18001/?x=@127.0.0.2", false),
+            ("http://127.0.0.1:18001/#@127.0.0.2", false),
+        ] {
+            let u = reqwest::Url::parse(url).unwrap();
+            assert_eq!(probe_url_shape(&u).is_ok(), ok, "{url}");
+        }
+    }
+}
