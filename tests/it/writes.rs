@@ -300,7 +300,7 @@ async fn manual_dumps_go_through_cooldown_and_overhead_budget() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((10..=60).contains(&wait), "Retry-After {wait}");
+    assert!((20..=3600).contains(&wait), "Retry-After {wait}");
     assert_eq!(seen.dump_requests.load(Ordering::SeqCst), 1);
 }
 
