@@ -37,6 +37,16 @@ struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config: Option<PathBuf>,
 
+    /// Allow `POST /-/reload` (off by default, as in Prometheus; SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+
+    /// Allow the write APIs: `POST /api/v1/dump` and `POST /api/v1/targets/NAME/baseline`
+    /// (off by default, as in Prometheus). Manual dumps stay under each target's
+    /// cooldown and overhead budget.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
+
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
     #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -228,11 +238,15 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let config_path = cli.config.clone();
+    let write = leakwatch::http::WriteAccess {
+        lifecycle: cli.enable_lifecycle,
+        admin_api: cli.enable_admin_api,
+    };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_full(config, config_path, web, listener, shutdown_signal()).await?;
+        leakwatch::run_full(config, config_path, web, write, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -74,9 +74,16 @@ async fn start_exporter(yaml: &str) -> Exporter {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        leakwatch::run(config, listener, async move {
-            let _ = rx.await;
-        })
+        leakwatch::run_full(
+            config,
+            None,
+            None,
+            leakwatch::http::WriteAccess::ALL,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )
         .await
         .unwrap();
     });
@@ -305,9 +312,16 @@ async fn start_exporter_with_file(path: &std::path::Path) -> Exporter {
     let (tx, rx) = oneshot::channel::<()>();
     let path = path.to_path_buf();
     tokio::spawn(async move {
-        leakwatch::run_with(config, Some(path), listener, async move {
-            let _ = rx.await;
-        })
+        leakwatch::run_full(
+            config,
+            Some(path),
+            None,
+            leakwatch::http::WriteAccess::ALL,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )
         .await
         .unwrap();
     });

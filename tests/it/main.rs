@@ -21,3 +21,4 @@ mod report;
 mod system;
 mod watch;
 mod web;
+mod writes;
