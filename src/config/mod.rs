@@ -5,6 +5,7 @@
 //! them; [`Config::load`] / [`Config::from_yaml`] return a fully resolved [`Config`].
 
 mod formats;
+mod ranges;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -470,10 +471,7 @@ fn parse_url(s: &str, key: &str) -> Result<reqwest::Url> {
 impl RawConfig {
     fn resolve(self) -> Result<Config> {
         let d = &self.defaults;
-        check_positive("defaults.interval", d.interval)?;
-        check_positive("defaults.timeout", d.timeout)?;
-        check_positive("defaults.window", d.window)?;
-        d.dumps.validate("defaults.dumps")?;
+        check_defaults(d)?;
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::with_capacity(self.targets.len());
         for (i, t) in self.targets.into_iter().enumerate() {
@@ -495,9 +493,37 @@ impl RawConfig {
             let timeout = t.timeout.unwrap_or(d.timeout);
             let window = t.window.unwrap_or(d.window);
             let warmup = t.warmup.unwrap_or(d.warmup);
-            check_positive(&format!("{key}.interval"), interval)?;
-            check_positive(&format!("{key}.timeout"), timeout)?;
-            check_positive(&format!("{key}.window"), window)?;
+            ranges::duration(&format!("{key}.interval"), interval, ranges::MAX_INTERVAL)?;
+            ranges::duration(&format!("{key}.timeout"), timeout, ranges::MAX_TIMEOUT)?;
+            ranges::duration(&format!("{key}.window"), window, ranges::MAX_SPAN)?;
+            // A warm-up set anywhere must fit the window; the built-in default is capped
+            // by the analysis instead (a short test window needs no warm-up key).
+            if t.warmup.is_some() || d.warmup != Defaults::default().warmup {
+                let from = if t.warmup.is_some() { "" } else { " (from defaults.warmup)" };
+                ranges::warmup(&format!("{key}.warmup"), warmup, window)
+                    .map_err(|e| suffix(e, from))?;
+            }
+            if let Some(g) = t.startup_grace {
+                ranges::duration(&format!("{key}.startup_grace"), g, ranges::MAX_SPAN)?;
+            }
+            if let Some(g) = t.goroutineleak_interval {
+                ranges::duration(
+                    &format!("{key}.goroutineleak_interval"),
+                    g,
+                    ranges::MAX_INTERVAL,
+                )?;
+            }
+            if let Some(s) = &t.signals {
+                ranges::signals(&format!("{key}.signals"), s)?;
+            }
+            if let Some(m) = t.memory_limit {
+                ranges::size(
+                    &format!("{key}.memory_limit"),
+                    m.as_u64(),
+                    1024 * 1024,
+                    ranges::MAX_MEMORY_BYTES,
+                )?;
+            }
             for k in t.labels.keys() {
                 if !LABEL_NAME.is_match(k) || k.starts_with("__") {
                     return Err(Error::Config(format!(
@@ -521,7 +547,7 @@ impl RawConfig {
                     .map_err(|e| Error::Config(format!("{key}.process: invalid regex: {e}")))?;
             }
             let budget = t.overhead_budget.unwrap_or(d.overhead_budget);
-            if !(0.0..=1.0).contains(&budget) {
+            if !budget.is_finite() || !(0.0..=1.0).contains(&budget) {
                 return Err(Error::Config(format!(
                     "{key}.overhead_budget: {budget} must be a share of one core, 0..1 (0 = off)"
                 )));
@@ -534,10 +560,17 @@ impl RawConfig {
             auth.validate(&key)?;
             let dumps = t.dumps.clone().unwrap_or_default().apply(&d.dumps);
             dumps.validate(&format!("{key}.dumps"))?;
+            ranges::dumps(&format!("{key}.dumps"), &dumps)?;
             let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
             if max_body == 0 {
                 return Err(Error::Config(format!("{key}.max_body_bytes: must be > 0")));
             }
+            ranges::size(
+                &format!("{key}.max_body_bytes"),
+                max_body,
+                1,
+                ranges::MAX_BODY_BYTES,
+            )?;
             targets.push(TargetConfig {
                 name: t.name,
                 url,
@@ -568,6 +601,20 @@ impl RawConfig {
                 auth,
             });
         }
+        for (name, m) in &self.probe.modules {
+            let key = format!("probe.modules.{name}");
+            if let Some(t) = m.timeout {
+                ranges::duration(&format!("{key}.timeout"), t, ranges::MAX_TIMEOUT)?;
+            }
+            if let Some(b) = m.max_body_bytes {
+                ranges::size(
+                    &format!("{key}.max_body_bytes"),
+                    b.as_u64(),
+                    1,
+                    ranges::MAX_BODY_BYTES,
+                )?;
+            }
+        }
         let mut probe_allow = Vec::new();
         for (i, p) in self.probe.allow.iter().enumerate() {
             let re = Regex::new(&format!("^(?:{p})$"))
@@ -594,11 +641,61 @@ pub fn hashmod(value: &str, modulus: u64) -> u64 {
     u64::from_be_bytes(last) % modulus.max(1)
 }
 
-fn check_positive(key: &str, d: Duration) -> Result<()> {
-    if d.is_zero() {
-        return Err(Error::Config(format!("{key}: must be greater than 0")));
+/// The `defaults:` section on its own, so a bad default is reported under its own key
+/// even when no target uses it.
+fn check_defaults(d: &Defaults) -> Result<()> {
+    ranges::duration("defaults.interval", d.interval, ranges::MAX_INTERVAL)?;
+    ranges::duration("defaults.timeout", d.timeout, ranges::MAX_TIMEOUT)?;
+    ranges::duration("defaults.window", d.window, ranges::MAX_SPAN)?;
+    if d.warmup != Defaults::default().warmup {
+        ranges::warmup("defaults.warmup", d.warmup, d.window)?;
     }
-    Ok(())
+    if let Some(g) = d.startup_grace {
+        ranges::duration("defaults.startup_grace", g, ranges::MAX_SPAN)?;
+    }
+    ranges::duration(
+        "defaults.budget_boost_for",
+        d.budget_boost_for,
+        ranges::MAX_SPAN,
+    )?;
+    ranges::duration(
+        "defaults.goroutineleak_interval",
+        d.goroutineleak_interval,
+        ranges::MAX_INTERVAL,
+    )?;
+    ranges::size(
+        "defaults.max_body_bytes",
+        d.max_body_bytes.as_u64(),
+        1,
+        ranges::MAX_BODY_BYTES,
+    )?;
+    if let Some(m) = d.memory_limit {
+        ranges::size(
+            "defaults.memory_limit",
+            m.as_u64(),
+            1024 * 1024,
+            ranges::MAX_MEMORY_BYTES,
+        )?;
+    }
+    ranges::number("defaults.overhead_budget", d.overhead_budget, 0.0, 1.0)?;
+    ranges::number("defaults.budget_boost", d.budget_boost, 1.0, 100.0)?;
+    if !(1..=1000).contains(&d.memstats_text_every) {
+        return Err(Error::Config(format!(
+            "defaults.memstats_text_every: {} must be in 1..1000",
+            d.memstats_text_every
+        )));
+    }
+    ranges::signals("defaults.signals", &d.signals)?;
+    d.dumps.validate("defaults.dumps")?;
+    ranges::dumps("defaults.dumps", &d.dumps)
+}
+
+/// Appends a note to a config error's message.
+fn suffix(e: Error, note: &str) -> Error {
+    match e {
+        Error::Config(msg) if !note.is_empty() => Error::Config(format!("{msg}{note}")),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -687,7 +784,7 @@ mod tests {
             ),
             (
                 "defaults:\n  interval: 0s\n",
-                "config: defaults.interval: must be greater than 0",
+                "config: defaults.interval: must be greater than 0 at line 2",
             ),
             (
                 "bogus: 1\n",
@@ -744,6 +841,101 @@ mod tests {
         }
         assert_eq!(seen, names.len());
         assert!(all.clone().shard(5, 5).is_err());
+    }
+
+    /// Values out of range: each refused with its key and line (NaN, negative, ratios
+    /// over 1, warm-up longer than the window, absurd durations and sizes).
+    #[test]
+    fn out_of_range_values_name_the_key_and_line() {
+        let t = "targets:\n  - name: a\n    url: http://x\n";
+        let cases: &[(String, &str)] = &[
+            (
+                "defaults:\n  signals:\n    thresholds:\n      min_monotonicity: .nan\n".into(),
+                "config: defaults.signals.thresholds.min_monotonicity: NaN must be a finite number in -1..1 at line 4",
+            ),
+            (
+                format!("{t}    signals:\n      thresholds: {{heap_min_growth_bytes_per_hour: -5}}\n"),
+                "config: targets[0].signals.thresholds.heap_min_growth_bytes_per_hour: -5 must be a finite number >= 0 at line 5",
+            ),
+            (
+                format!("{t}    signals:\n      thresholds:\n        min_half_slope_fraction: 2\n"),
+                "config: targets[0].signals.thresholds.min_half_slope_fraction: 2 must be a finite number in 0..1 at line 6",
+            ),
+            (
+                format!("{t}    signals: {{top_n: 100000}}\n"),
+                "config: targets[0].signals.top_n: 100000 is over the limit of 100 at line 4",
+            ),
+            (
+                format!("{t}    window: 10m\n    warmup: 1h\n"),
+                "config: targets[0].warmup: 1h is longer than the window (10m): the verdict would never leave warm-up at line 5",
+            ),
+            (
+                format!("defaults:\n  warmup: 20m\n{t}    window: 10m\n"),
+                "config: targets[0].warmup: 20m is longer than the window (10m): the verdict would never leave warm-up (from defaults.warmup) at line 4",
+            ),
+            (
+                "defaults:\n  window: 1h\n  warmup: 2h\n".into(),
+                "config: defaults.warmup: 2h is longer than the window (1h): the verdict would never leave warm-up at line 3",
+            ),
+            (
+                "defaults:\n  interval: 100000h\n".into(),
+                "config: defaults.interval: 100000h is longer than the limit of 24h at line 2",
+            ),
+            (
+                format!("{t}    timeout: 1000h\n"),
+                "config: targets[0].timeout: 1000h is longer than the limit of 1h at line 4",
+            ),
+            (
+                format!("{t}    max_body_bytes: 18446744073709551615\n"),
+                "config: targets[0].max_body_bytes: 18446744073709551615 bytes is outside 1 B..2.0 GiB at line 4",
+            ),
+            (
+                format!("{t}    memory_limit: 0\n"),
+                "config: targets[0].memory_limit: 0 bytes is outside 1.0 MiB..1.0 PiB at line 4",
+            ),
+            (
+                "defaults:\n  overhead_budget: .nan\n".into(),
+                "config: defaults.overhead_budget: NaN must be a finite number in 0..1 at line 2",
+            ),
+            (
+                format!("{t}    overhead_budget: -.inf\n"),
+                "config: targets[0].overhead_budget: -inf must be a share of one core, 0..1 (0 = off) at line 4",
+            ),
+            (
+                "defaults:\n  budget_boost: 0\n".into(),
+                "config: defaults.budget_boost: 0 must be a finite number in 1..100 at line 2",
+            ),
+            (
+                "defaults:\n  memstats_text_every: 0\n".into(),
+                "config: defaults.memstats_text_every: 0 must be in 1..1000 at line 2",
+            ),
+            (
+                "defaults:\n  dumps:\n    dir: /tmp/x\n    timeout: 5000h\n".into(),
+                "config: defaults.dumps.timeout: 5000h is longer than the limit of 1h at line 4",
+            ),
+            (
+                format!("{t}    dumps:\n      retention: {{max_files: 99999999}}\n"),
+                "config: targets[0].dumps.retention.max_files: 99999999 is over the limit of 1000000 at line 5",
+            ),
+            (
+                "probe:\n  modules:\n    slow:\n      timeout: 2000h\n".into(),
+                "config: probe.modules.slow.timeout: 2000h is longer than the limit of 1h at line 4",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (yaml, want) in cases {
+            match Config::from_yaml(yaml) {
+                Ok(_) => wrong.push(format!("accepted {yaml:?}")),
+                Err(e) if e.to_string() != *want => {
+                    wrong.push(format!("for {yaml:?}\n got: {e}\nwant: {want}"))
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        // In range: the defaults, and a short test window under the built-in warm-up.
+        Config::from_yaml(&format!("{t}    window: 20s\n    interval: 100ms\n")).unwrap();
+        Config::from_yaml("defaults:\n  window: 2h\n  warmup: 2h\n").unwrap();
     }
 
     #[test]
