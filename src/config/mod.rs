@@ -6,6 +6,7 @@
 
 mod formats;
 mod ranges;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -471,7 +472,7 @@ fn parse_url(s: &str, key: &str) -> Result<reqwest::Url> {
 impl RawConfig {
     fn resolve(self) -> Result<Config> {
         let d = &self.defaults;
-        check_defaults(d)?;
+        ranges::defaults(d)?;
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::with_capacity(self.targets.len());
         for (i, t) in self.targets.into_iter().enumerate() {
@@ -493,37 +494,7 @@ impl RawConfig {
             let timeout = t.timeout.unwrap_or(d.timeout);
             let window = t.window.unwrap_or(d.window);
             let warmup = t.warmup.unwrap_or(d.warmup);
-            ranges::duration(&format!("{key}.interval"), interval, ranges::MAX_INTERVAL)?;
-            ranges::duration(&format!("{key}.timeout"), timeout, ranges::MAX_TIMEOUT)?;
-            ranges::duration(&format!("{key}.window"), window, ranges::MAX_SPAN)?;
-            // A warm-up set anywhere must fit the window; the built-in default is capped
-            // by the analysis instead (a short test window needs no warm-up key).
-            if t.warmup.is_some() || d.warmup != Defaults::default().warmup {
-                let from = if t.warmup.is_some() { "" } else { " (from defaults.warmup)" };
-                ranges::warmup(&format!("{key}.warmup"), warmup, window)
-                    .map_err(|e| suffix(e, from))?;
-            }
-            if let Some(g) = t.startup_grace {
-                ranges::duration(&format!("{key}.startup_grace"), g, ranges::MAX_SPAN)?;
-            }
-            if let Some(g) = t.goroutineleak_interval {
-                ranges::duration(
-                    &format!("{key}.goroutineleak_interval"),
-                    g,
-                    ranges::MAX_INTERVAL,
-                )?;
-            }
-            if let Some(s) = &t.signals {
-                ranges::signals(&format!("{key}.signals"), s)?;
-            }
-            if let Some(m) = t.memory_limit {
-                ranges::size(
-                    &format!("{key}.memory_limit"),
-                    m.as_u64(),
-                    1024 * 1024,
-                    ranges::MAX_MEMORY_BYTES,
-                )?;
-            }
+            ranges::target(&key, &t, d)?;
             for k in t.labels.keys() {
                 if !LABEL_NAME.is_match(k) || k.starts_with("__") {
                     return Err(Error::Config(format!(
@@ -601,20 +572,7 @@ impl RawConfig {
                 auth,
             });
         }
-        for (name, m) in &self.probe.modules {
-            let key = format!("probe.modules.{name}");
-            if let Some(t) = m.timeout {
-                ranges::duration(&format!("{key}.timeout"), t, ranges::MAX_TIMEOUT)?;
-            }
-            if let Some(b) = m.max_body_bytes {
-                ranges::size(
-                    &format!("{key}.max_body_bytes"),
-                    b.as_u64(),
-                    1,
-                    ranges::MAX_BODY_BYTES,
-                )?;
-            }
-        }
+        ranges::probe(&self.probe)?;
         let mut probe_allow = Vec::new();
         for (i, p) in self.probe.allow.iter().enumerate() {
             let re = Regex::new(&format!("^(?:{p})$"))
@@ -639,63 +597,6 @@ pub fn hashmod(value: &str, modulus: u64) -> u64 {
     let mut last = [0u8; 8];
     last.copy_from_slice(&hash[8..16]);
     u64::from_be_bytes(last) % modulus.max(1)
-}
-
-/// The `defaults:` section on its own, so a bad default is reported under its own key
-/// even when no target uses it.
-fn check_defaults(d: &Defaults) -> Result<()> {
-    ranges::duration("defaults.interval", d.interval, ranges::MAX_INTERVAL)?;
-    ranges::duration("defaults.timeout", d.timeout, ranges::MAX_TIMEOUT)?;
-    ranges::duration("defaults.window", d.window, ranges::MAX_SPAN)?;
-    if d.warmup != Defaults::default().warmup {
-        ranges::warmup("defaults.warmup", d.warmup, d.window)?;
-    }
-    if let Some(g) = d.startup_grace {
-        ranges::duration("defaults.startup_grace", g, ranges::MAX_SPAN)?;
-    }
-    ranges::duration(
-        "defaults.budget_boost_for",
-        d.budget_boost_for,
-        ranges::MAX_SPAN,
-    )?;
-    ranges::duration(
-        "defaults.goroutineleak_interval",
-        d.goroutineleak_interval,
-        ranges::MAX_INTERVAL,
-    )?;
-    ranges::size(
-        "defaults.max_body_bytes",
-        d.max_body_bytes.as_u64(),
-        1,
-        ranges::MAX_BODY_BYTES,
-    )?;
-    if let Some(m) = d.memory_limit {
-        ranges::size(
-            "defaults.memory_limit",
-            m.as_u64(),
-            1024 * 1024,
-            ranges::MAX_MEMORY_BYTES,
-        )?;
-    }
-    ranges::number("defaults.overhead_budget", d.overhead_budget, 0.0, 1.0)?;
-    ranges::number("defaults.budget_boost", d.budget_boost, 1.0, 100.0)?;
-    if !(1..=1000).contains(&d.memstats_text_every) {
-        return Err(Error::Config(format!(
-            "defaults.memstats_text_every: {} must be in 1..1000",
-            d.memstats_text_every
-        )));
-    }
-    ranges::signals("defaults.signals", &d.signals)?;
-    d.dumps.validate("defaults.dumps")?;
-    ranges::dumps("defaults.dumps", &d.dumps)
-}
-
-/// Appends a note to a config error's message.
-fn suffix(e: Error, note: &str) -> Error {
-    match e {
-        Error::Config(msg) if !note.is_empty() => Error::Config(format!("{msg}{note}")),
-        other => other,
-    }
 }
 
 #[cfg(test)]
@@ -854,7 +755,9 @@ mod tests {
                 "config: defaults.signals.thresholds.min_monotonicity: NaN must be a finite number in -1..1 at line 4",
             ),
             (
-                format!("{t}    signals:\n      thresholds: {{heap_min_growth_bytes_per_hour: -5}}\n"),
+                format!(
+                    "{t}    signals:\n      thresholds: {{heap_min_growth_bytes_per_hour: -5}}\n"
+                ),
                 "config: targets[0].signals.thresholds.heap_min_growth_bytes_per_hour: -5 must be a finite number >= 0 at line 5",
             ),
             (

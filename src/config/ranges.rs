@@ -11,6 +11,8 @@ use crate::analysis::signals::SignalConfig;
 use crate::dump::DumpConfig;
 use crate::error::{Error, Result};
 
+use super::{Defaults, ProbeConfig, RawTarget};
+
 const MINUTE: u64 = 60;
 const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
@@ -90,7 +92,7 @@ pub fn non_negative(key: &str, v: f64) -> Result<()> {
 }
 
 /// The warm-up fits in the window (the verdict needs the window to cover it).
-pub fn warmup(key: &str, warmup: Duration, window: Duration) -> Result<()> {
+pub fn warmup_fits(key: &str, warmup: Duration, window: Duration) -> Result<()> {
     duration(key, warmup, MAX_SPAN)?;
     if warmup > window {
         return Err(err(
@@ -114,7 +116,12 @@ pub fn signals(key: &str, s: &SignalConfig) -> Result<()> {
         ));
     }
     if let Some(b) = s.memory_limit_bytes {
-        size(&format!("{key}.memory_limit_bytes"), b, MIB, MAX_MEMORY_BYTES)?;
+        size(
+            &format!("{key}.memory_limit_bytes"),
+            b,
+            MIB,
+            MAX_MEMORY_BYTES,
+        )?;
     }
     let t = &s.thresholds;
     let k = |name: &str| format!("{key}.thresholds.{name}");
@@ -194,4 +201,115 @@ pub fn dumps(key: &str, d: &DumpConfig) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// One target's own keys, with the values it inherits from `defaults`.
+pub(super) fn target(key: &str, t: &RawTarget, d: &Defaults) -> Result<()> {
+    let interval = t.interval.unwrap_or(d.interval);
+    let timeout = t.timeout.unwrap_or(d.timeout);
+    let window = t.window.unwrap_or(d.window);
+    let warmup = t.warmup.unwrap_or(d.warmup);
+    duration(&format!("{key}.interval"), interval, MAX_INTERVAL)?;
+    duration(&format!("{key}.timeout"), timeout, MAX_TIMEOUT)?;
+    duration(&format!("{key}.window"), window, MAX_SPAN)?;
+    // A warm-up set anywhere must fit the window; the built-in default is capped
+    // by the analysis instead (a short test window needs no warm-up key).
+    if t.warmup.is_some() || d.warmup != Defaults::default().warmup {
+        let from = if t.warmup.is_some() {
+            ""
+        } else {
+            " (from defaults.warmup)"
+        };
+        warmup_fits(&format!("{key}.warmup"), warmup, window).map_err(|e| suffix(e, from))?;
+    }
+    if let Some(g) = t.startup_grace {
+        duration(&format!("{key}.startup_grace"), g, MAX_SPAN)?;
+    }
+    if let Some(g) = t.goroutineleak_interval {
+        duration(&format!("{key}.goroutineleak_interval"), g, MAX_INTERVAL)?;
+    }
+    if let Some(s) = &t.signals {
+        signals(&format!("{key}.signals"), s)?;
+    }
+    if let Some(m) = t.memory_limit {
+        size(
+            &format!("{key}.memory_limit"),
+            m.as_u64(),
+            1024 * 1024,
+            MAX_MEMORY_BYTES,
+        )?;
+    }
+    Ok(())
+}
+
+/// `/probe` modules' request settings.
+pub(super) fn probe(p: &ProbeConfig) -> Result<()> {
+    for (name, m) in &p.modules {
+        let key = format!("probe.modules.{name}");
+        if let Some(t) = m.timeout {
+            duration(&format!("{key}.timeout"), t, MAX_TIMEOUT)?;
+        }
+        if let Some(b) = m.max_body_bytes {
+            size(
+                &format!("{key}.max_body_bytes"),
+                b.as_u64(),
+                1,
+                MAX_BODY_BYTES,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The `defaults:` section on its own, so a bad default is reported under its own key
+/// even when no target uses it.
+pub(super) fn defaults(d: &Defaults) -> Result<()> {
+    duration("defaults.interval", d.interval, MAX_INTERVAL)?;
+    duration("defaults.timeout", d.timeout, MAX_TIMEOUT)?;
+    duration("defaults.window", d.window, MAX_SPAN)?;
+    if d.warmup != Defaults::default().warmup {
+        warmup_fits("defaults.warmup", d.warmup, d.window)?;
+    }
+    if let Some(g) = d.startup_grace {
+        duration("defaults.startup_grace", g, MAX_SPAN)?;
+    }
+    duration("defaults.budget_boost_for", d.budget_boost_for, MAX_SPAN)?;
+    duration(
+        "defaults.goroutineleak_interval",
+        d.goroutineleak_interval,
+        MAX_INTERVAL,
+    )?;
+    size(
+        "defaults.max_body_bytes",
+        d.max_body_bytes.as_u64(),
+        1,
+        MAX_BODY_BYTES,
+    )?;
+    if let Some(m) = d.memory_limit {
+        size(
+            "defaults.memory_limit",
+            m.as_u64(),
+            1024 * 1024,
+            MAX_MEMORY_BYTES,
+        )?;
+    }
+    number("defaults.overhead_budget", d.overhead_budget, 0.0, 1.0)?;
+    number("defaults.budget_boost", d.budget_boost, 1.0, 100.0)?;
+    if !(1..=1000).contains(&d.memstats_text_every) {
+        return Err(Error::Config(format!(
+            "defaults.memstats_text_every: {} must be in 1..1000",
+            d.memstats_text_every
+        )));
+    }
+    signals("defaults.signals", &d.signals)?;
+    d.dumps.validate("defaults.dumps")?;
+    dumps("defaults.dumps", &d.dumps)
+}
+
+/// Appends a note to a config error's message.
+fn suffix(e: Error, note: &str) -> Error {
+    match e {
+        Error::Config(msg) if !note.is_empty() => Error::Config(format!("{msg}{note}")),
+        other => other,
+    }
 }
