@@ -137,7 +137,7 @@ fn check_golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/metrics")
         .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if crate::support::update_golden() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;

@@ -1536,3 +1536,34 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
         );
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Golden files
+// ---------------------------------------------------------------------------------
+
+/// Whether golden files are rewritten: only with `UPDATE_GOLDEN=1` (not `0`, not empty,
+/// not any other value), so a stray variable never turns every golden check into a
+/// silent rewrite.
+pub fn update_golden() -> bool {
+    golden_switch(std::env::var("UPDATE_GOLDEN").ok().as_deref())
+}
+
+/// The pure rule behind [`update_golden`].
+pub fn golden_switch(value: Option<&str>) -> bool {
+    value == Some("1")
+}
+
+#[test]
+fn only_update_golden_1_rewrites_goldens() {
+    let cases = [
+        (None, false),
+        (Some("1"), true),
+        (Some("0"), false),
+        (Some(""), false),
+        (Some("false"), false),
+        (Some("yes"), false),
+    ];
+    for (value, want) in cases {
+        assert_eq!(golden_switch(value), want, "UPDATE_GOLDEN={value:?}");
+    }
+}
