@@ -68,12 +68,15 @@ pub async fn run(
 
 impl TargetState {
     /// Counts a failed request and drops what that endpoint had reported: a series is
-    /// either current or absent, never silently stale.
+    /// either current or absent, never silently stale. The error text is logged and kept
+    /// (pages, `watch`) with the target's known secrets removed: a target may echo the
+    /// credentials it refused.
     fn record_error(&self, endpoint: &'static str, err: &Error) {
-        tracing::warn!(target_name = %self.config.name, endpoint, error = %err, "scrape failed");
+        let text = self.config.scrub_secrets(&err.to_string());
+        tracing::warn!(target_name = %self.config.name, endpoint, error = %text, "scrape failed");
         let mut st = self.status();
         *st.errors.entry((endpoint, err.reason())).or_default() += 1;
-        st.last_error = Some(format!("{endpoint}: {err}"));
+        st.last_error = Some(format!("{endpoint}: {text}"));
         match endpoint {
             ENDPOINT_HEAP => {
                 st.memstats = None;
