@@ -103,7 +103,12 @@ struct TopArgs {
     min_delta: Option<String>,
     /// Largest profile read, as a file or stream and again once decompressed, e.g.
     /// 512MiB: more is an error, never an unbounded buffer.
-    #[arg(long = "max-input-bytes", alias = "max-bytes", value_name = "SIZE", default_value = "256MiB")]
+    #[arg(
+        long = "max-input-bytes",
+        alias = "max-bytes",
+        value_name = "SIZE",
+        default_value = "256MiB"
+    )]
     max_input_bytes: bytesize::ByteSize,
 }
 

@@ -2,8 +2,9 @@
 //! (FORMATS.md section 1), and the pprof-style scaling of its raw sample counts.
 //!
 //! Laid out like google/pprof's `profile/legacy_profile.go`: the line grammar is declared
-//! in one place and named for what it matches, and there is one function per piece of the
-//! format (header, record line, frame line, MemStats trailer). The input is any bytes:
+//! in one place and named for what it matches (the header and trailer regexes here, the
+//! record and frame lines in [`super::heap_lines`]), and there is one function per piece
+//! of the format (header, record line, frame line, MemStats trailer). The input is any bytes:
 //! invalid UTF-8 is read lossily, and nothing here panics.
 //!
 //! Two readers share that grammar: [`parse_heap_text`] keeps every record as printed, and
@@ -16,6 +17,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::heap_lines::{FrameMatch, is_memstats_start, match_frame, match_record};
 use super::memstats::MemStats;
 use super::{Frame, HeapProfile, HeapSample};
 use crate::{Error, Result};
@@ -28,33 +30,6 @@ static HEAP_HEADER_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *heap/(\d+) *$")
         .expect("heap header regex")
 });
-
-/// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs
-/// (split and checked by [`parse_hex`]).
-///
-/// Record and frame lines are most of a body (millions of lines in a big one), so they
-/// are matched by hand ([`match_record`], [`match_frame`]): a regex capture costs more
-/// than the rest of the parse. These two regexes are the grammar the hand matchers
-/// implement, and a unit test holds the two to the same answers.
-///
-/// The line patterns only cut a line at its separators (spaces, tabs, `@`), which keeps
-/// them unambiguous; the splits that need "the last `+`" or "the last `:`" are done in
-/// code afterwards, where the rule is visible.
-pub const RECORD_COUNTS: &str = r"^([0-9]+): *([0-9]+) *\[ *([0-9]+): *([0-9]+) *\] *@([ 0-9a-fA-Fx]*)$";
-
-/// `#\t0x6e3aea\tmain.newSession+0xaa\t/src/main.go:96` — a symbolized frame: PC,
-/// `FUNC+0xOFF` and `FILE:LINE` separated by runs of tabs (text/tabwriter pads the
-/// columns of a block with several). [`parse_frame_line`] splits FUNC from the offset at
-/// the **last** `+` (`fmt.glob..func1+0x5`) and FILE from the line at the **last** `:`
-/// (`C:/x.go:3`, trimpath'ed `leakyapp/main.go:96`).
-pub const SYMBOLIZED_FRAME: &str = r"^#\t+(0x[0-9a-fA-F]+)\t+([^\t]+)\t+([^\t]*)$";
-
-/// `#\t0x4797a0` — a PC the runtime could not symbolize.
-pub const PC_ONLY_FRAME: &str = r"^#\t+(0x[0-9a-fA-F]+)[\t ]*$";
-
-/// `# runtime.MemStats` — start of the trailer (matched by hand: it is tried on every
-/// record line).
-pub const MEMSTATS_START: &str = r"^# runtime\.MemStats *$";
 
 /// `# HeapAlloc = 4624144` — one MemStats field of the trailer.
 static MEMSTATS_FIELD_RE: LazyLock<Regex> =
@@ -301,115 +276,6 @@ fn parse_header(line: &str) -> Result<HeapHeader> {
     })
 }
 
-/// [`MEMSTATS_START`] by hand.
-fn is_memstats_start(line: &str) -> bool {
-    line.strip_prefix("# runtime.MemStats")
-        .is_some_and(|rest| rest.bytes().all(|b| b == b' '))
-}
-
-/// A cursor over one line for the hand matchers: each step consumes what one piece of
-/// the pattern matches, or fails.
-struct Cursor<'a>(&'a str);
-
-impl<'a> Cursor<'a> {
-    /// `X+` for the bytes `X` accepts.
-    fn some(&mut self, accept: impl Fn(u8) -> bool) -> Option<&'a str> {
-        let end = self.0.bytes().position(|b| !accept(b)).unwrap_or(self.0.len());
-        (end > 0).then(|| {
-            let (run, rest) = self.0.split_at(end);
-            self.0 = rest;
-            run
-        })
-    }
-    /// `X*`.
-    fn any(&mut self, accept: impl Fn(u8) -> bool) {
-        let _ = self.some(accept);
-    }
-    /// One literal byte.
-    fn lit(&mut self, b: u8) -> Option<()> {
-        self.0 = self.0.strip_prefix(char::from(b))?;
-        Some(())
-    }
-    /// `0x[0-9a-fA-F]+`.
-    fn pc(&mut self) -> Option<&'a str> {
-        let whole = self.0;
-        let rest = whole.strip_prefix("0x")?;
-        let digits = rest
-            .bytes()
-            .position(|b| !b.is_ascii_hexdigit())
-            .unwrap_or(rest.len());
-        (digits > 0).then(|| {
-            let (pc, rest) = whole.split_at(2 + digits);
-            self.0 = rest;
-            pc
-        })
-    }
-}
-
-/// [`RECORD_COUNTS`] by hand: the four counts and the `@` list.
-fn match_record(line: &str) -> Option<([&str; 4], &str)> {
-    let digit = |b: u8| b.is_ascii_digit();
-    let space = |b: u8| b == b' ';
-    let mut c = Cursor(line);
-    let a = c.some(digit)?;
-    c.lit(b':')?;
-    c.any(space);
-    let b = c.some(digit)?;
-    c.any(space);
-    c.lit(b'[')?;
-    c.any(space);
-    let d = c.some(digit)?;
-    c.lit(b':')?;
-    c.any(space);
-    let e = c.some(digit)?;
-    c.any(space);
-    c.lit(b']')?;
-    c.any(space);
-    c.lit(b'@')?;
-    let addrs = c.0;
-    addrs
-        .bytes()
-        .all(|b| b == b' ' || b == b'x' || b.is_ascii_hexdigit())
-        .then_some(([a, b, d, e], addrs))
-}
-
-/// A frame line as [`SYMBOLIZED_FRAME`] or [`PC_ONLY_FRAME`] cut it.
-#[derive(Debug, PartialEq, Eq)]
-enum FrameMatch<'a> {
-    Symbolized {
-        pc: &'a str,
-        func: &'a str,
-        file: &'a str,
-    },
-    PcOnly {
-        pc: &'a str,
-    },
-}
-
-/// [`SYMBOLIZED_FRAME`], else [`PC_ONLY_FRAME`], by hand.
-fn match_frame(line: &str) -> Option<FrameMatch<'_>> {
-    let tab = |b: u8| b == b'\t';
-    let mut c = Cursor(line);
-    c.lit(b'#')?;
-    c.some(tab)?;
-    let pc = c.pc()?;
-    let after_pc = c.0;
-    // FUNC and FILE hold no tab, so the runs of tabs cut the rest in one way only.
-    if c.some(tab).is_some()
-        && let Some((func, rest)) = c.0.split_once('\t')
-        && !func.is_empty()
-    {
-        let file = rest.trim_start_matches('\t');
-        if !file.contains('\t') {
-            return Some(FrameMatch::Symbolized { pc, func, file });
-        }
-    }
-    after_pc
-        .bytes()
-        .all(|b| b == b'\t' || b == b' ')
-        .then_some(FrameMatch::PcOnly { pc })
-}
-
 /// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record; its PCs
 /// go to `addrs`.
 fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Counts> {
@@ -595,14 +461,24 @@ impl HeapText {
 /// leaf first; an unsymbolized frame as `0x...`; a record with no frame lines at all by
 /// its `@` PCs, so it still has an identity), in first-seen order.
 ///
-/// The index holds (hash, sample) pairs and a stack is compared by its borrowed names, so
-/// a record that merges allocates nothing and the names are stored once, in the sample.
+/// The index holds only sample positions (a stack's hash is computed again when the
+/// table grows) and a stack is compared by its borrowed names, so a record that merges
+/// allocates nothing and the names are stored once, in the sample.
 struct Estimator {
     period: u64,
     samples: Vec<HeapSample>,
-    index: hashbrown::HashTable<(u64, usize)>,
+    index: hashbrown::HashTable<usize>,
     // Seeded per process: a target cannot choose stacks that collide.
     hasher: RandomState,
+}
+
+fn stack_hash<'s>(hasher: &RandomState, names: impl ExactSizeIterator<Item = &'s str>) -> u64 {
+    let mut h = hasher.build_hasher();
+    names.len().hash(&mut h);
+    for n in names {
+        n.hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Estimator {
@@ -617,24 +493,25 @@ impl Estimator {
 
     /// Adds one record of stack `names` (left empty).
     fn add(&mut self, names: &mut Vec<Cow<'_, str>>, c: Counts) {
-        let (inuse_objects, inuse_bytes) = scale_sample(c.inuse_objects, c.inuse_bytes, self.period);
-        let (alloc_objects, alloc_bytes) = scale_sample(c.alloc_objects, c.alloc_bytes, self.period);
-        let mut h = self.hasher.build_hasher();
-        names.len().hash(&mut h);
-        for n in names.iter() {
-            n.as_ref().hash(&mut h);
-        }
-        let hash = h.finish();
-        let samples = &self.samples;
-        let found = self.index.find(hash, |&(h, i)| {
-            h == hash
-                && samples.get(i).is_some_and(|s| {
-                    s.stack.len() == names.len()
-                        && s.stack.iter().zip(names.iter()).all(|(a, b)| a == b)
-                })
-        });
-        if let Some(&(_, i)) = found {
-            if let Some(s) = self.samples.get_mut(i) {
+        let (inuse_objects, inuse_bytes) =
+            scale_sample(c.inuse_objects, c.inuse_bytes, self.period);
+        let (alloc_objects, alloc_bytes) =
+            scale_sample(c.alloc_objects, c.alloc_bytes, self.period);
+        let Estimator {
+            samples,
+            index,
+            hasher,
+            ..
+        } = self;
+        let hash = stack_hash(hasher, names.iter().map(|n| n.as_ref()));
+        let same = |i: &usize| {
+            samples.get(*i).is_some_and(|s| {
+                s.stack.len() == names.len()
+                    && s.stack.iter().zip(names.iter()).all(|(a, b)| a == b)
+            })
+        };
+        if let Some(&i) = index.find(hash, same) {
+            if let Some(s) = samples.get_mut(i) {
                 s.inuse_objects = s.inuse_objects.saturating_add(inuse_objects);
                 s.inuse_bytes = s.inuse_bytes.saturating_add(inuse_bytes);
                 s.alloc_objects = s.alloc_objects.saturating_add(alloc_objects);
@@ -643,15 +520,19 @@ impl Estimator {
             names.clear();
             return;
         }
-        self.index
-            .insert_unique(hash, (hash, self.samples.len()), |&(h, _)| h);
-        self.samples.push(HeapSample {
+        samples.push(HeapSample {
             stack: names.drain(..).map(Cow::into_owned).collect(),
             inuse_objects,
             inuse_bytes,
             alloc_objects,
             alloc_bytes,
         });
+        let rehash = |i: &usize| {
+            samples.get(*i).map_or(0, |s| {
+                stack_hash(hasher, s.stack.iter().map(String::as_str))
+            })
+        };
+        index.insert_unique(hash, samples.len() - 1, rehash);
     }
 
     fn finish(mut self) -> HeapProfile {
@@ -728,8 +609,8 @@ mod tests {
         for &(line, pc, func, file, line_no) in cases {
             let f = parse_frame_line(7, line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(f.pc, pc, "{line}");
-            assert_eq!(f.function.as_deref(), func, "{line}");
-            assert_eq!(f.file.as_deref(), file, "{line}");
+            assert_eq!(f.function, func, "{line}");
+            assert_eq!(f.file, file, "{line}");
             assert_eq!(f.line, line_no, "{line}");
         }
         for bad in [
@@ -815,64 +696,6 @@ mod tests {
         assert_eq!(est.samples[0].alloc_bytes, 128);
     }
 
-    /// The hand matchers give the regexes' answers (the grammar is the regexes).
-    #[test]
-    fn hand_matchers_agree_with_the_grammar() {
-        let record = Regex::new(RECORD_COUNTS).unwrap();
-        let symbolized = Regex::new(SYMBOLIZED_FRAME).unwrap();
-        let pc_only = Regex::new(PC_ONLY_FRAME).unwrap();
-        let memstats = Regex::new(MEMSTATS_START).unwrap();
-        let seeds = [
-            "10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c",
-            "0: 0 [0: 0] @",
-            "1:2[3:4]@0x1",
-            "1:  2  [  3:  4  ]  @ 0x1  ",
-            "#\t0x6e3aea\tmain.newSession+0xaa\t/src/main.go:96",
-            "#\t\t0x6a50dc\tbufio.NewReader+0x19c\t\t/usr/bufio.go:60",
-            "#\t0x5\tmain.f+0x0\t:0",
-            "#\t0x4797a1",
-            "#\t0x4797a1\t \t",
-            "#\t0x1\tf\t",
-            "#\t0x1\tf\tg\th",
-            "# runtime.MemStats",
-            "# runtime.MemStats  ",
-            "#\t0x1 f\tx:1",
-        ];
-        // Each seed, then every prefix and every one-byte substitution from a set of
-        // separators and digits: the places where a hand matcher could differ.
-        let mut lines: Vec<String> = Vec::new();
-        for s in seeds {
-            for cut in 0..=s.len() {
-                lines.push(s[..cut].to_string());
-            }
-            for i in 0..s.len() {
-                for b in ["\t", " ", ":", "x", "0", "g", "#", "@", "[", "]", "", "\u{663}"] {
-                    lines.push(format!("{}{b}{}", &s[..i], &s[i + 1..]));
-                }
-            }
-        }
-        for line in &lines {
-            let want = record.captures(line).map(|c| {
-                let g = |i| c.get(i).map_or("", |m| m.as_str());
-                ([g(1), g(2), g(3), g(4)], g(5))
-            });
-            assert_eq!(match_record(line), want, "record {line:?}");
-            let want = match (symbolized.captures(line), pc_only.captures(line)) {
-                (Some(c), _) => Some(FrameMatch::Symbolized {
-                    pc: c.get(1).unwrap().as_str(),
-                    func: c.get(2).unwrap().as_str(),
-                    file: c.get(3).unwrap().as_str(),
-                }),
-                (None, Some(c)) => Some(FrameMatch::PcOnly {
-                    pc: c.get(1).unwrap().as_str(),
-                }),
-                (None, None) => None,
-            };
-            assert_eq!(match_frame(line), want, "frame {line:?}");
-            assert_eq!(is_memstats_start(line), memstats.is_match(line), "{line:?}");
-        }
-    }
-
     /// Streaming into estimates gives what the records give, errors included.
     #[test]
     fn estimate_while_streaming_equals_records_then_estimate() {
@@ -897,8 +720,12 @@ mod tests {
         for cut in 0..body.len() {
             bodies.push(body.as_bytes()[..cut].to_vec());
         }
-        for (from, to) in [("0x2f", "0xzz"), ("+0x1", "+1"), ("@ 0x30", "@ 0x3q"), ("a+", "\u{ff}+")]
-        {
+        for (from, to) in [
+            ("0x2f", "0xzz"),
+            ("+0x1", "+1"),
+            ("@ 0x30", "@ 0x3q"),
+            ("a+", "\u{ff}+"),
+        ] {
             bodies.push(body.replacen(from, to, 1).into_bytes());
         }
         bodies.push(b"\xff\xfeheap".to_vec());
