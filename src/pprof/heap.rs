@@ -137,7 +137,7 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
             });
         }
     }
-    let text = String::from_utf8_lossy(input);
+    let text = lossy(input);
     let mut keep = Keep(Vec::new());
     let (header, memstats) = read_body(&text, &mut keep)?;
     Ok(HeapText {
@@ -173,7 +173,7 @@ pub fn parse_heap_estimate(input: &[u8]) -> Result<HeapEstimate> {
         }
     }
     // Valid UTF-8 (the usual case) is read in place; anything else once, lossily.
-    let text = String::from_utf8_lossy(input);
+    let text = lossy(input);
     let mut sink = Merge {
         est: Estimator::new(0),
         names: Vec::new(),
@@ -194,8 +194,17 @@ pub fn parse_heap_memstats(input: &[u8]) -> Result<Option<MemStats>> {
     impl<'a> RecordSink<'a> for Skip {
         fn record(&mut self, _: Counts, _: &[u64], _: &[FrameRef<'a>]) {}
     }
-    let text = String::from_utf8_lossy(input);
+    let text = lossy(input);
     Ok(read_body(&text, &mut Skip)?.1)
+}
+
+/// The body as text: in place when it is valid UTF-8 (checked by the fast validator),
+/// else one lossy copy.
+fn lossy(input: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(input) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    }
 }
 
 fn read_body<'a>(
@@ -383,6 +392,24 @@ fn parse_dec(s: &str, line: usize, what: &str) -> Result<u64> {
 
 fn parse_hex(s: &str, line: usize) -> Result<u64> {
     let digits = s.strip_prefix("0x").unwrap_or("not hex");
+    // Every PC and offset of a body comes through here: fold the usual case by hand, and
+    // leave anything else (empty, too long, not hex) to `from_str_radix` and its error.
+    if (1..=16).contains(&digits.len()) {
+        let mut v: u64 = 0;
+        let all_hex = digits.bytes().all(|b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return false,
+            };
+            v = (v << 4) | u64::from(d);
+            true
+        });
+        if all_hex {
+            return Ok(v);
+        }
+    }
     u64::from_str_radix(digits, 16)
         .map_err(|e| Error::malformed(FORMAT, line, format!("address {:?}: {e}", clip(s))))
 }
