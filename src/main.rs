@@ -111,9 +111,15 @@ struct TopArgs {
     /// for object samples, a count).
     #[arg(long, value_name = "SIZE")]
     min_delta: Option<String>,
-    /// Largest profile file read (decompressed), e.g. 512MiB.
-    #[arg(long, default_value = "1GiB")]
-    max_bytes: bytesize::ByteSize,
+    /// Largest profile read, as a file or stream and again once decompressed, e.g.
+    /// 512MiB: more is an error, never an unbounded buffer.
+    #[arg(
+        long = "max-input-bytes",
+        alias = "max-bytes",
+        value_name = "SIZE",
+        default_value = "256MiB"
+    )]
+    max_input_bytes: bytesize::ByteSize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -181,9 +187,14 @@ fn read_profile(
     path: &std::path::Path,
     opts: &TopArgs,
 ) -> anyhow::Result<leakwatch::pprof::HeapProfile> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    leakwatch::pprof::load::load_profile(&bytes, opts.max_bytes.as_u64())
-        .with_context(|| format!("reading the heap profile {}", path.display()))
+    let max = opts.max_input_bytes.as_u64();
+    leakwatch::pprof::load::load_profile_file(path, max).with_context(|| {
+        format!(
+            "reading the heap profile {} (--max-input-bytes {})",
+            path.display(),
+            opts.max_input_bytes.display().iec()
+        )
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {

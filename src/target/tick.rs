@@ -295,7 +295,7 @@ impl TargetState {
                     return false;
                 };
                 let parsed = off_thread(body.len() > BIG_BODY, move || {
-                    crate::pprof::heap::parse_heap_text(&body).map(|t| (t.estimate(), t.memstats))
+                    crate::pprof::heap::parse_heap_estimate(&body).map(|e| (e.profile, e.memstats))
                 })
                 .await;
                 match parsed {
@@ -366,8 +366,8 @@ impl TargetState {
                     return;
                 };
                 off_thread(body.len() > BIG_BODY, move || {
-                    crate::pprof::heap::parse_heap_text(&body).and_then(|t| {
-                        t.memstats.ok_or_else(|| Error::NotFormat {
+                    crate::pprof::heap::parse_heap_memstats(&body).and_then(|m| {
+                        m.ok_or_else(|| Error::NotFormat {
                             format: "heap?debug=1",
                             reason: "no # runtime.MemStats trailer".to_string(),
                         })

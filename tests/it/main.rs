@@ -10,6 +10,7 @@ mod goroutine;
 mod heap;
 mod hostile;
 mod http;
+mod input;
 mod k8s;
 mod live_core;
 mod live_evidence;
