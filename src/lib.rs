@@ -17,6 +17,7 @@
 //! | [`http`] | the only place with HTML: routes, pages, dumps API, TLS and basic auth |
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
+//! | [`secrets`] | a target's known secret values, scrubbed from every error text shown |
 //! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod kernel_log;
 pub mod metrics;
 pub mod pprof;
 pub mod scrape;
+pub mod secrets;
 pub mod system;
 pub mod target;
 pub mod units;

@@ -6,7 +6,6 @@
 
 mod formats;
 mod ranges;
-mod secrets;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -246,6 +245,18 @@ pub struct TargetConfig {
     pub dumps: crate::dump::DumpConfig,
     /// Credentials and headers for requests to the target.
     pub auth: crate::scrape::RequestAuth,
+}
+
+impl TargetConfig {
+    /// The secret values requests to this target carry (see [`crate::secrets`]).
+    pub fn known_secrets(&self) -> Vec<String> {
+        self.auth.known_secrets()
+    }
+
+    /// `text` with this target's secrets replaced (see [`crate::secrets`]).
+    pub fn scrub_secrets(&self, text: &str) -> String {
+        self.auth.scrub_secrets(text)
+    }
 }
 
 impl TargetConfig {

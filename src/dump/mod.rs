@@ -462,7 +462,8 @@ impl DumpManager {
                     Ok(Some(file))
                 }
                 Err(err) => {
-                    tracing::warn!(target_name = %target, profile = profile.as_str(), reason = reason.as_str(), url = %redacted, error = %err, "profile dump failed");
+                    let error = auth.scrub_secrets(&err.to_string());
+                    tracing::warn!(target_name = %target, profile = profile.as_str(), reason = reason.as_str(), url = %redacted, %error, "profile dump failed");
                     if let Some(e) = entry {
                         *e.counts.entry((profile, false, reason)).or_default() += 1;
                     }
@@ -505,6 +506,13 @@ impl DumpManager {
             shell_quote(&base.path.to_string_lossy()),
             shell_quote(&new.path.to_string_lossy())
         ))
+    }
+
+    /// `text` with the target's known secrets replaced: for error texts shown to a
+    /// client of the dumps API.
+    pub fn scrub(&self, target: &str, text: &str) -> String {
+        let auth = self.lock().get(target).map(|e| e.target.auth.clone());
+        auth.map_or_else(|| text.to_string(), |a| a.scrub_secrets(text))
     }
 
     /// The values behind one target's dump series; None when the target is unknown

@@ -110,7 +110,7 @@ async fn api_dump(
                 Error::Fetch { .. } | Error::NotFormat { .. } => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            json_error(status, e.to_string())
+            json_error(status, m.scrub(target, &e.to_string()))
         }
     }
 }

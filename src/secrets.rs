@@ -4,11 +4,12 @@
 //! A target may echo the request back in an error reply (a 401 page that prints the
 //! `Authorization` header it refused); the start of that reply becomes the target's
 //! last error, shown on the landing and report pages, in `watch` and in logs. Every
-//! such text goes through [`TargetConfig::scrub_secrets`] first.
+//! such text (a scrape's last error, a failed dump's log line and API reply) goes
+//! through [`RequestAuth::scrub_secrets`] first.
 
 use base64::Engine;
 
-use super::TargetConfig;
+use crate::scrape::RequestAuth;
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "<redacted>";
@@ -17,12 +18,12 @@ pub const REDACTED: &str = "<redacted>";
 /// (`1`, `yes`) would mangle ordinary text and protects nothing.
 const MIN_SECRET_LEN: usize = 4;
 
-impl TargetConfig {
-    /// The secret values requests to this target carry, longest first. The token and
-    /// password files are read again (only when an error is recorded), so a rotated
-    /// secret is known too.
+impl RequestAuth {
+    /// The secret values requests with these credentials carry, longest first. The
+    /// token and password files are read again (only when an error is recorded), so a
+    /// rotated secret is known too.
     pub fn known_secrets(&self) -> Vec<String> {
-        let auth = &self.auth;
+        let auth = self;
         let mut secrets: Vec<String> = auth.headers.values().cloned().collect();
         let read = |p: &std::path::Path| {
             std::fs::read_to_string(p)
@@ -53,7 +54,7 @@ impl TargetConfig {
     }
 }
 
-/// The pure rule behind [`TargetConfig::scrub_secrets`].
+/// The pure rule behind [`RequestAuth::scrub_secrets`].
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
     for s in secrets {
