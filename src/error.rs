@@ -127,55 +127,100 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Adds the line of a YAML file to an error about it, found by scanning the text:
-/// for a validation error about `targets[i]` or `targets[i].key`, the line of that
-/// item or key; for the parser's "unknown field" at the top level (which it reports
-/// without a position), the line that starts with that key. Messages that already
-/// carry a line, or name nothing to find, are returned as they are.
+/// for a validation error about `targets[i]`, `targets[i].key.sub...` or a section key
+/// such as `defaults.signals.thresholds.min_monotonicity`, the line of the deepest key
+/// found; for the parser's "unknown field" at the top level (which it reports without a
+/// position), the line that starts with that key. Messages that already carry a line,
+/// or name nothing to find, are returned as they are.
 pub fn with_line(text: &str, msg: String) -> String {
-    static TARGET_KEY: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^targets\[(\d+)\](?:\.([a-z_]+))?").expect("valid regex"));
-    let Some(c) = TARGET_KEY.captures(&msg) else {
+    static KEY_PATH: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:targets\[(\d+)\]|(defaults|probe|system))((?:\.[A-Za-z0-9_-]+)*)")
+            .expect("valid regex")
+    });
+    if msg.contains(" at line ") {
+        return msg;
+    }
+    let Some(c) = KEY_PATH.captures(&msg) else {
         return with_top_level_line(text, msg);
     };
-    let Some(index) = c.get(1).and_then(|m| m.as_str().parse::<usize>().ok()) else {
-        return msg;
-    };
-    let key = c.get(2).map(|m| m.as_str());
     let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == "targets:") else {
-        return msg;
+    let segments: Vec<&str> = c
+        .get(3)
+        .map(|m| m.as_str().split('.').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let found = match (c.get(1), c.get(2)) {
+        (Some(index), _) => index
+            .as_str()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| target_line(&lines, i, &segments)),
+        (None, Some(section)) => lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{}:", section.as_str())))
+            .map(|at| descend(&lines, at, &segments)),
+        (None, None) => None,
     };
+    match found {
+        Some(line) => format!("{msg} at line {}", line + 1),
+        None => msg,
+    }
+}
+
+/// The line of item `index` of the top-level `targets:` sequence, or of its key path.
+fn target_line(lines: &[&str], index: usize, segments: &[&str]) -> Option<usize> {
+    let start = lines.iter().position(|l| l.trim_end() == "targets:")?;
     // Items of the targets sequence: lines whose first non-space is "- ", at the
     // indentation of the first one.
-    let item_indent = lines[start + 1..]
+    let indent = lines[start + 1..]
         .iter()
         .find(|l| l.trim_start().starts_with("- "))
-        .map(|l| l.len() - l.trim_start().len());
-    let Some(indent) = item_indent else {
-        return msg;
-    };
+        .map(|l| indent_of(l))?;
     let items: Vec<usize> = (start + 1..lines.len())
-        .filter(|&i| {
-            let l = lines[i];
-            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with("- ")
-        })
+        .filter(|&i| indent_of(lines[i]) == indent && lines[i].trim_start().starts_with("- "))
         .collect();
-    let Some(&first) = items.get(index) else {
-        return msg;
-    };
+    let &first = items.get(index)?;
     let end = items.get(index + 1).copied().unwrap_or(lines.len());
-    let line = match key {
-        None => first,
-        Some(k) => (first..end)
-            .find(|&i| {
-                let t = lines[i].trim_start().trim_start_matches("- ");
-                t.starts_with(&format!("{k}:"))
-                    || lines[i].contains(&format!("{{{k}:"))
-                    || lines[i].contains(&format!(" {k}:"))
-            })
-            .unwrap_or(first),
+    let Some((k, rest)) = segments.split_first() else {
+        return Some(first);
     };
-    format!("{msg} at line {}", line + 1)
+    let at = (first..end)
+        .find(|&i| {
+            let t = lines[i].trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{k}:"))
+                || lines[i].contains(&format!("{{{k}:"))
+                || lines[i].contains(&format!(" {k}:"))
+        })
+        .unwrap_or(first);
+    Some(descend(lines, at, rest))
+}
+
+/// From the line of a key, the line of each nested key in turn (block style), or the
+/// same line when the nested keys are written inline (`{a: 1}`).
+fn descend(lines: &[&str], mut at: usize, segments: &[&str]) -> usize {
+    for seg in segments {
+        let parent = lines[at];
+        if parent.contains('{') {
+            break;
+        }
+        let indent = indent_of(parent);
+        let child = lines[at + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || indent_of(l) > indent)
+            .position(|l| {
+                l.trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with(&format!("{seg}:"))
+            });
+        match child {
+            Some(offset) => at = at + 1 + offset,
+            None => break,
+        }
+    }
+    at
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
 }
 
 /// The line of a top-level key the parser reports as unknown without a position.

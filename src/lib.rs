@@ -17,6 +17,7 @@
 //! | [`http`] | the only place with HTML: routes, pages, dumps API, TLS and basic auth |
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
+//! | [`secrets`] | a target's known secret values, scrubbed from every error text shown |
 //! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod kernel_log;
 pub mod metrics;
 pub mod pprof;
 pub mod scrape;
+pub mod secrets;
 pub mod system;
 pub mod target;
 pub mod units;
@@ -117,6 +119,8 @@ pub struct AppState {
     pub loops: Option<Arc<Loops>>,
     /// Profile dumps of every target (targets without `dumps.dir` are off).
     pub dumps: Arc<dump::DumpManager>,
+    /// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`).
+    pub write_access: http::WriteAccess,
 }
 
 impl AppState {
@@ -144,6 +148,7 @@ impl AppState {
             config_path: None,
             loops: None,
             dumps,
+            write_access: http::WriteAccess::default(),
         })
     }
 
@@ -227,6 +232,7 @@ fn dump_targets(config: &Config) -> Vec<dump::DumpTarget> {
         .map(|t| {
             dump::DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone())
                 .with_auth(t.auth.clone())
+                .with_overhead_budget(t.overhead_budget)
         })
         .collect()
 }
@@ -282,22 +288,33 @@ pub async fn run(
     run_with(config, None, listener, shutdown).await
 }
 
-/// [`run`] with the config file's path, so `SIGHUP` and `POST /-/reload` can re-read it.
+/// [`run`] with the config file's path, so `SIGHUP` (and `POST /-/reload` with
+/// [`run_full`]'s write access) can re-read it.
 pub async fn run_with(
     config: Config,
     config_path: Option<std::path::PathBuf>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    run_full(config, config_path, None, listener, shutdown).await
+    run_full(
+        config,
+        config_path,
+        None,
+        http::WriteAccess::default(),
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 /// [`run_with`] behind the web config (`--web.config.file`): TLS, client
-/// certificates, basic auth; plain HTTP with `None`.
+/// certificates, basic auth; plain HTTP with `None`. `write` says which write
+/// endpoints are on (both off in [`run`] and [`run_with`]).
 pub async fn run_full(
     config: Config,
     config_path: Option<std::path::PathBuf>,
     web: Option<http::web::WebConfig>,
+    write: http::WriteAccess,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -313,6 +330,7 @@ pub async fn run_full(
     let mut state = AppState::new(config)?;
     state.config_path = config_path;
     state.loops = Some(loops.clone());
+    state.write_access = write;
     let state = Arc::new(state);
     let _ = loops.dumps.set(state.dumps.clone());
     loops.sync(&state.targets());

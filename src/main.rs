@@ -37,6 +37,16 @@ struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config: Option<PathBuf>,
 
+    /// Allow `POST /-/reload` (off by default, as in Prometheus; SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+
+    /// Allow the write APIs: `POST /api/v1/dump` and `POST /api/v1/targets/NAME/baseline`
+    /// (off by default, as in Prometheus). Manual dumps stay under each target's
+    /// cooldown and overhead budget.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
+
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
     #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -101,9 +111,15 @@ struct TopArgs {
     /// for object samples, a count).
     #[arg(long, value_name = "SIZE")]
     min_delta: Option<String>,
-    /// Largest profile file read (decompressed), e.g. 512MiB.
-    #[arg(long, default_value = "1GiB")]
-    max_bytes: bytesize::ByteSize,
+    /// Largest profile read, as a file or stream and again once decompressed, e.g.
+    /// 512MiB: more is an error, never an unbounded buffer.
+    #[arg(
+        long = "max-input-bytes",
+        alias = "max-bytes",
+        value_name = "SIZE",
+        default_value = "256MiB"
+    )]
+    max_input_bytes: bytesize::ByteSize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -171,9 +187,14 @@ fn read_profile(
     path: &std::path::Path,
     opts: &TopArgs,
 ) -> anyhow::Result<leakwatch::pprof::HeapProfile> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    leakwatch::pprof::load::load_profile(&bytes, opts.max_bytes.as_u64())
-        .with_context(|| format!("reading the heap profile {}", path.display()))
+    let max = opts.max_input_bytes.as_u64();
+    leakwatch::pprof::load::load_profile_file(path, max).with_context(|| {
+        format!(
+            "reading the heap profile {} (--max-input-bytes {})",
+            path.display(),
+            opts.max_input_bytes.display().iec()
+        )
+    })
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -228,11 +249,15 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let config_path = cli.config.clone();
+    let write = leakwatch::http::WriteAccess {
+        lifecycle: cli.enable_lifecycle,
+        admin_api: cli.enable_admin_api,
+    };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_full(config, config_path, web, listener, shutdown_signal()).await?;
+        leakwatch::run_full(config, config_path, web, write, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

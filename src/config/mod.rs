@@ -5,6 +5,7 @@
 //! them; [`Config::load`] / [`Config::from_yaml`] return a fully resolved [`Config`].
 
 mod formats;
+mod ranges;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -247,6 +248,18 @@ pub struct TargetConfig {
 }
 
 impl TargetConfig {
+    /// The secret values requests to this target carry (see [`crate::secrets`]).
+    pub fn known_secrets(&self) -> Vec<String> {
+        self.auth.known_secrets()
+    }
+
+    /// `text` with this target's secrets replaced (see [`crate::secrets`]).
+    pub fn scrub_secrets(&self, text: &str) -> String {
+        self.auth.scrub_secrets(text)
+    }
+}
+
+impl TargetConfig {
     /// URL of a path under the target's base URL (keeps a base path prefix if any).
     pub fn endpoint(&self, path_and_query: &str) -> String {
         let base = self.url.as_str().trim_end_matches('/');
@@ -357,7 +370,7 @@ const RESERVED_LABELS: &[&str] = &[
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = crate::pprof::load::read_config_text(path)?;
         Config::from_yaml(&text).map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,
@@ -470,10 +483,7 @@ fn parse_url(s: &str, key: &str) -> Result<reqwest::Url> {
 impl RawConfig {
     fn resolve(self) -> Result<Config> {
         let d = &self.defaults;
-        check_positive("defaults.interval", d.interval)?;
-        check_positive("defaults.timeout", d.timeout)?;
-        check_positive("defaults.window", d.window)?;
-        d.dumps.validate("defaults.dumps")?;
+        ranges::defaults(d)?;
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::with_capacity(self.targets.len());
         for (i, t) in self.targets.into_iter().enumerate() {
@@ -495,9 +505,7 @@ impl RawConfig {
             let timeout = t.timeout.unwrap_or(d.timeout);
             let window = t.window.unwrap_or(d.window);
             let warmup = t.warmup.unwrap_or(d.warmup);
-            check_positive(&format!("{key}.interval"), interval)?;
-            check_positive(&format!("{key}.timeout"), timeout)?;
-            check_positive(&format!("{key}.window"), window)?;
+            ranges::target(&key, &t, d)?;
             for k in t.labels.keys() {
                 if !LABEL_NAME.is_match(k) || k.starts_with("__") {
                     return Err(Error::Config(format!(
@@ -521,7 +529,7 @@ impl RawConfig {
                     .map_err(|e| Error::Config(format!("{key}.process: invalid regex: {e}")))?;
             }
             let budget = t.overhead_budget.unwrap_or(d.overhead_budget);
-            if !(0.0..=1.0).contains(&budget) {
+            if !budget.is_finite() || !(0.0..=1.0).contains(&budget) {
                 return Err(Error::Config(format!(
                     "{key}.overhead_budget: {budget} must be a share of one core, 0..1 (0 = off)"
                 )));
@@ -534,10 +542,17 @@ impl RawConfig {
             auth.validate(&key)?;
             let dumps = t.dumps.clone().unwrap_or_default().apply(&d.dumps);
             dumps.validate(&format!("{key}.dumps"))?;
+            ranges::dumps(&format!("{key}.dumps"), &dumps)?;
             let max_body = t.max_body_bytes.unwrap_or(d.max_body_bytes).as_u64();
             if max_body == 0 {
                 return Err(Error::Config(format!("{key}.max_body_bytes: must be > 0")));
             }
+            ranges::size(
+                &format!("{key}.max_body_bytes"),
+                max_body,
+                1,
+                ranges::MAX_BODY_BYTES,
+            )?;
             targets.push(TargetConfig {
                 name: t.name,
                 url,
@@ -568,6 +583,7 @@ impl RawConfig {
                 auth,
             });
         }
+        ranges::probe(&self.probe)?;
         let mut probe_allow = Vec::new();
         for (i, p) in self.probe.allow.iter().enumerate() {
             let re = Regex::new(&format!("^(?:{p})$"))
@@ -592,13 +608,6 @@ pub fn hashmod(value: &str, modulus: u64) -> u64 {
     let mut last = [0u8; 8];
     last.copy_from_slice(&hash[8..16]);
     u64::from_be_bytes(last) % modulus.max(1)
-}
-
-fn check_positive(key: &str, d: Duration) -> Result<()> {
-    if d.is_zero() {
-        return Err(Error::Config(format!("{key}: must be greater than 0")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -687,7 +696,7 @@ mod tests {
             ),
             (
                 "defaults:\n  interval: 0s\n",
-                "config: defaults.interval: must be greater than 0",
+                "config: defaults.interval: must be greater than 0 at line 2",
             ),
             (
                 "bogus: 1\n",
@@ -744,6 +753,103 @@ mod tests {
         }
         assert_eq!(seen, names.len());
         assert!(all.clone().shard(5, 5).is_err());
+    }
+
+    /// Values out of range: each refused with its key and line (NaN, negative, ratios
+    /// over 1, warm-up longer than the window, absurd durations and sizes).
+    #[test]
+    fn out_of_range_values_name_the_key_and_line() {
+        let t = "targets:\n  - name: a\n    url: http://x\n";
+        let cases: &[(String, &str)] = &[
+            (
+                "defaults:\n  signals:\n    thresholds:\n      min_monotonicity: .nan\n".into(),
+                "config: defaults.signals.thresholds.min_monotonicity: NaN must be a finite number in -1..1 at line 4",
+            ),
+            (
+                format!(
+                    "{t}    signals:\n      thresholds: {{heap_min_growth_bytes_per_hour: -5}}\n"
+                ),
+                "config: targets[0].signals.thresholds.heap_min_growth_bytes_per_hour: -5 must be a finite number >= 0 at line 5",
+            ),
+            (
+                format!("{t}    signals:\n      thresholds:\n        min_half_slope_fraction: 2\n"),
+                "config: targets[0].signals.thresholds.min_half_slope_fraction: 2 must be a finite number in 0..1 at line 6",
+            ),
+            (
+                format!("{t}    signals: {{top_n: 100000}}\n"),
+                "config: targets[0].signals.top_n: 100000 is over the limit of 100 at line 4",
+            ),
+            (
+                format!("{t}    window: 10m\n    warmup: 1h\n"),
+                "config: targets[0].warmup: 1h is longer than the window (10m): the verdict would never leave warm-up at line 5",
+            ),
+            (
+                format!("defaults:\n  warmup: 20m\n{t}    window: 10m\n"),
+                "config: targets[0].warmup: 20m is longer than the window (10m): the verdict would never leave warm-up (from defaults.warmup) at line 4",
+            ),
+            (
+                "defaults:\n  window: 1h\n  warmup: 2h\n".into(),
+                "config: defaults.warmup: 2h is longer than the window (1h): the verdict would never leave warm-up at line 3",
+            ),
+            (
+                "defaults:\n  interval: 100000h\n".into(),
+                "config: defaults.interval: 100000h is longer than the limit of 24h at line 2",
+            ),
+            (
+                format!("{t}    timeout: 1000h\n"),
+                "config: targets[0].timeout: 1000h is longer than the limit of 1h at line 4",
+            ),
+            (
+                format!("{t}    max_body_bytes: 18446744073709551615\n"),
+                "config: targets[0].max_body_bytes: 18446744073709551615 bytes is outside 1 B..2.0 GiB at line 4",
+            ),
+            (
+                format!("{t}    memory_limit: 0\n"),
+                "config: targets[0].memory_limit: 0 bytes is outside 1.0 MiB..1.0 PiB at line 4",
+            ),
+            (
+                "defaults:\n  overhead_budget: .nan\n".into(),
+                "config: defaults.overhead_budget: NaN must be a finite number in 0..1 at line 2",
+            ),
+            (
+                format!("{t}    overhead_budget: -.inf\n"),
+                "config: targets[0].overhead_budget: -inf must be a share of one core, 0..1 (0 = off) at line 4",
+            ),
+            (
+                "defaults:\n  budget_boost: 0\n".into(),
+                "config: defaults.budget_boost: 0 must be a finite number in 1..100 at line 2",
+            ),
+            (
+                "defaults:\n  memstats_text_every: 0\n".into(),
+                "config: defaults.memstats_text_every: 0 must be in 1..1000 at line 2",
+            ),
+            (
+                "defaults:\n  dumps:\n    dir: /tmp/x\n    timeout: 5000h\n".into(),
+                "config: defaults.dumps.timeout: 5000h is longer than the limit of 1h at line 4",
+            ),
+            (
+                format!("{t}    dumps:\n      retention: {{max_files: 99999999}}\n"),
+                "config: targets[0].dumps.retention.max_files: 99999999 is over the limit of 1000000 at line 5",
+            ),
+            (
+                "probe:\n  modules:\n    slow:\n      timeout: 2000h\n".into(),
+                "config: probe.modules.slow.timeout: 2000h is longer than the limit of 1h at line 4",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (yaml, want) in cases {
+            match Config::from_yaml(yaml) {
+                Ok(_) => wrong.push(format!("accepted {yaml:?}")),
+                Err(e) if e.to_string() != *want => {
+                    wrong.push(format!("for {yaml:?}\n got: {e}\nwant: {want}"))
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        // In range: the defaults, and a short test window under the built-in warm-up.
+        Config::from_yaml(&format!("{t}    window: 20s\n    interval: 100ms\n")).unwrap();
+        Config::from_yaml("defaults:\n  window: 2h\n  warmup: 2h\n").unwrap();
     }
 
     #[test]

@@ -15,12 +15,19 @@
 //!
 //! Retention applies per target and profile type: at most `max_files` files and
 //! `max_bytes` bytes, oldest pruned first. Never pruned: the base and the fresh file
-//! of the target's latest suspect pair, and this run's first-contact baseline.
+//! of the target's latest suspect pair, and this run's first-contact baseline. Manual
+//! dumps (`POST /api/v1/dump`) are a pool of their own under the same limits, so
+//! requests from outside can never push scheduled or suspect dumps out.
+//!
+//! Manual dumps are throttled like the rest of leakwatch's load on the service: one
+//! per profile per `cooldown`, stretched to `request time / overhead_budget` when
+//! the dump is expensive ([`manual`]: [`DumpManager::dump_manual`] says how long to wait).
 //!
 //! Dumps are fetched with [`crate::scrape::Fetcher`]'s streamed GET (same credentials,
 //! same-origin redirects and size cap as scrapes), straight to disk.
 
 pub mod config;
+pub mod manual;
 pub mod schedule;
 pub mod store;
 
@@ -30,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 pub use config::{DumpConfig, DumpOverrides, Retention, RetentionOverrides};
+pub use manual::ManualRefusal;
 pub use schedule::SHUTDOWN_GRACE;
 pub use store::{
     DumpFile, ProfileType, Reason, file_name, parse_file_name, plan_prune, write_atomically,
@@ -53,6 +61,9 @@ pub struct DumpTarget {
     pub config: DumpConfig,
     /// The target's credentials and headers, as for scrapes.
     pub auth: crate::scrape::RequestAuth,
+    /// The target's overhead budget (share of one core; 0 = none), which manual dumps
+    /// respect on top of the cooldown.
+    pub overhead_budget: f64,
 }
 
 impl DumpTarget {
@@ -62,7 +73,14 @@ impl DumpTarget {
             url,
             config,
             auth: crate::scrape::RequestAuth::default(),
+            overhead_budget: 0.0,
         }
+    }
+
+    /// With the target's overhead budget (a share of one core; 0 = none).
+    pub fn with_overhead_budget(mut self, budget: f64) -> Self {
+        self.overhead_budget = budget;
+        self
     }
 
     /// With the target's credentials and headers.
@@ -96,6 +114,8 @@ struct Entry {
     slots: [Arc<tokio::sync::Mutex<()>>; 2],
     /// Next scheduled dump per profile; None until first contact.
     next_due: [Option<Instant>; 2],
+    /// Earliest next manual dump per profile (cooldown and overhead budget).
+    manual_not_before: [Option<Instant>; 2],
     baseline_done: bool,
     baseline_retry_at: Option<Instant>,
     run_baseline: Option<String>,
@@ -156,6 +176,7 @@ impl Entry {
                 Arc::new(tokio::sync::Mutex::new(())),
             ],
             next_due: [None, None],
+            manual_not_before: [None, None],
             baseline_done: false,
             baseline_retry_at: None,
             run_baseline: None,
@@ -201,14 +222,16 @@ impl Entry {
             .map(|f| f.file.clone())
     }
 
-    /// Drops pruned files from the index and returns their paths to delete.
-    fn prune(&mut self, profile: ProfileType) -> Vec<PathBuf> {
+    /// Drops pruned files from the index and returns their paths to delete. Manual
+    /// dumps and the others are separate pools: a `reason` prunes only its own.
+    fn prune(&mut self, profile: ProfileType, reason: Reason) -> Vec<PathBuf> {
         let pinned = self.pinned();
+        let manual = reason == Reason::Manual;
         let files: Vec<&DumpFile> = self
             .files
             .iter()
             .map(|f| &f.file)
-            .filter(|f| f.profile == profile)
+            .filter(|f| f.profile == profile && (f.reason == Reason::Manual) == manual)
             .collect();
         let doomed: Vec<String> = plan_prune(&files, &pinned, &self.target.config.retention)
             .into_iter()
@@ -434,12 +457,13 @@ impl DumpManager {
                             file: file.clone(),
                             this_run: true,
                         });
-                        to_delete = e.prune(profile);
+                        to_delete = e.prune(profile, reason);
                     }
                     Ok(Some(file))
                 }
                 Err(err) => {
-                    tracing::warn!(target_name = %target, profile = profile.as_str(), reason = reason.as_str(), url = %redacted, error = %err, "profile dump failed");
+                    let error = auth.scrub_secrets(&err.to_string());
+                    tracing::warn!(target_name = %target, profile = profile.as_str(), reason = reason.as_str(), url = %redacted, %error, "profile dump failed");
                     if let Some(e) = entry {
                         *e.counts.entry((profile, false, reason)).or_default() += 1;
                     }
@@ -482,6 +506,13 @@ impl DumpManager {
             shell_quote(&base.path.to_string_lossy()),
             shell_quote(&new.path.to_string_lossy())
         ))
+    }
+
+    /// `text` with the target's known secrets replaced: for error texts shown to a
+    /// client of the dumps API.
+    pub fn scrub(&self, target: &str, text: &str) -> String {
+        let auth = self.lock().get(target).map(|e| e.target.auth.clone());
+        auth.map_or_else(|| text.to_string(), |a| a.scrub_secrets(text))
     }
 
     /// The values behind one target's dump series; None when the target is unknown

@@ -1,5 +1,7 @@
 //! The dump routes: `POST /api/v1/dump`, the `/dumps/` listing (HTML or JSON) and
-//! downloads, over a [`DumpManager`].
+//! downloads, over a [`DumpManager`]. Manual dumps are throttled by the manager (429
+//! with `Retry-After`); whether writes are allowed at all is decided by
+//! [`super::guard_writes`] in front of every route.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -14,7 +16,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::html::html_escape;
-use crate::dump::{DumpFile, DumpManager, ProfileType, Reason, Refusal};
+use crate::dump::{DumpFile, DumpManager, ManualRefusal, ProfileType, Refusal};
 use crate::error::{Error, FetchReason};
 use crate::units::format_utc;
 
@@ -84,9 +86,22 @@ async fn api_dump(
             format!("dumps are off for target {target:?}: set dumps.dir"),
         );
     }
-    match m.dump_now(target, profile, Reason::Manual).await {
+    match m.dump_manual(target, profile).await {
         Ok(f) => (StatusCode::CREATED, axum::Json(view(&f))).into_response(),
-        Err(e) => {
+        Err(ManualRefusal::TooSoon(wait)) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut r = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "a manual {} dump of {target:?} was taken or is running; the target's dump cooldown and overhead budget allow the next in {secs}s",
+                    profile.as_str()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+            r
+        }
+        Err(ManualRefusal::Failed(e)) => {
             let status = match &e {
                 Error::Fetch {
                     reason: FetchReason::Timeout,
@@ -95,7 +110,7 @@ async fn api_dump(
                 Error::Fetch { .. } | Error::NotFormat { .. } => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            json_error(status, e.to_string())
+            json_error(status, m.scrub(target, &e.to_string()))
         }
     }
 }

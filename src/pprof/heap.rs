@@ -1,16 +1,23 @@
 //! Parser of the legacy text heap profile served by `heap?debug=1` and `allocs?debug=1`
 //! (FORMATS.md section 1), and the pprof-style scaling of its raw sample counts.
 //!
-//! Laid out like google/pprof's `profile/legacy_profile.go`: every line regex is declared
-//! in one place and named for what it matches, and there is one function per piece of the
-//! format (header, record line, frame line, MemStats trailer). The input is any bytes:
+//! Laid out like google/pprof's `profile/legacy_profile.go`: the line grammar is declared
+//! in one place and named for what it matches (the header and trailer regexes here, the
+//! record and frame lines in [`super::heap_lines`]), and there is one function per piece
+//! of the format (header, record line, frame line, MemStats trailer). The input is any bytes:
 //! invalid UTF-8 is read lossily, and nothing here panics.
+//!
+//! Two readers share that grammar: [`parse_heap_text`] keeps every record as printed, and
+//! [`parse_heap_estimate`] merges each record into its stack's estimate as it is read, so
+//! a record-dense body never exists twice in memory (records, then samples).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::heap_lines::{FrameMatch, is_memstats_start, match_frame, match_record};
 use super::memstats::MemStats;
 use super::{Frame, HeapProfile, HeapSample};
 use crate::{Error, Result};
@@ -23,33 +30,6 @@ static HEAP_HEADER_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *heap/(\d+) *$")
         .expect("heap header regex")
 });
-
-/// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs
-/// (split and checked by [`parse_hex`]).
-///
-/// The line regexes only cut a line at its separators (spaces, tabs, `@`), which keeps
-/// them unambiguous; the splits that need "the last `+`" or "the last `:`" are done in
-/// code afterwards, where the rule is visible.
-static RECORD_COUNTS_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@([ 0-9a-fA-Fx]*)$").expect("record regex")
-});
-
-/// `#\t0x6e3aea\tmain.newSession+0xaa\t/src/main.go:96` — a symbolized frame: PC,
-/// `FUNC+0xOFF` and `FILE:LINE` separated by runs of tabs (text/tabwriter pads the
-/// columns of a block with several). [`parse_frame_line`] splits FUNC from the offset at
-/// the **last** `+` (`fmt.glob..func1+0x5`) and FILE from the line at the **last** `:`
-/// (`C:/x.go:3`, trimpath'ed `leakyapp/main.go:96`).
-static SYMBOLIZED_FRAME_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^#\t+(0x[0-9a-fA-F]+)\t+([^\t]+)\t+([^\t]*)$").expect("symbolized frame regex")
-});
-
-/// `#\t0x4797a0` — a PC the runtime could not symbolize.
-static PC_ONLY_FRAME_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^#\t+(0x[0-9a-fA-F]+)[\t ]*$").expect("pc frame regex"));
-
-/// `# runtime.MemStats` — start of the trailer.
-static MEMSTATS_START_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^# runtime\.MemStats *$").expect("memstats start regex"));
 
 /// `# HeapAlloc = 4624144` — one MemStats field of the trailer.
 static MEMSTATS_FIELD_RE: LazyLock<Regex> =
@@ -98,13 +78,149 @@ pub struct HeapRecord {
     pub frames: Vec<Frame>,
 }
 
-/// Parses a `heap?debug=1` / `allocs?debug=1` body.
+/// A body read straight into estimates ([`parse_heap_estimate`]): the header, the
+/// profile `parse_heap_text(..).estimate()` gives, and the MemStats trailer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeapEstimate {
+    pub header: HeapHeader,
+    pub profile: HeapProfile,
+    pub memstats: Option<MemStats>,
+}
+
+/// The raw counts of a record line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    inuse_objects: u64,
+    inuse_bytes: u64,
+    alloc_objects: u64,
+    alloc_bytes: u64,
+}
+
+/// A frame line, borrowing the body.
+#[derive(Debug, Clone, Copy)]
+struct FrameRef<'a> {
+    pc: u64,
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+}
+
+/// What the line reader hands each complete record to.
+trait RecordSink<'a> {
+    fn record(&mut self, counts: Counts, addrs: &[u64], frames: &[FrameRef<'a>]);
+}
+
+/// Parses a `heap?debug=1` / `allocs?debug=1` body, keeping every record as printed.
 ///
 /// Errors: [`Error::NotFormat`] when the first line is not a heap profile header (a 404
 /// `Unknown profile`, an HTML page, a proto body); [`Error::Malformed`] with the 1-based
 /// line for a line that fits nowhere in the grammar.
 pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
-    let text = String::from_utf8_lossy(input);
+    struct Keep(Vec<HeapRecord>);
+    impl<'a> RecordSink<'a> for Keep {
+        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) {
+            self.0.push(HeapRecord {
+                inuse_objects: c.inuse_objects,
+                inuse_bytes: c.inuse_bytes,
+                alloc_objects: c.alloc_objects,
+                alloc_bytes: c.alloc_bytes,
+                addrs: addrs.to_vec(),
+                frames: frames
+                    .iter()
+                    .map(|f| Frame {
+                        pc: f.pc,
+                        function: f.function.map(str::to_string),
+                        file: f.file.map(str::to_string),
+                        line: f.line,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let text = lossy(input);
+    let mut keep = Keep(Vec::new());
+    let (header, memstats) = read_body(&text, &mut keep)?;
+    Ok(HeapText {
+        header,
+        records: keep.0,
+        memstats,
+    })
+}
+
+/// Parses a body straight into its estimated profile: the same result (and errors) as
+/// `parse_heap_text(input)?.estimate()`, but each record is merged into its stack's
+/// sample as soon as it is read, and a stack is looked up by the names in the body, so
+/// memory is the samples alone (a body of one-frame records costs about 2x its size,
+/// where the records and then the samples cost ~15x).
+pub fn parse_heap_estimate(input: &[u8]) -> Result<HeapEstimate> {
+    struct Merge<'a> {
+        est: Estimator,
+        names: Vec<Cow<'a, str>>,
+    }
+    impl<'a> RecordSink<'a> for Merge<'a> {
+        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) {
+            self.names.clear();
+            if frames.is_empty() {
+                self.names
+                    .extend(addrs.iter().map(|pc| Cow::Owned(format!("{pc:#x}"))));
+            } else {
+                self.names.extend(frames.iter().map(|f| match f.function {
+                    Some(name) => Cow::Borrowed(name),
+                    None => Cow::Owned(format!("{:#x}", f.pc)),
+                }));
+            }
+            self.est.add(&mut self.names, c);
+        }
+    }
+    // Valid UTF-8 (the usual case) is read in place; anything else once, lossily.
+    let text = lossy(input);
+    let mut sink = Merge {
+        est: Estimator::new(0),
+        names: Vec::new(),
+    };
+    let (header, memstats) = read_body_with(&text, &mut sink, |s, h| {
+        s.est.period = h.sampling_period();
+    })?;
+    Ok(HeapEstimate {
+        header,
+        profile: sink.est.finish(),
+        memstats,
+    })
+}
+
+/// Only the MemStats trailer of a body (every line is still checked).
+pub fn parse_heap_memstats(input: &[u8]) -> Result<Option<MemStats>> {
+    struct Skip;
+    impl<'a> RecordSink<'a> for Skip {
+        fn record(&mut self, _: Counts, _: &[u64], _: &[FrameRef<'a>]) {}
+    }
+    let text = lossy(input);
+    Ok(read_body(&text, &mut Skip)?.1)
+}
+
+/// The body as text: in place when it is valid UTF-8 (checked by the fast validator),
+/// else one lossy copy.
+fn lossy(input: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(input) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    }
+}
+
+fn read_body<'a>(
+    text: &'a str,
+    sink: &mut impl RecordSink<'a>,
+) -> Result<(HeapHeader, Option<MemStats>)> {
+    read_body_with(text, sink, |_, _| {})
+}
+
+/// Reads the body line by line, handing each record with its frames to `sink`
+/// (`on_header` sees the header first).
+fn read_body_with<'a, S: RecordSink<'a>>(
+    text: &'a str,
+    sink: &mut S,
+    on_header: impl FnOnce(&mut S, &HeapHeader),
+) -> Result<(HeapHeader, Option<MemStats>)> {
     let mut lines = text
         .split('\n')
         .enumerate()
@@ -113,32 +229,29 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
 
     let (_, first) = lines.next().unwrap_or((1, ""));
     let header = parse_header(first)?;
-    let mut profile = HeapText {
-        header,
-        records: Vec::new(),
-        memstats: None,
-    };
-
+    on_header(sink, &header);
+    let mut addrs: Vec<u64> = Vec::new();
+    let mut frames: Vec<FrameRef<'a>> = Vec::new();
     while let Some((n, line)) = lines.next() {
         if line.is_empty() {
             continue;
         }
-        if MEMSTATS_START_RE.is_match(line) {
-            profile.memstats = Some(parse_memstats_trailer(&mut lines)?);
-            break;
+        if is_memstats_start(line) {
+            return Ok((header, Some(parse_memstats_trailer(&mut lines)?)));
         }
-        let mut record = parse_record_line(n, line)?;
+        let counts = parse_record_line(n, line, &mut addrs)?;
+        frames.clear();
         // Frame lines, and only they, start with `#` and a tab (the trailer has `# `).
         while let Some(&(n, line)) = lines.peek() {
             if !line.starts_with("#\t") {
                 break;
             }
-            record.frames.push(parse_frame_line(n, line)?);
+            frames.push(parse_frame_line(n, line)?);
             lines.next();
         }
-        profile.records.push(record);
+        sink.record(counts, &addrs, &frames);
     }
-    Ok(profile)
+    Ok((header, None))
 }
 
 /// The `heap profile: ...` line. Anything that does not even start like one is another
@@ -172,9 +285,10 @@ fn parse_header(line: &str) -> Result<HeapHeader> {
     })
 }
 
-/// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record.
-fn parse_record_line(n: usize, line: &str) -> Result<HeapRecord> {
-    let Some(c) = RECORD_COUNTS_RE.captures(line) else {
+/// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record; its PCs
+/// go to `addrs`.
+fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Counts> {
+    let Some((counts, pcs)) = match_record(line) else {
         let reason = if line.starts_with("#\t") {
             "frame line outside a record".to_string()
         } else {
@@ -185,65 +299,62 @@ fn parse_record_line(n: usize, line: &str) -> Result<HeapRecord> {
         };
         return Err(Error::malformed(FORMAT, n, reason));
     };
-    let num = |i: usize| parse_dec(c.get(i).map_or("", |m| m.as_str()), n, "record");
-    let addrs = c
-        .get(5)
-        .map_or("", |m| m.as_str())
-        .split_ascii_whitespace()
-        .map(|a| parse_hex(a, n))
-        .collect::<Result<Vec<u64>>>()?;
-    Ok(HeapRecord {
-        inuse_objects: num(1)?,
-        inuse_bytes: num(2)?,
-        alloc_objects: num(3)?,
-        alloc_bytes: num(4)?,
-        addrs,
-        frames: Vec::new(),
+    let num = |i: usize| parse_dec(counts[i], n, "record");
+    addrs.clear();
+    for a in pcs.split_ascii_whitespace() {
+        addrs.push(parse_hex(a, n)?);
+    }
+    Ok(Counts {
+        inuse_objects: num(0)?,
+        inuse_bytes: num(1)?,
+        alloc_objects: num(2)?,
+        alloc_bytes: num(3)?,
     })
 }
 
 /// `#\tPC\tFUNC+OFF\tFILE:LINE` or `#\tPC`.
-fn parse_frame_line(n: usize, line: &str) -> Result<Frame> {
-    if let Some(c) = SYMBOLIZED_FRAME_RE.captures(line) {
-        let group = |i: usize| c.get(i).map_or("", |m| m.as_str());
-        let bad =
-            |what: &str| Error::malformed(FORMAT, n, format!("frame {what}: {:?}", clip(line)));
-        let (function, offset) = group(2)
-            .rsplit_once('+')
-            .ok_or_else(|| bad("without '+0xOFFSET'"))?;
-        if function.is_empty() {
-            return Err(bad("with an empty function name"));
+fn parse_frame_line(n: usize, line: &str) -> Result<FrameRef<'_>> {
+    match match_frame(line) {
+        Some(FrameMatch::Symbolized { pc, func, file }) => {
+            let bad =
+                |what: &str| Error::malformed(FORMAT, n, format!("frame {what}: {:?}", clip(line)));
+            let (function, offset) = func
+                .rsplit_once('+')
+                .ok_or_else(|| bad("without '+0xOFFSET'"))?;
+            if function.is_empty() {
+                return Err(bad("with an empty function name"));
+            }
+            parse_hex(offset, n)?;
+            let (file, line_no) = file
+                .rsplit_once(':')
+                .ok_or_else(|| bad("without 'FILE:LINE'"))?;
+            let line_no = line_no.trim_end_matches(' ').parse::<u32>().map_err(|e| {
+                Error::malformed(FORMAT, n, format!("line number {:?}: {e}", clip(line_no)))
+            })?;
+            // Go prints `FUNC+0x0\t:0` when a symbol has no position.
+            let has_position = !file.is_empty() || line_no != 0;
+            Ok(FrameRef {
+                pc: parse_hex(pc, n)?,
+                function: Some(function),
+                file: has_position.then_some(file),
+                line: has_position.then_some(line_no),
+            })
         }
-        parse_hex(offset, n)?;
-        let (file, line_no) = group(3)
-            .rsplit_once(':')
-            .ok_or_else(|| bad("without 'FILE:LINE'"))?;
-        let line_no = line_no.trim_end_matches(' ').parse::<u32>().map_err(|e| {
-            Error::malformed(FORMAT, n, format!("line number {:?}: {e}", clip(line_no)))
-        })?;
-        // Go prints `FUNC+0x0\t:0` when a symbol has no position.
-        let has_position = !file.is_empty() || line_no != 0;
-        return Ok(Frame {
-            pc: parse_hex(group(1), n)?,
-            function: Some(function.to_string()),
-            file: has_position.then(|| file.to_string()),
-            line: has_position.then_some(line_no),
-        });
+        Some(FrameMatch::PcOnly { pc }) => Ok(FrameRef {
+            pc: parse_hex(pc, n)?,
+            function: None,
+            file: None,
+            line: None,
+        }),
+        None => Err(Error::malformed(
+            FORMAT,
+            n,
+            format!(
+                "expected a frame '#\\t0xPC\\tFUNC+0xOFF\\tFILE:LINE', got {:?}",
+                clip(line)
+            ),
+        )),
     }
-    if let Some(c) = PC_ONLY_FRAME_RE.captures(line) {
-        return Ok(Frame {
-            pc: parse_hex(c.get(1).map_or("", |m| m.as_str()), n)?,
-            ..Frame::default()
-        });
-    }
-    Err(Error::malformed(
-        FORMAT,
-        n,
-        format!(
-            "expected a frame '#\\t0xPC\\tFUNC+0xOFF\\tFILE:LINE', got {:?}",
-            clip(line)
-        ),
-    ))
 }
 
 /// The `# NAME = VALUE` lines after `# runtime.MemStats`, up to the end of the body.
@@ -281,6 +392,24 @@ fn parse_dec(s: &str, line: usize, what: &str) -> Result<u64> {
 
 fn parse_hex(s: &str, line: usize) -> Result<u64> {
     let digits = s.strip_prefix("0x").unwrap_or("not hex");
+    // Every PC and offset of a body comes through here: fold the usual case by hand, and
+    // leave anything else (empty, too long, not hex) to `from_str_radix` and its error.
+    if (1..=16).contains(&digits.len()) {
+        let mut v: u64 = 0;
+        let all_hex = digits.bytes().all(|b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return false,
+            };
+            v = (v << 4) | u64::from(d);
+            true
+        });
+        if all_hex {
+            return Ok(v);
+        }
+    }
     u64::from_str_radix(digits, 16)
         .map_err(|e| Error::malformed(FORMAT, line, format!("address {:?}: {e}", clip(s))))
 }
@@ -331,54 +460,116 @@ impl HeapText {
     /// the same function names (they differ only in lines or PCs) are merged, so each
     /// [`HeapSample`] is one distinct stack as [`HeapSample`] promises.
     pub fn estimate(&self) -> HeapProfile {
-        let period = self.header.sampling_period();
-        let mut samples: Vec<HeapSample> = Vec::with_capacity(self.records.len());
-        let mut index: HashMap<Vec<String>, usize> = HashMap::with_capacity(self.records.len());
+        let mut est = Estimator::new(self.header.sampling_period());
+        let mut names: Vec<Cow<'_, str>> = Vec::new();
         for r in &self.records {
-            let (inuse_objects, inuse_bytes) = scale_sample(r.inuse_objects, r.inuse_bytes, period);
-            let (alloc_objects, alloc_bytes) = scale_sample(r.alloc_objects, r.alloc_bytes, period);
-            let stack = record_stack(r);
-            match index.get(&stack) {
-                Some(&i) => {
-                    if let Some(s) = samples.get_mut(i) {
-                        s.inuse_objects = s.inuse_objects.saturating_add(inuse_objects);
-                        s.inuse_bytes = s.inuse_bytes.saturating_add(inuse_bytes);
-                        s.alloc_objects = s.alloc_objects.saturating_add(alloc_objects);
-                        s.alloc_bytes = s.alloc_bytes.saturating_add(alloc_bytes);
-                    }
-                }
-                None => {
-                    index.insert(stack.clone(), samples.len());
-                    samples.push(HeapSample {
-                        stack,
-                        inuse_objects,
-                        inuse_bytes,
-                        alloc_objects,
-                        alloc_bytes,
-                    });
-                }
+            names.clear();
+            if r.frames.is_empty() {
+                names.extend(r.addrs.iter().map(|pc| Cow::Owned(format!("{pc:#x}"))));
+            } else {
+                names.extend(r.frames.iter().map(|f| match &f.function {
+                    Some(name) => Cow::Borrowed(name.as_str()),
+                    None => Cow::Owned(format!("{:#x}", f.pc)),
+                }));
             }
+            let counts = Counts {
+                inuse_objects: r.inuse_objects,
+                inuse_bytes: r.inuse_bytes,
+                alloc_objects: r.alloc_objects,
+                alloc_bytes: r.alloc_bytes,
+            };
+            est.add(&mut names, counts);
         }
-        HeapProfile {
-            sampling_period: period,
-            samples,
-        }
+        est.finish()
     }
 }
 
-/// Function names leaf first; an unsymbolized frame as `0x...`. A record with no frame
-/// lines at all falls back to its `@` PCs so it still has an identity.
-fn record_stack(r: &HeapRecord) -> Vec<String> {
-    if r.frames.is_empty() {
-        return r.addrs.iter().map(|pc| format!("{pc:#x}")).collect();
+/// Scales records and merges them into one sample per distinct stack (function names
+/// leaf first; an unsymbolized frame as `0x...`; a record with no frame lines at all by
+/// its `@` PCs, so it still has an identity), in first-seen order.
+///
+/// The index holds only sample positions (a stack's hash is computed again when the
+/// table grows) and a stack is compared by its borrowed names, so a record that merges
+/// allocates nothing and the names are stored once, in the sample.
+struct Estimator {
+    period: u64,
+    samples: Vec<HeapSample>,
+    index: hashbrown::HashTable<usize>,
+    // Seeded per process: a target cannot choose stacks that collide.
+    hasher: RandomState,
+}
+
+fn stack_hash<'s>(hasher: &RandomState, names: impl ExactSizeIterator<Item = &'s str>) -> u64 {
+    let mut h = hasher.build_hasher();
+    names.len().hash(&mut h);
+    for n in names {
+        n.hash(&mut h);
     }
-    r.frames
-        .iter()
-        .map(|f| match &f.function {
-            Some(name) => name.clone(),
-            None => format!("{:#x}", f.pc),
-        })
-        .collect()
+    h.finish()
+}
+
+impl Estimator {
+    fn new(period: u64) -> Estimator {
+        Estimator {
+            period,
+            samples: Vec::new(),
+            index: hashbrown::HashTable::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Adds one record of stack `names` (left empty).
+    fn add(&mut self, names: &mut Vec<Cow<'_, str>>, c: Counts) {
+        let (inuse_objects, inuse_bytes) =
+            scale_sample(c.inuse_objects, c.inuse_bytes, self.period);
+        let (alloc_objects, alloc_bytes) =
+            scale_sample(c.alloc_objects, c.alloc_bytes, self.period);
+        let Estimator {
+            samples,
+            index,
+            hasher,
+            ..
+        } = self;
+        let hash = stack_hash(hasher, names.iter().map(|n| n.as_ref()));
+        let same = |i: &usize| {
+            samples.get(*i).is_some_and(|s| {
+                s.stack.len() == names.len()
+                    && s.stack.iter().zip(names.iter()).all(|(a, b)| a == b)
+            })
+        };
+        if let Some(&i) = index.find(hash, same) {
+            if let Some(s) = samples.get_mut(i) {
+                s.inuse_objects = s.inuse_objects.saturating_add(inuse_objects);
+                s.inuse_bytes = s.inuse_bytes.saturating_add(inuse_bytes);
+                s.alloc_objects = s.alloc_objects.saturating_add(alloc_objects);
+                s.alloc_bytes = s.alloc_bytes.saturating_add(alloc_bytes);
+            }
+            names.clear();
+            return;
+        }
+        samples.push(HeapSample {
+            stack: names.drain(..).map(Cow::into_owned).collect(),
+            inuse_objects,
+            inuse_bytes,
+            alloc_objects,
+            alloc_bytes,
+        });
+        let rehash = |i: &usize| {
+            samples.get(*i).map_or(0, |s| {
+                stack_hash(hasher, s.stack.iter().map(String::as_str))
+            })
+        };
+        index.insert_unique(hash, samples.len() - 1, rehash);
+    }
+
+    fn finish(mut self) -> HeapProfile {
+        // Big vectors are their own mappings: shrinking them remaps, it does not copy.
+        self.samples.shrink_to_fit();
+        HeapProfile {
+            sampling_period: self.period,
+            samples: self.samples,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -445,8 +636,8 @@ mod tests {
         for &(line, pc, func, file, line_no) in cases {
             let f = parse_frame_line(7, line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(f.pc, pc, "{line}");
-            assert_eq!(f.function.as_deref(), func, "{line}");
-            assert_eq!(f.file.as_deref(), file, "{line}");
+            assert_eq!(f.function, func, "{line}");
+            assert_eq!(f.file, file, "{line}");
             assert_eq!(f.line, line_no, "{line}");
         }
         for bad in [
@@ -530,5 +721,55 @@ mod tests {
             (3, 96)
         );
         assert_eq!(est.samples[0].alloc_bytes, 128);
+    }
+
+    /// Streaming into estimates gives what the records give, errors included.
+    #[test]
+    fn estimate_while_streaming_equals_records_then_estimate() {
+        let body = "heap profile: 3: 96 [4: 128] @ heap/1048576\n\
+            1: 32 [1: 32] @ 0x10 0x20\n\
+            #\t0xf\tmain.a+0x1\t/m.go:1\n\
+            #\t0x1f\n\
+            \n\
+            2: 64 [3: 96] @ 0x30\n\
+            #\t0x2f\tmain.a+0x1\t/m.go:2\n\
+            #\t0x1f\n\
+            \n\
+            5: 5000 [9: 9000] @ 0x40 0x50\n\
+            \n\
+            0: 0 [0: 0] @\n\
+            1: 1 [1: 1] @ 0x40 0x50\n\
+            \n\
+            # runtime.MemStats\n\
+            # HeapAlloc = 42\n";
+        let mut bodies: Vec<Vec<u8>> = vec![body.as_bytes().to_vec()];
+        // Every truncation and a few corruptions: the same result or the same error.
+        for cut in 0..body.len() {
+            bodies.push(body.as_bytes()[..cut].to_vec());
+        }
+        for (from, to) in [
+            ("0x2f", "0xzz"),
+            ("+0x1", "+1"),
+            ("@ 0x30", "@ 0x3q"),
+            ("a+", "\u{ff}+"),
+        ] {
+            bodies.push(body.replacen(from, to, 1).into_bytes());
+        }
+        bodies.push(b"\xff\xfeheap".to_vec());
+        for b in &bodies {
+            let want = parse_heap_text(b).map(|t| (t.header, t.estimate(), t.memstats));
+            let got = parse_heap_estimate(b).map(|e| (e.header, e.profile, e.memstats));
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(w, g, "{:?}", String::from_utf8_lossy(b)),
+                (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string()),
+                _ => panic!("{want:?} vs {got:?} on {:?}", String::from_utf8_lossy(b)),
+            }
+            let m = parse_heap_memstats(b).map_err(|e| e.to_string());
+            assert_eq!(m, want.map(|w| w.2).map_err(|e| e.to_string()));
+        }
+        let e = parse_heap_estimate(body.as_bytes()).unwrap();
+        assert_eq!(e.profile.samples.len(), 3);
+        assert_eq!(e.profile.samples[1].stack, ["0x40", "0x50"]);
+        assert_eq!(e.memstats.and_then(|m| m.heap_alloc), Some(42));
     }
 }

@@ -1,8 +1,12 @@
 //! Loading a profile file or body whatever its form: gzipped or not (the one
-//! gzip-with-cap of leakwatch), protobuf or `heap?debug=1` text.
+//! gzip-with-cap of leakwatch), protobuf or `heap?debug=1` text; and the one capped
+//! reader of files and streams a user hands leakwatch (profiles for `top` and `diff`,
+//! config and baseline files), so an endless stream or a huge file is an error that
+//! names the cap, never an unbounded buffer.
 
 use std::borrow::Cow;
 use std::io::Read;
+use std::path::Path;
 
 use crate::pprof::HeapProfile;
 use crate::{Error, Result};
@@ -24,7 +28,8 @@ pub fn gunzip_capped(bytes: &[u8], max_decompressed: u64) -> Result<Cow<'_, [u8]
         Ok(_) => Ok(Cow::Owned(out)),
         Err(Gunzip::Io(e)) => Err(Error::Proto(format!("gunzip: {e}"))),
         Err(Gunzip::OverCap) => Err(Error::Proto(format!(
-            "decompressed profile exceeds the limit of {max_decompressed} bytes"
+            "decompressed profile exceeds the limit of {max_decompressed} bytes ({})",
+            bytesize::ByteSize::b(max_decompressed).display().iec()
         ))),
     }
 }
@@ -55,13 +60,78 @@ pub fn gunzip_capped_into(
     Ok(n)
 }
 
+/// Default cap on a profile read by `top` and `diff` (`--max-input-bytes`), and on its
+/// decompressed size: the biggest heap profiles seen are tens of MB.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 256 << 20;
+
+/// Cap on the small files a user writes (config, web config, baseline): a YAML file
+/// with thousands of targets is well under a MiB.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads all of `path` (a file, a FIFO, `/dev/stdin`, a device) into memory, refusing
+/// more than `max_bytes`: a regular file by its size before reading, a stream once it
+/// crosses the cap, so at most `max_bytes + 1` bytes are ever held. `flag` names what
+/// raises the cap, for the error.
+pub fn read_capped(path: &Path, max_bytes: u64, flag: &str) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let too_big = |size: String| {
+        let cap = bytesize::ByteSize::b(max_bytes).display().iec();
+        Error::io(
+            "reading",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("{size} is over the input limit of {cap} ({max_bytes} bytes; {flag})"),
+            ),
+        )
+    };
+    let len = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    if let Some(len) = len
+        && len > max_bytes
+    {
+        return Err(too_big(format!("the file ({len} bytes)")));
+    }
+    let mut out = Vec::with_capacity(len.map_or(0, |l| usize::try_from(l).unwrap_or(0)));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if out.len() as u64 > max_bytes {
+        return Err(too_big("the stream".to_string()));
+    }
+    Ok(out)
+}
+
+/// [`read_capped`] for a small text file the user writes (config, web config,
+/// baseline): capped at [`MAX_CONFIG_BYTES`], UTF-8 required.
+pub fn read_config_text(path: &Path) -> Result<String> {
+    let bytes = read_capped(path, MAX_CONFIG_BYTES, "config and baseline files")?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::io(
+            "reading",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+        )
+    })
+}
+
+/// Reads a profile file with [`read_capped`] and loads it with [`load_profile`]: the
+/// file and its decompressed form are each at most `max_bytes`.
+pub fn load_profile_file(path: &Path, max_bytes: u64) -> Result<HeapProfile> {
+    let bytes = read_capped(path, max_bytes, "raise it with --max-input-bytes")?;
+    load_profile(&bytes, max_bytes)
+}
+
 /// Reads a heap profile in whatever form it comes: gzipped or raw protobuf, or
 /// `heap?debug=1` text (optionally gzipped), whose raw counts are scaled the
 /// way pprof does. `max_bytes` caps the decompressed size.
 pub fn load_profile(bytes: &[u8], max_bytes: u64) -> Result<HeapProfile> {
     let plain = gunzip_capped(bytes, max_bytes)?;
     if plain.starts_with(b"heap profile:") {
-        return Ok(crate::pprof::heap::parse_heap_text(&plain)?.estimate());
+        return Ok(crate::pprof::heap::parse_heap_estimate(&plain)?.profile);
     }
     let p = crate::pprof::proto::decode(&plain, max_bytes)?;
     crate::pprof::proto::heap_profile(&p)

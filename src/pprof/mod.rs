@@ -1,7 +1,8 @@
 //! Pure parsers for what Go's `net/http/pprof` serves, and the format-independent
 //! profile types the rest of leakwatch consumes.
 //!
-//! - [`heap`]: `heap?debug=1` / `allocs?debug=1` text (records + `# runtime.MemStats`).
+//! - [`heap`]: `heap?debug=1` / `allocs?debug=1` text (records + `# runtime.MemStats`),
+//!   kept as records or merged into estimates while read; [`heap_lines`]: its line grammar.
 //! - [`memstats`]: the `runtime.MemStats` fields, from the text trailer or expvar JSON.
 //! - [`goroutine`]: `goroutine?debug=1` (and `goroutineleak?debug=1`) text, `debug=2` tracebacks.
 //! - [`proto`]: gzipped `perftools.profiles.Profile` protobuf (heap and goroutine).
@@ -14,6 +15,7 @@
 pub mod funcname;
 pub mod goroutine;
 pub mod heap;
+pub mod heap_lines;
 pub mod load;
 pub mod memstats;
 pub mod proto;

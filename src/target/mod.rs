@@ -9,6 +9,7 @@ mod goroutines;
 mod schedule;
 mod system;
 mod tick;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -263,7 +263,7 @@ fn proto_heap_totals() {
 #[test]
 fn golden_renders() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/diff");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = crate::support::update_golden();
     let mut cases: Vec<(String, String)> = Vec::new();
     for sample in SampleType::ALL {
         let opts = TopOptions {

@@ -419,7 +419,7 @@ fn plant(dir: &Path, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_prunes_oldest_first_and_keeps_the_base_of_the_latest_pair() {
+async fn retention_prunes_oldest_first_and_manual_dumps_never_push_out_the_others() {
     let addr = serve_fixtures().await;
     let tmp = tempfile::tempdir().unwrap();
     let tdir = tmp.path().join("svc");
@@ -436,9 +436,12 @@ async fn retention_prunes_oldest_first_and_keeps_the_base_of_the_latest_pair() {
     let (base, new) = m.handle_verdict("svc", true).await.expect("a pair");
     assert_eq!(base.name, "heap-20260101T000000Z-schedule.pb.gz");
     assert_eq!(new.reason, Reason::Suspect);
-    // Three heap files now (2 old + suspect) = the limit.
+    // Three heap files now (2 old + suspect) = the limit. Four manual dumps: they are
+    // a pool of their own (three kept, the oldest pruned), and none of the scheduled
+    // or suspect dumps goes (before: each manual dump pushed out the oldest unpinned
+    // file, the 00:01 scheduled dump first).
     let mut manual = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         manual.push(
             m.dump_now("svc", ProfileType::Heap, Reason::Manual)
                 .await
@@ -446,13 +449,18 @@ async fn retention_prunes_oldest_first_and_keeps_the_base_of_the_latest_pair() {
                 .name,
         );
     }
-    // Each manual dump pushed out the oldest unpinned file: first the 00:01 dump, then
-    // the first and second manual ones; the pair's base (oldest of all) stays.
     let heaps: Vec<String> = dir_names(&tdir)
         .into_iter()
         .filter(|n| n.starts_with("heap-"))
         .collect();
-    let mut want = vec![base.name.clone(), new.name.clone(), manual[2].clone()];
+    let mut want = vec![
+        base.name.clone(),
+        "heap-20260101T000100Z-schedule.pb.gz".to_string(),
+        new.name.clone(),
+        manual[1].clone(),
+        manual[2].clone(),
+        manual[3].clone(),
+    ];
     want.sort();
     assert_eq!(heaps, want);
     assert_eq!(m.pair_for("svc"), Some((base.clone(), new.clone())));

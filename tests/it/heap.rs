@@ -1043,7 +1043,7 @@ fn golden_estimate() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/heap")
             .join(golden);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if crate::support::update_golden() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &got).unwrap();
         }

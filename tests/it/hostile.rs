@@ -718,26 +718,118 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Inputs scripts/fuzz found (tests/regressions/) and the fuzz seeds (fuzz/seeds/)
-/// never panic any parser, and the seeds are still accepted by the parser they seed.
+/// Fuzz targets (and `config`) a file in tests/regressions/ may be named after.
+const REGRESSION_KINDS: &[&str] = &[
+    "heap_text",
+    "goroutine_text",
+    "goroutine_traceback",
+    "proto",
+    "expvar",
+    "system_files",
+    "kmsg",
+    "load_profile",
+    "config",
+];
+
+/// What a regression input must still do, beyond not panicking any parser.
+fn check_regression(name: &str, data: &[u8]) -> Result<(), String> {
+    use leakwatch::pprof::heap;
+    let heap_records = || heap::parse_heap_text(data).map_err(|e| e.to_string());
+    match name {
+        "load_profile-gzip-bomb-multimember.gz" => {
+            let err = leakwatch::pprof::load::load_profile(data, MIB)
+                .err()
+                .ok_or("the bomb was accepted")?
+                .to_string();
+            err.contains("exceeds the limit")
+                .then_some(())
+                .ok_or(format!("refused without naming the cap: {err}"))
+        }
+        "heap_text-deep-stack.txt" => {
+            let t = heap_records()?;
+            let frames = t.records.first().map_or(0, |r| r.frames.len());
+            (t.records.len() == 1 && frames == 2000)
+                .then_some(())
+                .ok_or(format!("{} records, {frames} frames", t.records.len()))
+        }
+        "heap_text-dense-records.txt" => {
+            let n = heap_records()?.records.len();
+            (n == 4000).then_some(()).ok_or(format!("{n} records"))
+        }
+        "heap_text-bad-utf8.txt" => {
+            let t = heap_records()?;
+            let bad = t
+                .records
+                .iter()
+                .flat_map(|r| &r.frames)
+                .filter_map(|f| f.function.as_deref())
+                .any(|f| f == "main.ne\u{fffd}\u{fffd}wSession");
+            bad.then_some(())
+                .ok_or("the invalid bytes were not replaced".to_string())
+        }
+        n if n.starts_with("config-") => {
+            let text = String::from_utf8_lossy(data);
+            match leakwatch::config::Config::from_yaml(&text) {
+                Ok(_) => Err("accepted".to_string()),
+                Err(e) if e.to_string().contains(" at line ") => Ok(()),
+                Err(e) => Err(format!("refused without a line: {e}")),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Inputs scripts/fuzz found and the hostile inputs of issue 15 (tests/regressions/)
+/// never panic any parser and still get the answer their fix gave them (a hostile
+/// config is refused with its key and line); the fuzz seeds (fuzz/seeds/) are still
+/// accepted by exactly the parsers they seed.
 #[test]
 fn regressions_and_seeds_through_every_parser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for f in files_in(&root.join("tests/regressions")) {
-        let data = std::fs::read(&f).unwrap();
+    let regressions: Vec<PathBuf> = files_in(&root.join("tests/regressions"))
+        .into_iter()
+        .filter(|f| f.extension().is_none_or(|e| e != "md"))
+        .collect();
+    // Each hostile input found is kept: the folder holding only its README means
+    // nothing is replayed.
+    assert!(
+        regressions.len() >= 10,
+        "tests/regressions/ holds {} inputs",
+        regressions.len()
+    );
+    let mut wrong = Vec::new();
+    for f in &regressions {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let kind = name.split_once('-').map_or("", |(k, _)| k);
+        if !REGRESSION_KINDS.contains(&kind) {
+            wrong.push(format!(
+                "{name}: name it <target>-<what>, target one of {REGRESSION_KINDS:?}"
+            ));
+            continue;
+        }
+        let data = std::fs::read(f).unwrap();
         let accepted = every_parser(&data);
-        eprintln!("{}: accepted by {accepted} parsers", f.display());
+        eprintln!("{name}: accepted by {accepted} parsers");
+        if let Err(why) = check_regression(&name, &data) {
+            wrong.push(format!("{name}: {why}"));
+        }
     }
-    // (seed folder, how many parsers accept each seed at least)
-    for (dir, at_least) in [("kmsg", 1), ("proto", 0), ("system_files", 1)] {
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // (seed folder, how many parsers accept each seed): the proto seed is gzipped zeros,
+    // which no parser may accept; the others seed at least one parser.
+    for (dir, accepted_by) in [
+        ("kmsg", 1..=usize::MAX),
+        ("proto", 0..=0),
+        ("system_files", 1..=usize::MAX),
+    ] {
         let files = files_in(&root.join("fuzz/seeds").join(dir));
         assert!(!files.is_empty(), "no seeds in fuzz/seeds/{dir}");
         for f in files {
             let data = std::fs::read(&f).unwrap();
             let accepted = every_parser(&data);
             assert!(
-                accepted >= at_least,
-                "{}: accepted by {accepted}",
+                accepted_by.contains(&accepted),
+                "{}: accepted by {accepted}, want {accepted_by:?}",
                 f.display()
             );
         }

@@ -74,9 +74,16 @@ async fn start_exporter(yaml: &str) -> Exporter {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        leakwatch::run(config, listener, async move {
-            let _ = rx.await;
-        })
+        leakwatch::run_full(
+            config,
+            None,
+            None,
+            leakwatch::http::WriteAccess::ALL,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )
         .await
         .unwrap();
     });
@@ -137,7 +144,7 @@ fn check_golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/metrics")
         .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if crate::support::update_golden() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
@@ -305,9 +312,16 @@ async fn start_exporter_with_file(path: &std::path::Path) -> Exporter {
     let (tx, rx) = oneshot::channel::<()>();
     let path = path.to_path_buf();
     tokio::spawn(async move {
-        leakwatch::run_with(config, Some(path), listener, async move {
-            let _ = rx.await;
-        })
+        leakwatch::run_full(
+            config,
+            Some(path),
+            None,
+            leakwatch::http::WriteAccess::ALL,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )
         .await
         .unwrap();
     });
@@ -618,4 +632,95 @@ fn sighup_reloads_the_config() {
         "{}",
         lw.stderr()
     );
+}
+
+/// A target that echoes the credentials it refused in its 401 reply (finding 7): the
+/// last error shown on the landing and report pages and logged carries none of them,
+/// not even the start of one cut off where leakwatch truncates the reply.
+#[test]
+fn a_target_echoing_refused_credentials_shows_none_of_them() {
+    const TOKEN: &str = "tok-5e1f-echoed-9a7b";
+    const PASSWORD: &str = "pw-echoed-3c4d";
+    // base64("ops:pw-echoed-3c4d"), what the Basic Authorization header carries.
+    const BASIC: &str = "b3BzOnB3LWVjaG9lZC0zYzRk";
+    const API_KEY: &str = "key-echoed-77e2";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(async {
+        async fn echo(
+            axum::extract::Path((kind, _profile)): axum::extract::Path<(String, String)>,
+            headers: axum::http::HeaderMap,
+        ) -> Response {
+            let h = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let echoed = format!(
+                "refused Authorization: {}; X-Api-Key: {}\n",
+                h("authorization"),
+                h("x-api-key")
+            );
+            // "cut": padded so leakwatch's 200-byte cut falls inside the token.
+            let body = if kind == "cut" {
+                format!("{}{echoed}", "x".repeat(160))
+            } else {
+                echoed
+            };
+            (StatusCode::UNAUTHORIZED, body).into_response()
+        }
+        spawn_server(Router::new().route("/{kind}/debug/pprof/{profile}", get(echo))).await
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 200ms\n  overhead_budget: 0\ntargets:\n\
+         \x20 - {{name: bearer, url: 'http://{addr}/bearer', bearer_token_file: '{t}', headers: {{X-Api-Key: {API_KEY}}}}}\n\
+         \x20 - {{name: basic, url: 'http://{addr}/basic', basic_auth: {{username: ops, password_file: '{p}'}}}}\n\
+         \x20 - {{name: cut, url: 'http://{addr}/cut', bearer_token_file: '{t}'}}\n",
+        t = token.display(),
+        p = pw.display(),
+    );
+    let lw = crate::support::Leakwatch::start(&yaml);
+    crate::support::wait_until(Duration::from_secs(20), "every target failed", || {
+        let m = lw.metrics();
+        ["bearer", "basic", "cut"]
+            .iter()
+            .all(|t| m.get("leakwatch_up", &[("target", t)]) == Some(0.0))
+            .then_some(())
+    });
+    let mut shown = vec![(
+        "/".to_string(),
+        String::from_utf8_lossy(&lw.get("/").1).into_owned(),
+    )];
+    for t in ["bearer", "basic", "cut"] {
+        let path = format!("/targets/{t}");
+        let page = String::from_utf8_lossy(&lw.get(&path).1).into_owned();
+        shown.push((path, page));
+    }
+    shown.push(("the log".to_string(), lw.stderr()));
+    // The errors are there (so the check below can fail), without the secrets.
+    let landing = &shown[0].1;
+    assert!(landing.contains("HTTP 401"), "{landing}");
+    assert!(
+        landing.contains("refused Authorization: Bearer"),
+        "{landing}"
+    );
+    assert!(landing.contains("redacted"), "{landing}");
+    let logs = &shown.last().unwrap().1;
+    assert!(logs.contains("scrape failed"), "{logs}");
+    let mut leaks = Vec::new();
+    for (place, text) in &shown {
+        // The start of the token catches a cut-off copy too.
+        for secret in [&TOKEN[..8], PASSWORD, BASIC, API_KEY] {
+            if text.contains(secret) {
+                leaks.push(format!("{secret:?} in {place}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{leaks:?}\n{landing}");
 }

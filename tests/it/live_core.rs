@@ -42,8 +42,9 @@ fn metrics_after(lw: &Leakwatch, t0: f64) -> Metrics {
 }
 
 /// Cumulative MemStats counters: the scrape happened between the two reads, so its
-/// value lies between them. Gauges move both ways between reads: within 25% (or
-/// 1 MiB, whichever is larger) of the range the two reads span.
+/// value lies between them. Gauges move both ways between reads: within 25% of the
+/// range the two reads span, or a floor in the gauge's own unit (1 MiB of a size,
+/// 1,000 objects of a count: a byte floor on a count could never fail).
 #[test]
 fn memstats_match_the_service_own_expvar() {
     for tc in toolchains() {
@@ -94,20 +95,22 @@ fn memstats_match_the_service_own_expvar() {
                 tc.version
             );
         }
+        const MIB: f64 = 1024.0 * 1024.0;
+        const OBJECTS: f64 = 1000.0;
         let gauges = [
-            ("leakwatch_go_memstats_heap_alloc_bytes", "HeapAlloc"),
-            ("leakwatch_go_memstats_alloc_bytes", "Alloc"),
-            ("leakwatch_go_memstats_sys_bytes", "Sys"),
-            ("leakwatch_go_memstats_heap_sys_bytes", "HeapSys"),
-            ("leakwatch_go_memstats_heap_inuse_bytes", "HeapInuse"),
-            ("leakwatch_go_memstats_heap_objects", "HeapObjects"),
-            ("leakwatch_go_memstats_next_gc_bytes", "NextGC"),
-            ("leakwatch_go_memstats_stack_inuse_bytes", "StackInuse"),
+            ("leakwatch_go_memstats_heap_alloc_bytes", "HeapAlloc", MIB),
+            ("leakwatch_go_memstats_alloc_bytes", "Alloc", MIB),
+            ("leakwatch_go_memstats_sys_bytes", "Sys", MIB),
+            ("leakwatch_go_memstats_heap_sys_bytes", "HeapSys", MIB),
+            ("leakwatch_go_memstats_heap_inuse_bytes", "HeapInuse", MIB),
+            ("leakwatch_go_memstats_heap_objects", "HeapObjects", OBJECTS),
+            ("leakwatch_go_memstats_next_gc_bytes", "NextGC", MIB),
+            ("leakwatch_go_memstats_stack_inuse_bytes", "StackInuse", MIB),
         ];
-        for (metric, f) in gauges {
+        for (metric, f, floor) in gauges {
             let (a, b, got) = (field(&before, f), field(&after, f), v(metric));
             let (lo, hi) = (a.min(b), a.max(b));
-            let slack = (hi * 0.25).max(1024.0 * 1024.0);
+            let slack = (hi * 0.25).max(floor);
             assert!(
                 got >= lo - slack && got <= hi + slack,
                 "go{}: {metric} = {got}, /debug/vars {f} before {a}, after {b}",
@@ -143,6 +146,7 @@ fn target_down_then_back() {
     let tc = &toolchains()[0];
     let svc = LeakyService::start(tc, &["-mode", "healthy"]);
     let url = svc.url.clone();
+    let port = svc.addr.port();
     let lw = Leakwatch::start(&config(&url));
     wait_until(Duration::from_secs(20), "up 1", || {
         (lw.metrics().get("leakwatch_up", &[("target", "svc")]) == Some(1.0)).then_some(())
@@ -172,4 +176,59 @@ fn target_down_then_back() {
         "{}",
         m.text
     );
+    let errors_while_down = m
+        .get(
+            "leakwatch_scrape_errors_total",
+            &[
+                ("target", "svc"),
+                ("endpoint", "heap"),
+                ("reason", "connect"),
+            ],
+        )
+        .unwrap_or(0.0);
+
+    // Back: the same service on the same address. leakwatch picks it up again without
+    // a restart or reload, and its series come back.
+    let svc = LeakyService::start_on_port(tc, &["-mode", "healthy"], port);
+    assert_eq!(svc.url, url, "the service came back elsewhere");
+    let m = wait_until(Duration::from_secs(20), "up 1 again", || {
+        let m = lw.metrics();
+        (m.get("leakwatch_up", &[("target", "svc")]) == Some(1.0)
+            && m.has("leakwatch_go_memstats_heap_alloc_bytes"))
+        .then_some(m)
+    });
+    let heap_alloc = m
+        .get(
+            "leakwatch_go_memstats_heap_alloc_bytes",
+            &[("target", "svc")],
+        )
+        .unwrap_or(0.0);
+    let own = svc.memstat("HeapAlloc") as f64;
+    assert!(
+        heap_alloc > 0.0 && heap_alloc < own * 4.0 + 16.0 * 1024.0 * 1024.0,
+        "HeapAlloc {heap_alloc} after the restart, the service says {own}"
+    );
+    // Errors are counted, never reset, and stop growing once the service is back.
+    let errors = |m: &crate::support::Metrics| {
+        m.get(
+            "leakwatch_scrape_errors_total",
+            &[
+                ("target", "svc"),
+                ("endpoint", "heap"),
+                ("reason", "connect"),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
+    let back = errors(&m);
+    assert!(back >= errors_while_down, "{back} < {errors_while_down}");
+    std::thread::sleep(Duration::from_secs(1));
+    let later = lw.metrics();
+    assert_eq!(
+        errors(&later),
+        back,
+        "connect errors while the service is up"
+    );
+    assert_eq!(later.get("leakwatch_up", &[("target", "svc")]), Some(1.0));
+    drop(svc);
 }

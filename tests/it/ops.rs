@@ -938,3 +938,71 @@ fn ops_config_generates_configs_the_real_tools_accept() {
 
     run_ok("bash", &["-n", "scripts/demo"]);
 }
+
+/// Every rule test file fixes the group order, recording rules first: promtool picks
+/// the order at random otherwise (prometheus/prometheus#5241), and an alert reading a
+/// recording rule of the same step then fails about 1 run in 8.
+#[test]
+fn every_rule_test_evaluates_recording_rules_first() {
+    let rules: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/leakwatch-rules.yml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let groups: Vec<String> = rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    let recording: Vec<&String> = rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .zip(&groups)
+        .filter(|(g, _)| {
+            g["rules"]
+                .as_sequence()
+                .is_some_and(|r| r.iter().any(|r| r.get("record").is_some()))
+        })
+        .map(|(_, n)| n)
+        .collect();
+    assert!(!recording.is_empty(), "no recording group in {groups:?}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/tests");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut wrong = Vec::new();
+    for f in files {
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let order: Vec<&str> = doc["group_eval_order"]
+            .as_sequence()
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let complete = groups.iter().all(|g| order.contains(&g.as_str()));
+        let first = recording.iter().all(|r| {
+            let at = order.iter().position(|o| o == r);
+            let alerts = groups
+                .iter()
+                .filter(|g| !recording.contains(g))
+                .filter_map(|g| order.iter().position(|o| o == g))
+                .min();
+            matches!((at, alerts), (Some(a), Some(b)) if a < b)
+        });
+        if !complete || !first {
+            wrong.push(format!("{}: group_eval_order {order:?}", f.display()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "want every group of {groups:?}, recording first:\n{}",
+        wrong.join("\n")
+    );
+}

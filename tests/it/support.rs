@@ -486,6 +486,14 @@ impl TempCgroup {
         })
     }
 
+    /// [`TempCgroup::create`] for a test that may skip where cgroups cannot be made,
+    /// but never in CI: with `CI=true` (CI runs as root on a host where it can) a
+    /// missing cgroup fails the test instead of passing it silently.
+    pub fn create_or_skip(name: &str) -> Option<TempCgroup> {
+        let what = format!("a writable memory cgroup ({name})");
+        skip_unless_ci(TempCgroup::create(name), in_ci(), &what)
+    }
+
     /// The `cgroup.procs` file to put a process in.
     pub fn procs(&self) -> PathBuf {
         self.dir.join("cgroup.procs")
@@ -1452,8 +1460,7 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
 
     #[test]
     fn live_service_starts_inside_a_cgroup() {
-        let Some(cg) = TempCgroup::create("leakwatch-it-support") else {
-            eprintln!("skipped: no writable memory cgroup here");
+        let Some(cg) = TempCgroup::create_or_skip("leakwatch-it-support") else {
             return;
         };
         let tc = &toolchains()[0];
@@ -1534,5 +1541,74 @@ leakwatch_build_info{version="0.1.0"} 1 # {trace_id="abc"} 1.0
             log.contains("mode goroutine: ") && log.contains("mode httpclient: "),
             "{log}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// CI
+// ---------------------------------------------------------------------------------
+
+/// Whether this run is CI: `CI=true` (or `1`), as GitHub Actions, GitLab and `.ci/run`
+/// set it. A test that needs something of the host fails there instead of skipping.
+pub fn in_ci() -> bool {
+    ci_switch(std::env::var("CI").ok().as_deref())
+}
+
+/// The pure rule behind [`in_ci`].
+pub fn ci_switch(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1"))
+}
+
+/// `found`, or None with a note on stderr (the test skips); under CI a missing
+/// `what` panics: no test passes by returning early where CI must run it.
+pub fn skip_unless_ci<T>(found: Option<T>, ci: bool, what: &str) -> Option<T> {
+    if found.is_none() {
+        assert!(
+            !ci,
+            "CI=true but {what} is not available here: CI must run this test, not skip it"
+        );
+        eprintln!("skipped: {what} is not available here (set CI=true to make this fail)");
+    }
+    found
+}
+
+#[test]
+fn a_test_that_cannot_run_fails_under_ci_and_skips_elsewhere() {
+    assert!(ci_switch(Some("true")) && ci_switch(Some("1")));
+    assert!(!ci_switch(None) && !ci_switch(Some("false")) && !ci_switch(Some("")));
+    assert_eq!(skip_unless_ci(Some(7), true, "x"), Some(7));
+    assert_eq!(skip_unless_ci(None::<u8>, false, "x"), None);
+    let under_ci = std::panic::catch_unwind(|| skip_unless_ci(None::<u8>, true, "a cgroup"));
+    assert!(under_ci.is_err(), "a missing cgroup passed under CI=true");
+}
+
+// ---------------------------------------------------------------------------------
+// Golden files
+// ---------------------------------------------------------------------------------
+
+/// Whether golden files are rewritten: only with `UPDATE_GOLDEN=1` (not `0`, not empty,
+/// not any other value), so a stray variable never turns every golden check into a
+/// silent rewrite.
+pub fn update_golden() -> bool {
+    golden_switch(std::env::var("UPDATE_GOLDEN").ok().as_deref())
+}
+
+/// The pure rule behind [`update_golden`].
+pub fn golden_switch(value: Option<&str>) -> bool {
+    value == Some("1")
+}
+
+#[test]
+fn only_update_golden_1_rewrites_goldens() {
+    let cases = [
+        (None, false),
+        (Some("1"), true),
+        (Some("0"), false),
+        (Some(""), false),
+        (Some("false"), false),
+        (Some("yes"), false),
+    ];
+    for (value, want) in cases {
+        assert_eq!(golden_switch(value), want, "UPDATE_GOLDEN={value:?}");
     }
 }

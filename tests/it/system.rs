@@ -90,7 +90,7 @@ fn find(sink: &Sink, name: &str, labels: &[&str]) -> Option<f64> {
 
 fn check_golden(name: &str, got: &str) {
     let path = golden_dir().join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if crate::support::update_golden() {
         fs::create_dir_all(golden_dir()).unwrap();
         fs::write(&path, got).unwrap();
         return;

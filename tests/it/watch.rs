@@ -74,7 +74,7 @@ fn golden_path(name: &str) -> PathBuf {
 
 fn check_golden(name: &str, got: &str) {
     let path = golden_path(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if crate::support::update_golden() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, got).unwrap();
         return;

@@ -367,6 +367,7 @@ async fn run_full_serves_tls_and_shuts_down_gracefully() {
         Config::from_yaml(CONFIG).unwrap(),
         None,
         Some(web),
+        leakwatch::http::WriteAccess::default(),
         listener,
         async move {
             let _ = rx.await;

@@ -1,0 +1,315 @@
+//! Range checks of configuration values: durations positive and bounded, sizes bounded,
+//! ratios finite and within 0..1, warm-up at most the window. Each error names the key.
+//!
+//! The upper bounds are far above any sensible setting; they exist so that a typo
+//! (`interval: 15000h`, `max_body_bytes: 18446744073709551615`) is refused at load
+//! instead of turning into a silent never-scrape or an unbounded allocation.
+
+use std::time::Duration;
+
+use crate::analysis::signals::SignalConfig;
+use crate::dump::DumpConfig;
+use crate::error::{Error, Result};
+
+use super::{Defaults, ProbeConfig, RawTarget};
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+const PIB: u64 = 1024 * 1024 * GIB;
+
+/// Longest scrape interval, goroutineleak interval and dump period.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(DAY);
+/// Longest request timeout (scrapes and dumps).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(HOUR);
+/// Longest analysis window, warm-up, start-up grace, budget boost and dump cooldown.
+pub const MAX_SPAN: Duration = Duration::from_secs(7 * DAY);
+/// Largest response body held in memory.
+pub const MAX_BODY_BYTES: u64 = 2 * GIB;
+/// Largest single dump (streamed to disk).
+pub const MAX_DUMP_BYTES: u64 = 64 * GIB;
+/// Largest memory limit or retention size.
+pub const MAX_MEMORY_BYTES: u64 = PIB;
+/// Most series per top-N family.
+pub const MAX_TOP_N: usize = 100;
+
+fn err(key: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{key}: {msg}"))
+}
+
+/// A duration greater than 0 and at most `max`.
+pub fn duration(key: &str, d: Duration, max: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(err(key, "must be greater than 0"));
+    }
+    if d > max {
+        return Err(err(
+            key,
+            format_args!(
+                "{} is longer than the limit of {}",
+                crate::units::fmt_duration(d.as_secs_f64()),
+                crate::units::fmt_duration(max.as_secs_f64())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A size within `min..=max` bytes.
+pub fn size(key: &str, bytes: u64, min: u64, max: u64) -> Result<()> {
+    if bytes < min || bytes > max {
+        return Err(err(
+            key,
+            format_args!(
+                "{bytes} bytes is outside {}..{}",
+                bytesize::ByteSize::b(min),
+                bytesize::ByteSize::b(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A finite number within `min..=max` (NaN and infinities refused).
+pub fn number(key: &str, v: f64, min: f64, max: f64) -> Result<()> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(err(
+            key,
+            format_args!("{v} must be a finite number in {min}..{max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A finite number that is 0 or more.
+pub fn non_negative(key: &str, v: f64) -> Result<()> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(err(key, format_args!("{v} must be a finite number >= 0")));
+    }
+    Ok(())
+}
+
+/// The warm-up fits in the window (the verdict needs the window to cover it).
+pub fn warmup_fits(key: &str, warmup: Duration, window: Duration) -> Result<()> {
+    duration(key, warmup, MAX_SPAN)?;
+    if warmup > window {
+        return Err(err(
+            key,
+            format_args!(
+                "{} is longer than the window ({}): the verdict would never leave warm-up",
+                crate::units::fmt_duration(warmup.as_secs_f64()),
+                crate::units::fmt_duration(window.as_secs_f64())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Leak-signal settings: label count bounded, every threshold finite and in range.
+pub fn signals(key: &str, s: &SignalConfig) -> Result<()> {
+    if s.top_n > MAX_TOP_N {
+        return Err(err(
+            &format!("{key}.top_n"),
+            format_args!("{} is over the limit of {MAX_TOP_N}", s.top_n),
+        ));
+    }
+    if let Some(b) = s.memory_limit_bytes {
+        size(
+            &format!("{key}.memory_limit_bytes"),
+            b,
+            MIB,
+            MAX_MEMORY_BYTES,
+        )?;
+    }
+    let t = &s.thresholds;
+    let k = |name: &str| format!("{key}.thresholds.{name}");
+    non_negative(
+        &k("heap_min_growth_bytes_per_hour"),
+        t.heap_min_growth_bytes_per_hour,
+    )?;
+    non_negative(
+        &k("goroutine_min_growth_per_hour"),
+        t.goroutine_min_growth_per_hour,
+    )?;
+    non_negative(
+        &k("http_connections_min_growth_per_hour"),
+        t.http_connections_min_growth_per_hour,
+    )?;
+    non_negative(
+        &k("usage_min_growth_bytes_per_hour"),
+        t.usage_min_growth_bytes_per_hour,
+    )?;
+    let ratios = [
+        (
+            "heap_min_relative_growth_per_hour",
+            t.heap_min_relative_growth_per_hour,
+        ),
+        (
+            "goroutine_min_relative_growth_per_hour",
+            t.goroutine_min_relative_growth_per_hour,
+        ),
+        (
+            "http_connections_min_relative_growth_per_hour",
+            t.http_connections_min_relative_growth_per_hour,
+        ),
+        ("min_half_slope_fraction", t.min_half_slope_fraction),
+    ];
+    for (name, v) in ratios {
+        number(&k(name), v, 0.0, 1.0)?;
+    }
+    // Goodman-Kruskal gamma.
+    number(&k("min_monotonicity"), t.min_monotonicity, -1.0, 1.0)?;
+    if t.min_gc_cycles > 10_000 {
+        return Err(err(
+            &k("min_gc_cycles"),
+            format_args!("{} is over the limit of 10000", t.min_gc_cycles),
+        ));
+    }
+    Ok(())
+}
+
+/// Dump settings beyond `DumpConfig::validate`: bounded periods, timeout and sizes.
+pub fn dumps(key: &str, d: &DumpConfig) -> Result<()> {
+    if let Some(every) = d.heap_every {
+        duration(&format!("{key}.heap_every"), every, MAX_SPAN)?;
+    }
+    if let Some(every) = d.goroutine_every {
+        duration(&format!("{key}.goroutine_every"), every, MAX_SPAN)?;
+    }
+    if d.cooldown > MAX_SPAN {
+        duration(&format!("{key}.cooldown"), d.cooldown, MAX_SPAN)?;
+    }
+    duration(&format!("{key}.timeout"), d.timeout, MAX_TIMEOUT)?;
+    size(
+        &format!("{key}.max_bytes"),
+        d.max_bytes.as_u64(),
+        1,
+        MAX_DUMP_BYTES,
+    )?;
+    size(
+        &format!("{key}.retention.max_bytes"),
+        d.retention.max_bytes.as_u64(),
+        1,
+        MAX_MEMORY_BYTES,
+    )?;
+    if d.retention.max_files > 1_000_000 {
+        return Err(err(
+            &format!("{key}.retention.max_files"),
+            format_args!("{} is over the limit of 1000000", d.retention.max_files),
+        ));
+    }
+    Ok(())
+}
+
+/// One target's own keys, with the values it inherits from `defaults`.
+pub(super) fn target(key: &str, t: &RawTarget, d: &Defaults) -> Result<()> {
+    let interval = t.interval.unwrap_or(d.interval);
+    let timeout = t.timeout.unwrap_or(d.timeout);
+    let window = t.window.unwrap_or(d.window);
+    let warmup = t.warmup.unwrap_or(d.warmup);
+    duration(&format!("{key}.interval"), interval, MAX_INTERVAL)?;
+    duration(&format!("{key}.timeout"), timeout, MAX_TIMEOUT)?;
+    duration(&format!("{key}.window"), window, MAX_SPAN)?;
+    // A warm-up set anywhere must fit the window; the built-in default is capped
+    // by the analysis instead (a short test window needs no warm-up key).
+    if t.warmup.is_some() || d.warmup != Defaults::default().warmup {
+        let from = if t.warmup.is_some() {
+            ""
+        } else {
+            " (from defaults.warmup)"
+        };
+        warmup_fits(&format!("{key}.warmup"), warmup, window).map_err(|e| suffix(e, from))?;
+    }
+    if let Some(g) = t.startup_grace {
+        duration(&format!("{key}.startup_grace"), g, MAX_SPAN)?;
+    }
+    if let Some(g) = t.goroutineleak_interval {
+        duration(&format!("{key}.goroutineleak_interval"), g, MAX_INTERVAL)?;
+    }
+    if let Some(s) = &t.signals {
+        signals(&format!("{key}.signals"), s)?;
+    }
+    if let Some(m) = t.memory_limit {
+        size(
+            &format!("{key}.memory_limit"),
+            m.as_u64(),
+            1024 * 1024,
+            MAX_MEMORY_BYTES,
+        )?;
+    }
+    Ok(())
+}
+
+/// `/probe` modules' request settings.
+pub(super) fn probe(p: &ProbeConfig) -> Result<()> {
+    for (name, m) in &p.modules {
+        let key = format!("probe.modules.{name}");
+        if let Some(t) = m.timeout {
+            duration(&format!("{key}.timeout"), t, MAX_TIMEOUT)?;
+        }
+        if let Some(b) = m.max_body_bytes {
+            size(
+                &format!("{key}.max_body_bytes"),
+                b.as_u64(),
+                1,
+                MAX_BODY_BYTES,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The `defaults:` section on its own, so a bad default is reported under its own key
+/// even when no target uses it.
+pub(super) fn defaults(d: &Defaults) -> Result<()> {
+    duration("defaults.interval", d.interval, MAX_INTERVAL)?;
+    duration("defaults.timeout", d.timeout, MAX_TIMEOUT)?;
+    duration("defaults.window", d.window, MAX_SPAN)?;
+    if d.warmup != Defaults::default().warmup {
+        warmup_fits("defaults.warmup", d.warmup, d.window)?;
+    }
+    if let Some(g) = d.startup_grace {
+        duration("defaults.startup_grace", g, MAX_SPAN)?;
+    }
+    duration("defaults.budget_boost_for", d.budget_boost_for, MAX_SPAN)?;
+    duration(
+        "defaults.goroutineleak_interval",
+        d.goroutineleak_interval,
+        MAX_INTERVAL,
+    )?;
+    size(
+        "defaults.max_body_bytes",
+        d.max_body_bytes.as_u64(),
+        1,
+        MAX_BODY_BYTES,
+    )?;
+    if let Some(m) = d.memory_limit {
+        size(
+            "defaults.memory_limit",
+            m.as_u64(),
+            1024 * 1024,
+            MAX_MEMORY_BYTES,
+        )?;
+    }
+    number("defaults.overhead_budget", d.overhead_budget, 0.0, 1.0)?;
+    number("defaults.budget_boost", d.budget_boost, 1.0, 100.0)?;
+    if !(1..=1000).contains(&d.memstats_text_every) {
+        return Err(Error::Config(format!(
+            "defaults.memstats_text_every: {} must be in 1..1000",
+            d.memstats_text_every
+        )));
+    }
+    signals("defaults.signals", &d.signals)?;
+    d.dumps.validate("defaults.dumps")?;
+    dumps("defaults.dumps", &d.dumps)
+}
+
+/// Appends a note to a config error's message.
+fn suffix(e: Error, note: &str) -> Error {
+    match e {
+        Error::Config(msg) if !note.is_empty() => Error::Config(format!("{msg}{note}")),
+        other => other,
+    }
+}

@@ -1,0 +1,88 @@
+//! Manual dumps (`POST /api/v1/dump`): the throttle that keeps requests from outside
+//! within the target's dump cooldown and overhead budget.
+
+use std::time::{Duration, Instant};
+
+use super::{DumpFile, DumpManager, ProfileType, Reason};
+use crate::error::Error;
+
+impl DumpManager {
+    /// A dump requested from outside (`POST /api/v1/dump`), under the target's
+    /// throttle: at most one per profile per `cooldown`, and no more often than
+    /// `request time / overhead_budget` (the share of a core the service may spend on
+    /// leakwatch). While one runs, others are refused too, and a failed one counts (it
+    /// cost the service all the same). Refused requests say how long to wait
+    /// ([`ManualRefusal::TooSoon`], sent as `Retry-After`).
+    pub async fn dump_manual(
+        &self,
+        target: &str,
+        profile: ProfileType,
+    ) -> std::result::Result<DumpFile, ManualRefusal> {
+        let i = profile.index();
+        let started = Instant::now();
+        let (cooldown, budget) = {
+            let mut entries = self.lock();
+            let e = entries.get_mut(target).ok_or_else(|| {
+                ManualRefusal::Failed(Error::Config(format!("unknown target {target:?}")))
+            })?;
+            if let Some(t) = e.manual_not_before[i].filter(|t| *t > started) {
+                return Err(ManualRefusal::TooSoon(t - started));
+            }
+            let cfg = &e.target.config;
+            // Held while this one runs (a dump cannot outlast its timeout).
+            e.manual_not_before[i] = Some(started + cfg.cooldown.max(cfg.timeout));
+            (cfg.cooldown, e.target.overhead_budget)
+        };
+        let result = self.dump_now(target, profile, Reason::Manual).await;
+        let gap = manual_gap(cooldown, started.elapsed(), budget);
+        if let Some(e) = self.lock().get_mut(target) {
+            e.manual_not_before[i] = Some(started + gap);
+        }
+        result.map_err(ManualRefusal::Failed)
+    }
+}
+
+/// Why a manual dump was not taken.
+#[derive(Debug)]
+pub enum ManualRefusal {
+    /// Too soon after the last manual dump of this profile (or one is running): wait
+    /// this long.
+    TooSoon(Duration),
+    /// Attempted (or could not start) and failed.
+    Failed(Error),
+}
+
+/// Time from the start of one manual dump to the next one allowed: the cooldown, or
+/// longer when the dump was expensive, so `took / gap` stays within the budget.
+fn manual_gap(cooldown: Duration, took: Duration, budget: f64) -> Duration {
+    if budget > 0.0 && budget.is_finite() {
+        let by_budget = (took.as_secs_f64() / budget).min(24.0 * 3600.0);
+        cooldown.max(Duration::from_secs_f64(by_budget))
+    } else {
+        cooldown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_gap_is_the_cooldown_or_the_budget_whichever_is_longer() {
+        let s = Duration::from_secs;
+        for (cooldown, took, budget, want) in [
+            (s(600), s(1), 0.01, s(600)),
+            (s(10), s(1), 0.01, s(100)),
+            (s(0), Duration::from_millis(50), 0.01, s(5)),
+            (s(0), s(1), 0.0, s(0)),
+            (s(7), s(1), f64::NAN, s(7)),
+            (s(0), s(1_000_000), 0.01, s(24 * 3600)),
+        ] {
+            assert_eq!(
+                manual_gap(cooldown, took, budget),
+                want,
+                "{cooldown:?} {took:?} {budget}"
+            );
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Bounded reading of what users and targets hand leakwatch: `top`/`diff` on an endless
+//! stream, a gzip bomb and a big junk file end in an error naming the cap, in bounded
+//! memory (the real binary, its peak resident memory polled from /proc); and a
+//! record-dense text heap profile from a loopback target is parsed in memory a small
+//! multiple of its size and given back when the target goes.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::{Leakwatch, wait_until};
+
+const MIB: u64 = 1024 * 1024;
+/// `--max-input-bytes` when not given.
+const DEFAULT_CAP: u64 = 256 * MIB;
+/// Allocator slack over the cap (the buffer is the cap plus one byte).
+const SLACK: u64 = 32 * MIB;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// A field of /proc/PID/status in bytes (`VmHWM`, `VmRSS`), `None` once it is gone.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line[field.len()..]
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// What one `leakwatch` CLI run did.
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    /// Highest VmHWM polled while it ran.
+    peak: u64,
+    /// Killed for crossing `limit`.
+    killed: bool,
+}
+
+/// Runs `leakwatch ARGS`, polling its peak resident memory; past `limit` it is killed
+/// (the unbounded readers of old grew to 24 GB before the OOM killer stepped in).
+fn run_bounded(args: &[&str], limit: u64) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .args(args)
+        // A backtrace on the error would map the debug info: measure the reading only.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(hwm) = status_bytes(pid, "VmHWM") {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if peak > limit || Instant::now() > deadline {
+            killed = true;
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Run {
+        code: status.code(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+        peak,
+        killed,
+    }
+}
+
+/// Peak memory of a `leakwatch top` that reads nothing: the binary itself (a debug
+/// build maps over 100 MB of code and symbols).
+fn baseline_peak() -> u64 {
+    let run = run_bounded(&["top", "/dev/null"], u64::MAX);
+    assert_eq!(run.code, Some(1), "top /dev/null: {}", run.stderr);
+    run.peak
+}
+
+fn check_refused(what: &str, run: &Run, limit: u64, wants: &[&str]) {
+    eprintln!(
+        "{what}: exit {:?}, peak {} MiB (limit {} MiB), killed {}; stderr: {}",
+        run.code,
+        run.peak / MIB,
+        limit / MIB,
+        run.killed,
+        run.stderr.trim()
+    );
+    assert!(
+        !run.killed,
+        "{what}: peak memory passed {} MiB and it was killed",
+        limit / MIB
+    );
+    assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+    for w in wants {
+        assert!(run.stderr.contains(w), "{what}: no {w:?} in {}", run.stderr);
+    }
+    assert!(run.peak <= limit, "{what}: peak {}", run.peak);
+}
+
+/// `leakwatch diff BASE /dev/zero` once grew until the OOM killer came (24 GB).
+#[test]
+fn endless_stream_is_refused_at_the_input_cap() {
+    let base = fixture("go1.26/heap/heap.pb.gz");
+    let base = base.to_str().unwrap();
+    let limit = baseline_peak() + DEFAULT_CAP + SLACK;
+    let run = run_bounded(&["diff", base, "/dev/zero"], limit);
+    check_refused(
+        "diff BASE /dev/zero",
+        &run,
+        limit,
+        &[
+            "/dev/zero",
+            "over the input limit of 256.0 MiB",
+            "--max-input-bytes",
+        ],
+    );
+    // A smaller cap is a smaller peak.
+    let limit = baseline_peak() + 16 * MIB + SLACK;
+    let run = run_bounded(&["top", "/dev/zero", "--max-input-bytes", "16MiB"], limit);
+    check_refused(
+        "top /dev/zero --max-input-bytes 16MiB",
+        &run,
+        limit,
+        &["over the input limit of 16.0 MiB"],
+    );
+}
+
+/// 1 GiB of zeros in ~1 MiB of gzip: refused at the cap, not after inflating a GiB.
+#[test]
+fn gzip_bomb_is_refused_at_the_decompression_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.pb.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![0u8; 4 * MIB as usize]).unwrap();
+    std::fs::write(&bomb, enc.finish().unwrap().repeat(256)).unwrap();
+    let limit = baseline_peak() + DEFAULT_CAP + SLACK;
+    let run = run_bounded(&["top", bomb.to_str().unwrap()], limit);
+    check_refused(
+        "top bomb.pb.gz",
+        &run,
+        limit,
+        &["exceeds the limit of 268435456 bytes", "--max-input-bytes"],
+    );
+}
+
+/// 50 MB of junk: read and refused as no profile in memory a small multiple of it, or
+/// refused by its size alone under a smaller cap.
+#[test]
+fn big_junk_file_fails_cleanly_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..50_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&junk, &bytes).unwrap();
+    drop(bytes);
+    let junk = junk.to_str().unwrap();
+    let base = baseline_peak();
+    let limit = base + 2 * 50 * MIB + SLACK;
+    let run = run_bounded(&["top", junk], limit);
+    check_refused("top junk.bin", &run, limit, &["reading the heap profile"]);
+
+    let limit = base + SLACK;
+    let run = run_bounded(&["top", junk, "--max-input-bytes", "32MiB"], limit);
+    check_refused(
+        "top junk.bin --max-input-bytes 32MiB",
+        &run,
+        limit,
+        &[
+            "the file (50000000 bytes) is over the input limit of 32.0 MiB",
+            "--max-input-bytes",
+        ],
+    );
+}
+
+/// Config files are capped too: a config that is an endless stream is an error.
+#[test]
+fn config_file_is_read_with_a_cap() {
+    let limit = baseline_peak() + 16 * MIB + SLACK;
+    let run = run_bounded(&["--config", "/dev/zero", "--config.check"], limit);
+    check_refused(
+        "--config /dev/zero",
+        &run,
+        limit,
+        &["over the input limit of 16.0 MiB"],
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// A record-dense text profile from a target
+// ---------------------------------------------------------------------------------
+
+/// Records of the dense profile, as in the attack.
+const DENSE_RECORDS: usize = 600_000;
+
+/// 600,000 one-frame records, each its own stack: ~40 MB, the densest a heap text
+/// gets with symbolized frames (the attack's body was 39.5 MB).
+fn dense_body() -> Vec<u8> {
+    let mut s = String::with_capacity(42 * MIB as usize);
+    s.push_str(&format!(
+        "heap profile: {DENSE_RECORDS}: {} [{DENSE_RECORDS}: {}] @ heap/1048576\n",
+        DENSE_RECORDS * 65536,
+        DENSE_RECORDS * 65536
+    ));
+    for i in 0..DENSE_RECORDS {
+        let pc = 0x400000 + i;
+        s.push_str(&format!(
+            "1: 65536 [1: 65536] @ {pc:#x}\n#\t{pc:#x}\tmain.f{i}+0x1\t/s/f.go:{}\n\n",
+            i % 1000 + 1
+        ));
+    }
+    s.into_bytes()
+}
+
+/// Serves `/small/...` (the go1.26 capture) and `/dense/...` heap text on loopback.
+fn serve_heaps(dense: Arc<Vec<u8>>) -> String {
+    let small = Arc::new(std::fs::read(fixture("go1.26/heap/heap_debug1.txt")).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for sock in listener.incoming().flatten() {
+            let (small, dense) = (small.clone(), dense.clone());
+            std::thread::spawn(move || respond(sock, &small, &dense));
+        }
+    });
+    url
+}
+
+fn respond(mut sock: TcpStream, small: &[u8], dense: &[u8]) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let body: &[u8] = match path {
+        "/small/debug/pprof/heap?debug=1" => small,
+        "/dense/debug/pprof/heap?debug=1" => dense,
+        _ => b"Unknown profile\n",
+    };
+    let status = if body.starts_with(b"heap") {
+        "200 OK"
+    } else {
+        "404 Not Found"
+    };
+    let _ = write!(
+        sock,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = sock.write_all(body);
+}
+
+fn config(url: &str, with_dense: bool) -> String {
+    let mut y = format!(
+        "defaults:\n  interval: 2s\n  timeout: 20s\n  heap_format: text\n  max_body_bytes: 64MiB\n  overhead_budget: 0\n\
+         system:\n  kernel_log: 'off'\n\
+         targets:\n  - name: small\n    url: {url}/small\n"
+    );
+    if with_dense {
+        // One scrape of it: the peak of one parse (a re-scrape also holds the previous
+        // profile until the new one replaces it).
+        y.push_str(&format!(
+            "  - name: dense\n    url: {url}/dense\n    interval: 10m\n"
+        ));
+    }
+    y
+}
+
+fn reload(lw: &Leakwatch, path: &Path, yaml: &str) {
+    std::fs::write(path, yaml).unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &lw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// The attack's 600,000-record text (39.5 MB) peaked at ~600 MB (15x) and left RSS at
+/// ~450 MB after the target was removed. Parsed while streaming, the peak stays under
+/// 3x the body and most of it is given back.
+#[test]
+fn record_dense_text_profile_is_parsed_in_bounded_memory_and_given_back() {
+    let dense = Arc::new(dense_body());
+    let body_len = dense.len() as u64;
+    let url = serve_heaps(dense.clone());
+    let lw = Leakwatch::start(&config(&url, false));
+    let cfg = lw.dir().join("leakwatch.yaml");
+    let pid = lw.pid();
+    wait_until(Duration::from_secs(20), "the small target scraped", || {
+        lw.metrics()
+            .get("leakwatch_heap_profile_records", &[("target", "small")])
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let hwm_before = status_bytes(pid, "VmHWM").unwrap();
+    let rss_before = status_bytes(pid, "VmRSS").unwrap();
+
+    reload(&lw, &cfg, &config(&url, true));
+    let started = Instant::now();
+    let records = wait_until(Duration::from_secs(120), "the dense profile parsed", || {
+        lw.metrics()
+            .get("leakwatch_heap_profile_records", &[("target", "dense")])
+    });
+    let parse_time = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let hwm = status_bytes(pid, "VmHWM").unwrap();
+    let rss_with = status_bytes(pid, "VmRSS").unwrap();
+
+    reload(&lw, &cfg, &config(&url, false));
+    wait_until(Duration::from_secs(30), "the dense target removed", || {
+        lw.metrics()
+            .get("leakwatch_heap_profile_records", &[("target", "dense")])
+            .is_none()
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let rss_after = status_bytes(pid, "VmRSS").unwrap();
+
+    let peak = hwm.saturating_sub(rss_before.min(hwm_before));
+    let kept = rss_after.saturating_sub(rss_before);
+    eprintln!(
+        "dense: {DENSE_RECORDS} records, {:.1} MB body, parsed in {parse_time:?}; RSS before {} MiB, \
+         VmHWM {} -> {} MiB (+{:.1}x the body), RSS with the target {} MiB, after it was removed {} MiB (+{:.2}x)",
+        body_len as f64 / 1e6,
+        rss_before / MIB,
+        hwm_before / MIB,
+        hwm / MIB,
+        peak as f64 / body_len as f64,
+        rss_with / MIB,
+        rss_after / MIB,
+        kept as f64 / body_len as f64,
+    );
+    assert_eq!(records, DENSE_RECORDS as f64);
+    assert!(
+        peak < 7 * body_len / 2,
+        "peak grew by {} MiB for a {} MiB body (over ~3x)",
+        peak / MIB,
+        body_len / MIB
+    );
+    assert!(
+        kept < 3 * body_len / 2,
+        "RSS still {} MiB above the start after the target was removed",
+        kept / MIB
+    );
+}
