@@ -812,7 +812,10 @@ fn get_metrics(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
 fn idle_connections_and_half_headers_do_not_take_metrics_down() {
     // This test process holds 1,200 sockets itself.
     let own = rlimit::increase_nofile_limit(4096).unwrap();
-    assert!(own >= 1400, "this test needs 1400 open files, the hard limit is {own}");
+    assert!(
+        own >= 1400,
+        "this test needs 1400 open files, the hard limit is {own}"
+    );
     let lw = Limited::start("-n 1024", &[]);
     assert_eq!(lw.nofile_limits(), ("1024".into(), "1024".into()));
 
@@ -820,7 +823,7 @@ fn idle_connections_and_half_headers_do_not_take_metrics_down() {
     let mut refused = 0;
     for i in 0..1200 {
         use std::io::Write;
-        match std::net::TcpStream::connect_timeout(&lw.addr, Duration::from_secs(3)) {
+        match std::net::TcpStream::connect_timeout(&lw.addr, Duration::from_secs(1)) {
             Ok(mut s) => {
                 // A third send nothing, a third half a request head, a third one byte.
                 let _ = match i % 3 {
