@@ -897,3 +897,156 @@ fn max_connections_flag_caps_connections() {
     get_metrics(lw.addr, Duration::from_secs(20)).unwrap();
     drop(held);
 }
+
+/// `web::serve` with `limits` around any router; stops when dropped.
+async fn serve_router(app: axum::Router, limits: leakwatch::http::web::ServerLimits) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let web = WebConfig::default().with_limits(limits);
+    tokio::spawn(async move {
+        leakwatch::http::web::serve(listener, app, Some(web), async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server { addr, _stop: tx }
+}
+
+/// Everything the server sends until it closes (or `bound` passes: then `None`).
+async fn read_until_closed(s: &mut tokio::net::TcpStream, bound: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    match tokio::time::timeout(bound, s.read_to_end(&mut got)).await {
+        Ok(_) => Some(got),
+        Err(_) => None,
+    }
+}
+
+/// A request head must arrive within the header-read timeout: a silent connection, half
+/// a head and a kept-alive connection with no next request are all closed.
+#[tokio::test]
+async fn header_read_timeout_closes_silent_and_half_header_connections() {
+    use tokio::io::AsyncWriteExt;
+    let limits = leakwatch::http::web::ServerLimits {
+        header_read_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let server = serve_router(
+        axum::Router::new().route("/", axum::routing::get(|| async { "ok" })),
+        limits,
+    )
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    for (what, s) in [
+        ("silent", &mut silent),
+        ("half a head", &mut half),
+        ("kept alive", &mut kept),
+    ] {
+        let got = read_until_closed(s, Duration::from_secs(10)).await;
+        assert!(got.is_some(), "{what}: connection still open after 10 s");
+        if what == "kept alive" {
+            let text = String::from_utf8_lossy(got.as_deref().unwrap_or_default()).into_owned();
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        }
+    }
+}
+
+/// A client that stops reading its answer is closed after the idle timeout (before:
+/// it held its connection and the answer's memory for as long as it liked), while a
+/// handler that runs longer than the idle timeout still answers.
+#[tokio::test]
+async fn idle_timeout_closes_a_stalled_reader_but_not_a_slow_handler() {
+    use tokio::io::AsyncWriteExt;
+    const BIG: usize = 64 << 20;
+    let limits = leakwatch::http::web::ServerLimits {
+        idle_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let app = axum::Router::new()
+        .route("/big", axum::routing::get(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "done"
+            }),
+        );
+    let server = serve_router(app, limits).await;
+
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for well over the idle timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let got = read_until_closed(&mut stalled, Duration::from_secs(20)).await;
+    let got = got.expect("the stalled connection was neither closed nor finished in 20 s");
+    assert!(
+        got.len() < BIG,
+        "the stalled reader was never cut off: it received all {} bytes",
+        got.len()
+    );
+    let answer = read_until_closed(&mut slow, Duration::from_secs(20))
+        .await
+        .expect("the slow handler's connection never closed");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+        "{answer}"
+    );
+}
+
+/// At the cap, connections whose requests are running are never replaced: the next
+/// connection waits for one of them to finish.
+#[tokio::test]
+async fn busy_connections_are_not_replaced_at_the_cap() {
+    use tokio::io::AsyncWriteExt;
+    let limits = leakwatch::http::web::ServerLimits {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                "slow done"
+            }),
+        )
+        .route("/fast", axum::routing::get(|| async { "fast done" }));
+    let server = serve_router(app, limits).await;
+    let mut conns = Vec::new();
+    for path in ["/slow", "/slow", "/fast"] {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        conns.push(s);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, want) in ["slow done", "slow done", "fast done"].iter().enumerate() {
+        let got = read_until_closed(&mut conns[i], Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("connection {i} never closed"));
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.ends_with(want), "connection {i}: {got:?}");
+    }
+}
