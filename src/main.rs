@@ -47,6 +47,16 @@ struct Cli {
     #[arg(long = "web.enable-admin-api")]
     enable_admin_api: bool,
 
+    /// Most connections leakwatch's HTTP server keeps open at once (like Prometheus'
+    /// flag). At the cap, the oldest idle connection makes way for a new one.
+    #[arg(
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = leakwatch::http::web::DEFAULT_MAX_CONNECTIONS as u64,
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    max_connections: u64,
+
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
     #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
     log_level: String,
@@ -226,9 +236,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 fn serve(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let web = match &cli.web_config {
-        Some(path) => Some(leakwatch::http::web::WebConfig::load(path)?),
-        None => None,
+        Some(path) => leakwatch::http::web::WebConfig::load(path)?,
+        None => leakwatch::http::web::WebConfig::default(),
     };
+    let web = web.with_limits(leakwatch::http::web::ServerLimits {
+        max_connections: usize::try_from(cli.max_connections).unwrap_or(usize::MAX),
+        ..Default::default()
+    });
     if cli.check {
         println!("config OK: {} target(s)", config.targets.len());
         return Ok(());
@@ -253,11 +267,12 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         lifecycle: cli.enable_lifecycle,
         admin_api: cli.enable_admin_api,
     };
+    leakwatch::http::server::raise_open_files_limit();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_full(config, config_path, web, write, listener, shutdown_signal()).await?;
+        leakwatch::run_full(config, config_path, Some(web), write, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

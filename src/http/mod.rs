@@ -16,6 +16,7 @@ pub mod dumps;
 pub mod html;
 pub mod landing;
 pub mod report;
+pub mod server;
 pub mod tls;
 pub mod web;
 

@@ -11,7 +11,8 @@
 //!
 //! [`WebConfig::load`] reads and validates everything (certificates parse, key matches
 //! certificate, hashes are bcrypt); [`serve`] applies it. As in exporter-toolkit every
-//! path is protected, `/-/healthy` included.
+//! path is protected, `/-/healthy` included. The connection cap and timeouts travel
+//! with it ([`WebConfig::with_limits`]) and are applied in [`super::server`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +24,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 pub use super::auth::{REALM, protect};
-use super::tls::{TlsListener, TlsSettings, tls_settings};
+pub use super::server::{DEFAULT_MAX_CONNECTIONS, ServerLimits};
+use super::tls::{TlsSettings, tls_settings};
 use crate::error::{Error, Result};
 
 /// The headers exporter-toolkit lets a web config set, with the only values allowed
@@ -35,10 +37,6 @@ const EXTRA_HEADERS: [(&str, &[&str]); 5] = [
     ("X-XSS-Protection", &[]),
     ("Content-Security-Policy", &[]),
 ];
-
-// ---------------------------------------------------------------------------------
-// The file as written
-// ---------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------
 // The file as written
@@ -111,12 +109,15 @@ struct RawHttp {
 /// `curve_preferences`, `prefer_server_cipher_suites`), `basic_auth_users`
 /// (`user: bcrypt-hash`) and `http_server_config.headers`. Unknown keys are rejected.
 ///
+/// With it go the server's limits ([`ServerLimits`], from flags, not the file).
+///
 /// `Debug` never shows password hashes or keys.
 #[derive(Clone, Default)]
 pub struct WebConfig {
     tls: Option<TlsSettings>,
     pub(super) users: Arc<BTreeMap<String, String>>,
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    limits: ServerLimits,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -167,7 +168,19 @@ impl WebConfig {
             tls,
             users: Arc::new(users),
             headers,
+            limits: ServerLimits::default(),
         })
+    }
+
+    /// The same config served under `limits` (connection cap, timeouts).
+    pub fn with_limits(mut self, limits: ServerLimits) -> WebConfig {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits the server runs under.
+    pub fn limits(&self) -> ServerLimits {
+        self.limits
     }
 
     /// Whether connections are TLS.
@@ -218,8 +231,8 @@ fn check_header(name: &str, value: &str) -> std::result::Result<(HeaderName, Hea
 // ---------------------------------------------------------------------------------
 
 /// Serves `app` on `listener` with `web` applied (TLS, client certificates, basic
-/// auth, extra headers; plain HTTP with `None`) until `shutdown` completes, then
-/// finishes in-flight requests (graceful).
+/// auth, extra headers, the connection cap and timeouts; plain HTTP with `None`)
+/// until `shutdown` completes, then finishes in-flight requests (graceful).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -232,20 +245,11 @@ pub async fn serve(
         tracing::info!(users = web.users.len(), "basic auth is enabled");
     }
     let app = protect(app, &web);
-    match &web.tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(tls) => {
-            tracing::info!(client_auth = ?tls.client_auth, basic_auth = web.basic_auth_enabled(), "TLS is enabled");
-            let listener = TlsListener::new(listener, tls.config.clone())?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    let tls = web.tls.as_ref().map(|tls| {
+        tracing::info!(client_auth = ?tls.client_auth, basic_auth = web.basic_auth_enabled(), "TLS is enabled");
+        tokio_rustls::TlsAcceptor::from(tls.config.clone())
+    });
+    super::server::serve_connections(listener, app, tls, web.limits, shutdown).await
 }
 
 #[cfg(test)]

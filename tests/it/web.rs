@@ -704,3 +704,350 @@ fn binary_checks_the_file_and_never_logs_credentials() {
     let b64 = "cHJvbWV0aGV1czpzM2NyZXQtTGVhayF3YXRjaA"; // prometheus:s3cret-Leak!watch
     assert!(!stderr.contains(b64), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------------
+// The server under hostile load: idle connections, half headers, the open-file limit
+// ---------------------------------------------------------------------------------
+
+/// The real binary, started by `sh` after `ulimit {limit}`, on a free loopback port.
+/// Killed when dropped.
+struct Limited {
+    child: std::process::Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Limited {
+    fn start(limit: &str, extra: &[&str]) -> Limited {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("leakwatch.yaml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_leakwatch"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lw = Limited { child, addr, dir };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while get_metrics(addr, Duration::from_secs(2)).is_err() {
+            if let Ok(Some(status)) = lw.child.try_wait() {
+                panic!("leakwatch exited with {status}: {}", lw.stderr());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "leakwatch never answered: {}",
+                lw.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lw
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Open file descriptors of the process right now.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// (soft, hard) "Max open files" from /proc/PID/limits.
+    fn nofile_limits(&self) -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let mut fields = line["Max open files".len()..].split_whitespace();
+        (
+            fields.next().unwrap().to_string(),
+            fields.next().unwrap().to_string(),
+        )
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET /metrics with `timeout` for connecting and for the answer; the body on a 200.
+fn get_metrics(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    if answer.starts_with("HTTP/1.1 200") && answer.contains("leakwatch_targets") {
+        Ok(answer)
+    } else {
+        Err(format!("unexpected answer: {:.200}", answer))
+    }
+}
+
+/// Finding 2 of issue 15: with the usual 1024 open-file limit, 1,100 idle connections
+/// made `/metrics` unreachable ("Too many open files" on accept) for as long as they
+/// were held. Now the connection cap keeps descriptors for the exporter's own work,
+/// and idle or half-header connections make way for a client that sends a request.
+#[test]
+fn idle_connections_and_half_headers_do_not_take_metrics_down() {
+    // This test process holds 1,200 sockets itself.
+    let own = rlimit::increase_nofile_limit(4096).unwrap();
+    assert!(
+        own >= 1400,
+        "this test needs 1400 open files, the hard limit is {own}"
+    );
+    let lw = Limited::start("-n 1024", &[]);
+    assert_eq!(lw.nofile_limits(), ("1024".into(), "1024".into()));
+
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for i in 0..1200 {
+        use std::io::Write;
+        match std::net::TcpStream::connect_timeout(&lw.addr, Duration::from_secs(1)) {
+            Ok(mut s) => {
+                // A third send nothing, a third half a request head, a third one byte.
+                let _ = match i % 3 {
+                    0 => Ok(()),
+                    1 => s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "),
+                    _ => s.write_all(b"G"),
+                };
+                held.push(s);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let fds_while_held = lw.open_fds();
+
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    let answered = loop {
+        match get_metrics(lw.addr, Duration::from_secs(5)) {
+            Ok(_) => break true,
+            Err(e) => last = e,
+        }
+        if started.elapsed() > Duration::from_secs(40) {
+            break false;
+        }
+    };
+    let fds_after = lw.open_fds();
+    assert!(
+        answered,
+        "/metrics did not answer within 40 s while {} idle connections were held \
+         ({refused} refused); leakwatch had {fds_while_held} open files; last error: {last}\n{}",
+        held.len(),
+        lw.stderr().lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+    // The cap (512 by default) bounds the descriptors connections take.
+    assert!(
+        fds_while_held.max(fds_after) <= 512 + 64,
+        "leakwatch held {fds_while_held} then {fds_after} open files: the connection cap is not applied"
+    );
+    eprintln!(
+        "held {} connections; /metrics answered after {:?}; leakwatch open files {fds_while_held} -> {fds_after}",
+        held.len(),
+        started.elapsed()
+    );
+}
+
+/// The soft RLIMIT_NOFILE is raised to the hard limit at start.
+#[test]
+fn soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let lw = Limited::start("-S -n 256", &[]);
+    let (soft, hard) = lw.nofile_limits();
+    assert_ne!(hard, "256", "the hard limit is 256 here: nothing to test");
+    assert_eq!(soft, hard, "soft limit not raised");
+}
+
+/// `--web.max-connections` is the cap: with 8, the ninth idle connection is never
+/// served alongside the eight, and leakwatch's descriptors stay bounded.
+#[test]
+fn max_connections_flag_caps_connections() {
+    let lw = Limited::start("-n 1024", &["--web.max-connections", "8"]);
+    let before = lw.open_fds();
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect_timeout(&lw.addr, Duration::from_secs(3)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = lw.open_fds();
+    assert!(
+        during <= before + 8 + 2,
+        "{during} open files with 100 idle connections and a cap of 8 (before: {before})"
+    );
+    // A real request still gets through: the oldest idle connection makes way.
+    get_metrics(lw.addr, Duration::from_secs(20)).unwrap();
+    drop(held);
+}
+
+/// `web::serve` with `limits` around any router; stops when dropped.
+async fn serve_router(app: axum::Router, limits: leakwatch::http::web::ServerLimits) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let web = WebConfig::default().with_limits(limits);
+    tokio::spawn(async move {
+        leakwatch::http::web::serve(listener, app, Some(web), async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server { addr, _stop: tx }
+}
+
+/// Everything the server sends until it closes (or `bound` passes: then `None`).
+async fn read_until_closed(s: &mut tokio::net::TcpStream, bound: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    match tokio::time::timeout(bound, s.read_to_end(&mut got)).await {
+        Ok(_) => Some(got),
+        Err(_) => None,
+    }
+}
+
+/// A request head must arrive within the header-read timeout: a silent connection, half
+/// a head and a kept-alive connection with no next request are all closed.
+#[tokio::test]
+async fn header_read_timeout_closes_silent_and_half_header_connections() {
+    use tokio::io::AsyncWriteExt;
+    let limits = leakwatch::http::web::ServerLimits {
+        header_read_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let server = serve_router(
+        axum::Router::new().route("/", axum::routing::get(|| async { "ok" })),
+        limits,
+    )
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut kept = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    for (what, s) in [
+        ("silent", &mut silent),
+        ("half a head", &mut half),
+        ("kept alive", &mut kept),
+    ] {
+        let got = read_until_closed(s, Duration::from_secs(10)).await;
+        assert!(got.is_some(), "{what}: connection still open after 10 s");
+        if what == "kept alive" {
+            let text = String::from_utf8_lossy(got.as_deref().unwrap_or_default()).into_owned();
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        }
+    }
+}
+
+/// A client that stops reading its answer is closed after the idle timeout (before:
+/// it held its connection and the answer's memory for as long as it liked), while a
+/// handler that runs longer than the idle timeout still answers.
+#[tokio::test]
+async fn idle_timeout_closes_a_stalled_reader_but_not_a_slow_handler() {
+    use tokio::io::AsyncWriteExt;
+    const BIG: usize = 64 << 20;
+    let limits = leakwatch::http::web::ServerLimits {
+        idle_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let app = axum::Router::new()
+        .route("/big", axum::routing::get(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "done"
+            }),
+        );
+    let server = serve_router(app, limits).await;
+
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for well over the idle timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let got = read_until_closed(&mut stalled, Duration::from_secs(20)).await;
+    let got = got.expect("the stalled connection was neither closed nor finished in 20 s");
+    assert!(
+        got.len() < BIG,
+        "the stalled reader was never cut off: it received all {} bytes",
+        got.len()
+    );
+    let answer = read_until_closed(&mut slow, Duration::from_secs(20))
+        .await
+        .expect("the slow handler's connection never closed");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+        "{answer}"
+    );
+}
+
+/// At the cap, connections whose requests are running are never replaced: the next
+/// connection waits for one of them to finish.
+#[tokio::test]
+async fn busy_connections_are_not_replaced_at_the_cap() {
+    use tokio::io::AsyncWriteExt;
+    let limits = leakwatch::http::web::ServerLimits {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                "slow done"
+            }),
+        )
+        .route("/fast", axum::routing::get(|| async { "fast done" }));
+    let server = serve_router(app, limits).await;
+    let mut conns = Vec::new();
+    for path in ["/slow", "/slow", "/fast"] {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        conns.push(s);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, want) in ["slow done", "slow done", "fast done"].iter().enumerate() {
+        let got = read_until_closed(&mut conns[i], Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("connection {i} never closed"));
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.ends_with(want), "connection {i}: {got:?}");
+    }
+}
