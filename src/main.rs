@@ -272,7 +272,15 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_full(config, config_path, Some(web), write, listener, shutdown_signal()).await?;
+        leakwatch::run_full(
+            config,
+            config_path,
+            Some(web),
+            write,
+            listener,
+            shutdown_signal(),
+        )
+        .await?;
         tracing::info!("stopped");
         Ok(())
     })

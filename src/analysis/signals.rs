@@ -404,11 +404,12 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         http_connections_recent: after(|s| s.http_client_connections),
         gc_cycles: window.gc_cycles(),
         heap_alloc_grew,
+        // Unknown (no check) unless MemStats were read at least twice after the grace.
         gc_cycles_recent: {
             let recent = after(|s| s.num_gc);
             match (recent.first(), recent.last()) {
-                (Some(a), Some(b)) => Some((b.1 - a.1).max(0.0) as u64),
-                _ => window.gc_cycles().map(|_| 0),
+                (Some(a), Some(b)) if recent.len() >= 2 => Some((b.1 - a.1).max(0.0) as u64),
+                _ => None,
             }
         },
         heap_alloc_recent: after(|s| s.heap_alloc),

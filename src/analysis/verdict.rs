@@ -419,14 +419,17 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         && let Some(n) = ev.gc_cycles_recent
         && n < MIN_GC_CYCLES_AFTER_GRACE
     {
-        let alloc_grew = theil_sen(&ev.heap_alloc_recent)
-            .is_some_and(|f| f.low > 0.0 && f.slope * 3600.0 >= th.heap_min_growth_bytes_per_hour);
-        let (state, why) = if alloc_grew {
+        // "No leak" only when HeapAlloc is confidently flat: every point tells it.
+        let alloc_flat = ev.heap_alloc_recent.len() >= 4
+            && theil_sen(&ev.heap_alloc_recent)
+                .is_some_and(|f| f.high * 3600.0 < th.heap_min_growth_bytes_per_hour);
+        let (state, why) = if !alloc_flat {
             (
                 VerdictState::Inconclusive,
                 format!(
-                    "inconclusive: HeapAlloc grew after the start-up grace but only {n} GC \
-                     cycle(s) measured the live heap since ({MIN_GC_CYCLES_AFTER_GRACE} needed)"
+                    "inconclusive: only {n} GC cycle(s) measured the live heap after the \
+                     start-up grace ({MIN_GC_CYCLES_AFTER_GRACE} needed) and HeapAlloc is not \
+                     flat; watch longer, or set gc: auto"
                 ),
             )
         } else {

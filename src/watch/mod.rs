@@ -55,6 +55,12 @@ pub struct WatchArgs {
     /// Time watched before a verdict is given [default: a third of --for].
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_nonzero_duration)]
     pub warmup: Option<Duration>,
+    /// Growth in a service's first DURATION may be start-up (caches filling): a leak
+    /// verdict needs growth that goes on after it, counted from when watch first sees
+    /// the service. Set 0s for a service that has run for a while [default: twice
+    /// --warmup].
+    #[arg(long = "startup-grace", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub startup_grace: Option<Duration>,
     /// Time one request may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_nonzero_duration)]
     pub timeout: Duration,
@@ -146,6 +152,7 @@ pub fn watch_config(args: &WatchArgs) -> crate::Result<Config> {
         // One sample of slack: the first sample must still be inside the window at the end.
         t.window = args.duration + args.every;
         t.warmup = warmup;
+        t.startup_grace = args.startup_grace;
         t.overhead_budget = args.overhead_budget;
     }
     Ok(config)
