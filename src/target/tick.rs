@@ -267,11 +267,14 @@ impl TargetState {
             GcMode::Off => false,
             GcMode::Always => true,
             GcMode::Auto => {
-                let starved = gc_starved(&self.status().window, GC_AUTO_AFTER);
+                // Scaled to the warm-up for short test windows: no GC for half the
+                // warm-up (at most 2 minutes), one forced GC per warm-up (at most 5).
+                let warmup = self.config.warmup;
+                let starved = gc_starved(&self.status().window, GC_AUTO_AFTER.min(warmup / 2));
                 let mut sched = self.schedule();
                 let due = sched
                     .last_forced_gc
-                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY);
+                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY.min(warmup));
                 if starved && due {
                     sched.last_forced_gc = Some(Instant::now());
                     tracing::debug!(target_name = %self.config.name, "gc: auto: no GC for a while but HeapAlloc grew; asking for one");
@@ -512,7 +515,7 @@ const GC_AUTO_EVERY: Duration = Duration::from_secs(300);
 
 /// No GC completed in the last `after` of the window (NumGC unchanged) while HeapAlloc
 /// grew: the live heap has not been measured for a while.
-fn gc_starved(w: &crate::analysis::window::Window, after: Duration) -> bool {
+pub(super) fn gc_starved(w: &crate::analysis::window::Window, after: Duration) -> bool {
     let Some(newest) = w.samples().iter().rev().find(|s| s.num_gc.is_some()) else {
         return false;
     };
@@ -552,4 +555,73 @@ async fn off_thread<T: Send + 'static>(
             reason: format!("parser task failed: {e}"),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::window::{Window, WindowConfig};
+    use crate::pprof::memstats::MemStats;
+
+    fn window(points: &[(u64, u64, u64)]) -> Window {
+        let mut w = Window::new(&WindowConfig::default());
+        for &(sec, heap_alloc, num_gc) in points {
+            let mut o =
+                Observation::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec));
+            o.pid = Some(1);
+            o.memstats = Some(MemStats {
+                heap_alloc: Some(heap_alloc),
+                total_alloc: Some(heap_alloc),
+                num_gc: Some(num_gc),
+                ..MemStats::default()
+            });
+            w.observe(o);
+        }
+        w
+    }
+
+    #[test]
+    fn gc_auto_asks_only_when_the_heap_grew_without_a_gc() {
+        let after = Duration::from_secs(120);
+        let mb = 1 << 20;
+        // (points (second, HeapAlloc, NumGC), starved?)
+        type Case<'a> = (&'a [(u64, u64, u64)], bool);
+        let cases: [Case; 4] = [
+            // No GC for 3 minutes while HeapAlloc grew: ask for one.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 20 * mb, 4),
+                    (120, 30 * mb, 4),
+                    (180, 40 * mb, 4),
+                ],
+                true,
+            ),
+            // A GC ran a minute ago: the live heap was just measured.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 20 * mb, 4),
+                    (120, 5 * mb, 5),
+                    (180, 15 * mb, 5),
+                ],
+                false,
+            ),
+            // No GC, but nothing grew either: nothing to measure.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 10 * mb, 4),
+                    (120, 10 * mb, 4),
+                    (180, 10 * mb, 4),
+                ],
+                false,
+            ),
+            // Not long enough yet.
+            (&[(0, 10 * mb, 4), (60, 20 * mb, 4)], false),
+        ];
+        for (points, want) in cases {
+            assert_eq!(gc_starved(&window(points), after), want, "{points:?}");
+        }
+    }
 }

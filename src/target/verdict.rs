@@ -67,28 +67,74 @@ pub(super) fn stale_reason(st: &Status, watches_process: bool) -> Option<String>
 /// two such kills within one window span, or one followed by renewed growth of the
 /// restarted process, make the heap leak certain, across the restart.
 pub(super) fn fold_oom_kills(signals: &mut Signals, st: &Status, now_unix: f64, span_seconds: f64) {
-    let recent: Vec<f64> = st
-        .oom
-        .after_growth
+    let growing_again = signals.time_to_oom.is_some();
+    if let Some(why) =
+        oom_kill_evidence(&st.oom.after_growth, growing_again, now_unix, span_seconds)
+        && !signals.verdict.heap.suspected
+    {
+        signals.verdict.heap.certain(why);
+    }
+}
+
+/// The reason an OOM-kill history makes a heap leak certain, if it does: two kills
+/// after growth within `span_seconds` of now, or one followed by renewed growth.
+pub(super) fn oom_kill_evidence(
+    after_growth: &[f64],
+    growing_again: bool,
+    now_unix: f64,
+    span_seconds: f64,
+) -> Option<String> {
+    let recent: Vec<f64> = after_growth
         .iter()
         .copied()
         .filter(|t| now_unix - t <= span_seconds)
         .collect();
-    let growing_again = signals.time_to_oom.is_some();
-    let why = match recent.len() {
-        0 => return,
-        1 if growing_again => format!(
+    match recent.len() {
+        0 => None,
+        1 if growing_again => Some(format!(
             "OOM-killed {} ago after one-way growth, and growing toward the limit again since \
              the restart",
             crate::units::fmt_duration(now_unix - recent[0])
-        ),
-        1 => return,
-        n => format!(
+        )),
+        1 => None,
+        n => Some(format!(
             "OOM-killed {n} times in the last {}, each after one-way growth",
             crate::units::fmt_duration(span_seconds)
-        ),
-    };
-    if !signals.verdict.heap.suspected {
-        signals.verdict.heap.certain(why);
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_after_growth_are_evidence_across_restarts() {
+        let span = 1800.0;
+        let now = 10_000.0;
+        // (kills after growth, growing again, want a reason containing)
+        let cases: [(&[f64], bool, Option<&str>); 6] = [
+            (&[], true, None),
+            (&[9_000.0], false, None),
+            (&[9_000.0], true, Some("growing toward the limit again")),
+            (
+                &[8_500.0, 9_500.0],
+                false,
+                Some("OOM-killed 2 times in the last 30m"),
+            ),
+            // The first kill left the window: one kill, not growing again.
+            (&[1_000.0, 9_500.0], false, None),
+            (&[1_000.0, 2_000.0], true, None),
+        ];
+        for (kills, again, want) in cases {
+            let got = oom_kill_evidence(kills, again, now, span);
+            match want {
+                None => assert_eq!(got, None, "{kills:?} {again}"),
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{kills:?} {again}: {got:?}"
+                ),
+            }
+        }
     }
 }

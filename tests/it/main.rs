@@ -16,6 +16,7 @@ mod k8s;
 mod live_core;
 mod live_defaults;
 mod live_evidence;
+mod live_gc_auto;
 mod live_goroutineleak;
 mod live_oom;
 mod live_signals;
