@@ -20,15 +20,27 @@ use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
 #[derive(Debug, Parser)]
 #[command(name = "leakwatch", version, about, long_about)]
 struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The exporter's flags: accepted before `serve` (or with no subcommand) and after it.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ServeArgs {
     /// YAML config file with targets and settings (see README "Configuration").
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Base URL of a Go service serving /debug/pprof/ (repeatable). Ignored with --config.
+    /// [default without --config: http://127.0.0.1:6060]
     #[arg(long = "target", value_name = "URL")]
     targets: Vec<String>,
 
     /// Address for leakwatch's own HTTP server (/metrics, /, /-/healthy, /-/ready).
+    /// [default: the config's `listen`, else 127.0.0.1:10760]
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     listen: Option<String>,
 
@@ -49,17 +61,18 @@ struct Cli {
 
     /// Most connections leakwatch's HTTP server keeps open at once (like Prometheus'
     /// flag). At the cap, the oldest idle connection makes way for a new one.
+    /// [default: 512]
     #[arg(
         long = "web.max-connections",
         value_name = "N",
-        default_value_t = leakwatch::http::web::DEFAULT_MAX_CONNECTIONS as u64,
         value_parser = clap::value_parser!(u64).range(1..),
     )]
-    max_connections: u64,
+    max_connections: Option<u64>,
 
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
-    #[arg(long = "log.level", value_name = "FILTER", default_value = "info")]
-    log_level: String,
+    /// [default: info; `watch`: error]
+    #[arg(long = "log.level", value_name = "FILTER")]
+    log_level: Option<String>,
 
     /// Check the config file and exit.
     #[arg(long = "config.check")]
@@ -69,15 +82,35 @@ struct Cli {
     /// to INDEX the way Prometheus' hashmod relabelling does, so replicas split a fleet.
     #[arg(long, value_name = "INDEX/COUNT")]
     shard: Option<String>,
+}
 
-    #[command(subcommand)]
-    command: Option<Command>,
+impl ServeArgs {
+    /// These flags with `after`'s (given after `serve`) taking precedence.
+    fn merged(&self, after: &ServeArgs) -> ServeArgs {
+        ServeArgs {
+            config: after.config.clone().or_else(|| self.config.clone()),
+            targets: if after.targets.is_empty() {
+                self.targets.clone()
+            } else {
+                after.targets.clone()
+            },
+            listen: after.listen.clone().or_else(|| self.listen.clone()),
+            web_config: after.web_config.clone().or_else(|| self.web_config.clone()),
+            enable_lifecycle: self.enable_lifecycle || after.enable_lifecycle,
+            enable_admin_api: self.enable_admin_api || after.enable_admin_api,
+            max_connections: after.max_connections.or(self.max_connections),
+            log_level: after.log_level.clone().or_else(|| self.log_level.clone()),
+            check: self.check || after.check,
+            shard: after.shard.clone().or_else(|| self.shard.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the exporter (the default when no subcommand is given).
-    Serve,
+    /// Run the exporter (the default when no subcommand is given); its flags go before
+    /// or after `serve`.
+    Serve(ServeArgs),
     /// Watch Go services for a while in the terminal (or CI), then summarize and exit
     /// 0 (no leak), 1 (leak suspected) or 2 (could not judge).
     Watch(leakwatch::watch::WatchArgs),
@@ -134,10 +167,15 @@ struct TopArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let flags = match &cli.command {
+        Some(Command::Serve(after)) => cli.serve.merged(after),
+        _ => cli.serve.clone(),
+    };
     // `watch` draws a live terminal view: only errors go to stderr unless asked.
-    let level = match (&cli.command, cli.log_level.as_str()) {
-        (Some(Command::Watch(_)), "info") => "error",
-        (_, l) => l,
+    let level = match (&cli.command, flags.log_level.as_deref()) {
+        (_, Some(l)) => l,
+        (Some(Command::Watch(_)), None) => "error",
+        (_, None) => "info",
     };
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
@@ -149,7 +187,7 @@ fn main() -> anyhow::Result<()> {
         .init();
 
     match &cli.command {
-        None | Some(Command::Serve) => serve(&cli),
+        None | Some(Command::Serve(_)) => serve(&flags),
         Some(Command::Watch(args)) => std::process::exit(leakwatch::watch::run(args.clone())),
         Some(Command::Top { profile, opts }) => {
             let p = read_profile(profile, opts)?;
@@ -207,7 +245,7 @@ fn read_profile(
     })
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+fn load_config(cli: &ServeArgs) -> anyhow::Result<Config> {
     let config = match (&cli.config, cli.targets.is_empty()) {
         (Some(path), _) => Config::load(path)?,
         (None, false) => Config::from_urls(&cli.targets)?,
@@ -233,14 +271,18 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
 }
 
-fn serve(cli: &Cli) -> anyhow::Result<()> {
+fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let web = match &cli.web_config {
         Some(path) => leakwatch::http::web::WebConfig::load(path)?,
         None => leakwatch::http::web::WebConfig::default(),
     };
     let web = web.with_limits(leakwatch::http::web::ServerLimits {
-        max_connections: usize::try_from(cli.max_connections).unwrap_or(usize::MAX),
+        max_connections: cli
+            .max_connections
+            .map_or(leakwatch::http::web::DEFAULT_MAX_CONNECTIONS, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
         ..Default::default()
     });
     if cli.check {

@@ -4,6 +4,7 @@ mod stack;
 mod support;
 
 mod architecture;
+mod cli;
 mod diff;
 mod dumps;
 mod e2e;
