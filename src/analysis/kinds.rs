@@ -120,6 +120,25 @@ impl Verdict {
         ]
     }
 
+    /// The label values of the kinds suspected.
+    pub fn suspected_kinds(&self) -> Vec<&'static str> {
+        self.kinds()
+            .iter()
+            .filter(|k| k.suspected)
+            .map(|k| k.kind.as_str())
+            .collect()
+    }
+
+    /// The first kind that cannot be judged yet — growth still inside the process's
+    /// start-up grace, or a heap that grew between too few GC cycles — which every view
+    /// must show as such, never as "no leak".
+    pub fn undecided(&self) -> Option<&KindVerdict> {
+        self.kinds().into_iter().find(|k| {
+            k.state == VerdictState::WarmingUp
+                || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
+        })
+    }
+
     /// No verdict from old samples: the target is down or its process is gone.
     pub fn mark_stale(&mut self, why: &str) {
         for k in self.kinds_mut() {

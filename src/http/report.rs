@@ -16,7 +16,7 @@ use axum::routing::get;
 use super::charts::{Series, Unit, svg_chart};
 use super::html::{html_escape, verdict_html};
 use crate::AppState;
-use crate::analysis::verdict::{LeakKind, VerdictState};
+use crate::analysis::verdict::VerdictState;
 use crate::analysis::window::Sample;
 use crate::dump::DumpManager;
 use crate::target::{Status, TargetState};
@@ -165,41 +165,22 @@ fn verdict_section(page: &mut String, st: &Status) {
                 fmt_duration(st.window.warmup().as_secs_f64())
             ),
         ),
-        Some(s) if s.verdict.any_suspected() => {
-            let kinds: Vec<&str> = s
-                .verdict
-                .kinds()
-                .iter()
-                .filter(|k| k.suspected)
-                .map(|k| k.kind.as_str())
-                .collect();
-            ("bad", format!("LEAK SUSPECTED: {}", kinds.join(", ")))
-        }
+        Some(s) if s.verdict.any_suspected() => (
+            "bad",
+            format!("LEAK SUSPECTED: {}", s.verdict.suspected_kinds().join(", ")),
+        ),
         Some(s) if s.verdict.heap.state == VerdictState::Stale => {
             ("cold", s.verdict.heap.reasons.join("; "))
         }
-        Some(s)
-            if s.verdict.kinds().iter().any(|k| {
-                k.state == VerdictState::WarmingUp
-                    || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
-            }) =>
-        {
-            let k = s
-                .verdict
-                .kinds()
-                .into_iter()
-                .find(|k| k.state != VerdictState::NoLeak)
-                .expect("matched above");
-            (
-                "cold",
-                format!(
-                    "{} ({}): {}",
-                    k.state.words(),
-                    k.kind.as_str(),
-                    k.reasons.first().map_or("", String::as_str)
-                ),
-            )
-        }
+        Some(s) if let Some(k) = s.verdict.undecided() => (
+            "cold",
+            format!(
+                "{} ({}): {}",
+                k.state.words(),
+                k.kind.as_str(),
+                k.reasons.first().map_or("", String::as_str)
+            ),
+        ),
         Some(_) => ("good", "no leak suspected".to_string()),
     };
     let _ = write!(

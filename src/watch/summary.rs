@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use super::view::opt_rate;
 use super::{EXIT_LEAK, EXIT_OK, EXIT_UNKNOWN};
-use crate::analysis::verdict::{LeakKind, VerdictState};
 use crate::analysis::window::Window;
 use crate::dump::write_atomically;
 use crate::scrape::redact_url;
@@ -212,12 +211,7 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
             fmt_duration(st.window.span().as_secs_f64()),
         ));
         "inconclusive"
-    } else if let Some(k) = sig.and_then(|s| {
-        s.verdict.kinds().into_iter().find(|k| {
-            k.state == VerdictState::WarmingUp
-                || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
-        })
-    }) {
+    } else if let Some(k) = sig.and_then(|s| s.verdict.undecided()) {
         // Never "no leak" without evidence: a heap that grew between too few GCs, or
         // growth still inside the process's start-up grace, cannot be judged yet.
         notes.push(format!(

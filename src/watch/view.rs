@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use crate::analysis::verdict::{LeakKind, VerdictState};
 use crate::target::{Status, TargetState};
 use crate::units::{fmt_bytes, fmt_duration};
 
@@ -46,17 +45,8 @@ pub fn verdict_word(st: &Status) -> String {
             st.window.config().min_samples
         );
     }
-    let kinds: Vec<&str> = sig
-        .verdict
-        .kinds()
-        .iter()
-        .filter(|k| k.suspected)
-        .map(|k| k.kind.as_str())
-        .collect();
-    let unsure = sig.verdict.kinds().into_iter().find(|k| {
-        k.state == VerdictState::WarmingUp
-            || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
-    });
+    let kinds = sig.verdict.suspected_kinds();
+    let unsure = sig.verdict.undecided();
     if let (true, Some(k)) = (kinds.is_empty(), unsure) {
         format!("{} ({})", k.state.words(), k.kind.as_str())
     } else if kinds.is_empty() {
