@@ -109,9 +109,11 @@ async fn canary() -> (SocketAddr, Arc<AtomicUsize>) {
 
 /// A config for one target `t` at `addr`, dumps under `dumps` (never on their own),
 /// `extra` appended to the target.
+/// Scrapes ask for `heap?debug=1` (`heap_format: text`), so a query-less
+/// `/debug/pprof/heap` at the fake service is a dump and nothing else.
 fn config(addr: SocketAddr, interval: &str, dumps: &Path, extra: &str) -> String {
     format!(
-        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: {interval}\ntargets:\n  - name: t\n    url: http://{addr}\n    dumps:\n      dir: {}\n      heap_every: 'off'\n      goroutine_every: 'off'\n      on_suspect: false\n{extra}",
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: {interval}\n  heap_format: text\ntargets:\n  - name: t\n    url: http://{addr}\n    dumps:\n      dir: {}\n      heap_every: 'off'\n      goroutine_every: 'off'\n      on_suspect: false\n{extra}",
         dumps.display()
     )
 }
