@@ -251,6 +251,9 @@ fn growth_ratio(
     }
     Some(dn as f64 / dd as f64)
 }
+/// GC cycles by which the heap profile lags the heap it describes.
+const PROFILE_LAG_GC_CYCLES: u64 = 2;
+
 /// The data after the start-up grace the recent-growth test needs, as a share of the
 /// warm-up (2 minutes with the default 5-minute warm-up).
 const RECENT_FRACTION_OF_WARMUP: f64 = 0.4;
@@ -383,13 +386,36 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             .filter(|p| p.0 >= grace_end_x)
             .collect()
     };
+    // The heap profile publishes what happened up to two GC cycles earlier: right after
+    // the grace it can still show growth that stopped before it (a cache that filled
+    // just in time). Its points count from the second GC after the grace on.
+    let profile_from_x = if grace_end_x > 0.0 {
+        let after_grace = || {
+            window
+                .samples()
+                .iter()
+                .filter(|s| x_of(window, s) >= grace_end_x)
+        };
+        let base = after_grace().find_map(|s| s.num_gc);
+        match base {
+            Some(b) => after_grace()
+                .find(|s| s.num_gc.is_some_and(|n| n >= b + PROFILE_LAG_GC_CYCLES))
+                .map_or(f64::INFINITY, |s| x_of(window, s)),
+            None => grace_end_x,
+        }
+    } else {
+        grace_end_x
+    };
     let live_recent = live_evidence
         .iter()
         .map(|(name, _)| {
             if *name == "NextGC" {
                 after(|s| s.nextgc_live)
             } else {
-                after(|s| s.profile_inuse)
+                points(window, |s| s.profile_inuse)
+                    .into_iter()
+                    .filter(|p| p.0 >= profile_from_x)
+                    .collect()
             }
         })
         .collect();
