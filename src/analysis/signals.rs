@@ -420,6 +420,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         })
         .collect();
     let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
+    let gc_cycles = window.gc_cycles();
     let evidence = Evidence {
         warm,
         span_seconds: window.span().as_secs_f64(),
@@ -428,7 +429,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         live_recent,
         goroutines_recent: after(|s| s.goroutines),
         http_connections_recent: after(|s| s.http_client_connections),
-        gc_cycles: window.gc_cycles(),
+        gc_cycles,
         heap_alloc_grew,
         // Unknown (no check) unless MemStats were read at least twice after the grace.
         gc_cycles_recent: {
@@ -485,7 +486,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         time_to_oom,
         baseline,
         baseline_ratio,
-        gc_cycles: window.gc_cycles(),
+        gc_cycles,
         verdict,
     }
 }
