@@ -81,14 +81,18 @@ impl Trend {
         let last = points.last()?;
         let span = last.0 - first_x;
         let mid = first_x + span / 2.0;
-        let first: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 <= mid).collect();
-        let second: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 >= mid).collect();
+        // Each half reaches one point across the middle: a series read once per GC
+        // may have no point near it, and the growth from the last reading before the
+        // middle to the first after it belongs to both halves.
+        let split = points.partition_point(|p| p.0 <= mid);
+        let first = &points[..(split + 1).min(points.len())];
+        let second = &points[split.saturating_sub(1)..];
         let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
         Some(Trend {
             fit,
             monotonicity: gamma(points).unwrap_or(0.0).max(0.0),
-            first_half_slope: theil_sen(&first).map(|f| f.slope),
-            second_half_slope: theil_sen(&second).map(|f| f.slope),
+            first_half_slope: theil_sen(first).map(|f| f.slope),
+            second_half_slope: theil_sen(second).map(|f| f.slope),
             level: crate::analysis::slope::median(&mut values)?,
             latest: last.1,
             span_seconds: span,
@@ -222,6 +226,48 @@ fn points(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Vec<(f64, f6
         .collect()
 }
 
+/// The live heap as the runtime measured it: one point per GC cycle (the first sample
+/// that saw each NumGC; every sample where NumGC is unknown). Between GCs the live
+/// heap does not move, so repeated readings are one measurement, not many: counted
+/// as many they would make a step look like a plateau (and a slope of zero).
+fn per_gc(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Vec<(f64, f64)> {
+    let mut last_gc = None;
+    window
+        .samples()
+        .iter()
+        .filter_map(|s| {
+            let v = get(s)?;
+            if let Some(n) = s.num_gc {
+                if last_gc == Some(n) {
+                    return None;
+                }
+                last_gc = Some(n);
+            }
+            Some((x_of(window, s), v as f64))
+        })
+        .collect()
+}
+
+/// GC cycles that completed in each half of the window (from NumGC), `None` without
+/// two MemStats readings in each half.
+fn gc_cycles_by_half(window: &Window) -> Option<(u64, u64)> {
+    let gcs: Vec<(f64, u64)> = window
+        .samples()
+        .iter()
+        .filter_map(|s| Some((x_of(window, s), s.num_gc?)))
+        .collect();
+    let (first, last) = (gcs.first()?, gcs.last()?);
+    let mid = first.0 + (last.0 - first.0) / 2.0;
+    let at_mid = gcs.iter().rev().find(|g| g.0 <= mid)?;
+    if at_mid.0 == first.0 || at_mid.0 == last.0 {
+        return None;
+    }
+    Some((
+        at_mid.1.saturating_sub(first.1),
+        last.1.saturating_sub(at_mid.1),
+    ))
+}
+
 fn trend(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Option<Trend> {
     Trend::of(&points(window, get))
 }
@@ -266,8 +312,8 @@ const MIN_PROFILE_CHANGES: usize = 8;
 pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let warm = window.is_warm();
     let newest = window.newest();
-    let live_profile = trend(window, |s| s.profile_inuse);
-    let live_nextgc = trend(window, |s| s.nextgc_live);
+    let live_profile = Trend::of(&per_gc(window, |s| s.profile_inuse));
+    let live_nextgc = Trend::of(&per_gc(window, |s| s.nextgc_live));
     let live_source = newest.and_then(|s| match (s.profile_inuse, s.nextgc_live) {
         (Some(_), _) => Some(LiveSource::HeapProfile),
         (None, Some(_)) => Some(LiveSource::NextGc),
@@ -409,14 +455,15 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let live_recent = live_evidence
         .iter()
         .map(|(name, _)| {
-            if *name == "NextGC" {
-                after(|s| s.nextgc_live)
+            let (series, from): (fn(&Sample) -> Option<u64>, f64) = if *name == "NextGC" {
+                (|s| s.nextgc_live, grace_end_x)
             } else {
-                points(window, |s| s.profile_inuse)
-                    .into_iter()
-                    .filter(|p| p.0 >= profile_from_x)
-                    .collect()
-            }
+                (|s| s.profile_inuse, profile_from_x)
+            };
+            per_gc(window, series)
+                .into_iter()
+                .filter(|p| p.0 >= from)
+                .collect()
         })
         .collect();
     let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
@@ -430,6 +477,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         goroutines_recent: after(|s| s.goroutines),
         http_connections_recent: after(|s| s.http_client_connections),
         gc_cycles,
+        gc_cycles_by_half: gc_cycles_by_half(window),
         heap_alloc_grew,
         // Unknown (no check) unless MemStats were read at least twice after the grace.
         gc_cycles_recent: {
@@ -1045,6 +1093,37 @@ mod tests {
         assert_eq!(h.state, VerdictState::Inconclusive, "{h:#?}");
         assert!(!h.suspected);
         assert!(h.reasons[0].contains("GC cycle"), "{:?}", h.reasons);
+    }
+
+    /// The README's example leak (a pure leak: every GC doubles the heap goal, so GCs
+    /// grow rarer) watched every 5 s: the live heap moves in a few steps. Whatever the
+    /// window holds, a growing heap read at a few GCs is never "no leak".
+    #[test]
+    fn a_leak_read_at_few_gcs_is_never_no_leak() {
+        let sim = Sim {
+            live: linear(4.0 * MIB, 1.28 * MIB * 3600.0),
+            base: 4.0 * MIB,
+            alloc_rate: 0.0,
+            started_before: Some(0),
+            ..Sim::default()
+        };
+        for grace in [Some(Duration::ZERO), None] {
+            let wcfg = WindowConfig {
+                warmup: Duration::from_secs(40),
+                startup_grace: grace,
+                ..WindowConfig::default()
+            };
+            for secs in (60..=300).step_by(5) {
+                let r = run(&sim, secs, 5, &wcfg, &SignalConfig::default());
+                let h = &r.last.verdict.heap;
+                assert_ne!(
+                    h.state,
+                    VerdictState::NoLeak,
+                    "grace {grace:?}, {secs} s, GC cycles {:?}: {h:#?}",
+                    r.last.gc_cycles
+                );
+            }
+        }
     }
 
     #[test]

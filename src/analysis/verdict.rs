@@ -155,6 +155,9 @@ pub struct Evidence<'a> {
     pub http_connections_recent: Vec<(f64, f64)>,
     /// GC cycles in the window (None without MemStats), and whether HeapAlloc grew.
     pub gc_cycles: Option<u64>,
+    /// GC cycles in the first and second half of the window (None without MemStats):
+    /// the live heap's shape (one-way, both halves growing) needs readings in each.
+    pub gc_cycles_by_half: Option<(u64, u64)>,
     pub heap_alloc_grew: bool,
     /// GC cycles since the start-up grace ended (None without MemStats), and HeapAlloc
     /// after it: the recent-growth test of the live heap needs GCs to measure it.
@@ -238,6 +241,9 @@ pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
 
 /// GC cycles after the start-up grace the heap's recent-growth test needs.
 const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
+/// Live-heap readings (one per GC) after the start-up grace the recent-growth test
+/// needs: Mann-Kendall's minimum.
+const MIN_GC_READINGS_AFTER_GRACE: u64 = 4;
 
 /// Goroutines one leaked HTTP client connection holds (`readLoop`, `writeLoop`), with
 /// room for the request goroutine that may be blocked on it.
@@ -320,7 +326,20 @@ fn after_grace(
         .unwrap_or(1.0)
         .max(1.0);
     let per_hour = fit.map_or(0.0, |f| f.slope * 3600.0);
-    let grows = mk.is_some_and(|m| m.upward())
+    // Too few points for Mann-Kendall: when the whole window follows the grace, the
+    // window's own criteria (already met) decide; otherwise nothing can be said yet.
+    if mk.is_none() && g.end_x > 0.0 {
+        reasons.insert(
+            0,
+            format!(
+                "inconclusive: {} reading(s) since the start-up grace ended, too few to \
+                 tell whether the growth goes on; watch longer",
+                recent.len()
+            ),
+        );
+        return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
+    }
+    let grows = mk.is_none_or(|m| m.upward())
         && per_hour >= min_abs_per_hour
         && per_hour / level >= min_rel_per_hour;
     if grows {
@@ -349,6 +368,22 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     if !ev.warm {
         return cold(kind, ev);
     }
+    if let Some(n) = ev.gc_cycles
+        && n < th.min_gc_cycles
+        && ev.heap_alloc_grew
+    {
+        return KindVerdict::new(
+            kind,
+            VerdictState::Inconclusive,
+            0.0,
+            vec![format!(
+                "inconclusive: HeapAlloc grew but only {n} GC cycle(s) ran in the window ({} \
+                 needed); the live heap is measured only at a GC, so flat readings say \
+                 nothing (with `gc: auto` leakwatch asks for a GC when this happens)",
+                th.min_gc_cycles
+            )],
+        );
+    }
     let best = ev
         .live
         .iter()
@@ -366,30 +401,38 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         })
         .max_by(|a, b| a.1.score.total_cmp(&b.1.score));
     let Some((name, a)) = best else {
-        return KindVerdict::new(
-            kind,
-            VerdictState::Inconclusive,
-            0.0,
-            vec!["no live-heap data (neither a heap profile nor MemStats)".into()],
-        );
+        let why = match ev.gc_cycles {
+            // A trend needs three readings of the live heap, one per GC.
+            Some(n) => format!(
+                "inconclusive: only {n} GC cycle(s) ran in the window; the live heap is \
+                 measured only at a GC and a trend needs 3 readings"
+            ),
+            None => "no live-heap data (neither a heap profile nor MemStats)".into(),
+        };
+        return KindVerdict::new(kind, VerdictState::Inconclusive, 0.0, vec![why]);
     };
-    if let Some(n) = ev.gc_cycles
-        && n < th.min_gc_cycles
-        && ev.heap_alloc_grew
-    {
-        return KindVerdict::new(
-            kind,
-            VerdictState::Inconclusive,
-            0.0,
-            vec![format!(
-                "inconclusive: HeapAlloc grew but only {n} GC cycle(s) ran in the window ({} \
-                 needed); the live heap is measured only at a GC, so flat readings say \
-                 nothing (with `gc: auto` leakwatch asks for a GC when this happens)",
-                th.min_gc_cycles
-            )],
-        );
-    }
     let mut reasons = vec![describe(&format!("live heap ({name})"), unit_of(kind), &a)];
+    // The live heap grew, but a failed shape test (one-way, both halves) rests on the GC
+    // readings: with too few in a half, a step between two GCs looks like a plateau.
+    let grew = a.per_hour >= th.heap_min_growth_bytes_per_hour
+        && a.relative_per_hour >= th.heap_min_relative_growth_per_hour;
+    // GC cycles each half needs: half of `min_gc_cycles` (2 with the defaults).
+    let per_half = (th.min_gc_cycles / 2).max(1);
+    if grew
+        && !a.failures.is_empty()
+        && let Some((first, second)) = ev.gc_cycles_by_half
+        && first.min(second) < per_half
+    {
+        reasons.insert(
+            0,
+            format!(
+                "inconclusive: the live heap grew, but only {first} and {second} GC cycles \
+                 measured it in the two halves of the window ({per_half} each needed); between GCs the live heap is not measured, so its shape cannot be \
+                 judged (watch longer, or set gc: auto)"
+            ),
+        );
+        return KindVerdict::new(kind, VerdictState::Inconclusive, a.score.min(0.49), reasons);
+    }
     let corroborated = match (ev.next_gc_slope, ev.heap_alloc_slope) {
         (None, None) => true,
         (n, h) => n.is_some_and(|s| s > 0.0) || h.is_some_and(|s| s > 0.0),
@@ -411,14 +454,26 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     if !suspected {
         return KindVerdict::new(kind, VerdictState::NoLeak, score, reasons);
     }
+    let recent = ev
+        .live
+        .iter()
+        .position(|(n, _)| *n == name)
+        .and_then(|i| ev.live_recent.get(i))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     // Past the grace the live heap is measured only at GCs: without enough of them the
     // points after it say nothing, and a heap profile may still show growth that
-    // stopped a while ago (it reports the heap as of an earlier GC).
+    // stopped a while ago (it reports the heap as of an earlier GC; its points count
+    // from the second GC after the grace). `recent` holds one reading per GC cycle.
+    let readings = recent.len() as u64;
     if ev.grace.end_x > 0.0
         && ev.grace.over()
-        && let Some(n) = ev.gc_cycles_recent
-        && n < MIN_GC_CYCLES_AFTER_GRACE
+        && (readings < MIN_GC_READINGS_AFTER_GRACE
+            || ev
+                .gc_cycles_recent
+                .is_some_and(|n| n < MIN_GC_CYCLES_AFTER_GRACE))
     {
+        let n = ev.gc_cycles_recent.unwrap_or(readings);
         // "No leak" only when HeapAlloc is confidently flat: every point tells it.
         let alloc_flat = ev.heap_alloc_recent.len() >= 4
             && theil_sen(&ev.heap_alloc_recent)
@@ -427,8 +482,9 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
             (
                 VerdictState::Inconclusive,
                 format!(
-                    "inconclusive: only {n} GC cycle(s) measured the live heap after the \
-                     start-up grace ({MIN_GC_CYCLES_AFTER_GRACE} needed) and HeapAlloc is not \
+                    "inconclusive: {n} GC cycle(s) since the start-up grace gave {readings} \
+                     live-heap reading(s) ({MIN_GC_READINGS_AFTER_GRACE} needed; a heap \
+                     profile counts from the second GC after the grace) and HeapAlloc is not \
                      flat; watch longer, or set gc: auto"
                 ),
             )
@@ -443,13 +499,6 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         reasons.insert(0, why);
         return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
-    let recent = ev
-        .live
-        .iter()
-        .position(|(n, _)| *n == name)
-        .and_then(|i| ev.live_recent.get(i))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     after_grace(
         kind,
         ev,

@@ -57,6 +57,15 @@ pub fn duration(key: &str, d: Duration, max: Duration) -> Result<()> {
     Ok(())
 }
 
+/// A start-up grace: 0 (judge growth from the first sample, for processes known to be
+/// past their start-up) up to `MAX_SPAN`.
+fn grace(key: &str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Ok(());
+    }
+    duration(key, d, MAX_SPAN)
+}
+
 /// A size within `min..=max` bytes.
 pub fn size(key: &str, bytes: u64, min: u64, max: u64) -> Result<()> {
     if bytes < min || bytes > max {
@@ -223,7 +232,7 @@ pub(super) fn target(key: &str, t: &RawTarget, d: &Defaults) -> Result<()> {
         warmup_fits(&format!("{key}.warmup"), warmup, window).map_err(|e| suffix(e, from))?;
     }
     if let Some(g) = t.startup_grace {
-        duration(&format!("{key}.startup_grace"), g, MAX_SPAN)?;
+        grace(&format!("{key}.startup_grace"), g)?;
     }
     if let Some(g) = t.goroutineleak_interval {
         duration(&format!("{key}.goroutineleak_interval"), g, MAX_INTERVAL)?;
@@ -271,7 +280,7 @@ pub(super) fn defaults(d: &Defaults) -> Result<()> {
         warmup_fits("defaults.warmup", d.warmup, d.window)?;
     }
     if let Some(g) = d.startup_grace {
-        duration("defaults.startup_grace", g, MAX_SPAN)?;
+        grace("defaults.startup_grace", g)?;
     }
     duration("defaults.budget_boost_for", d.budget_boost_for, MAX_SPAN)?;
     duration(

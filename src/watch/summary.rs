@@ -46,6 +46,11 @@ pub struct GoroutineSummary {
 pub struct KindSummary {
     pub kind: &'static str,
     pub suspected: bool,
+    /// The verdict's state (`suspected`, `no_leak`, `inconclusive`, ...).
+    pub state: &'static str,
+    /// How people read the state (`LEAK SUSPECTED`, `no leak`, `inconclusive`, ...).
+    #[serde(skip)]
+    pub words: &'static str,
     pub score: f64,
     pub reasons: Vec<String>,
 }
@@ -186,6 +191,8 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
                 .map(|k| KindSummary {
                     kind: k.kind.as_str(),
                     suspected: k.suspected,
+                    state: k.state.as_str(),
+                    words: k.state.words(),
                     score: k.score,
                     reasons: k.reasons.clone(),
                 })
@@ -340,15 +347,16 @@ pub fn render_summary(s: &TargetSummary) -> String {
     }
     let judged = s.status == "ok" || s.status == "leak_suspected";
     for k in s.verdict.iter().filter(|_| judged) {
-        let word = if k.suspected { "LEAK SUSPECTED" } else { "ok" };
+        let word = k.words;
         out.push_str(&format!(
             "  verdict {}: {word} (score {:.2})\n",
             k.kind, k.score
         ));
-        if k.suspected {
-            for r in &k.reasons {
-                out.push_str(&format!("    - {r}\n"));
-            }
+        // Why: the heap's verdict always says what it rests on (a "no leak" as plainly
+        // as a suspicion); the other kinds when they are not a plain "no leak".
+        let why = k.kind == "heap" || k.state != "no_leak";
+        for r in k.reasons.iter().filter(|_| why) {
+            out.push_str(&format!("    - {r}\n"));
         }
     }
     if let Some(b) = &s.baseline {

@@ -233,10 +233,14 @@ const WINDOW: &str = "40s";
 // chance orderings of noise are likelier: the test asks for clearer one-way growth
 // (monotonicity 0.7 instead of the default 0.6).
 const WARMUP_SECS: f64 = 15.0;
+// `startup_grace: 0s`: the services start with leakwatch, and a fast leak doubles its
+// heap between GCs, so after a 30 s grace (twice the warm-up) too few GCs remain in the
+// run to judge the growth after it (leakwatch rightly says inconclusive). This test
+// judges the growth itself; live_defaults judges the grace, with the defaults.
 
 fn config(services: &[(&str, &LeakyService)]) -> String {
     let mut y = format!(
-        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\ntargets:\n"
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  startup_grace: 0s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\ntargets:\n"
     );
     for (name, svc) in services {
         y.push_str(&format!("  - name: {name}\n    url: {}\n", svc.url));
@@ -255,6 +259,29 @@ fn suspected(m: &Metrics, target: &str) -> Vec<String> {
 fn warm(m: &Metrics, target: &str) -> bool {
     m.get("leakwatch_window_span_seconds", &[("target", target)])
         .is_some_and(|s| s >= WARMUP_SECS + 1.0)
+}
+
+fn verdict_state(m: &Metrics, target: &str, kind: &str) -> String {
+    m.series("leakwatch_leak_verdict")
+        .into_iter()
+        .find(|(l, v)| {
+            *v == 1.0
+                && l.get("target").map(String::as_str) == Some(target)
+                && l.get("kind").map(String::as_str) == Some(kind)
+        })
+        .and_then(|(l, _)| l.get("state").cloned())
+        .unwrap_or_else(|| "none".into())
+}
+
+/// The report page's text, tags stripped, for a failure message.
+fn report_reasons(lw: &Leakwatch, target: &str) -> String {
+    let page = String::from_utf8_lossy(&lw.get(&format!("/targets/{target}")).1).into_owned();
+    let text =
+        regex::Regex::new(r"(?s)<style.*?</style>|<script.*?</script>|<svg.*?</svg>|<[^>]+>")
+            .unwrap()
+            .replace_all(&page, " ");
+    let text = regex::Regex::new(r"\s+").unwrap().replace_all(&text, " ");
+    text.chars().take(3000).collect()
 }
 
 fn top_growth(m: &Metrics, target: &str) -> Option<(String, f64)> {
@@ -279,6 +306,9 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
     let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut evidence: BTreeMap<&str, String> = BTreeMap::new();
     let mut ok_at: BTreeMap<&str, Metrics> = BTreeMap::new();
+    // Each target's verdict states for its expected kind as they changed (for failures).
+    let mut states: BTreeMap<&str, Vec<(f64, String)>> = BTreeMap::new();
+    let started = Instant::now();
     // Watch for a full window after warm-up: leaks must be suspected by then, the
     // others must never be.
     let deadline = Instant::now() + Duration::from_secs_f64(WARMUP_SECS + 35.0);
@@ -289,6 +319,13 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
                 continue;
             }
             let kinds = suspected(&m, s.name);
+            if let Expect::Suspected(kind) = s.expect {
+                let state = verdict_state(&m, s.name, kind);
+                let seen = states.entry(s.name).or_default();
+                if seen.last().is_none_or(|(_, st)| *st != state) {
+                    seen.push((started.elapsed().as_secs_f64(), state));
+                }
+            }
             match s.expect {
                 Expect::Nothing => {
                     if !kinds.is_empty() {
@@ -346,12 +383,14 @@ fn run_fleet(tc: &GoToolchain) -> Vec<String> {
             Expect::Suspected(kind) => {
                 let Some(m) = ok_at.get(s.name) else {
                     failures.push(format!(
-                        "go{}: {}: {kind} leak never suspected; last score {:?}, slope {:?}, monotonicity {:?}",
+                        "go{}: {}: {kind} leak never suspected; states {:?}; last score {:?}, slope {:?}, monotonicity {:?}\nreport: {}",
                         tc.version,
                         s.name,
+                        states.get(s.name),
                         last.get("leakwatch_leak_score", &[("target", s.name), ("kind", kind)]),
                         last.get("leakwatch_heap_live_slope_bytes_per_second", &[("target", s.name)]),
                         last.get("leakwatch_heap_growth_monotonicity", &[("target", s.name)]),
+                        report_reasons(&lw, s.name),
                     ));
                     continue;
                 };

@@ -96,8 +96,10 @@ fn report_page_in_headless_chromium() {
             "32KiB",
         ],
     );
+    // `startup_grace: 0s`: the service starts with the test, and this test is about the
+    // page (after a grace the heap's growth needs GCs the 40 s of the test may not hold).
     let lw = Leakwatch::start(&format!(
-        "system:\n  kernel_log: \"off\"\ntargets:\n  - name: orders\n    url: {}\n    interval: 250ms\n    window: 20s\n    warmup: 5s\n    overhead_budget: 0\n",
+        "system:\n  kernel_log: \"off\"\ntargets:\n  - name: orders\n    url: {}\n    interval: 250ms\n    window: 20s\n    warmup: 5s\n    startup_grace: 0s\n    overhead_budget: 0\n",
         svc.url
     ));
     let page_url = format!("{}/targets/orders", lw.url);
