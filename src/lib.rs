@@ -15,6 +15,7 @@
 //! | [`metrics`] | the only place with metric names: the table, every emitter, the collector |
 //! | [`dump`] | profile dumps: schedule, triggers, and the store (names, retention, atomic writes) |
 //! | [`http`] | the only place with HTML: routes, pages, dumps API, TLS and basic auth |
+//! | [`rules`] | the shipped Prometheus rule file, rendered with an install's runbook and dashboard links |
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
 //! | [`secrets`] | a target's known secret values, scrubbed from every error text shown |
@@ -31,6 +32,7 @@ pub mod http;
 pub mod kernel_log;
 pub mod metrics;
 pub mod pprof;
+pub mod rules;
 pub mod scrape;
 pub mod secrets;
 pub mod system;

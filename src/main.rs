@@ -136,6 +136,31 @@ enum Command {
         #[command(flatten)]
         opts: TopArgs,
     },
+    /// Print the Prometheus alert and recording rules for this install.
+    ///
+    /// The output is `alerts/leakwatch-rules.yml` with your runbook and dashboard
+    /// links, and the selector of leakwatch's own `up` series. Example:
+    /// `leakwatch rules --runbook-url https://leakwatch.example.com/runbook > leakwatch-rules.yml`
+    Rules(RulesArgs),
+}
+
+/// Options of `leakwatch rules`.
+#[derive(Debug, clap::Args)]
+struct RulesArgs {
+    /// Runbook page every alert links to, with `#<alert name lower-cased>` appended.
+    /// leakwatch serves its runbook at `/runbook`: use the address your users reach
+    /// leakwatch at.
+    #[arg(long, value_name = "URL", default_value = leakwatch::rules::DEFAULT_RUNBOOK_URL)]
+    runbook_url: String,
+    /// Grafana dashboard every alert links to (`dashboard_url` annotation); may use
+    /// alert templates, e.g. `https://grafana.example.com/d/leakwatch-target?var-target={{ $labels.target }}`.
+    /// [default: none]
+    #[arg(long, value_name = "URL")]
+    dashboard_url: Option<String>,
+    /// PromQL label matchers selecting leakwatch's own `up` series, for the
+    /// LeakwatchExporterDown and LeakwatchExporterAbsent alerts.
+    #[arg(long, value_name = "MATCHERS", default_value = leakwatch::rules::DEFAULT_SELECTOR)]
+    selector: String,
 }
 
 /// Options shared by `top` and `diff`.
@@ -193,6 +218,15 @@ fn main() -> anyhow::Result<()> {
             let p = read_profile(profile, opts)?;
             let report = leakwatch::analysis::diff::top(&p, &opts.to_options()?);
             print!("{}", report.render());
+            Ok(())
+        }
+        Some(Command::Rules(args)) => {
+            let rules = leakwatch::rules::render(&leakwatch::rules::RuleOptions {
+                runbook_url: args.runbook_url.clone(),
+                dashboard_url: args.dashboard_url.clone(),
+                selector: args.selector.clone(),
+            })?;
+            print!("{rules}");
             Ok(())
         }
         Some(Command::Diff { base, new, opts }) => {

@@ -1,6 +1,7 @@
 //! Per-target window of samples, robust slopes and trend tests, leak signals, verdict
 //! and heap diff: values only, no metric names, no HTML.
 
+pub mod criteria;
 pub mod culprit;
 pub mod diff;
 pub mod kinds;

@@ -10,8 +10,11 @@
 //!    at most two thirds of the window) with at least `min_samples` samples, and, when
 //!    HeapAlloc grew, at least `min_gc_cycles` (default 5) GC cycles: the live heap is
 //!    measured only at a GC, so a window with one or two GCs is **inconclusive**, never
-//!    "no leak". A process restart empties the window, so a restart never looks like
-//!    growth.
+//!    "no leak". The live heap is read once per GC cycle (readings between two GCs are
+//!    one measurement), and a growing live heap whose shape test (below) fails with
+//!    fewer than `min_gc_cycles / 2` GC cycles in a half of the window is inconclusive
+//!    too: a step between two rare GCs looks like a plateau. A process restart empties
+//!    the window, so a restart never looks like growth.
 //! 2. **The live heap grows.** The live heap is the heap that survived the last GC: the
 //!    heap profile's in-use bytes, and independently `NextGC / (1 + GOGC/100)` from
 //!    MemStats. The profile decides once it has taken at least 8 distinct values in the
@@ -37,7 +40,9 @@
 //!    (default twice `warmup`, 10 minutes) may be caches filling. The points after the
 //!    grace must show an upward trend by the Mann-Kendall test (one-sided 5%) with a
 //!    Sen slope above the same floors; until the window reaches far enough past the
-//!    grace the state is **warming up**, and growth that stopped is **no leak**. The
+//!    grace the state is **warming up**, with fewer than 4 live-heap readings after
+//!    it (a heap profile counts from the second GC after it) **inconclusive**, and
+//!    growth that stopped is **no leak**. The
 //!    grace counts from the process's start time (`/proc`), so a process that has run
 //!    for hours is judged as soon as rule 1 holds.
 //!
@@ -73,6 +78,7 @@
 
 use serde::Deserialize;
 
+use crate::analysis::criteria::{Unit, assess, describe};
 use crate::analysis::signals::Trend;
 use crate::analysis::slope::theil_sen;
 use crate::analysis::trend::mann_kendall;
@@ -554,154 +560,9 @@ fn judge_count(
 }
 
 /// One trend measured against the growth criteria.
-#[derive(Debug, Clone)]
-struct Assessment {
-    per_hour: f64,
-    relative_per_hour: f64,
-    level: f64,
-    growth: f64,
-    span_seconds: f64,
-    monotonicity: f64,
-    half_fraction: f64,
-    score: f64,
-    /// One sentence per failed criterion; empty when every criterion holds.
-    failures: Vec<String>,
-}
-
-/// Maps `v` to 0..1: 0.5 at `threshold`, linear from 0 below, 1 at `full` and above.
-fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.0;
-    }
-    if v >= threshold {
-        if full <= threshold {
-            return 1.0;
-        }
-        return (0.5 + 0.5 * (v - threshold) / (full - threshold)).min(1.0);
-    }
-    if threshold <= 0.0 {
-        return 0.0;
-    }
-    0.5 * v.max(0.0) / threshold
-}
-
-fn assess(t: &Trend, unit: Unit, min_abs: f64, min_rel: f64, th: &Thresholds) -> Assessment {
-    let per_hour = t.fit.slope * 3600.0;
-    let level = t.level.max(1.0);
-    let relative_per_hour = per_hour / level;
-    let half_fraction = match (t.first_half_slope, t.second_half_slope) {
-        (Some(a), Some(b)) if t.fit.slope > 0.0 => a.min(b) / t.fit.slope,
-        _ => 0.0,
-    };
-    let mono = t.monotonicity;
-    let score = [
-        ramp(per_hour, min_abs, 4.0 * min_abs),
-        ramp(relative_per_hour, min_rel, 4.0 * min_rel),
-        ramp(mono, th.min_monotonicity, 0.9_f64.max(th.min_monotonicity)),
-        ramp(
-            half_fraction,
-            th.min_half_slope_fraction,
-            0.75_f64.max(th.min_half_slope_fraction),
-        ),
-    ]
-    .into_iter()
-    .fold(1.0, f64::min);
-    let fmt = |v: f64| match unit {
-        Unit::Bytes => fmt_bytes(v),
-        Unit::Count(_) => format!("{v:.1}"),
-    };
-    let mut failures = Vec::new();
-    if per_hour < min_abs {
-        failures.push(format!(
-            "growth {}/h is below the {}/h floor",
-            fmt(per_hour),
-            fmt(min_abs)
-        ));
-    }
-    if relative_per_hour < min_rel {
-        failures.push(format!(
-            "relative growth {:+.1}%/h is below the {:.1}%/h floor",
-            relative_per_hour * 100.0,
-            min_rel * 100.0
-        ));
-    }
-    if mono < th.min_monotonicity {
-        failures.push(format!(
-            "not one-way: monotonicity {mono:.2} is below {:.2}",
-            th.min_monotonicity
-        ));
-    }
-    if half_fraction < th.min_half_slope_fraction {
-        failures.push(
-            "not sustained: one half of the window did not grow (plateau, step or burst)"
-                .to_string(),
-        );
-    }
-    Assessment {
-        per_hour,
-        relative_per_hour,
-        level,
-        growth: t.fit.slope * t.span_seconds,
-        span_seconds: t.span_seconds,
-        monotonicity: mono,
-        half_fraction,
-        score,
-        failures,
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Unit {
-    Bytes,
-    Count(&'static str),
-}
-
-fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
-    let (growth, rate, level) = match unit {
-        Unit::Bytes => (
-            fmt_bytes(a.growth),
-            fmt_bytes(a.per_hour),
-            fmt_bytes(a.level),
-        ),
-        Unit::Count(u) => (
-            format!("{:+.0} {u}", a.growth),
-            format!("{:+.1}", a.per_hour),
-            format!("{:.0}", a.level),
-        ),
-    };
-    format!(
-        "{what}: {growth} over {} ({rate}/h, {:+.1}%/h of {level}); monotonicity {:.2}; \
-         weaker half grew at {:.0}% of the window's rate",
-        fmt_duration(a.span_seconds),
-        a.relative_per_hour * 100.0,
-        a.monotonicity,
-        a.half_fraction.max(0.0) * 100.0
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ramp_is_half_at_threshold() {
-        let cases = [
-            (0.0, 1.0, 4.0, 0.0),
-            (-3.0, 1.0, 4.0, 0.0),
-            (0.5, 1.0, 4.0, 0.25),
-            (1.0, 1.0, 4.0, 0.5),
-            (2.5, 1.0, 4.0, 0.75),
-            (4.0, 1.0, 4.0, 1.0),
-            (40.0, 1.0, 4.0, 1.0),
-            (f64::NAN, 1.0, 4.0, 0.0),
-            // A threshold of 0 (criterion switched off) passes at 0.
-            (0.0, 0.0, 0.75, 0.5),
-            (-0.1, 0.0, 0.75, 0.0),
-        ];
-        for (v, th, full, want) in cases {
-            assert_eq!(ramp(v, th, full), want, "ramp({v}, {th}, {full})");
-        }
-    }
 
     #[test]
     fn thresholds_deserialize_strictly() {

@@ -16,6 +16,7 @@ pub mod dumps;
 pub mod html;
 pub mod landing;
 pub mod report;
+pub mod runbook;
 pub mod server;
 pub mod tls;
 pub mod web;
@@ -75,6 +76,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             axum::routing::post(set_baseline),
         )
         .merge(report::routes())
+        .merge(runbook::routes())
         .merge(dumps::routes(state.dumps.clone()))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(access, guard_writes))

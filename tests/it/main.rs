@@ -23,6 +23,7 @@ mod live_oom;
 mod live_signals;
 mod ops;
 mod report;
+mod runbook;
 mod system;
 mod watch;
 mod web;

@@ -16,7 +16,8 @@ use regex::Regex;
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
-const RUNBOOK_BASE: &str = "https://github.com/leakwatch/leakwatch/blob/main/docs/runbook.md#";
+/// Where the shipped rules' `runbook_url`s point: the runbook leakwatch serves itself.
+const RUNBOOK_BASE: &str = "http://127.0.0.1:10760/runbook#";
 const INSTALL_HINT: &str = "run `sudo scripts/install-test-deps` (Debian prometheus, prometheus-alertmanager, docker-compose)";
 
 fn root() -> PathBuf {
@@ -163,8 +164,12 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
             "{name}: summary"
         );
         let desc = str_of(ann, "description").unwrap_or_default();
+        let expr = str_of(a, "expr").unwrap();
+        // The alerts on leakwatch itself select its `up` series (the one job selector,
+        // set by `leakwatch rules --selector`); every other alert is about a target.
+        let on_leakwatch = expr.contains(&format!("up{{{}}}", leakwatch::rules::DEFAULT_SELECTOR));
         assert!(
-            desc.contains("{{ $labels.target }}"),
+            on_leakwatch || desc.contains("{{ $labels.target }}"),
             "{name}: description lacks the target: {desc}"
         );
         assert!(
@@ -177,9 +182,9 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
             format!("{RUNBOOK_BASE}{}", name.to_lowercase()),
             "{name}: runbook_url must point at the section named after the alert"
         );
-        let expr = str_of(a, "expr").unwrap();
+        let without_up = expr.replace(&format!("up{{{}}}", leakwatch::rules::DEFAULT_SELECTOR), "");
         assert!(
-            !expr.contains("job="),
+            !without_up.contains("job="),
             "{name}: hard-coded job selector in {expr}"
         );
     }
@@ -319,6 +324,126 @@ fn runbook_has_a_section_for_every_runbook_url_and_its_links_resolve() {
             "runbook lacks the {mode} leak pattern"
         );
     }
+}
+
+/// `leakwatch rules` with no flags prints the shipped file: the two never drift.
+#[test]
+fn rules_command_prints_the_shipped_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .arg("rules")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == read("alerts/leakwatch-rules.yml"),
+        "`leakwatch rules` differs from alerts/leakwatch-rules.yml"
+    );
+    // A bad flag is a clear error, not a broken file.
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .args(["rules", "--runbook-url", "wiki/runbook"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--runbook-url"), "{err}");
+}
+
+/// Rules rendered for another install (runbook, dashboard, selector) still pass
+/// `promtool check rules` and every unit test, with the tests' expected links moved
+/// the same way.
+#[test]
+fn rules_with_custom_urls_pass_promtool() {
+    let runbook = "https://wiki.example.com/ops/leakwatch-runbook";
+    let dashboard = "https://grafana.example.com/d/leakwatch-target";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .args([
+            "rules",
+            "--runbook-url",
+            runbook,
+            "--dashboard-url",
+            dashboard,
+        ])
+        .args(["--selector", r#"job="leakwatch", instance!="""#])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    assert!(!rendered.contains(RUNBOOK_BASE));
+    assert!(rendered.contains(r#"absent(up{job="leakwatch", instance!=""})"#));
+    std::fs::write(dir.path().join("leakwatch-rules.yml"), &rendered).unwrap();
+    let mut test_files = Vec::new();
+    for f in files("alerts/tests", ".yml") {
+        let mut text = String::new();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            match line.split_once("runbook_url: ") {
+                Some((indent, url)) if indent.trim().is_empty() => {
+                    let anchor = url
+                        .strip_prefix(RUNBOOK_BASE)
+                        .expect("shipped runbook link");
+                    text.push_str(&format!("{indent}runbook_url: {runbook}#{anchor}\n"));
+                    text.push_str(&format!("{indent}dashboard_url: {dashboard}\n"));
+                }
+                _ => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        let name = dir.path().join("tests").join(f.file_name().unwrap());
+        std::fs::write(&name, text).unwrap();
+        test_files.push(name.to_string_lossy().into_owned());
+    }
+    let rules_path = dir.path().join("leakwatch-rules.yml");
+    let out = run_ok(
+        "promtool",
+        &["check", "rules", rules_path.to_str().unwrap()],
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+    let mut args = vec!["test", "rules"];
+    args.extend(test_files.iter().map(String::as_str));
+    let out = run_ok("promtool", &args);
+    assert_eq!(out.matches("SUCCESS").count(), test_files.len(), "{out}");
+}
+
+/// leakwatch serves the runbook at /runbook, with an anchor for every `runbook_url`:
+/// the shipped links resolve on a default install.
+#[test]
+fn runbook_is_served_with_every_alert_anchor() {
+    let lw = crate::support::Leakwatch::start(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: orders\n    url: http://127.0.0.1:9/\n",
+    );
+    let (status, body) = lw.get("/runbook");
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).unwrap();
+    for r in rules() {
+        let Some(url) = r.get("annotations").and_then(|a| str_of(a, "runbook_url")) else {
+            continue;
+        };
+        let anchor = url.strip_prefix(RUNBOOK_BASE).unwrap();
+        assert!(
+            page.contains(&format!(" id=\"{anchor}\"")),
+            "/runbook has no id=\"{anchor}\""
+        );
+    }
+    assert!(
+        page.contains("<meta name=\"viewport\""),
+        "usable on a phone"
+    );
+    assert!(
+        page.contains("leakwatch diff BASE NEW"),
+        "the routine is on the page"
+    );
 }
 
 // -------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+//! The growth criteria of a leak verdict measured on one trend: fast enough, one-way,
+//! sustained, each scored 0..1 (0.5 at its threshold), and the sentence that says so.
+
+use crate::analysis::signals::Trend;
+use crate::analysis::verdict::Thresholds;
+use crate::units::{fmt_bytes, fmt_duration};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Assessment {
+    pub(crate) per_hour: f64,
+    pub(crate) relative_per_hour: f64,
+    pub(crate) level: f64,
+    pub(crate) growth: f64,
+    pub(crate) span_seconds: f64,
+    pub(crate) monotonicity: f64,
+    pub(crate) half_fraction: f64,
+    pub(crate) score: f64,
+    /// One sentence per failed criterion; empty when every criterion holds.
+    pub(crate) failures: Vec<String>,
+}
+
+/// Maps `v` to 0..1: 0.5 at `threshold`, linear from 0 below, 1 at `full` and above.
+pub(crate) fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
+    if !v.is_finite() {
+        return 0.0;
+    }
+    if v >= threshold {
+        if full <= threshold {
+            return 1.0;
+        }
+        return (0.5 + 0.5 * (v - threshold) / (full - threshold)).min(1.0);
+    }
+    if threshold <= 0.0 {
+        return 0.0;
+    }
+    0.5 * v.max(0.0) / threshold
+}
+
+pub(crate) fn assess(
+    t: &Trend,
+    unit: Unit,
+    min_abs: f64,
+    min_rel: f64,
+    th: &Thresholds,
+) -> Assessment {
+    let per_hour = t.fit.slope * 3600.0;
+    let level = t.level.max(1.0);
+    let relative_per_hour = per_hour / level;
+    let half_fraction = match (t.first_half_slope, t.second_half_slope) {
+        (Some(a), Some(b)) if t.fit.slope > 0.0 => a.min(b) / t.fit.slope,
+        _ => 0.0,
+    };
+    let mono = t.monotonicity;
+    let score = [
+        ramp(per_hour, min_abs, 4.0 * min_abs),
+        ramp(relative_per_hour, min_rel, 4.0 * min_rel),
+        ramp(mono, th.min_monotonicity, 0.9_f64.max(th.min_monotonicity)),
+        ramp(
+            half_fraction,
+            th.min_half_slope_fraction,
+            0.75_f64.max(th.min_half_slope_fraction),
+        ),
+    ]
+    .into_iter()
+    .fold(1.0, f64::min);
+    let fmt = |v: f64| match unit {
+        Unit::Bytes => fmt_bytes(v),
+        Unit::Count(_) => format!("{v:.1}"),
+    };
+    let mut failures = Vec::new();
+    if per_hour < min_abs {
+        failures.push(format!(
+            "growth {}/h is below the {}/h floor",
+            fmt(per_hour),
+            fmt(min_abs)
+        ));
+    }
+    if relative_per_hour < min_rel {
+        failures.push(format!(
+            "relative growth {:+.1}%/h is below the {:.1}%/h floor",
+            relative_per_hour * 100.0,
+            min_rel * 100.0
+        ));
+    }
+    if mono < th.min_monotonicity {
+        failures.push(format!(
+            "not one-way: monotonicity {mono:.2} is below {:.2}",
+            th.min_monotonicity
+        ));
+    }
+    if half_fraction < th.min_half_slope_fraction {
+        failures.push(
+            "not sustained: one half of the window did not grow (plateau, step or burst)"
+                .to_string(),
+        );
+    }
+    Assessment {
+        per_hour,
+        relative_per_hour,
+        level,
+        growth: t.fit.slope * t.span_seconds,
+        span_seconds: t.span_seconds,
+        monotonicity: mono,
+        half_fraction,
+        score,
+        failures,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unit {
+    Bytes,
+    Count(&'static str),
+}
+
+pub(crate) fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
+    let (growth, rate, level) = match unit {
+        Unit::Bytes => (
+            fmt_bytes(a.growth),
+            fmt_bytes(a.per_hour),
+            fmt_bytes(a.level),
+        ),
+        Unit::Count(u) => (
+            format!("{:+.0} {u}", a.growth),
+            format!("{:+.1}", a.per_hour),
+            format!("{:.0}", a.level),
+        ),
+    };
+    format!(
+        "{what}: {growth} over {} ({rate}/h, {:+.1}%/h of {level}); monotonicity {:.2}; \
+         weaker half grew at {:.0}% of the window's rate",
+        fmt_duration(a.span_seconds),
+        a.relative_per_hour * 100.0,
+        a.monotonicity,
+        a.half_fraction.max(0.0) * 100.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_is_half_at_threshold() {
+        let cases = [
+            (0.0, 1.0, 4.0, 0.0),
+            (-3.0, 1.0, 4.0, 0.0),
+            (0.5, 1.0, 4.0, 0.25),
+            (1.0, 1.0, 4.0, 0.5),
+            (2.5, 1.0, 4.0, 0.75),
+            (4.0, 1.0, 4.0, 1.0),
+            (40.0, 1.0, 4.0, 1.0),
+            (f64::NAN, 1.0, 4.0, 0.0),
+            // A threshold of 0 (criterion switched off) passes at 0.
+            (0.0, 0.0, 0.75, 0.5),
+            (-0.1, 0.0, 0.75, 0.0),
+        ];
+        for (v, th, full, want) in cases {
+            assert_eq!(ramp(v, th, full), want, "ramp({v}, {th}, {full})");
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The Prometheus rule file leakwatch ships (`alerts/leakwatch-rules.yml`), rendered
+//! for one install: where its runbook and dashboard live, and which `up` series is
+//! leakwatch's own (`leakwatch rules`).
+
+use crate::error::{Error, Result};
+
+/// The shipped rule file; it is what [`render`] prints with the defaults.
+pub const SHIPPED: &str = include_str!("../alerts/leakwatch-rules.yml");
+
+/// The runbook every shipped `runbook_url` points at: the one leakwatch serves at
+/// `/runbook` on its default listen address. Each alert appends `#<its name>`.
+pub const DEFAULT_RUNBOOK_URL: &str = "http://127.0.0.1:10760/runbook";
+
+/// The `up` selector of the shipped "leakwatch is down / absent" alerts.
+pub const DEFAULT_SELECTOR: &str = r#"job="leakwatch""#;
+
+/// What one install changes in the rules.
+#[derive(Debug, Clone)]
+pub struct RuleOptions {
+    /// Runbook page; `#<alert name lower-cased>` is appended per alert.
+    pub runbook_url: String,
+    /// Added to every alert as the `dashboard_url` annotation (may use templates such
+    /// as `{{ $labels.target }}`).
+    pub dashboard_url: Option<String>,
+    /// Label matchers that select leakwatch's own `up` series (`job="leakwatch"`).
+    pub selector: String,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        RuleOptions {
+            runbook_url: DEFAULT_RUNBOOK_URL.into(),
+            dashboard_url: None,
+            selector: DEFAULT_SELECTOR.into(),
+        }
+    }
+}
+
+fn check_url(flag: &str, url: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::Config(format!("{flag} {url:?}: {why}")));
+    if url.chars().any(|c| c.is_whitespace() && c != ' ') || url.contains(" #") {
+        return bad("no line breaks, tabs or ' #'");
+    }
+    // Templates ({{ $labels.target }}) are Prometheus's business: check what is left.
+    let plain = regex::Regex::new(r"\{\{[^}]*\}\}")
+        .expect("valid regex")
+        .replace_all(url, "x");
+    match reqwest::Url::parse(&plain) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        Ok(u) => bad(&format!("scheme {:?} is not http or https", u.scheme())),
+        Err(e) => bad(&e.to_string()),
+    }
+}
+
+fn check_selector(selector: &str) -> Result<()> {
+    let matcher = r#"[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\\n]|\\.)*""#;
+    let re =
+        regex::Regex::new(&format!(r"^\s*{matcher}(\s*,\s*{matcher})*\s*$")).expect("valid regex");
+    if re.is_match(selector) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "--selector {selector:?}: want PromQL label matchers such as job=\"leakwatch\" \
+             (without braces)"
+        )))
+    }
+}
+
+/// The rule file for `o`. Only three things change: every `runbook_url` base, an
+/// added `dashboard_url` after each `runbook_url`, and the `up{...}` selector of the
+/// alerts on leakwatch itself. Everything else is the shipped file, byte for byte.
+pub fn render(o: &RuleOptions) -> Result<String> {
+    check_url("--runbook-url", &o.runbook_url)?;
+    if o.runbook_url.contains('#') {
+        return Err(Error::Config(format!(
+            "--runbook-url {:?}: no #fragment (each alert adds its own)",
+            o.runbook_url
+        )));
+    }
+    if let Some(d) = &o.dashboard_url {
+        check_url("--dashboard-url", d)?;
+    }
+    check_selector(&o.selector)?;
+    let base = format!("{DEFAULT_RUNBOOK_URL}#");
+    let default_up = format!("up{{{DEFAULT_SELECTOR}}}");
+    let up = format!("up{{{}}}", o.selector.trim());
+    let mut out = String::with_capacity(SHIPPED.len() + 4096);
+    for line in SHIPPED.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("runbook_url: ")
+            && let Some(anchor) = rest.trim_end().strip_prefix(&base)
+        {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!(
+                "{indent}runbook_url: {}#{anchor}\n",
+                o.runbook_url
+            ));
+            if let Some(d) = &o.dashboard_url {
+                out.push_str(&format!("{indent}dashboard_url: {d}\n"));
+            }
+            continue;
+        }
+        out.push_str(&line.replace(&default_up, &up));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_render_the_shipped_file() {
+        assert_eq!(render(&RuleOptions::default()).unwrap(), SHIPPED);
+    }
+
+    #[test]
+    fn every_alert_gets_the_urls_and_the_selector() {
+        let o = RuleOptions {
+            runbook_url: "https://wiki.example/leakwatch/runbook".into(),
+            dashboard_url: Some(
+                "https://grafana.example/d/lw?var-target={{ $labels.target }}".into(),
+            ),
+            selector: r#"job="lw", namespace="mon""#.into(),
+        };
+        let out = render(&o).unwrap();
+        let alerts = SHIPPED.matches("- alert: ").count();
+        assert_eq!(
+            out.matches("runbook_url: https://wiki.example/leakwatch/runbook#")
+                .count(),
+            alerts
+        );
+        assert_eq!(
+            out.matches("dashboard_url: https://grafana.example/")
+                .count(),
+            alerts
+        );
+        assert!(!out.contains(DEFAULT_RUNBOOK_URL));
+        assert!(out.contains(r#"up{job="lw", namespace="mon"}"#));
+        assert!(!out.contains(r#"up{job="leakwatch"}"#));
+    }
+
+    #[test]
+    fn bad_options_are_refused_naming_the_flag() {
+        let cases = [
+            (
+                RuleOptions {
+                    runbook_url: "ftp://x/r".into(),
+                    ..RuleOptions::default()
+                },
+                "--runbook-url",
+            ),
+            (
+                RuleOptions {
+                    runbook_url: "not a url".into(),
+                    ..RuleOptions::default()
+                },
+                "--runbook-url",
+            ),
+            (
+                RuleOptions {
+                    runbook_url: "https://x/r#top".into(),
+                    ..RuleOptions::default()
+                },
+                "#fragment",
+            ),
+            (
+                RuleOptions {
+                    runbook_url: "https://x/r\nfoo: 1".into(),
+                    ..RuleOptions::default()
+                },
+                "line breaks",
+            ),
+            (
+                RuleOptions {
+                    dashboard_url: Some("grafana".into()),
+                    ..RuleOptions::default()
+                },
+                "--dashboard-url",
+            ),
+            (
+                RuleOptions {
+                    selector: "{job=\"x\"}".into(),
+                    ..RuleOptions::default()
+                },
+                "--selector",
+            ),
+            (
+                RuleOptions {
+                    selector: "job=leakwatch".into(),
+                    ..RuleOptions::default()
+                },
+                "--selector",
+            ),
+            (
+                RuleOptions {
+                    selector: String::new(),
+                    ..RuleOptions::default()
+                },
+                "--selector",
+            ),
+        ];
+        for (o, want) in cases {
+            let e = render(&o).unwrap_err().to_string();
+            assert!(e.contains(want), "{o:?}: {e}");
+        }
+    }
+}
