@@ -112,7 +112,8 @@ const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
 
 /// An inline SVG line chart with axes, grid and a legend; `span` is the x range in
-/// seconds (the window), drawn from `-span` to `now`.
+/// seconds (the data held), drawn from `-span` to `now`. It scales to the page's
+/// width (at most its natural width).
 pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> String {
     let drawn: Vec<(&Series, Vec<(f64, f64)>)> = series
         .iter()
@@ -144,7 +145,7 @@ pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Strin
     let y = |v: f64| TOP + ph * (1.0 - (v / top).clamp(0.0, 1.0));
     let _ = write!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{}\">",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" style=\"width:100%;max-width:{W}px;height:auto\" role=\"img\" aria-label=\"{}\">",
         html_escape(title)
     );
     // Grid and y labels: 0, 1/4 .. top.

@@ -22,15 +22,23 @@ fn ago(t: Option<SystemTime>) -> String {
 pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     let mut page = String::new();
     page.push_str(concat!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>leakwatch</title>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>leakwatch</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}",
-        ".down{color:#b00}.up{color:#070}.suspect{color:#b00;font-weight:bold}</style>",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;",
+        "overflow-wrap:anywhere}",
+        ".down{color:#b00}.up{color:#070}.suspect{color:#b00;font-weight:bold}",
+        // Narrow screens: one card per target, the verdict right under its name.
+        "@media (max-width:700px){body{margin:0.8em}table,tbody,tr,td{display:block}",
+        "tr:first-child{display:none}tr{border:1px solid #ccc;margin-bottom:0.8em}",
+        "td{border:none;padding:2px 6px}td:empty{display:none}}</style>",
         "</head><body><h1>leakwatch</h1>",
         "<p>Catches memory leaks in Go services before the OOM killer does. ",
-        "<a href=\"/metrics\">Metrics</a></p>",
-        "<table><tr><th>target</th><th>url</th><th>state</th><th>last scrape</th>",
-        "<th>verdict</th><th>last error</th></tr>"
+        "<a href=\"/metrics\">Metrics</a> · <a href=\"/dumps/\">Dumps</a> · ",
+        "<a href=\"/runbook\">Runbook</a></p>",
+        "<table><tr><th>target</th><th>verdict</th><th>state</th><th>last scrape</th>",
+        "<th>url</th><th>last error</th></tr>"
     ));
     for t in state.targets() {
         let st = t.status();
@@ -42,10 +50,10 @@ pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
         let verdict = verdict_html(&st);
         let _ = write!(
             page,
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{verdict}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{verdict}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             target_link(&t.config.name),
-            html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
             ago(st.last_scrape),
+            html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
             html_escape(st.last_error.as_deref().unwrap_or("")),
         );
     }

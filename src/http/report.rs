@@ -100,7 +100,30 @@ svg text{font-size:11px;fill:#555;font-family:system-ui,sans-serif}\
 .legend span{margin-right:1.4em;font-size:0.9em}.legend i{display:inline-block;width:12px;height:3px;margin-right:5px;vertical-align:middle}\
 .bar{display:inline-block;height:10px;background:#4a78c2;vertical-align:middle;margin-right:6px}\
 code,pre{background:#f6f6f6;padding:2px 4px;border-radius:3px}pre{padding:6px 8px;overflow-x:auto}\
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:1.5em}";
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:1.5em}\
+td,th,li,p{overflow-wrap:anywhere}.note{font-size:0.85em;color:#555;margin:2px 0 0 0}\
+.provisional{background:#fff8e1;border:1px solid #e8d48a;padding:0.5em 0.8em;border-radius:6px}\
+progress{width:16em;max-width:60%;vertical-align:middle;margin-right:0.5em}\
+@media (max-width:700px){body{margin:0.8em}.grid2{grid-template-columns:1fr}\
+table{width:100%}td,th{padding:3px 4px}.legend span{display:inline-block;margin-right:0.8em}}";
+
+/// Seconds between the page's automatic refreshes: the target's scrape interval,
+/// within 5 s .. 60 s.
+fn refresh_seconds(interval: std::time::Duration) -> u64 {
+    interval.as_secs().clamp(5, 60)
+}
+
+/// Reloads the page every `secs` (unless `?refresh=0`) and puts the reader back where
+/// they were scrolled.
+fn refresh_script(secs: u64) -> String {
+    format!(
+        "<script>(function(){{var k='lw-scroll:'+location.pathname;\
+         var y=sessionStorage.getItem(k);if(y!==null){{sessionStorage.removeItem(k);window.scrollTo(0,+y);}}\
+         if(new URLSearchParams(location.search).get('refresh')==='0')return;\
+         setTimeout(function(){{sessionStorage.setItem(k,String(window.scrollY));location.reload();}},{});}})();</script>",
+        secs * 1000
+    )
+}
 
 /// The whole report page of one target.
 pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
@@ -110,7 +133,7 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
     let _ = write!(
         page,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} – leakwatch report</title><style>{STYLE}</style></head><body>\
          <p><a href=\"/\">← all targets</a> · <a href=\"/metrics\">metrics</a></p>\
          <h1>{}</h1>",
@@ -149,7 +172,13 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
     oom_section(&mut page, &st);
     page.push_str("<h2>Recent dumps</h2>");
     page.push_str(&dumps_section(dumps, name));
-    page.push_str("</body></html>\n");
+    let secs = refresh_seconds(t.config.interval);
+    let _ = write!(
+        page,
+        "<p class=\"muted\">This page refreshes every {secs} s, keeping your place \
+         (<a href=\"?refresh=0\">stop</a>).</p>{}</body></html>\n",
+        refresh_script(secs)
+    );
     page
 }
 
@@ -183,21 +212,46 @@ fn verdict_section(page: &mut String, st: &Status) {
         ),
         Some(_) => ("good", "no leak suspected".to_string()),
     };
+    // While the window warms up: how far, as a bar.
+    let progress = match &st.signals {
+        Some(s) if !s.warm => {
+            let need = st.window.warmup().as_secs_f64().max(1.0);
+            let have = s.window_span_seconds.clamp(0.0, need);
+            format!(
+                "<div><progress id=\"warmup\" max=\"{need:.0}\" value=\"{have:.0}\"></progress>\
+                 {:.0}% of the warm-up</div>",
+                100.0 * have / need
+            )
+        }
+        _ => String::new(),
+    };
     let _ = write!(
         page,
-        "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{}</div>",
+        "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{progress}{}</div>",
         html_escape(&headline),
-        // Warm: the evidence table below gives every reason; cold: say why not yet.
-        if st.signals.as_ref().is_some_and(|s| s.warm) {
-            String::new()
-        } else {
+        // No data yet: say why. Otherwise the evidence table (warm) or the provisional
+        // figures (warming up) below say more than a second headline would.
+        if st.signals.is_none() {
             format!("<div>{}</div>", verdict_html(st))
+        } else {
+            String::new()
         }
     );
     let Some(s) = &st.signals else {
         return;
     };
     if !s.warm {
+        // The figures so far, before any verdict: what /metrics already has.
+        let _ = write!(
+            page,
+            "<div class=\"provisional\" id=\"provisional\"><strong>Provisional</strong>: the \
+             window is not warm yet ({} of data). These figures are what the verdict will be \
+             judged on, and may still change; no verdict before {} of data.",
+            fmt_duration(s.window_span_seconds),
+            fmt_duration(st.window.warmup().as_secs_f64())
+        );
+        facts_table(page, s);
+        page.push_str("</div>");
         return;
     }
     // The evidence: every kind with its reasons, suspected or not.
@@ -218,6 +272,11 @@ fn verdict_section(page: &mut String, st: &Status) {
         );
     }
     page.push_str("</table>");
+    facts_table(page, s);
+}
+
+/// The figures behind the verdict: slopes, ratios, GC, baseline.
+fn facts_table(page: &mut String, s: &crate::analysis::signals::Signals) {
     let mut facts: Vec<(String, String)> = Vec::new();
     if let Some(l) = &s.live {
         facts.push((
@@ -227,6 +286,23 @@ fn verdict_section(page: &mut String, st: &Status) {
                 fmt_bytes(l.fit.slope * 3600.0),
                 l.monotonicity
             ),
+        ));
+    }
+    if let Some(g) = &s.goroutines {
+        facts.push((
+            "goroutines".into(),
+            format!(
+                "{:.0}, {:+.0}/h, monotonicity {:.2}",
+                g.latest,
+                g.fit.slope * 3600.0,
+                g.monotonicity
+            ),
+        ));
+    }
+    if let Some((f, g)) = s.heap_growth.iter().find(|(f, g)| f != "other" && *g > 0) {
+        facts.push((
+            "top growing function".into(),
+            format!("{f} +{}", fmt_bytes(*g as f64)),
         ));
     }
     if let Some(f) = &s.heap_alloc {
@@ -280,7 +356,14 @@ fn charts_section(page: &mut String, st: &Status) {
         page.push_str("<p class=\"muted\">no samples yet</p>");
         return;
     };
-    let span = st.window.config().span.as_secs_f64();
+    // The x axis covers the data held (at least a minute), not the whole window: the
+    // first minutes would be crammed into the right-most pixels.
+    let span = st
+        .window
+        .span()
+        .as_secs_f64()
+        .max(60.0)
+        .min(st.window.config().span.as_secs_f64());
     page.push_str(&svg_chart(
         "Heap: live heap (after GC), HeapAlloc, NextGC",
         Unit::Bytes,
@@ -303,6 +386,14 @@ fn charts_section(page: &mut String, st: &Status) {
             },
         ],
     ));
+    page.push_str(
+        "<p class=\"note\" id=\"live-heap-note\">Two estimates of the live heap: \
+         <b>heap profile</b> is the in-use bytes of the runtime's heap profile (what survived \
+         the last GC, published up to two GCs late); <b>NextGC</b> is NextGC ÷ (1 + GOGC/100), \
+         the heap the GC pacer counted as live, which also counts goroutine stacks and \
+         globals, so it reads higher. HeapAlloc is the live heap plus garbage not yet \
+         collected: a sawtooth.</p>",
+    );
     page.push_str(&svg_chart(
         "Goroutines",
         Unit::Count,

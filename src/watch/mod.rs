@@ -355,8 +355,13 @@ async fn run_async(args: WatchArgs) -> i32 {
         if interrupted {
             println!("interrupted after {taken} of {samples} samples");
         }
+        // On a terminal the summary wraps at its width, between words.
+        let width = tty.then(textwrap::termwidth);
         for s in &summaries {
-            print!("{}", render_summary(s));
+            match width {
+                Some(w) => print!("{}", summary::wrap_lines(&render_summary(s), w)),
+                None => print!("{}", render_summary(s)),
+            }
         }
         let word = match code {
             EXIT_OK => "no leak found",

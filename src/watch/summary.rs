@@ -211,7 +211,7 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
         "leak_suspected"
     } else if !sig.is_some_and(|s| s.warm) {
         notes.push(format!(
-            "no verdict: a verdict needs {} covered and {} samples; the window holds {} samples over {} (reachable at {successes} of {samples} samples); watch longer, sample more often or lower --warmup",
+            "no verdict: a verdict needs {} covered and {} samples; the window holds {} samples over {} ({successes} of {samples} scrapes succeeded); watch longer, sample more often or lower --warmup",
             fmt_duration(st.window.warmup().as_secs_f64()),
             st.window.config().min_samples,
             st.window.len(),
@@ -272,6 +272,25 @@ fn fmt_ratio(v: Option<f64>) -> String {
 }
 
 /// The text summary of one target.
+/// `text` wrapped to `width` columns at word boundaries, for a terminal: each long
+/// line continues under its own indentation plus two spaces, so a reason or a
+/// function name never breaks mid-word.
+pub fn wrap_lines(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for line in text.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let more = format!("{indent}  ");
+        let opts = textwrap::Options::new(width.max(40))
+            .subsequent_indent(&more)
+            .break_words(false);
+        for part in textwrap::wrap(line, opts) {
+            out.push_str(&part);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 pub fn render_summary(s: &TargetSummary) -> String {
     let mut out = String::new();
     let headline = match s.status {
@@ -530,6 +549,24 @@ pub(super) fn apply_baseline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_keeps_words_whole_and_indents_continuations() {
+        let text = "  verdict heap: LEAK SUSPECTED (score 1.00)\n    - live heap (heap profile): 71.2 MiB over 2m (2.1 GiB/h, +5920.6%/h of 36.1 MiB); monotonicity 0.99\nresult: leak suspected (exit 1)\n";
+        let out = wrap_lines(text, 60);
+        for line in out.lines() {
+            assert!(line.chars().count() <= 60, "{line:?}");
+        }
+        // Nothing lost, no word split: the words are the same.
+        let words = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(words(&out), words(text));
+        assert!(
+            out.contains("\n      "),
+            "a continuation is indented: {out}"
+        );
+        // Short lines are untouched.
+        assert_eq!(wrap_lines("result: ok\n", 60), "result: ok\n");
+    }
 
     #[test]
     fn exit_codes_follow_the_worst_target() {

@@ -1,6 +1,8 @@
 //! The per-target report page `/targets/{name}` in a real headless browser (Debian's
 //! chromium): the verdict, the culprit and the SVG charts are in the rendered DOM, the
-//! console is clean, and a screenshot is kept under target/test-artifacts/.
+//! console is clean, and a screenshot is kept under target/test-artifacts/. With
+//! leakwatch's defaults, the page shows provisional figures within 2 minutes, at a
+//! desktop's and a phone's width.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,11 @@ struct Browser {
 /// Runs headless chromium on `url` with `mode` (`--dump-dom` or `--screenshot=PATH`),
 /// in a fresh profile, with nothing but loopback traffic.
 fn chromium(url: &str, mode: &str) -> Browser {
+    chromium_at(url, mode, 1280)
+}
+
+/// `chromium` with a window `width` CSS pixels wide (a phone is 390).
+fn chromium_at(url: &str, mode: &str, width: u32) -> Browser {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: run `sudo scripts/install-test-deps` (installs Debian's chromium)"
@@ -42,7 +49,8 @@ fn chromium(url: &str, mode: &str) -> Browser {
             "--enable-logging=stderr",
             "--v=0",
             mode,
-            "--window-size=1280,2000",
+            &format!("--window-size={width},2400"),
+            "--hide-scrollbars",
             url,
         ])
         .output()
@@ -165,4 +173,154 @@ fn report_page_in_headless_chromium() {
         body.contains("No target named nope") && body.contains("/targets/orders"),
         "{body}"
     );
+}
+
+/// Pixels of `rgb` (within a small tolerance) in a PNG screenshot, and the share of
+/// the image's width they span.
+fn pixels_of(png_bytes: &[u8], rgb: [u8; 3]) -> (usize, f64, u32) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let (mut n, mut min_x, mut max_x) = (0usize, usize::MAX, 0usize);
+    for yy in 0..h {
+        for xx in 0..w {
+            let i = (yy * w + xx) * channels;
+            let p = &buf[i..i + 3];
+            if p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 24) {
+                n += 1;
+                min_x = min_x.min(xx);
+                max_x = max_x.max(xx);
+            }
+        }
+    }
+    let spread = if n == 0 {
+        0.0
+    } else {
+        (max_x - min_x) as f64 / w as f64
+    };
+    (n, spread, info.width)
+}
+
+/// The README's set-up: the example leak and leakwatch with its defaults (no config;
+/// `--target` only because the service runs on a free port, not 6060). Within 2 minutes
+/// the report page shows a provisional view (the figures so far, clearly labelled, a
+/// warm-up bar), at 1280 and at 390 CSS pixels; the charts fit the phone's width and
+/// show the data (the x axis covers the data held); the landing page puts the verdict
+/// next to the target's name.
+#[test]
+fn provisional_report_at_desktop_and_phone_width_within_2_minutes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let flags = regex::Regex::new(r"go run \. -addr 127\.0\.0\.1:6060 (-mode heap -[^)&\n]*)")
+        .unwrap()
+        .captures(&readme)
+        .expect("the README's example leak")[1]
+        .to_string();
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    let tc = &toolchains()[0];
+    let svc = LeakyService::start(tc, &flags);
+    let port = crate::support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let lw = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+            .args(["--target", &svc.url, "--web.listen-address", &addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start leakwatch"),
+    );
+    let name = svc.addr.to_string();
+    let page_url = format!("http://{addr}/targets/{name}");
+    let get = |path: &str| -> Option<String> {
+        crate::support::try_http_get(&format!("http://{addr}{path}"))
+            .ok()
+            .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+    };
+    let body = wait_until(
+        Duration::from_secs(120),
+        "a provisional report page",
+        || {
+            let body = get(&format!("/targets/{name}"))?;
+            (body.contains("id=\"provisional\"")
+                && body.contains("live heap slope")
+                && body.contains("top growing function"))
+            .then_some(body)
+        },
+    );
+    let after = started.elapsed();
+    assert!(body.contains("id=\"warmup\""), "a warm-up bar: {body}");
+    eprintln!("provisional report after {:.0} s", after.as_secs_f64());
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    for width in [1280u32, 390] {
+        let dom = chromium_at(&page_url, "--dump-dom", width);
+        assert!(
+            console_errors(&dom.log).is_empty(),
+            "{:?}",
+            console_errors(&dom.log)
+        );
+        let html = &dom.stdout;
+        for text in [
+            "Provisional",
+            "warming up",
+            "% of the warm-up",
+            "live heap slope",
+            "main.newSession",
+            "Two estimates of the live heap",
+            "This page refreshes every",
+        ] {
+            assert!(html.contains(text), "{width} px: no {text:?} in {html}");
+        }
+        let shot: PathBuf = artifacts.join(format!("report-provisional-{width}.png"));
+        let _ = std::fs::remove_file(&shot);
+        let run = chromium_at(
+            &page_url,
+            &format!("--screenshot={}", shot.display()),
+            width,
+        );
+        let png =
+            std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}\n{}", shot.display(), run.log));
+        // The live heap line (#c0392b) is drawn, and across most of the page's width:
+        // the chart scales to the screen, and its x axis covers the data held.
+        let (n, spread, img_w) = pixels_of(&png, [0xc0, 0x39, 0x2b]);
+        assert!(img_w >= width, "{width} px: screenshot {img_w} px wide");
+        assert!(
+            n > 50,
+            "{width} px: the live heap line is not visible ({n} pixels)"
+        );
+        assert!(
+            spread > 0.5,
+            "{width} px: the live heap line spans {:.0}% of the width",
+            spread * 100.0
+        );
+        println!("report screenshot at {width} px: {}", shot.display());
+    }
+    // The landing page on a phone: the verdict comes right after the target's name.
+    let landing = chromium_at(&format!("http://{addr}/"), "--dump-dom", 390).stdout;
+    assert!(landing.contains("name=\"viewport\""), "{landing}");
+    let row = landing
+        .split("<tr>")
+        .find(|r| r.contains(&format!(">{name}</a>")))
+        .expect("the target's row");
+    let cells: Vec<&str> = row.split("<td").skip(1).collect();
+    assert!(
+        cells.len() >= 2 && cells[1].contains("warming up"),
+        "verdict second: {row}"
+    );
+    drop(lw);
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
