@@ -203,7 +203,7 @@ pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Strin
         };
         let _ = write!(
             svg,
-            "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"{dash} points=\"{}\"><title>{}</title></polyline>",
+            "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" vector-effect=\"non-scaling-stroke\"{dash} points=\"{}\"><title>{}</title></polyline>",
             html_escape(s.label),
             s.color,
             p.trim_end(),

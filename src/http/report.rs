@@ -173,10 +173,10 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
     page.push_str("<h2>Recent dumps</h2>");
     page.push_str(&dumps_section(dumps, name));
     let secs = refresh_seconds(t.config.interval);
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<p class=\"muted\">This page refreshes every {secs} s, keeping your place \
-         (<a href=\"?refresh=0\">stop</a>).</p>{}</body></html>\n",
+         (<a href=\"?refresh=0\">stop</a>).</p>{}</body></html>",
         refresh_script(secs)
     );
     page
