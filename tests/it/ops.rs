@@ -251,16 +251,8 @@ fn every_alert_has_a_firing_and_a_quiet_test_and_every_recording_rule_a_test() {
 // Runbook
 // -------------------------------------------------------------------------------------
 
-/// GitHub's anchor for a heading: lower-case, punctuation dropped, spaces to hyphens.
-fn github_anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
-}
+/// GitHub's anchor for a heading (the one `/runbook` gives its headings too).
+use leakwatch::http::runbook::anchor as github_anchor;
 
 fn runbook_anchors() -> BTreeSet<String> {
     read("docs/runbook.md")
