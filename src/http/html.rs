@@ -1,4 +1,4 @@
-//! HTML helpers shared by the pages: escaping and the verdict cell.
+//! HTML helpers shared by the pages: escaping, the verdict cell and self-refresh.
 
 use crate::analysis::verdict::VerdictState;
 use crate::target::Status;
@@ -58,4 +58,22 @@ pub fn verdict_html(st: &Status) -> String {
         }
     }
     out
+}
+
+/// Seconds between the page's automatic refreshes: the target's scrape interval,
+/// within 5 s .. 60 s.
+pub fn refresh_seconds(interval: std::time::Duration) -> u64 {
+    interval.as_secs().clamp(5, 60)
+}
+
+/// Reloads the page every `secs` (unless `?refresh=0`) and puts the reader back where
+/// they were scrolled.
+pub fn refresh_script(secs: u64) -> String {
+    format!(
+        "<script>(function(){{var k='lw-scroll:'+location.pathname;\
+         var y=sessionStorage.getItem(k);if(y!==null){{sessionStorage.removeItem(k);window.scrollTo(0,+y);}}\
+         if(new URLSearchParams(location.search).get('refresh')==='0')return;\
+         setTimeout(function(){{sessionStorage.setItem(k,String(window.scrollY));location.reload();}},{});}})();</script>",
+        secs * 1000
+    )
 }

@@ -107,24 +107,6 @@ progress{width:16em;max-width:60%;vertical-align:middle;margin-right:0.5em}\
 @media (max-width:700px){body{margin:0.8em}.grid2{grid-template-columns:1fr}\
 table{width:100%}td,th{padding:3px 4px}.legend span{display:inline-block;margin-right:0.8em}}";
 
-/// Seconds between the page's automatic refreshes: the target's scrape interval,
-/// within 5 s .. 60 s.
-fn refresh_seconds(interval: std::time::Duration) -> u64 {
-    interval.as_secs().clamp(5, 60)
-}
-
-/// Reloads the page every `secs` (unless `?refresh=0`) and puts the reader back where
-/// they were scrolled.
-fn refresh_script(secs: u64) -> String {
-    format!(
-        "<script>(function(){{var k='lw-scroll:'+location.pathname;\
-         var y=sessionStorage.getItem(k);if(y!==null){{sessionStorage.removeItem(k);window.scrollTo(0,+y);}}\
-         if(new URLSearchParams(location.search).get('refresh')==='0')return;\
-         setTimeout(function(){{sessionStorage.setItem(k,String(window.scrollY));location.reload();}},{});}})();</script>",
-        secs * 1000
-    )
-}
-
 /// The whole report page of one target.
 pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
     let st = t.status();
@@ -172,12 +154,12 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
     oom_section(&mut page, &st);
     page.push_str("<h2>Recent dumps</h2>");
     page.push_str(&dumps_section(dumps, name));
-    let secs = refresh_seconds(t.config.interval);
+    let secs = super::html::refresh_seconds(t.config.interval);
     let _ = writeln!(
         page,
         "<p class=\"muted\">This page refreshes every {secs} s, keeping your place \
          (<a href=\"?refresh=0\">stop</a>).</p>{}</body></html>",
-        refresh_script(secs)
+        super::html::refresh_script(secs)
     );
     page
 }
