@@ -5,6 +5,7 @@ mod support;
 
 mod architecture;
 mod cli;
+mod demo;
 mod diff;
 mod dumps;
 mod e2e;

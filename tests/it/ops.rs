@@ -887,6 +887,7 @@ fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
         [
             "alertmanager",
             "grafana",
+            "healthy-service",
             "leakwatch",
             "leaky-service",
             "prometheus"
@@ -963,8 +964,19 @@ fn deploy_configs_are_accepted_by_prometheus_alertmanager_and_leakwatch() {
 
     let cfg = leakwatch::config::Config::from_yaml(&read("deploy/leakwatch/leakwatch.yml"))
         .unwrap_or_else(|e| panic!("deploy/leakwatch/leakwatch.yml: {e}"));
-    assert_eq!(cfg.targets.len(), 1);
-    assert_eq!(cfg.targets[0].url.as_str(), "http://leaky-service:6060/");
+    // The leak and a healthy service, each with the limit its container has (leakwatch
+    // cannot read another container's cgroup): time to OOM pages before the kill.
+    let urls: Vec<&str> = cfg.targets.iter().map(|t| t.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        ["http://leaky-service:6060/", "http://healthy-service:6060/"]
+    );
+    assert!(
+        cfg.targets
+            .iter()
+            .all(|t| t.memory_limit == Some(512 * 1024 * 1024)),
+        "memory_limit = the services' mem_limit (512m)"
+    );
 
     for f in files("deploy/grafana/provisioning/datasources", ".yml") {
         let text = std::fs::read_to_string(&f).unwrap();
