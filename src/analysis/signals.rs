@@ -365,15 +365,19 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
                 Some((LimitSource::Host, available.saturating_add(usage)))
             })
     });
-    let usage_source = newest.and_then(|s| {
-        [
+    // The usage measured against a limit is what that limit caps: a cgroup's limit its
+    // working set; GOMEMLIMIT (one process's Go runtime) that process's RSS or Go's Sys,
+    // never the working set of a cgroup the process may share with other processes.
+    let candidates: &[UsageSource] = match memory_limit {
+        Some((LimitSource::Gomemlimit, _)) => &[UsageSource::Rss, UsageSource::GoSys],
+        _ => &[
             UsageSource::WorkingSet,
             UsageSource::Rss,
             UsageSource::GoSys,
-        ]
-        .into_iter()
-        .find(|src| src.get(s).is_some())
-    });
+        ],
+    };
+    let usage_source =
+        newest.and_then(|s| candidates.iter().copied().find(|src| src.get(s).is_some()));
     let memory_usage = usage_source.and_then(|src| Some((src, src.get(newest?)?)));
     let time_to_oom = match (memory_limit, memory_usage) {
         (Some((_, limit)), Some((src, usage))) => {
