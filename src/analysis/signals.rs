@@ -312,8 +312,12 @@ const MIN_PROFILE_CHANGES: usize = 8;
 pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let warm = window.is_warm();
     let newest = window.newest();
-    let live_profile = Trend::of(&per_gc(window, |s| s.profile_inuse));
-    let live_nextgc = Trend::of(&per_gc(window, |s| s.nextgc_live));
+    // One reading per GC of each live-heap estimate: the window's trends and, below,
+    // the points after the start-up grace are both taken from these.
+    let profile_readings = per_gc(window, |s| s.profile_inuse);
+    let nextgc_readings = per_gc(window, |s| s.nextgc_live);
+    let live_profile = Trend::of(&profile_readings);
+    let live_nextgc = Trend::of(&nextgc_readings);
     let live_source = newest.and_then(|s| match (s.profile_inuse, s.nextgc_live) {
         (Some(_), _) => Some(LiveSource::HeapProfile),
         (None, Some(_)) => Some(LiveSource::NextGc),
@@ -459,15 +463,12 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let live_recent = live_evidence
         .iter()
         .map(|(name, _)| {
-            let (series, from): (fn(&Sample) -> Option<u64>, f64) = if *name == "NextGC" {
-                (|s| s.nextgc_live, grace_end_x)
+            let (readings, from) = if *name == "NextGC" {
+                (&nextgc_readings, grace_end_x)
             } else {
-                (|s| s.profile_inuse, profile_from_x)
+                (&profile_readings, profile_from_x)
             };
-            per_gc(window, series)
-                .into_iter()
-                .filter(|p| p.0 >= from)
-                .collect()
+            readings.iter().copied().filter(|p| p.0 >= from).collect()
         })
         .collect();
     let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
