@@ -1,19 +1,34 @@
-//! Fuzzes the `heap?debug=1` text parser and everything leakwatch does with its
-//! result: estimates, totals, and the `top` report over the estimated profile.
+//! Fuzzes the `heap?debug=1` text parsers and everything leakwatch does with their
+//! result: estimates, totals, and the `top` report over the estimated profile. The
+//! streaming reader the exporter scrapes with (`parse_heap_estimate`) is checked
+//! against the record-keeping one: the same estimate, MemStats and error, byte for byte.
 #![no_main]
 
 use leakwatch::analysis::diff::{TopOptions, top};
-use leakwatch::pprof::heap::parse_heap_text;
+use leakwatch::pprof::heap::{parse_heap_estimate, parse_heap_text};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = parse_heap_text(data) {
-        let profile = text.estimate();
-        let _ = profile.totals();
-        let _ = top(&profile, &TopOptions::default());
-        if let Some(m) = &text.memstats {
-            let _ = m.last_pause_ns();
-            let _ = m.max_pause_ns();
+    let kept = parse_heap_text(data);
+    let streamed = parse_heap_estimate(data);
+    match (&kept, &streamed) {
+        (Ok(text), Ok(est)) => {
+            let profile = text.estimate();
+            assert_eq!(profile, est.profile, "estimates differ");
+            assert_eq!(text.header, est.header, "headers differ");
+            assert_eq!(text.memstats, est.memstats, "MemStats differ");
+            let _ = profile.totals();
+            let _ = top(&profile, &TopOptions::default());
+            if let Some(m) = &text.memstats {
+                let _ = m.last_pause_ns();
+                let _ = m.max_pause_ns();
+            }
         }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "errors differ"),
+        _ => panic!(
+            "one reader failed: kept {:?}, streamed {:?}",
+            kept.as_ref().err(),
+            streamed.as_ref().err()
+        ),
     }
 });

@@ -64,8 +64,9 @@ pub struct WatchArgs {
     /// Time one request may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_nonzero_duration)]
     pub timeout: Duration,
-    /// Saves the final live heap here when the file does not exist; compares against it
-    /// when it does (exit 1 when not back within --tolerance).
+    /// Saves the settled live heap (its peak and floor after GC over the run's last
+    /// half) here when the file does not exist; compares against it when it does (exit
+    /// 1 when the peak and the floor both rose beyond --tolerance: memory retained).
     #[arg(long, value_name = "FILE")]
     pub baseline_file: Option<PathBuf>,
     /// Allowed excess of the live heap over the baseline, as a fraction.

@@ -60,10 +60,18 @@ pub struct BaselineComparison {
     pub file: String,
     /// `saved` (the file did not exist) or `compared`.
     pub action: &'static str,
+    /// The saved and the current peak live heap (see [`settled_live_heap`]).
     pub baseline_bytes: u64,
     pub final_bytes: u64,
     pub ratio: Option<f64>,
+    /// The saved and the current floor (the smallest live heap after GC over the same
+    /// span); `None` for a baseline file written before floors were saved.
+    pub baseline_floor_bytes: Option<u64>,
+    pub final_floor_bytes: Option<u64>,
+    pub floor_ratio: Option<f64>,
     pub tolerance: f64,
+    /// `false` only when the peak and the floor both rose beyond the tolerance (see
+    /// [`compare_settled`]).
     pub within_tolerance: Option<bool>,
 }
 
@@ -88,8 +96,10 @@ pub struct TargetSummary {
     pub error: Option<String>,
     pub window_seconds: f64,
     pub live_heap: Option<LiveHeapSummary>,
-    /// Live heap at the end of the run as used for the baseline (see [`settled_live_heap`]).
+    /// Live heap at the end of the run as used for the baseline: the peak and the floor
+    /// over its last half (see [`settled_live_heap`]).
     pub final_live_heap_bytes: Option<u64>,
+    pub final_live_heap_floor_bytes: Option<u64>,
     pub heap_alloc_slope_bytes_per_hour: Option<f64>,
     pub alloc_free_bytes_ratio: Option<f64>,
     pub alloc_free_objects_ratio: Option<f64>,
@@ -116,27 +126,67 @@ pub struct Report {
     pub targets: Vec<TargetSummary>,
 }
 
-/// The live heap a baseline is saved as and compared with: the largest live heap
-/// (after GC) over the last half of the run, from NextGC when MemStats are available
-/// (exact) else from the heap profile (sampled, so noisier). The upper envelope and
-/// not the last value: the live heap measured at one GC of a healthy service with a
-/// sawtooth lands anywhere between its troughs and peaks, while the peak over many GC
-/// cycles is stable; for a leak the peak is the latest value anyway.
-pub fn settled_live_heap(window: &Window) -> Option<(u64, &'static str)> {
+/// The live heap a run settles at, as a baseline is saved and compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settled {
+    /// The largest live heap after GC over the last half of the run.
+    pub peak: u64,
+    /// The smallest live heap after GC over the same span.
+    pub floor: u64,
+    /// `nextgc` (exact, from MemStats) or `heap_profile` (sampled, noisier).
+    pub source: &'static str,
+}
+
+/// The live heap a baseline is saved as and compared with: the peak and the floor of
+/// the live heap (after GC) over the last half of the run, from NextGC when MemStats
+/// are available (exact) else from the heap profile (sampled, so noisier). Not the last
+/// value: the live heap measured at one GC of a healthy service with a sawtooth lands
+/// anywhere between its troughs and peaks. Both ends, because either alone is a draw
+/// from that spread (a small heap's rare GC at the top of its cycle moves the peak by
+/// the whole sawtooth), while memory that is retained raises both; for a leak the peak
+/// is the latest value anyway.
+pub fn settled_live_heap(window: &Window) -> Option<Settled> {
     let samples = window.samples();
     let newest = samples.back()?;
     let half_start = window.start() + window.span() / 2;
     let pick = |get: fn(&crate::analysis::window::Sample) -> Option<u64>| {
-        samples
+        let values: Vec<u64> = samples
             .iter()
             .filter(|s| s.at >= half_start || std::ptr::eq(*s, newest))
             .filter_map(get)
-            .max()
+            .collect();
+        Some((*values.iter().max()?, *values.iter().min()?))
     };
-    if let Some(v) = pick(|s| s.nextgc_live) {
-        return Some((v, "nextgc"));
-    }
-    pick(|s| s.profile_inuse).map(|v| (v, "heap_profile"))
+    let (found, source) = match pick(|s| s.nextgc_live) {
+        Some(v) => (v, "nextgc"),
+        None => (pick(|s| s.profile_inuse)?, "heap_profile"),
+    };
+    Some(Settled {
+        peak: found.0,
+        floor: found.1,
+        source,
+    })
+}
+
+/// Compares a run's settled live heap with a saved one: `(peak ratio, floor ratio,
+/// within)`. Outside the tolerance only when the peak rose beyond it and so did the
+/// floor (when the baseline has one): retained memory lifts the whole band, while a
+/// peak alone that moved is the sawtooth landing elsewhere at the GCs that were read.
+pub fn compare_settled(
+    baseline: (u64, Option<u64>),
+    now: (u64, Option<u64>),
+    tolerance: f64,
+) -> (Option<f64>, Option<f64>, Option<bool>) {
+    let ratio_of = |now: u64, then: u64| (then > 0).then(|| now as f64 / then as f64);
+    let rose = |now: u64, then: u64| match ratio_of(now, then) {
+        Some(r) => r > 1.0 + tolerance,
+        None => now > 0,
+    };
+    let ratio = ratio_of(now.0, baseline.0);
+    let floors = baseline.1.zip(now.1);
+    let floor_ratio = floors.and_then(|(then, now)| ratio_of(now, then));
+    let missed = rose(now.0, baseline.0) && floors.is_none_or(|(then, now)| rose(now, then));
+    (ratio, floor_ratio, Some(!missed))
 }
 
 pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> TargetSummary {
@@ -232,6 +282,7 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
     } else {
         "ok"
     };
+    let settled = settled_live_heap(&st.window);
     TargetSummary {
         name: t.config.name.clone(),
         url: redact_url(t.config.url.as_str()),
@@ -241,7 +292,8 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
         error: st.last_error.clone().filter(|_| !st.up),
         window_seconds: st.window.span().as_secs_f64(),
         live_heap,
-        final_live_heap_bytes: settled_live_heap(&st.window).map(|(v, _)| v),
+        final_live_heap_bytes: settled.map(|s| s.peak),
+        final_live_heap_floor_bytes: settled.map(|s| s.floor),
         heap_alloc_slope_bytes_per_hour: sig.and_then(|s| s.heap_alloc).map(|f| f.slope * 3600.0),
         alloc_free_bytes_ratio: sig.and_then(|s| s.alloc_free_bytes_ratio),
         alloc_free_objects_ratio: sig.and_then(|s| s.alloc_free_objects_ratio),
@@ -381,23 +433,40 @@ pub fn render_summary(s: &TargetSummary) -> String {
     if let Some(b) = &s.baseline {
         match b.action {
             "saved" => out.push_str(&format!(
-                "  baseline saved to {}: live heap {}\n",
+                "  baseline saved to {}: live heap peak {}{}\n",
                 b.file,
-                fmt_bytes(b.final_bytes as f64)
-            )),
-            _ => out.push_str(&format!(
-                "  baseline {}: {} -> now {}, ratio {} ({} tolerance {:.0}%)\n",
-                b.file,
-                fmt_bytes(b.baseline_bytes as f64),
                 fmt_bytes(b.final_bytes as f64),
-                fmt_ratio(b.ratio),
-                if b.within_tolerance == Some(true) {
-                    "within"
-                } else {
-                    "NOT within"
-                },
-                b.tolerance * 100.0
+                b.final_floor_bytes
+                    .map(|f| format!(", floor {}", fmt_bytes(f as f64)))
+                    .unwrap_or_default()
             )),
+            _ => {
+                let floor = match (b.baseline_floor_bytes, b.final_floor_bytes) {
+                    (Some(then), Some(now)) => format!(
+                        ", floor {} -> {} (ratio {})",
+                        fmt_bytes(then as f64),
+                        fmt_bytes(now as f64),
+                        fmt_ratio(b.floor_ratio)
+                    ),
+                    _ => String::new(),
+                };
+                let within = b.within_tolerance == Some(true);
+                // Why a peak above the tolerance is still "within": the floor is back.
+                let why = if within && b.ratio.is_some_and(|r| r > 1.0 + b.tolerance) {
+                    ": the peak moved but the floor after GC is back, so nothing is retained"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "  baseline {}: live heap peak {} -> now {}, ratio {}{floor} ({} tolerance {:.0}%{why})\n",
+                    b.file,
+                    fmt_bytes(b.baseline_bytes as f64),
+                    fmt_bytes(b.final_bytes as f64),
+                    fmt_ratio(b.ratio),
+                    if within { "within" } else { "NOT within" },
+                    b.tolerance * 100.0
+                ));
+            }
         }
     }
     if let Some(d) = &s.dumps {
@@ -448,7 +517,11 @@ pub fn exit_code(targets: &[TargetSummary]) -> i32 {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BaselineEntry {
     pub url: String,
+    /// The peak live heap after GC over the last half of the run.
     pub live_heap_bytes: u64,
+    /// The floor over the same span (absent in files from before floors were saved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_heap_floor_bytes: Option<u64>,
     /// RFC 3339-like UTC time (`YYYYMMDDTHHMMSSZ`) the baseline was taken.
     pub time: String,
     pub unix_seconds: u64,
@@ -492,6 +565,7 @@ pub(super) fn apply_baseline(
             entries.push(BaselineEntry {
                 url: t.url.clone(),
                 live_heap_bytes: bytes,
+                live_heap_floor_bytes: t.final_live_heap_floor_bytes,
                 time: crate::units::format_utc(now),
                 unix_seconds: now,
             });
@@ -501,6 +575,9 @@ pub(super) fn apply_baseline(
                 baseline_bytes: bytes,
                 final_bytes: bytes,
                 ratio: None,
+                baseline_floor_bytes: t.final_live_heap_floor_bytes,
+                final_floor_bytes: t.final_live_heap_floor_bytes,
+                floor_ratio: None,
                 tolerance,
                 within_tolerance: None,
             });
@@ -531,16 +608,22 @@ pub(super) fn apply_baseline(
                 t.url
             ));
         };
-        let ratio = (entry.live_heap_bytes > 0).then(|| now as f64 / entry.live_heap_bytes as f64);
-        let within = ratio.map(|r| r <= 1.0 + tolerance);
+        let (ratio, floor_ratio, within) = compare_settled(
+            (entry.live_heap_bytes, entry.live_heap_floor_bytes),
+            (now, t.final_live_heap_floor_bytes),
+            tolerance,
+        );
         t.baseline = Some(BaselineComparison {
             file: shown.clone(),
             action: "compared",
             baseline_bytes: entry.live_heap_bytes,
             final_bytes: now,
             ratio,
+            baseline_floor_bytes: entry.live_heap_floor_bytes,
+            final_floor_bytes: t.final_live_heap_floor_bytes,
+            floor_ratio,
             tolerance,
-            within_tolerance: within.or(Some(now == 0)),
+            within_tolerance: within,
         });
     }
     Ok(())
@@ -580,6 +663,7 @@ mod tests {
             window_seconds: 1.0,
             live_heap: None,
             final_live_heap_bytes: Some(100),
+            final_live_heap_floor_bytes: Some(50),
             heap_alloc_slope_bytes_per_hour: None,
             alloc_free_bytes_ratio: None,
             alloc_free_objects_ratio: None,
@@ -615,6 +699,9 @@ mod tests {
             baseline_bytes: 100,
             final_bytes: 120,
             ratio: Some(1.2),
+            baseline_floor_bytes: Some(50),
+            final_floor_bytes: Some(60),
+            floor_ratio: Some(1.2),
             tolerance: 0.1,
             within_tolerance: Some(false),
         });
@@ -625,7 +712,7 @@ mod tests {
     fn baseline_save_then_compare() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub/base.json");
-        let mk = |bytes: u64| TargetSummary {
+        let mk = |peak: u64, floor: u64| TargetSummary {
             name: "a".into(),
             url: "http://127.0.0.1:1/".into(),
             status: "ok",
@@ -634,7 +721,8 @@ mod tests {
             error: None,
             window_seconds: 1.0,
             live_heap: None,
-            final_live_heap_bytes: Some(bytes),
+            final_live_heap_bytes: Some(peak),
+            final_live_heap_floor_bytes: Some(floor),
             heap_alloc_slope_bytes_per_hour: None,
             alloc_free_bytes_ratio: None,
             alloc_free_objects_ratio: None,
@@ -647,33 +735,68 @@ mod tests {
             dumps: None,
             notes: vec![],
         };
-        let mut first = [mk(1000)];
+        let mut first = [mk(1000, 400)];
         apply_baseline(&file, 0.1, &mut first).unwrap();
         assert_eq!(first[0].baseline.as_ref().unwrap().action, "saved");
         let saved: BaselineFile =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let e = saved.entries()[0].clone();
         assert_eq!(
-            (e.url.as_str(), e.live_heap_bytes),
-            ("http://127.0.0.1:1/", 1000)
+            (e.url.as_str(), e.live_heap_bytes, e.live_heap_floor_bytes),
+            ("http://127.0.0.1:1/", 1000, Some(400))
         );
-        for (now, within, code) in [(1100, true, 0), (1101, false, 1), (500, true, 0)] {
-            let mut t = [mk(now)];
+        // (peak, floor) now against (1000, 400) saved.
+        let cases = [
+            ((1100, 400), true, 0),  // the peak at the tolerance
+            ((1101, 441), false, 1), // both beyond: retained
+            ((1101, 440), true, 0),  // the peak moved, the floor is back
+            ((3000, 400), true, 0),  // a sawtooth caught at its top
+            ((500, 900), true, 0),   // the peak is back
+        ];
+        for ((peak, floor), within, code) in cases {
+            let mut t = [mk(peak, floor)];
             apply_baseline(&file, 0.1, &mut t).unwrap();
             let b = t[0].baseline.as_ref().unwrap();
             assert_eq!(b.action, "compared");
-            assert_eq!(b.within_tolerance, Some(within), "{now}");
-            assert_eq!(b.ratio, Some(now as f64 / 1000.0));
+            assert_eq!(b.within_tolerance, Some(within), "{peak} {floor}");
+            assert_eq!(b.ratio, Some(peak as f64 / 1000.0));
+            assert_eq!(b.floor_ratio, Some(floor as f64 / 400.0));
             assert_eq!(exit_code(&t), code);
+            let text = render_summary(&t[0]);
+            assert!(text.contains("floor 400 B -> "), "{text}");
+            if within && peak > 1100 {
+                assert!(text.contains("the floor after GC is back"), "{text}");
+            }
         }
+        // A file from before floors were saved: the peak alone decides.
+        std::fs::write(
+            &file,
+            r#"{"url":"http://127.0.0.1:1/","live_heap_bytes":1000,"time":"20260101T000000Z","unix_seconds":1}"#,
+        )
+        .unwrap();
+        for (peak, within) in [(1100, true), (1101, false)] {
+            let mut t = [mk(peak, 0)];
+            apply_baseline(&file, 0.1, &mut t).unwrap();
+            let b = t[0].baseline.as_ref().unwrap();
+            assert_eq!((b.within_tolerance, b.floor_ratio), (Some(within), None));
+        }
+        // A zero baseline: within only at zero.
+        assert_eq!(
+            compare_settled((0, Some(0)), (0, Some(0)), 0.1).2,
+            Some(true)
+        );
+        assert_eq!(
+            compare_settled((0, Some(0)), (1, Some(1)), 0.1).2,
+            Some(false)
+        );
         let mut other = [TargetSummary {
             url: "http://127.0.0.1:2/".into(),
-            ..mk(5)
+            ..mk(5, 5)
         }];
         let err = apply_baseline(&file, 0.1, &mut other).unwrap_err();
         assert!(err.contains("no entry for http://127.0.0.1:2/"), "{err}");
         std::fs::write(&file, "not json").unwrap();
-        let err = apply_baseline(&file, 0.1, &mut [mk(5)]).unwrap_err();
+        let err = apply_baseline(&file, 0.1, &mut [mk(5, 5)]).unwrap_err();
         assert!(err.contains("not a leakwatch baseline file"), "{err}");
     }
 }

@@ -367,9 +367,10 @@ fn watch_baseline_saved_then_compared() {
         .split("ratio ")
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
-        .and_then(|r| r.parse().ok())
+        .and_then(|r| r.trim_end_matches(',').parse().ok())
         .unwrap();
     assert!(ratio > 1.5, "{line}");
+    assert!(line.contains(", floor "), "{line}");
 }
 
 #[test]
