@@ -6,6 +6,7 @@
 //! every sample, too little data, or inconclusive: e.g. the heap grew between too few GC
 //! cycles; never 0 without evidence).
 
+mod baseline;
 mod summary;
 mod view;
 
@@ -14,17 +15,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use baseline::{
+    BaselineComparison, BaselineEntry, BaselineFile, Settled, compare_settled, settled_live_heap,
+};
 pub use summary::{
-    BaselineComparison, BaselineEntry, BaselineFile, DumpPair, GoroutineSummary, Growth,
-    KindSummary, LiveHeapSummary, Report, TargetSummary, exit_code, render_summary,
-    settled_live_heap,
+    DumpPair, GoroutineSummary, Growth, KindSummary, LiveHeapSummary, Report, TargetSummary,
+    exit_code, render_summary,
 };
 pub use view::{Row, render_line, verdict_word};
 
 use crate::config::{Config, TargetConfig};
 use crate::dump::{ProfileType, Reason, file_name, write_atomically};
 use crate::scrape::{Fetcher, redact_url};
-use summary::{apply_baseline, summarize};
+use baseline::apply_baseline;
+use summary::summarize;
 use view::{redraw, render_screen, row_of};
 
 /// Exit codes: what a CI job branches on.
