@@ -292,7 +292,9 @@ async fn probe(
             }
         },
     };
-    let target = crate::target::TargetState::new(tc, Arc::new(config.system.clone()));
+    // One shot of a remote-style target: no looking for a local process behind it.
+    let target =
+        crate::target::TargetState::new(tc, Arc::new(config.system.clone())).without_listener();
     let started = std::time::Instant::now();
     target.scrape_once(&fetcher).await;
     drop(_permit);

@@ -470,7 +470,7 @@ fn target_inner(t: &TargetState, out: &mut Sink, with_history: bool) {
         Some(Err(_)) => out.gauge("leakwatch_process_scrape_success", 0u64),
         None => {}
     }
-    if t.config.watches_system() {
+    if t.config.watches_system() || st.system.pid.is_some() {
         out.counter("leakwatch_oom_kills", st.oom.kills);
         if let Some(at) = st.oom.last_unix_seconds {
             out.gauge("leakwatch_last_oom_kill_timestamp_seconds", at);

@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod discover;
 pub mod kmsg;
+pub mod listener;
 pub mod proc;
 
 pub use cgroup::{CgroupMemory, Pressure, PsiLine, StatKind, read_cgroup_memory};
@@ -15,4 +16,5 @@ pub use discover::{
 pub use kmsg::{
     KernelLogOptions, KernelLogReader, KernelLogSource, OomKill, attribute, spawn_kernel_log_reader,
 };
+pub use listener::{Found, Listener, find_listener};
 pub use proc::{ProcessMemory, read_process};

@@ -23,7 +23,7 @@ use crate::dump::schedule::MemoryPressure;
 use crate::error::FetchReason;
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, HeapTotals};
-use crate::system::{CgroupLocation, CgroupMemory, ProcessMemory, ProcessSelector};
+use crate::system::{CgroupLocation, CgroupMemory, Listener, ProcessMemory, ProcessSelector};
 
 pub use goroutines::{GoroutineSummary, blocking_site};
 pub use schedule::BudgetView;
@@ -72,6 +72,8 @@ pub struct SystemStatus {
     /// `None` when the target names no process or cgroup.
     pub cgroup: Option<std::result::Result<CgroupMemory, String>>,
     pub process: Option<std::result::Result<ProcessMemory, String>>,
+    /// When a loopback target's listening process was last looked for.
+    pub listener_checked: Option<std::time::Instant>,
 }
 
 /// OOM kills of this target seen in the kernel log.
@@ -145,6 +147,8 @@ pub struct TargetState {
     /// The signal settings in force (the target's `memory_limit` folded in).
     pub signal_config: SignalConfig,
     selector: ProcessSelector,
+    /// A loopback target that names no process or cgroup: where its process listens.
+    listener: Option<Listener>,
     status: Mutex<Status>,
     schedule: Mutex<Schedule>,
 }
@@ -184,14 +188,27 @@ impl TargetState {
             goroutineleak_available: None,
             last_forced_gc: None,
         };
+        let listener = if config.watches_system() {
+            None
+        } else {
+            Listener::of_url(&config.url)
+        };
         TargetState {
             config,
             system,
             signal_config,
             selector,
+            listener,
             status: Mutex::new(Status::new(window)),
             schedule: Mutex::new(schedule),
         }
+    }
+
+    /// The same target, never looking for the process listening on its port (a
+    /// one-shot probe).
+    pub fn without_listener(mut self) -> Self {
+        self.listener = None;
+        self
     }
 
     /// Locks the status (never poisoned for long: a panic in a holder is a bug, and we

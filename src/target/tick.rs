@@ -115,8 +115,8 @@ impl TargetState {
         if plan.goroutineleak {
             self.scrape_goroutineleak(fetcher).await;
         }
-        if self.config.watches_system() {
-            self.read_system().await;
+        if self.config.watches_system() || self.listener.is_some() {
+            self.read_system(fetcher).await;
         }
         let now = SystemTime::now();
         // The window is updated on a copy, outside the status lock (and, for a huge heap

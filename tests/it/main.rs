@@ -15,6 +15,7 @@ mod hostile;
 mod http;
 mod input;
 mod k8s;
+mod listener;
 mod live_core;
 mod live_defaults;
 mod live_evidence;
