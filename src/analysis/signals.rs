@@ -363,8 +363,10 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             .or(cfg.memory_limit_bytes.map(|l| (LimitSource::Config, l)))
             .or_else(|| {
                 // Only a process on this host (RSS or working set read here) is limited
-                // by this host's memory; Go's Sys of a remote target is not.
-                let usage = s.working_set.or(s.rss)?;
+                // by this host's memory; Go's Sys of a remote target is not. The
+                // process's own RSS first: a cgroup with no limit is often shared (a
+                // login session, a CI job), and its working set moves with the others.
+                let usage = s.rss.or(s.working_set)?;
                 let available = window.host_available()?;
                 Some((LimitSource::Host, available.saturating_add(usage)))
             })
@@ -372,8 +374,14 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     // The usage measured against a limit is what that limit caps: a cgroup's limit its
     // working set; GOMEMLIMIT (one process's Go runtime) that process's RSS or Go's Sys,
     // never the working set of a cgroup the process may share with other processes.
+    // The host's memory (no limit anywhere) against the process's own RSS, as above.
     let candidates: &[UsageSource] = match memory_limit {
         Some((LimitSource::Gomemlimit, _)) => &[UsageSource::Rss, UsageSource::GoSys],
+        Some((LimitSource::Host, _)) => &[
+            UsageSource::Rss,
+            UsageSource::WorkingSet,
+            UsageSource::GoSys,
+        ],
         _ => &[
             UsageSource::WorkingSet,
             UsageSource::Rss,
@@ -1128,6 +1136,42 @@ mod tests {
                     r.last.gc_cycles
                 );
             }
+        }
+    }
+
+    /// No limit anywhere: the host's memory, against the process's own RSS. The working
+    /// set of an unlimited cgroup the process shares (a login session, a CI job) grows
+    /// with the other processes in it and says nothing about this one.
+    #[test]
+    fn host_limit_is_measured_with_the_process_rss_not_a_shared_cgroup() {
+        use crate::analysis::window::ContainerObservation;
+        // (RSS growth per minute, working-set growth per minute, time to OOM expected)
+        let cases = [(0.0, 200.0 * MIB, false), (60.0 * MIB, 0.0, true)];
+        for (rss_per_min, ws_per_min, want) in cases {
+            let mut window = Window::new(&WindowConfig::default());
+            for k in 0..40u64 {
+                let m = k as f64 / 4.0;
+                window.observe(Observation {
+                    pid: Some(42),
+                    container: Some(ContainerObservation {
+                        usage: None,
+                        working_set: Some((2048.0 * MIB + ws_per_min * m) as u64),
+                        limit: None,
+                    }),
+                    rss: Some((100.0 * MIB + rss_per_min * m) as u64),
+                    host_available: Some(8 << 30),
+                    ..Observation::at(at(k * 15))
+                });
+            }
+            let s = compute(&window, &SignalConfig::default());
+            assert_eq!(s.memory_limit.map(|l| l.0), Some(LimitSource::Host));
+            assert_eq!(s.memory_usage.map(|u| u.0), Some(UsageSource::Rss));
+            assert_eq!(
+                s.time_to_oom.is_some(),
+                want,
+                "RSS +{rss_per_min}/min, working set +{ws_per_min}/min: {:?}",
+                s.time_to_oom
+            );
         }
     }
 
