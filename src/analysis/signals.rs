@@ -309,6 +309,11 @@ const RECENT_FRACTION_OF_WARMUP: f64 = 0.4;
 const MIN_PROFILE_CHANGES: usize = 8;
 
 /// Derives every signal from the window. Pure: the same window gives the same signals.
+/// The usage measured against the host's memory when nothing else limits the process,
+/// in order of preference: its own RSS first, since a cgroup with no limit is often
+/// shared (a login session, a CI job) and its working set moves with the others.
+const HOST_USAGE: &[UsageSource] = &[UsageSource::Rss, UsageSource::WorkingSet];
+
 pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let warm = window.is_warm();
     let newest = window.newest();
@@ -363,10 +368,8 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             .or(cfg.memory_limit_bytes.map(|l| (LimitSource::Config, l)))
             .or_else(|| {
                 // Only a process on this host (RSS or working set read here) is limited
-                // by this host's memory; Go's Sys of a remote target is not. The
-                // process's own RSS first: a cgroup with no limit is often shared (a
-                // login session, a CI job), and its working set moves with the others.
-                let usage = s.rss.or(s.working_set)?;
+                // by this host's memory; Go's Sys of a remote target is not.
+                let usage = HOST_USAGE.iter().find_map(|src| src.get(s))?;
                 let available = window.host_available()?;
                 Some((LimitSource::Host, available.saturating_add(usage)))
             })
@@ -374,14 +377,10 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     // The usage measured against a limit is what that limit caps: a cgroup's limit its
     // working set; GOMEMLIMIT (one process's Go runtime) that process's RSS or Go's Sys,
     // never the working set of a cgroup the process may share with other processes.
-    // The host's memory (no limit anywhere) against the process's own RSS, as above.
+    // The host's memory (no limit anywhere): see HOST_USAGE.
     let candidates: &[UsageSource] = match memory_limit {
         Some((LimitSource::Gomemlimit, _)) => &[UsageSource::Rss, UsageSource::GoSys],
-        Some((LimitSource::Host, _)) => &[
-            UsageSource::Rss,
-            UsageSource::WorkingSet,
-            UsageSource::GoSys,
-        ],
+        Some((LimitSource::Host, _)) => HOST_USAGE,
         _ => &[
             UsageSource::WorkingSet,
             UsageSource::Rss,
