@@ -200,22 +200,30 @@ pub fn pid_alive(proc_root: &Path, pid: u32) -> bool {
     }
 }
 
-/// The lowest PID whose cmdline (NUL-separated args joined with spaces) matches `re`,
-/// never leakwatch's own. The lowest is the oldest, usually the parent of any forked
-/// workers that share its cmdline.
-pub fn find_process(proc_root: &Path, re: &Regex) -> Result<Option<u32>> {
+/// Every process under `proc_root` but leakwatch itself, with its PID. Processes that
+/// vanish while listed are skipped, as are their later reads by the callers.
+pub(crate) fn other_processes(
+    proc_root: &Path,
+) -> Result<impl Iterator<Item = (u32, procfs::process::Process)>> {
     let own = std::process::id();
     let iter = procfs::process::all_processes_with_root(proc_root).map_err(|e| Error::Io {
         action: "listing processes in",
         path: proc_root.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })?;
+    Ok(iter.flatten().filter_map(move |p| {
+        let pid = u32::try_from(p.pid()).ok()?;
+        (pid != own).then_some((pid, p))
+    }))
+}
+
+/// The lowest PID whose cmdline (NUL-separated args joined with spaces) matches `re`,
+/// never leakwatch's own. The lowest is the oldest, usually the parent of any forked
+/// workers that share its cmdline.
+pub fn find_process(proc_root: &Path, re: &Regex) -> Result<Option<u32>> {
     let mut best: Option<u32> = None;
-    for p in iter.flatten() {
-        let Ok(pid) = u32::try_from(p.pid()) else {
-            continue;
-        };
-        if pid == own || best.is_some_and(|b| b <= pid) {
+    for (pid, p) in other_processes(proc_root)? {
+        if best.is_some_and(|b| b <= pid) {
             continue;
         }
         // Processes vanish between listing and reading: that is not an error.

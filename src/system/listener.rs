@@ -94,20 +94,8 @@ pub fn pids_holding(inodes: &HashSet<u64>, proc_root: &Path) -> Result<Vec<u32>>
     if inodes.is_empty() {
         return Ok(Vec::new());
     }
-    let own = std::process::id();
-    let iter = procfs::process::all_processes_with_root(proc_root).map_err(|e| Error::Io {
-        action: "listing processes in",
-        path: proc_root.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
     let mut pids = Vec::new();
-    for p in iter.flatten() {
-        let Ok(pid) = u32::try_from(p.pid()) else {
-            continue;
-        };
-        if pid == own {
-            continue;
-        }
+    for (pid, p) in super::discover::other_processes(proc_root)? {
         let Ok(fds) = p.fd() else { continue };
         let holds = fds.flatten().any(|fd| match fd.target {
             FDTarget::Socket(inode) => inodes.contains(&inode),
