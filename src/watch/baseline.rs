@@ -38,8 +38,6 @@ pub struct Settled {
     pub peak: u64,
     /// The smallest live heap after GC over the same span.
     pub floor: u64,
-    /// `nextgc` (exact, from MemStats) or `heap_profile` (sampled, noisier).
-    pub source: &'static str,
 }
 
 /// The live heap a baseline is saved as and compared with: the peak and the floor of
@@ -62,15 +60,8 @@ pub fn settled_live_heap(window: &Window) -> Option<Settled> {
             .collect();
         Some((*values.iter().max()?, *values.iter().min()?))
     };
-    let (found, source) = match pick(|s| s.nextgc_live) {
-        Some(v) => (v, "nextgc"),
-        None => (pick(|s| s.profile_inuse)?, "heap_profile"),
-    };
-    Some(Settled {
-        peak: found.0,
-        floor: found.1,
-        source,
-    })
+    let (peak, floor) = pick(|s| s.nextgc_live).or_else(|| pick(|s| s.profile_inuse))?;
+    Some(Settled { peak, floor })
 }
 
 /// Compares a run's settled live heap with a saved one: `(peak ratio, floor ratio,
