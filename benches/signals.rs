@@ -13,39 +13,32 @@ use leakwatch::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, Window, WindowConfig,
 };
 use leakwatch::pprof::memstats::MemStats;
-use leakwatch::pprof::{HeapProfile, HeapSample};
+use leakwatch::pprof::{HeapProfile, HeapValues};
 
 const SITES: usize = 200;
 const INTERVAL: u64 = 15;
 
 fn profile(step: u64) -> HeapProfile {
-    let samples = (0..SITES)
-        .map(|i| {
-            let mut stack = vec![
-                "runtime.mallocgc".to_string(),
-                "runtime.makeslice".to_string(),
-            ];
-            stack.push(format!(
-                "github.com/acme/orders/pkg{}.(*Store{i}).Put",
-                i % 17
-            ));
-            stack.extend(
-                (0..9).map(|d| format!("github.com/acme/orders/handler{}.serve{d}", i % 5)),
-            );
-            let grow = if i == 7 { step * 30_000 } else { 0 };
-            HeapSample {
-                stack,
-                inuse_objects: 10 + i as u64,
-                inuse_bytes: 40_000 + 1_000 * i as u64 + grow,
-                alloc_objects: 1000 * (step + 1),
-                alloc_bytes: 4_000_000 * (step + 1),
-            }
-        })
-        .collect();
-    HeapProfile {
-        sampling_period: 512 * 1024,
-        samples,
-    }
+    let samples = (0..SITES).map(|i| {
+        let mut stack = vec![
+            "runtime.mallocgc".to_string(),
+            "runtime.makeslice".to_string(),
+        ];
+        stack.push(format!(
+            "github.com/acme/orders/pkg{}.(*Store{i}).Put",
+            i % 17
+        ));
+        stack.extend((0..9).map(|d| format!("github.com/acme/orders/handler{}.serve{d}", i % 5)));
+        let grow = if i == 7 { step * 30_000 } else { 0 };
+        let values = HeapValues {
+            inuse_objects: 10 + i as u64,
+            inuse_bytes: 40_000 + 1_000 * i as u64 + grow,
+            alloc_objects: 1000 * (step + 1),
+            alloc_bytes: 4_000_000 * (step + 1),
+        };
+        (stack, values)
+    });
+    HeapProfile::from_samples(512 * 1024, samples).expect("small profile")
 }
 
 fn observation(step: u64) -> Observation {

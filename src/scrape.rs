@@ -160,7 +160,9 @@ impl Fetcher {
 
     async fn get_inner(&self, url: &str, max_bytes: u64, auth: &RequestAuth) -> Result<Vec<u8>> {
         let mut resp = self.get_streamed(url, max_bytes, auth).await?;
-        let mut body = Vec::new();
+        // One buffer of the announced size (already checked against the cap), not a
+        // run of doublings: a big body is then one allocation, freed as one.
+        let mut body = Vec::with_capacity(resp.announced_len());
         while let Some(chunk) = resp.chunk().await? {
             body.extend_from_slice(&chunk);
         }
@@ -197,6 +199,15 @@ pub struct Streamed {
 }
 
 impl Streamed {
+    /// The body's Content-Length, when announced (never over the cap); else 0.
+    pub fn announced_len(&self) -> usize {
+        self.resp
+            .content_length()
+            .filter(|n| *n <= self.max_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
     /// The next piece of the body; None at its end. A transport error or a body over
     /// the cap is an error.
     pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>> {

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let streamed = parse_heap_estimate(data);
     match (&kept, &streamed) {
         (Ok(text), Ok(est)) => {
-            let profile = text.estimate();
+            let profile = text.estimate().expect("a kept body's estimate");
             assert_eq!(profile, est.profile, "estimates differ");
             assert_eq!(text.header, est.header, "headers differ");
             assert_eq!(text.memstats, est.memstats, "MemStats differ");

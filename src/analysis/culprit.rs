@@ -2,10 +2,9 @@
 //! blocking site across the window, ranked by *sustained* growth (a site must grow
 //! through the checkpoints), top N plus `other`; and the in-use share by package.
 
-use crate::analysis::diff::{SampleType, growth_by_function};
+use crate::analysis::diff::flat_growth;
 use crate::analysis::sites::SiteSnapshot;
 use crate::pprof::funcname::package_of;
-use crate::pprof::{HeapProfile, HeapSample};
 
 pub(crate) fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -32,24 +31,17 @@ pub(crate) fn site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String
     growth
 }
 
-/// Heap growth by allocation site, through [`crate::analysis::diff::growth_by_function`]:
-/// each snapshot becomes a profile of one-frame stacks named by allocation site, so the
-/// diff's flat growth per function is the growth per allocation site (helpers such as
-/// `runtime.makeslice` already skipped when the snapshot was taken).
+/// Heap growth by allocation site, through the diff's flat growth
+/// ([`crate::analysis::diff::flat_growth`], as `growth_by_function` uses it): a snapshot's
+/// sites are the leaves (helpers such as `runtime.makeslice` already skipped when the
+/// snapshot was taken), new counted up and old down.
 pub(crate) fn heap_site_growth(old: &SiteSnapshot, new: &SiteSnapshot) -> Vec<(String, i64)> {
-    let as_profile = |snap: &SiteSnapshot| HeapProfile {
-        sampling_period: 0,
-        samples: snap
-            .entries
-            .iter()
-            .map(|(site, bytes)| HeapSample {
-                stack: vec![site.to_string()],
-                inuse_bytes: *bytes,
-                ..HeapSample::default()
-            })
-            .collect(),
-    };
-    growth_by_function(&as_profile(old), &as_profile(new), SampleType::InuseSpace)
+    let up = new.entries.iter().map(|(site, b)| (site, signed(*b)));
+    let down = old
+        .entries
+        .iter()
+        .map(|(site, b)| (site, signed(*b).saturating_neg()));
+    flat_growth(up.chain(down))
 }
 
 /// The two snapshots a site's *sustained* growth is measured between: per site, the

@@ -10,9 +10,13 @@
 //! printed because [`HeapProfile`] does not record which frames were inlined.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::hash::Hash;
 use std::str::FromStr;
 
-use crate::pprof::{HeapProfile, HeapSample};
+use foldhash::fast::RandomState;
+
+use crate::pprof::{HeapProfile, HeapSample, Name, Stack};
 use crate::{Error, Result};
 
 /// Which of the four heap values to report (pprof's `-sample_index`).
@@ -130,10 +134,10 @@ const NODE_FRACTION: f64 = 0.005;
 
 /// `go tool pprof -top -sample_index=...` of one profile.
 pub fn top(p: &HeapProfile, opts: &TopOptions) -> TopReport {
-    let samples: Vec<(&[String], i64)> = p
+    let samples: Vec<(Stack<'_>, i64)> = p
         .samples
         .iter()
-        .map(|s| (s.stack.as_slice(), opts.sample.value(s)))
+        .map(|s| (p.stack(s), opts.sample.value(s)))
         .collect();
     report(&samples, opts, false)
 }
@@ -141,8 +145,7 @@ pub fn top(p: &HeapProfile, opts: &TopOptions) -> TopReport {
 /// `go tool pprof -top -base BASE NEW`: every value is new minus base.
 pub fn diff(base: &HeapProfile, new: &HeapProfile, opts: &TopOptions) -> TopReport {
     let merged = merged_delta(base, new, opts.sample);
-    let samples: Vec<(&[String], i64)> = merged.iter().map(|(k, v)| (k.as_slice(), *v)).collect();
-    report(&samples, opts, true)
+    report(&merged, opts, true)
 }
 
 /// Object size of a sample's bucket. Go keys its profile buckets by (stack,
@@ -172,20 +175,21 @@ fn same_bucket(a: &HeapSample, b: &HeapSample) -> bool {
 /// New minus base, pairing each new sample with the base sample of the same
 /// stack and the nearest object size (pprof's merge); unpaired samples of either
 /// side stay as they are, so pprof's total (sum of |value|) comes out the same.
-fn merged_delta(
-    base: &HeapProfile,
-    new: &HeapProfile,
+fn merged_delta<'a>(
+    base: &'a HeapProfile,
+    new: &'a HeapProfile,
     sample: SampleType,
-) -> Vec<(Vec<String>, i64)> {
-    let mut by_stack: HashMap<&[String], Vec<usize>> = HashMap::new();
+) -> Vec<(Stack<'a>, i64)> {
+    // Stacks of two profiles: keyed by their names (each profile has its own table).
+    let mut by_stack: HashMap<Stack<'a>, Vec<usize>, RandomState> = HashMap::default();
     for (i, s) in base.samples.iter().enumerate() {
-        by_stack.entry(s.stack.as_slice()).or_default().push(i);
+        by_stack.entry(base.stack(s)).or_default().push(i);
     }
     let mut used = vec![false; base.samples.len()];
     let mut out = Vec::with_capacity(new.samples.len() + base.samples.len());
     for s in &new.samples {
         let mut v = sample.value(s);
-        if let Some(cands) = by_stack.get_mut(s.stack.as_slice()) {
+        if let Some(cands) = by_stack.get_mut(&new.stack(s)) {
             let size = object_size(s);
             let best = cands
                 .iter()
@@ -206,20 +210,20 @@ fn merged_delta(
                 v = v.saturating_sub(bv);
             }
         }
-        out.push((s.stack.clone(), v));
+        out.push((new.stack(s), v));
     }
     for (s, u) in base.samples.iter().zip(&used) {
         if !u {
-            out.push((s.stack.clone(), sample.value(s).saturating_neg()));
+            out.push((base.stack(s), sample.value(s).saturating_neg()));
         }
     }
     out
 }
 
-fn report(samples: &[(&[String], i64)], opts: &TopOptions, is_diff: bool) -> TopReport {
+fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> TopReport {
     let mut total: i64 = 0;
-    let mut nodes: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut nodes: HashMap<Name<'_>, (i64, i64), RandomState> = HashMap::default();
+    let mut seen: HashSet<Name<'_>, RandomState> = HashSet::default();
     for &(stack, v) in samples {
         // pprof skips zero-valued samples: they create no node.
         if v == 0 {
@@ -227,14 +231,14 @@ fn report(samples: &[(&[String], i64)], opts: &TopOptions, is_diff: bool) -> Top
         }
         total = total.saturating_add(v.saturating_abs());
         seen.clear();
-        for f in stack {
-            if seen.insert(f.as_str()) {
-                let n = nodes.entry(f.as_str()).or_insert((0, 0));
+        for f in stack.names() {
+            if seen.insert(f) {
+                let n = nodes.entry(f).or_insert((0, 0));
                 n.1 = n.1.saturating_add(v);
             }
         }
-        if let Some(leaf) = stack.first() {
-            let n = nodes.entry(leaf.as_str()).or_insert((0, 0));
+        if let Some(leaf) = stack.leaf() {
+            let n = nodes.entry(leaf).or_insert((0, 0));
             n.0 = n.0.saturating_add(v);
         }
     }
@@ -295,14 +299,27 @@ pub fn growth_by_function(
     new: &HeapProfile,
     sample: SampleType,
 ) -> Vec<(String, i64)> {
-    let mut flat: HashMap<&str, i64> = HashMap::new();
-    for (p, sign) in [(new, 1i64), (base, -1i64)] {
-        for s in &p.samples {
-            if let Some(leaf) = s.stack.first() {
-                let e = flat.entry(leaf.as_str()).or_insert(0);
-                *e = e.saturating_add(sample.value(s).saturating_mul(sign));
-            }
-        }
+    let leaves = [(new, 1i64), (base, -1i64)]
+        .into_iter()
+        .flat_map(|(p, sign)| {
+            p.samples.iter().filter_map(move |s| {
+                let leaf = p.stack(s).leaf()?;
+                Some((leaf, sample.value(s).saturating_mul(sign)))
+            })
+        });
+    flat_growth(leaves)
+}
+
+/// The sum of the values given for each name, left out where it is 0, largest first
+/// (then by name): the flat growth of [`growth_by_function`] from (leaf, signed value)
+/// pairs.
+pub fn flat_growth<K: Hash + Eq + Display>(
+    values: impl IntoIterator<Item = (K, i64)>,
+) -> Vec<(String, i64)> {
+    let mut flat: HashMap<K, i64, RandomState> = HashMap::default();
+    for (k, v) in values {
+        let e = flat.entry(k).or_insert(0);
+        *e = e.saturating_add(v);
     }
     let mut out: Vec<(String, i64)> = flat
         .into_iter()
@@ -489,6 +506,7 @@ fn go_g2(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pprof::HeapValues;
 
     #[test]
     fn go_percentages() {
@@ -508,25 +526,24 @@ mod tests {
         }
     }
 
-    fn sample(stack: &[&str], inuse_bytes: u64) -> HeapSample {
-        HeapSample {
-            stack: stack.iter().map(|s| s.to_string()).collect(),
+    fn profile(samples: &[(&[&str], u64)]) -> HeapProfile {
+        // One-byte objects: every sample of a stack is the same (stack, size) bucket.
+        let values = |inuse_bytes| HeapValues {
             inuse_bytes,
-            inuse_objects: 1,
-            ..HeapSample::default()
-        }
+            inuse_objects: inuse_bytes,
+            alloc_bytes: inuse_bytes,
+            alloc_objects: inuse_bytes,
+        };
+        HeapProfile::from_samples(1, samples.iter().map(|(s, b)| (*s, values(*b)))).unwrap()
     }
 
     #[test]
     fn flat_cum_and_recursion() {
-        let p = HeapProfile {
-            sampling_period: 1,
-            samples: vec![
-                sample(&["leaf", "rec", "rec", "main"], 1000),
-                sample(&["rec", "main"], 500),
-                sample(&["other"], 0),
-            ],
-        };
+        let p = profile(&[
+            (&["leaf", "rec", "rec", "main"], 1000),
+            (&["rec", "main"], 500),
+            (&["other"], 0),
+        ]);
         let r = top(&p, &TopOptions::default());
         assert_eq!(r.total, 1500);
         let get = |f: &str| r.rows.iter().find(|x| x.function == f).cloned().unwrap();
@@ -537,6 +554,38 @@ mod tests {
         assert_eq!(r.rows[0].function, "leaf");
         let g = growth_by_function(&HeapProfile::default(), &p, SampleType::InuseSpace);
         assert_eq!(g, vec![("leaf".into(), 1000), ("rec".into(), 500)]);
+    }
+
+    /// Each profile has its own name table: stacks pair up by their names, PCs included.
+    #[test]
+    fn diff_pairs_stacks_by_name_across_tables() {
+        let base = profile(&[
+            (&["main.a", "main.main"], 100),
+            (&["0x4a1b", "main.main"], 10),
+            (&["main.gone"], 5),
+        ]);
+        let new = profile(&[
+            (&["main.new"], 7),
+            (&["0x4a1b", "main.main"], 30),
+            (&["main.a", "main.main"], 400),
+        ]);
+        let r = diff(&base, &new, &TopOptions::default());
+        let flat = |f: &str| r.rows.iter().find(|x| x.function == f).map(|x| x.flat);
+        assert_eq!(flat("main.a"), Some(300));
+        assert_eq!(flat("0x4a1b"), Some(20));
+        assert_eq!(flat("main.new"), Some(7));
+        assert_eq!(flat("main.gone"), Some(-5));
+        assert_eq!(r.total, 300 + 20 + 7 + 5);
+        let g = growth_by_function(&base, &new, SampleType::InuseSpace);
+        assert_eq!(
+            g,
+            [
+                ("main.a".to_string(), 300),
+                ("0x4a1b".to_string(), 20),
+                ("main.new".to_string(), 7),
+                ("main.gone".to_string(), -5)
+            ]
+        );
     }
 
     #[test]

@@ -985,7 +985,7 @@ mod tests {
                 let obs = Observation {
                     pid: Some(1),
                     memstats: text.memstats.clone(),
-                    heap: Some(Arc::new(text.estimate())),
+                    heap: Some(Arc::new(text.estimate().unwrap())),
                     ..Observation::at(at)
                 };
                 assert_eq!(w.observe(obs), ObserveOutcome::Appended, "{series} {tag}");

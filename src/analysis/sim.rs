@@ -9,7 +9,7 @@ use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, Window, WindowConfig,
 };
 use crate::pprof::memstats::MemStats;
-use crate::pprof::{HeapProfile, HeapSample};
+use crate::pprof::{HeapProfile, HeapValues};
 
 pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 pub(crate) const T0: u64 = 1_800_000_000;
@@ -124,34 +124,38 @@ pub(crate) fn run(
             ..MemStats::default()
         };
         let leaking = (gc_live - sim.base).max(0.0);
-        let heap = HeapProfile {
-            sampling_period: 512 * 1024,
-            samples: vec![
-                HeapSample {
-                    stack: vec!["main.newSession".into(), "main.cacheSession".into()],
+        let samples = [
+            (
+                &["main.newSession", "main.cacheSession"][..],
+                HeapValues {
                     inuse_bytes: leaking as u64,
                     inuse_objects: (leaking / 30000.0) as u64,
                     alloc_bytes: (total_alloc * 0.1) as u64,
                     alloc_objects: 1,
                 },
-                HeapSample {
-                    stack: vec![
-                        "runtime.makeslice".into(),
-                        "encoding/json.Marshal".into(),
-                        "github.com/acme/api.render".into(),
-                    ],
+            ),
+            (
+                &[
+                    "runtime.makeslice",
+                    "encoding/json.Marshal",
+                    "github.com/acme/api.render",
+                ][..],
+                HeapValues {
                     inuse_bytes: (gc_live - leaking) as u64,
                     inuse_objects: 1000,
                     alloc_bytes: (total_alloc * 0.9) as u64,
                     alloc_objects: 1000,
                 },
-            ],
-        };
+            ),
+        ];
+        let heap = HeapProfile::from_samples(512 * 1024, samples)
+            .map(Arc::new)
+            .ok();
         let g = (sim.goroutines)(t).round() as u64;
         let obs = Observation {
             pid: Some(pid),
             memstats: Some(ms),
-            heap: Some(Arc::new(heap)),
+            heap,
             goroutines: Some(GoroutineObservation {
                 total: g,
                 http_client_connections: g / 4,

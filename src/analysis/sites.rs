@@ -2,7 +2,8 @@
 //! goroutine counts per blocking site at one time (names shared between snapshots), and
 //! the checkpoints that keep a few of them across the window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -32,27 +33,34 @@ impl SiteSnapshot {
             .fold(self.other, |acc, (_, v)| acc.saturating_add(*v))
     }
 
-    /// Builds a snapshot of the `max_sites` largest values, reusing names already
-    /// stored in `previous` so a site's name is kept once across snapshots.
-    pub(crate) fn build(
+    /// Builds a snapshot of the `max_sites` largest values (ties: the first names),
+    /// reusing names already stored in `previous` so a site's name is kept once across
+    /// snapshots. `values` has one entry per site, keyed by anything `name` turns into
+    /// the site's name: only the kept sites' names are ever written out.
+    pub(crate) fn build<K: Copy, N: Ord + Display>(
         at: SystemTime,
-        values: HashMap<&str, u64>,
+        mut values: Vec<(K, u64)>,
+        name: impl Fn(K) -> N,
         max_sites: usize,
         previous: Option<&SiteSnapshot>,
     ) -> SiteSnapshot {
-        let mut all: Vec<(&str, u64)> = values.into_iter().collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let other = all
+        if values.len() > max_sites {
+            values.select_nth_unstable_by(max_sites, |a, b| {
+                b.1.cmp(&a.1).then_with(|| name(a.0).cmp(&name(b.0)))
+            });
+        }
+        let other = values
             .iter()
             .skip(max_sites)
             .fold(0u64, |acc, (_, v)| acc.saturating_add(*v));
-        all.truncate(max_sites);
-        let mut entries: Vec<(Arc<str>, u64)> = all
+        values.truncate(max_sites);
+        let mut entries: Vec<(Arc<str>, u64)> = values
             .into_iter()
-            .map(|(name, v)| {
+            .map(|(key, v)| {
+                let name = name(key).to_string();
                 let shared = previous.and_then(|p| {
                     p.entries
-                        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+                        .binary_search_by(|(n, _)| n.as_ref().cmp(name.as_str()))
                         .ok()
                         .and_then(|i| p.entries.get(i))
                         .map(|(n, _)| Arc::clone(n))

@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::analysis::sites::{Checkpoints, SiteSnapshot};
-use crate::pprof::HeapProfile;
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
 use crate::pprof::memstats::MemStats;
+use crate::pprof::{HeapProfile, Name, Stack, Sym};
 use crate::units::de_duration;
 
 /// Snapshots of per-site data kept besides the newest: one every `span / CHECKPOINTS`,
@@ -179,9 +179,9 @@ pub struct Window {
 /// the per-site snapshots behind the culprit rankings.
 const PROFILE_SERVING: [&str; 2] = ["net/http/pprof.", "runtime/pprof."];
 
-fn serves_a_profile(stack: &[String]) -> bool {
+fn serves_a_profile(stack: Stack<'_>) -> bool {
     stack
-        .iter()
+        .names()
         .any(|f| PROFILE_SERVING.iter().any(|p| f.starts_with(p)))
 }
 
@@ -276,7 +276,8 @@ impl Window {
             );
             let snap = SiteSnapshot::build(
                 obs.at,
-                values,
+                values.into_iter().collect(),
+                |f| f,
                 self.cfg.max_sites,
                 self.goroutine_sites.previous_names(),
             );
@@ -366,19 +367,34 @@ impl Window {
         }
     }
 
+    /// In-use bytes per allocation site. Sites are summed by their frame in the profile's
+    /// table (a word, sorted and merged in place: a profile of a million distinct stacks
+    /// costs 16 MB here, no name is copied) and only the kept sites are named.
     fn heap_snapshot(&self, at: SystemTime, heap: &HeapProfile) -> SiteSnapshot {
-        let mut values: HashMap<&str, u64> = HashMap::with_capacity(heap.samples.len());
-        for s in &heap.samples {
-            if s.inuse_bytes == 0 || serves_a_profile(&s.stack) {
-                continue;
+        let mut values: Vec<(Option<Sym>, u64)> = Vec::with_capacity(heap.samples.len());
+        values.extend(heap.samples.iter().filter_map(|s| {
+            let stack = heap.stack(s);
+            if s.inuse_bytes == 0 || serves_a_profile(stack) {
+                return None;
             }
-            let site = allocation_site(&s.stack, &self.cfg.alloc_helpers).unwrap_or("unknown");
-            let e = values.entry(site).or_insert(0);
-            *e = e.saturating_add(s.inuse_bytes);
-        }
+            let site = allocation_site(stack.names(), &self.cfg.alloc_helpers)
+                .and_then(|i| stack.syms().get(i).copied());
+            Some((site, s.inuse_bytes))
+        }));
+        values.sort_unstable_by_key(|(site, _)| site.map(Sym::as_u64));
+        values.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.saturating_add(later.1);
+            }
+            same
+        });
+        // A stack with no frame at all (a record with no PCs) is named "unknown".
+        let name = |site: Option<Sym>| site.map_or(Name::Func("unknown"), |s| heap.stacks.name(s));
         SiteSnapshot::build(
             at,
             values,
+            name,
             self.cfg.max_sites,
             self.heap_sites.previous_names(),
         )
@@ -598,30 +614,25 @@ mod tests {
     #[test]
     fn profile_serving_allocations_are_not_ranked() {
         let mut w = Window::new(&WindowConfig::default());
-        let heap = Arc::new(HeapProfile {
-            sampling_period: 524288,
-            samples: vec![
-                HeapSample {
-                    stack: vec![
-                        "compress/flate.NewWriter".into(),
-                        "compress/gzip.(*Writer).Write".into(),
-                        "runtime/pprof.(*profileBuilder).flush".into(),
-                        "net/http/pprof.handler.ServeHTTP".into(),
-                    ],
-                    inuse_bytes: 900_000,
-                    inuse_objects: 1,
-                    alloc_bytes: 900_000,
-                    alloc_objects: 1,
-                },
-                HeapSample {
-                    stack: vec!["main.newSession".into(), "main.main".into()],
-                    inuse_bytes: 1000,
-                    inuse_objects: 1,
-                    alloc_bytes: 1000,
-                    alloc_objects: 1,
-                },
-            ],
-        });
+        let values = |b: u64| HeapValues {
+            inuse_bytes: b,
+            inuse_objects: 1,
+            alloc_bytes: b,
+            alloc_objects: 1,
+        };
+        let samples = [
+            (
+                &[
+                    "compress/flate.NewWriter",
+                    "compress/gzip.(*Writer).Write",
+                    "runtime/pprof.(*profileBuilder).flush",
+                    "net/http/pprof.handler.ServeHTTP",
+                ][..],
+                values(900_000),
+            ),
+            (&["main.newSession", "main.main"][..], values(1000)),
+        ];
+        let heap = Arc::new(HeapProfile::from_samples(524288, samples).unwrap());
         let mut o = obs(0, Some(1), None);
         o.heap = Some(heap);
         w.observe(o);
@@ -631,7 +642,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::pprof::HeapSample;
+    use crate::pprof::HeapValues;
 
     fn t(sec: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec)
@@ -658,19 +669,16 @@ mod tests {
     }
 
     fn profile(sites: &[(&str, u64)]) -> Arc<HeapProfile> {
-        Arc::new(HeapProfile {
-            sampling_period: 524288,
-            samples: sites
-                .iter()
-                .map(|(f, b)| HeapSample {
-                    stack: vec!["runtime.mallocgc".into(), f.to_string(), "main.main".into()],
-                    inuse_bytes: *b,
-                    inuse_objects: 1,
-                    alloc_bytes: *b,
-                    alloc_objects: 1,
-                })
-                .collect(),
-        })
+        let samples = sites.iter().map(|(f, b)| {
+            let values = HeapValues {
+                inuse_bytes: *b,
+                inuse_objects: 1,
+                alloc_bytes: *b,
+                alloc_objects: 1,
+            };
+            (["runtime.mallocgc", f, "main.main"], values)
+        });
+        Arc::new(HeapProfile::from_samples(524288, samples).unwrap())
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! trap is a last path element that itself holds a dot (`gopkg.in/yaml.v3`), handled
 //! below.
 
+use super::stacks::Name;
+
 /// The import path of the package a Go function belongs to.
 ///
 /// `net/http.(*persistConn).readLoop` -> `net/http`; `main.newSession` -> `main`;
@@ -80,16 +82,22 @@ pub const DEFAULT_ALLOC_HELPERS: &[&str] = &[
     "encoding/hex.",
 ];
 
-/// The frame to blame for an allocation: the first frame (leaf first) that is not an
-/// allocation helper (a function matching one of `helpers` as a prefix). When every frame
-/// is a helper (a runtime-internal allocation) the leaf itself; `None` for an empty stack.
-pub fn allocation_site<'a>(stack: &'a [String], helpers: &[String]) -> Option<&'a str> {
-    let is_helper = |f: &str| helpers.iter().any(|h| f.starts_with(h.as_str()));
-    stack
-        .iter()
-        .find(|f| !is_helper(f))
-        .or_else(|| stack.first())
-        .map(String::as_str)
+/// The frame to blame for an allocation, as its position in the stack (leaf first): the
+/// first frame that is not an allocation helper (a function matching one of `helpers` as
+/// a prefix). When every frame is a helper (a runtime-internal allocation) the leaf
+/// itself; `None` for an empty stack.
+pub fn allocation_site<'a>(
+    stack: impl IntoIterator<Item = Name<'a>>,
+    helpers: &[String],
+) -> Option<usize> {
+    let mut frames = 0;
+    for (i, f) in stack.into_iter().enumerate() {
+        if !helpers.iter().any(|h| f.starts_with(h)) {
+            return Some(i);
+        }
+        frames += 1;
+    }
+    (frames > 0).then_some(0)
 }
 
 /// [`DEFAULT_ALLOC_HELPERS`] as owned strings, the form config and [`allocation_site`] take.
@@ -142,8 +150,11 @@ mod tests {
     #[test]
     fn allocation_site_table() {
         let helpers = default_alloc_helpers();
-        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let cases: &[(Vec<String>, Option<&str>)] = &[
+        let s = |v: &[&'static str]| v.to_vec();
+        let site = |stack: &[&'static str], helpers: &[String]| {
+            allocation_site(stack.iter().map(|f| Name::from_text(f)), helpers).map(|i| stack[i])
+        };
+        let cases: &[(Vec<&str>, Option<&str>)] = &[
             (
                 s(&["main.newSession", "main.cacheSession"]),
                 Some("main.newSession"),
@@ -172,11 +183,11 @@ mod tests {
             (Vec::new(), None),
         ];
         for (stack, want) in cases {
-            assert_eq!(allocation_site(stack, &helpers), *want, "{stack:?}");
+            assert_eq!(site(stack, &helpers), *want, "{stack:?}");
         }
         // With no helpers, the leaf is the site.
         assert_eq!(
-            allocation_site(&s(&["runtime.makeslice", "main.f"]), &[]),
+            site(&["runtime.makeslice", "main.f"], &[]),
             Some("runtime.makeslice")
         );
     }

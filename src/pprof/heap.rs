@@ -11,16 +11,15 @@
 //! [`parse_heap_estimate`] merges each record into its stack's estimate as it is read, so
 //! a record-dense body never exists twice in memory (records, then samples).
 
-use std::borrow::Cow;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::LazyLock;
 
 use foldhash::fast::RandomState;
-use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::heap_lines::{FrameMatch, is_memstats_start, match_frame, match_record};
 use super::memstats::MemStats;
+use super::stacks::{StacksBuilder, Sym, hash_syms};
 use super::{Frame, HeapProfile, HeapSample};
 use crate::{Error, Result};
 
@@ -109,7 +108,7 @@ struct FrameRef<'a> {
 
 /// What the line reader hands each complete record to.
 trait RecordSink<'a> {
-    fn record(&mut self, counts: Counts, addrs: &[u64], frames: &[FrameRef<'a>]);
+    fn record(&mut self, counts: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()>;
 }
 
 /// Parses a `heap?debug=1` / `allocs?debug=1` body, keeping every record as printed.
@@ -120,7 +119,7 @@ trait RecordSink<'a> {
 pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
     struct Keep(Vec<HeapRecord>);
     impl<'a> RecordSink<'a> for Keep {
-        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) {
+        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()> {
             self.0.push(HeapRecord {
                 inuse_objects: c.inuse_objects,
                 inuse_bytes: c.inuse_bytes,
@@ -137,6 +136,7 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
                     })
                     .collect(),
             });
+            Ok(())
         }
     }
     let text = lossy(input);
@@ -151,41 +151,20 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
 
 /// Parses a body straight into its estimated profile: the same result (and errors) as
 /// `parse_heap_text(input)?.estimate()`, but each record is merged into its stack's
-/// sample as soon as it is read, and a stack is looked up by the names in the body, so
-/// memory is the samples alone (a body of one-frame records costs about 2x its size,
-/// where the records and then the samples cost ~15x).
+/// sample as soon as it is read, and names are interned as they are read, so memory is
+/// the samples and the name table alone: a few words per distinct stack, whatever the
+/// record density (records, then `String` stacks, cost ~15-20x the body).
 pub fn parse_heap_estimate(input: &[u8]) -> Result<HeapEstimate> {
-    struct Merge<'a> {
-        est: Estimator,
-        names: Vec<Cow<'a, str>>,
-    }
-    impl<'a> RecordSink<'a> for Merge<'a> {
-        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) {
-            self.names.clear();
-            if frames.is_empty() {
-                self.names
-                    .extend(addrs.iter().map(|pc| Cow::Owned(format!("{pc:#x}"))));
-            } else {
-                self.names.extend(frames.iter().map(|f| match f.function {
-                    Some(name) => Cow::Borrowed(name),
-                    None => Cow::Owned(format!("{:#x}", f.pc)),
-                }));
-            }
-            self.est.add(&mut self.names, c);
-        }
-    }
     // Valid UTF-8 (the usual case) is read in place; anything else once, lossily.
     let text = lossy(input);
-    let mut sink = Merge {
-        est: Estimator::new(0),
-        names: Vec::new(),
-    };
-    let (header, memstats) = read_body_with(&text, &mut sink, |s, h| {
-        s.est.period = h.sampling_period();
+    let mut est = Estimator::new(0);
+    est.reserve_for(&text);
+    let (header, memstats) = read_body_with(&text, &mut est, |s, h| {
+        s.period = h.sampling_period();
     })?;
     Ok(HeapEstimate {
         header,
-        profile: sink.est.finish(),
+        profile: est.finish(),
         memstats,
     })
 }
@@ -194,7 +173,9 @@ pub fn parse_heap_estimate(input: &[u8]) -> Result<HeapEstimate> {
 pub fn parse_heap_memstats(input: &[u8]) -> Result<Option<MemStats>> {
     struct Skip;
     impl<'a> RecordSink<'a> for Skip {
-        fn record(&mut self, _: Counts, _: &[u64], _: &[FrameRef<'a>]) {}
+        fn record(&mut self, _: Counts, _: &[u64], _: &[FrameRef<'a>]) -> Result<()> {
+            Ok(())
+        }
     }
     let text = lossy(input);
     Ok(read_body(&text, &mut Skip)?.1)
@@ -202,7 +183,8 @@ pub fn parse_heap_memstats(input: &[u8]) -> Result<Option<MemStats>> {
 
 /// The body as text: in place when it is valid UTF-8 (checked by the fast validator),
 /// else one lossy copy.
-fn lossy(input: &[u8]) -> Cow<'_, str> {
+fn lossy(input: &[u8]) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     match std::str::from_utf8(input) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(input),
@@ -251,7 +233,7 @@ fn read_body_with<'a, S: RecordSink<'a>>(
             frames.push(parse_frame_line(n, line)?);
             lines.next();
         }
-        sink.record(counts, &addrs, &frames);
+        sink.record(counts, &addrs, &frames)?;
     }
     Ok((header, None))
 }
@@ -461,28 +443,21 @@ impl HeapText {
     /// The profile with estimated values, in first-seen order. Records whose stacks have
     /// the same function names (they differ only in lines or PCs) are merged, so each
     /// [`HeapSample`] is one distinct stack as [`HeapSample`] promises.
-    pub fn estimate(&self) -> HeapProfile {
+    ///
+    /// Errors only when the names or frames pass 4 GiB (the table's indexes are 32-bit).
+    pub fn estimate(&self) -> Result<HeapProfile> {
         let mut est = Estimator::new(self.header.sampling_period());
-        let mut names: Vec<Cow<'_, str>> = Vec::new();
         for r in &self.records {
-            names.clear();
-            if r.frames.is_empty() {
-                names.extend(r.addrs.iter().map(|pc| Cow::Owned(format!("{pc:#x}"))));
-            } else {
-                names.extend(r.frames.iter().map(|f| match &f.function {
-                    Some(name) => Cow::Borrowed(name.as_str()),
-                    None => Cow::Owned(format!("{:#x}", f.pc)),
-                }));
-            }
-            let counts = Counts {
+            let frames = r.frames.iter().map(|f| (f.pc, f.function.as_deref()));
+            est.set_stack(&r.addrs, frames)?;
+            est.add(Counts {
                 inuse_objects: r.inuse_objects,
                 inuse_bytes: r.inuse_bytes,
                 alloc_objects: r.alloc_objects,
                 alloc_bytes: r.alloc_bytes,
-            };
-            est.add(&mut names, counts);
+            })?;
         }
-        est.finish()
+        Ok(est.finish())
     }
 }
 
@@ -490,80 +465,112 @@ impl HeapText {
 /// leaf first; an unsymbolized frame as `0x...`; a record with no frame lines at all by
 /// its `@` PCs, so it still has an identity), in first-seen order.
 ///
-/// The index holds only sample positions (a stack's hash is computed again when the
-/// table grows) and a stack is compared by its borrowed names, so a record that merges
-/// allocates nothing and the names are stored once, in the sample.
+/// Names are interned as they are read (a [`StacksBuilder`]), so a stack is a slice of
+/// one-word frames: hashed and compared without touching the names, and stored once, in
+/// the profile's table. The index holds only sample positions.
 struct Estimator {
     period: u64,
+    stacks: StacksBuilder,
     samples: Vec<HeapSample>,
-    index: hashbrown::HashTable<usize>,
+    index: hashbrown::HashTable<u32>,
     // Randomly seeded (per process and per parse): a target cannot choose stacks that
-    // collide. foldhash, not SipHash: hashing every name of every record was a fifth of
-    // `leakwatch top`, and the target never sees a hash to learn the seed from.
+    // collide. foldhash, not SipHash: every record is hashed.
     hasher: RandomState,
-}
-
-fn stack_hash<'s>(hasher: &RandomState, names: impl ExactSizeIterator<Item = &'s str>) -> u64 {
-    let mut h = hasher.build_hasher();
-    names.len().hash(&mut h);
-    for n in names {
-        n.hash(&mut h);
-    }
-    h.finish()
+    /// The stack of the record being added.
+    syms: Vec<Sym>,
 }
 
 impl Estimator {
     fn new(period: u64) -> Estimator {
         Estimator {
             period,
+            stacks: StacksBuilder::new(),
             samples: Vec::new(),
             index: hashbrown::HashTable::new(),
             hasher: RandomState::default(),
+            syms: Vec::new(),
         }
     }
 
-    /// Adds one record of stack `names` (left empty).
-    fn add(&mut self, names: &mut Vec<Cow<'_, str>>, c: Counts) {
+    /// Sizes the tables once for a body: every record line has an `@` (frame lines may
+    /// too, in module paths), so there are at most that many records. Growing them by
+    /// doubling instead left a trail of freed buffers the allocator kept (and a peak of
+    /// old and new at each step); room never written is address space, not memory, and
+    /// [`Estimator::finish`] gives it back.
+    fn reserve_for(&mut self, body: &str) {
+        let records = memchr::memchr_iter(b'@', body.as_bytes()).count();
+        self.samples.reserve(records);
+        self.index.reserve(records, |_| 0);
+        self.stacks.reserve_frames(records);
+    }
+
+    /// Makes the stack of the record being added: its frames' function names (a PC for a
+    /// frame without one), or its `@` PCs when it has no frame lines.
+    fn set_stack<'f>(
+        &mut self,
+        addrs: &[u64],
+        frames: impl ExactSizeIterator<Item = (u64, Option<&'f str>)>,
+    ) -> Result<()> {
+        self.syms.clear();
+        if frames.len() == 0 {
+            for pc in addrs {
+                self.syms.push(self.stacks.pc(*pc)?);
+            }
+        }
+        for (pc, function) in frames {
+            self.syms.push(match function {
+                Some(name) => self.stacks.intern(name)?,
+                None => self.stacks.pc(pc)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds one record whose stack is `self.syms` (see [`Estimator::set_stack`]).
+    fn add(&mut self, c: Counts) -> Result<()> {
         let (inuse_objects, inuse_bytes) =
             scale_sample(c.inuse_objects, c.inuse_bytes, self.period);
         let (alloc_objects, alloc_bytes) =
             scale_sample(c.alloc_objects, c.alloc_bytes, self.period);
         let Estimator {
+            stacks,
             samples,
             index,
             hasher,
+            syms,
             ..
         } = self;
-        let hash = stack_hash(hasher, names.iter().map(|n| n.as_ref()));
-        let same = |i: &usize| {
-            samples.get(*i).is_some_and(|s| {
-                s.stack.len() == names.len()
-                    && s.stack.iter().zip(names.iter()).all(|(a, b)| a == b)
-            })
+        let hash = hash_syms(hasher, syms);
+        let same = |i: &u32| {
+            samples
+                .get(*i as usize)
+                .is_some_and(|s| stacks.frames(s.stack) == syms.as_slice())
         };
         if let Some(&i) = index.find(hash, same) {
-            if let Some(s) = samples.get_mut(i) {
+            if let Some(s) = samples.get_mut(i as usize) {
                 s.inuse_objects = s.inuse_objects.saturating_add(inuse_objects);
                 s.inuse_bytes = s.inuse_bytes.saturating_add(inuse_bytes);
                 s.alloc_objects = s.alloc_objects.saturating_add(alloc_objects);
                 s.alloc_bytes = s.alloc_bytes.saturating_add(alloc_bytes);
             }
-            names.clear();
-            return;
+            return Ok(());
         }
+        let id = u32::try_from(samples.len())
+            .map_err(|_| Error::malformed(FORMAT, 0, "more than 4 Gi distinct stacks"))?;
         samples.push(HeapSample {
-            stack: names.drain(..).map(Cow::into_owned).collect(),
+            stack: stacks.push(syms)?,
             inuse_objects,
             inuse_bytes,
             alloc_objects,
             alloc_bytes,
         });
-        let rehash = |i: &usize| {
-            samples.get(*i).map_or(0, |s| {
-                stack_hash(hasher, s.stack.iter().map(String::as_str))
-            })
+        let rehash = |i: &u32| {
+            samples
+                .get(*i as usize)
+                .map_or(0, |s| hash_syms(hasher, stacks.frames(s.stack)))
         };
-        index.insert_unique(hash, samples.len() - 1, rehash);
+        index.insert_unique(hash, id, rehash);
+        Ok(())
     }
 
     fn finish(mut self) -> HeapProfile {
@@ -571,8 +578,17 @@ impl Estimator {
         self.samples.shrink_to_fit();
         HeapProfile {
             sampling_period: self.period,
+            stacks: self.stacks.finish(),
             samples: self.samples,
         }
+    }
+}
+
+/// [`parse_heap_estimate`]'s reader: each record merged as it is read.
+impl<'a> RecordSink<'a> for Estimator {
+    fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()> {
+        self.set_stack(addrs, frames.iter().map(|f| (f.pc, f.function)))?;
+        self.add(c)
     }
 }
 
@@ -714,12 +730,12 @@ mod tests {
         assert_eq!(h.records[1].frames[0].line, Some(2));
         assert!(h.records[2].addrs.is_empty());
         assert_eq!(h.memstats, None);
-        let est = h.estimate();
+        let est = h.estimate().unwrap();
         // Same function names: merged into one sample, unscaled at period 1; the
         // all-zero record stays (a site whose objects were all freed).
         assert_eq!(est.samples.len(), 2);
-        assert!(est.samples[1].stack.is_empty());
-        assert_eq!(est.samples[0].stack, ["main.a", "0x1f"]);
+        assert!(est.stack(&est.samples[1]).is_empty());
+        assert_eq!(est.stack(&est.samples[0]).to_strings(), ["main.a", "0x1f"]);
         assert_eq!(
             (est.samples[0].inuse_objects, est.samples[0].inuse_bytes),
             (3, 96)
@@ -761,7 +777,7 @@ mod tests {
         }
         bodies.push(b"\xff\xfeheap".to_vec());
         for b in &bodies {
-            let want = parse_heap_text(b).map(|t| (t.header, t.estimate(), t.memstats));
+            let want = parse_heap_text(b).and_then(|t| Ok((t.header, t.estimate()?, t.memstats)));
             let got = parse_heap_estimate(b).map(|e| (e.header, e.profile, e.memstats));
             match (&want, &got) {
                 (Ok(w), Ok(g)) => assert_eq!(w, g, "{:?}", String::from_utf8_lossy(b)),
@@ -773,7 +789,8 @@ mod tests {
         }
         let e = parse_heap_estimate(body.as_bytes()).unwrap();
         assert_eq!(e.profile.samples.len(), 3);
-        assert_eq!(e.profile.samples[1].stack, ["0x40", "0x50"]);
+        let p = &e.profile;
+        assert_eq!(p.stack(&p.samples[1]).to_strings(), ["0x40", "0x50"]);
         assert_eq!(e.memstats.and_then(|m| m.heap_alloc), Some(42));
     }
 }

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::pprof::{GoroutineProfile, GoroutineRecord, HeapProfile, HeapSample};
+use crate::pprof::{
+    GoroutineProfile, GoroutineRecord, HeapProfile, HeapProfileBuilder, HeapValues, Name,
+};
 use crate::{Error, Result};
 
 /// `perftools.profiles.Profile`. String fields are indexes into `string_table`
@@ -192,19 +194,33 @@ impl<'a> Symbols<'a> {
     /// A location with no line (unsymbolized PC) appears as `0x...`.
     fn stack(&self, location_ids: &[u64]) -> Result<Vec<String>> {
         let mut out = Vec::with_capacity(location_ids.len());
+        self.each_frame(location_ids, |n| {
+            out.push(n.to_string());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each frame's name, innermost first, inlined frames expanded; a
+    /// location with no line or no function name is its address.
+    fn each_frame(
+        &self,
+        location_ids: &[u64],
+        mut f: impl FnMut(Name<'a>) -> Result<()>,
+    ) -> Result<()> {
         for id in location_ids {
             let loc = self
                 .locations
                 .get(id)
                 .ok_or_else(|| Error::Proto(format!("sample refers to unknown location {id}")))?;
             if loc.line.is_empty() {
-                out.push(format!("{:#x}", loc.address));
+                f(Name::Pc(loc.address))?;
                 continue;
             }
             for line in &loc.line {
                 match self.functions.get(&line.function_id) {
-                    Some(name) if !name.is_empty() => out.push((*name).to_string()),
-                    Some(_) => out.push(format!("{:#x}", loc.address)),
+                    Some(name) if !name.is_empty() => f(Name::Func(name))?,
+                    Some(_) => f(Name::Pc(loc.address))?,
                     None => {
                         return Err(Error::Proto(format!(
                             "location {id} refers to unknown function {}",
@@ -214,7 +230,7 @@ impl<'a> Symbols<'a> {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -258,20 +274,23 @@ pub fn heap_profile(p: &Profile) -> Result<HeapProfile> {
         });
     }
     let syms = Symbols::new(p);
-    let mut samples = Vec::with_capacity(p.sample.len());
+    let mut out = HeapProfileBuilder::new(u64::try_from(p.period).unwrap_or(0));
+    let mut frames = Vec::new();
     for s in &p.sample {
-        samples.push(HeapSample {
-            stack: syms.stack(&s.location_id)?,
+        frames.clear();
+        syms.each_frame(&s.location_id, |name| {
+            frames.push(out.frame(name)?);
+            Ok(())
+        })?;
+        let values = HeapValues {
             inuse_objects: value_at(s, io),
             inuse_bytes: value_at(s, isp),
             alloc_objects: value_at(s, ao),
             alloc_bytes: value_at(s, asp),
-        });
+        };
+        out.push_syms(&frames, values)?;
     }
-    Ok(HeapProfile {
-        sampling_period: u64::try_from(p.period).unwrap_or(0),
-        samples,
-    })
+    Ok(out.finish())
 }
 
 /// The goroutine profile: one record per sample, labels (string ones only)

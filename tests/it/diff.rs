@@ -6,7 +6,7 @@ use std::process::Command;
 
 use leakwatch::analysis::diff::{SampleType, TopOptions, TopReport, diff, growth_by_function, top};
 use leakwatch::pprof::load::load_profile;
-use leakwatch::pprof::{HeapProfile, proto};
+use leakwatch::pprof::{HeapProfile, Name, proto};
 
 const MAX: u64 = 64 << 20;
 
@@ -200,7 +200,7 @@ fn text_estimate_matches_proto_for_the_leak_site() {
         let site = |p: &HeapProfile| -> u64 {
             p.samples
                 .iter()
-                .filter(|s| s.stack.first().map(String::as_str) == Some("main.newSession"))
+                .filter(|s| p.stack(s).leaf() == Some(Name::Func("main.newSession")))
                 .map(|s| s.inuse_bytes)
                 .sum()
         };

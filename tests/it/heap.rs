@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use leakwatch::Error;
 use leakwatch::metrics::emit::Emit;
 use leakwatch::metrics::{Kind, METRICS, Sink};
-use leakwatch::pprof::HeapProfile;
 use leakwatch::pprof::funcname;
 use leakwatch::pprof::heap::{HeapText, parse_heap_text, scale_sample};
 use leakwatch::pprof::memstats::{MemStats, parse_expvar};
+use leakwatch::pprof::{HeapProfile, Name};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -499,7 +499,9 @@ fn leaking_records_and_frames() {
         .iter()
         .map(|f| f.function.clone().unwrap())
         .collect();
-    let site = funcname::allocation_site(&stack, &funcname::default_alloc_helpers());
+    let names = stack.iter().map(|f| Name::from_text(f));
+    let site = funcname::allocation_site(names, &funcname::default_alloc_helpers())
+        .map(|i| stack[i].as_str());
     assert_eq!(site, Some("net/http.(*Transport).dialConn"));
     assert_eq!(funcname::package_of(site.unwrap()), "net/http");
     // No frame of a trimpath build has an absolute path.
@@ -547,12 +549,12 @@ fn estimate_matches_pprof() {
     ];
     for &(path, leaf, want) in cases {
         let h = parse_fixture(path);
-        let est = h.estimate();
+        let est = h.estimate().unwrap();
         assert_eq!(est.sampling_period, h.header.sampling_period(), "{path}");
         let matching: Vec<_> = est
             .samples
             .iter()
-            .filter(|s| s.stack.first().map(String::as_str) == Some(leaf))
+            .filter(|s| est.stack(s).leaf().map(|n| n.to_string()).as_deref() == Some(leaf))
             .collect();
         if path.contains("callsites") {
             // Unscaled: the estimate sums equal the raw sums.
@@ -580,21 +582,17 @@ fn estimate_matches_pprof() {
     // heap/0 (profiling off): nothing to scale, period 0.
     let h = parse_fixture("edge-cases/heap_debug1_memprofilerate0_go1.23.txt");
     assert_eq!(h.header.rate, 0);
-    assert_eq!(
-        h.estimate(),
-        HeapProfile {
-            sampling_period: 0,
-            samples: vec![]
-        }
-    );
+    assert_eq!(h.estimate().unwrap(), HeapProfile::default());
 }
 
 #[test]
 fn estimate_stacks_are_function_names_leaf_first() {
-    let est = parse_fixture("go1.23/heap/heap_debug1.txt").estimate();
+    let est = parse_fixture("go1.23/heap/heap_debug1.txt")
+        .estimate()
+        .unwrap();
     assert_eq!(est.samples.len(), 1);
     assert_eq!(
-        est.samples[0].stack,
+        est.stack(&est.samples[0]).to_strings(),
         ["main.newSession", "main.cacheSession", "main.heapLeakLoop"]
     );
 
@@ -611,8 +609,9 @@ fn estimate_stacks_are_function_names_leaf_first() {
     assert_eq!(h.records[0].frames.len(), 3);
     assert_eq!(h.records[0].frames[0].function, None);
     assert_eq!(h.records[0].frames[0].file, None);
+    let est = h.estimate().unwrap();
     assert_eq!(
-        h.estimate().samples[0].stack,
+        est.stack(&est.samples[0]).to_strings(),
         ["0x6e3aea", "0x6e3c1b", "0x6e3dec"]
     );
     assert_eq!(
@@ -637,7 +636,7 @@ fn empty_and_profiling_off() {
             "{path}"
         );
         assert!(h.memstats.is_some(), "{path}");
-        assert!(h.estimate().samples.is_empty(), "{path}");
+        assert!(h.estimate().unwrap().samples.is_empty(), "{path}");
     }
     // Just a header line.
     let h = parse_heap_text(b"heap profile: 0: 0 [0: 0] @ heap/1048576\n").unwrap();
@@ -1017,7 +1016,7 @@ fn render_estimate(p: &HeapProfile) -> String {
             s.inuse_bytes,
             s.alloc_objects,
             s.alloc_bytes,
-            s.stack.join(";")
+            p.stack(s).to_strings().join(";")
         ));
     }
     let t = p.totals();
@@ -1039,7 +1038,7 @@ fn golden_estimate() {
         ),
     ];
     for (fixture, golden) in cases {
-        let got = render_estimate(&parse_fixture(fixture).estimate());
+        let got = render_estimate(&parse_fixture(fixture).estimate().unwrap());
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/heap")
             .join(golden);

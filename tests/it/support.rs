@@ -923,6 +923,21 @@ pub fn sum_records(profile: &str, mut pred: impl FnMut(&str) -> bool) -> u64 {
         .sum()
 }
 
+/// A heap text of `records` records of one distinct PC each and no frame lines (23
+/// bytes a record): the most distinct stacks per byte a body can hold.
+pub fn frameless_heap_text(records: usize) -> Vec<u8> {
+    let mut s = String::with_capacity(24 * records + 80);
+    s.push_str(&format!(
+        "heap profile: {records}: {} [{records}: {}] @ heap/1048576\n",
+        8 * records,
+        8 * records
+    ));
+    for i in 0..records {
+        s.push_str(&format!("1: 8 [1: 8] @ {:#x}\n", 0x400000 + i));
+    }
+    s.into_bytes()
+}
+
 /// The N of a "<kind> profile: total N" header.
 pub fn profile_total(profile: &str) -> Option<u64> {
     let first = profile.lines().next()?;
