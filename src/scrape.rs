@@ -144,13 +144,7 @@ impl Fetcher {
         let fut = self.get_inner(url, max_bytes, auth);
         let body = match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r?,
-            Err(_) => {
-                return Err(fetch_error(
-                    url,
-                    FetchReason::Timeout,
-                    format!("no complete response within {timeout:?}"),
-                ));
-            }
+            Err(_) => return Err(timed_out(url, timeout)),
         };
         Ok(Fetched {
             body,
@@ -229,6 +223,15 @@ impl Streamed {
         }
         Ok(Some(chunk))
     }
+}
+
+/// The error of a request that did not complete within `timeout`.
+pub fn timed_out(url: &str, timeout: Duration) -> Error {
+    fetch_error(
+        url,
+        FetchReason::Timeout,
+        format!("no complete response within {timeout:?}"),
+    )
 }
 
 /// Most redirects a request follows.

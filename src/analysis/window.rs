@@ -371,7 +371,8 @@ impl Window {
     /// table (a word, sorted and merged in place: a profile of a million distinct stacks
     /// costs 16 MB here, no name is copied) and only the kept sites are named.
     fn heap_snapshot(&self, at: SystemTime, heap: &HeapProfile) -> SiteSnapshot {
-        let mut values: Vec<(Option<Sym>, u64)> = Vec::with_capacity(heap.samples.len());
+        // (site, bytes): 16 bytes a sample.
+        let mut values: Vec<(Sym, u64)> = Vec::with_capacity(heap.samples.len());
         values.extend(heap.samples.iter().filter_map(|s| {
             let stack = heap.stack(s);
             if s.inuse_bytes == 0 || serves_a_profile(stack) {
@@ -379,9 +380,9 @@ impl Window {
             }
             let site = allocation_site(stack.names(), &self.cfg.alloc_helpers)
                 .and_then(|i| stack.syms().get(i).copied());
-            Some((site, s.inuse_bytes))
+            Some((site.unwrap_or(Sym::NONE), s.inuse_bytes))
         }));
-        values.sort_unstable_by_key(|(site, _)| site.map(Sym::as_u64));
+        values.sort_unstable_by_key(|(site, _)| site.as_u64());
         values.dedup_by(|later, kept| {
             let same = later.0 == kept.0;
             if same {
@@ -390,7 +391,10 @@ impl Window {
             same
         });
         // A stack with no frame at all (a record with no PCs) is named "unknown".
-        let name = |site: Option<Sym>| site.map_or(Name::Func("unknown"), |s| heap.stacks.name(s));
+        let name = |site: Sym| match site {
+            Sym::NONE => Name::Func("unknown"),
+            s => heap.stacks.name(s),
+        };
         SiteSnapshot::build(
             at,
             values,

@@ -7,9 +7,10 @@
 //! of the format (header, record line, frame line, MemStats trailer). The input is any bytes:
 //! invalid UTF-8 is read lossily, and nothing here panics.
 //!
-//! Two readers share that grammar: [`parse_heap_text`] keeps every record as printed, and
-//! [`parse_heap_estimate`] merges each record into its stack's estimate as it is read, so
-//! a record-dense body never exists twice in memory (records, then samples).
+//! Two readers share that grammar, both through the line reader of `super::heap_stream`:
+//! [`parse_heap_text`] keeps every record as printed, and [`parse_heap_estimate`] (or
+//! [`HeapEstimateReader`], fed as a body downloads) merges each record into its stack's
+//! estimate as it is read, so a record-dense body never exists twice in memory.
 
 use std::sync::LazyLock;
 
@@ -17,7 +18,8 @@ use foldhash::fast::RandomState;
 
 use regex::Regex;
 
-use super::heap_lines::{FrameMatch, is_memstats_start, match_frame, match_record};
+use super::heap_lines::{FrameMatch, match_frame, match_record};
+use super::heap_stream::{HeapTextReader, RecordSink};
 use super::memstats::MemStats;
 use super::stacks::{StacksBuilder, Sym, hash_syms};
 use super::{Frame, HeapProfile, HeapSample};
@@ -90,7 +92,7 @@ pub struct HeapEstimate {
 
 /// The raw counts of a record line.
 #[derive(Debug, Clone, Copy, Default)]
-struct Counts {
+pub(super) struct Counts {
     inuse_objects: u64,
     inuse_bytes: u64,
     alloc_objects: u64,
@@ -99,16 +101,11 @@ struct Counts {
 
 /// A frame line, borrowing the body.
 #[derive(Debug, Clone, Copy)]
-struct FrameRef<'a> {
+pub(super) struct FrameRef<'a> {
     pc: u64,
     function: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
-}
-
-/// What the line reader hands each complete record to.
-trait RecordSink<'a> {
-    fn record(&mut self, counts: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()>;
 }
 
 /// Parses a `heap?debug=1` / `allocs?debug=1` body, keeping every record as printed.
@@ -118,30 +115,36 @@ trait RecordSink<'a> {
 /// line for a line that fits nowhere in the grammar.
 pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
     struct Keep(Vec<HeapRecord>);
-    impl<'a> RecordSink<'a> for Keep {
-        fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()> {
+    impl RecordSink for Keep {
+        fn record(&mut self, c: Counts, addrs: &[u64]) -> Result<()> {
             self.0.push(HeapRecord {
                 inuse_objects: c.inuse_objects,
                 inuse_bytes: c.inuse_bytes,
                 alloc_objects: c.alloc_objects,
                 alloc_bytes: c.alloc_bytes,
                 addrs: addrs.to_vec(),
-                frames: frames
-                    .iter()
-                    .map(|f| Frame {
-                        pc: f.pc,
-                        function: f.function.map(str::to_string),
-                        file: f.file.map(str::to_string),
-                        line: f.line,
-                    })
-                    .collect(),
+                frames: Vec::new(),
             });
             Ok(())
         }
+        fn frame(&mut self, f: FrameRef<'_>) -> Result<()> {
+            if let Some(r) = self.0.last_mut() {
+                r.frames.push(Frame {
+                    pc: f.pc,
+                    function: f.function.map(str::to_string),
+                    file: f.file.map(str::to_string),
+                    line: f.line,
+                });
+            }
+            Ok(())
+        }
+        fn end(&mut self) -> Result<()> {
+            Ok(())
+        }
     }
-    let text = lossy(input);
-    let mut keep = Keep(Vec::new());
-    let (header, memstats) = read_body(&text, &mut keep)?;
+    let mut reader = HeapTextReader::new(Keep(Vec::new()));
+    reader.feed(input)?;
+    let (header, memstats, keep) = reader.finish()?;
     Ok(HeapText {
         header,
         records: keep.0,
@@ -155,92 +158,107 @@ pub fn parse_heap_text(input: &[u8]) -> Result<HeapText> {
 /// the samples and the name table alone: a few words per distinct stack, whatever the
 /// record density (records, then `String` stacks, cost ~15-20x the body).
 pub fn parse_heap_estimate(input: &[u8]) -> Result<HeapEstimate> {
-    // Valid UTF-8 (the usual case) is read in place; anything else once, lossily.
-    let text = lossy(input);
-    let mut est = Estimator::new(0);
-    est.reserve_for(&text);
-    let (header, memstats) = read_body_with(&text, &mut est, |s, h| {
-        s.period = h.sampling_period();
-    })?;
-    Ok(HeapEstimate {
-        header,
-        profile: est.finish(),
-        memstats,
-    })
+    let mut reader = HeapEstimateReader::new();
+    // The whole body is here: size the tables once for what it holds.
+    reader.0.sink_mut().reserve_for(input);
+    reader.feed(input)?;
+    reader.finish()
+}
+
+/// A body read as it arrives, chunk by chunk: a scrape parses while it downloads, so a
+/// big body is never held whole (only what is parsed from it, and one line).
+pub trait ChunkReader: Send + 'static {
+    type Output: Send + 'static;
+    /// Reads what `chunk` completes. After an error, feed it nothing more.
+    fn feed(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Ends the body.
+    fn finish(self) -> Result<Self::Output>;
+}
+
+/// [`parse_heap_estimate`] fed chunk by chunk.
+pub struct HeapEstimateReader(HeapTextReader<Estimator>);
+
+impl Default for HeapEstimateReader {
+    fn default() -> Self {
+        HeapEstimateReader::new()
+    }
+}
+
+impl HeapEstimateReader {
+    pub fn new() -> HeapEstimateReader {
+        HeapEstimateReader(HeapTextReader::new(Estimator::new(0)))
+    }
+
+    /// Reads what `chunk` completes. After an error, feed it nothing more.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.0.feed(chunk)
+    }
+
+    /// Ends the body: its header, estimated profile and MemStats trailer.
+    pub fn finish(self) -> Result<HeapEstimate> {
+        let (header, memstats, est) = self.0.finish()?;
+        Ok(HeapEstimate {
+            header,
+            profile: est.finish(),
+            memstats,
+        })
+    }
+}
+
+impl ChunkReader for HeapEstimateReader {
+    type Output = HeapEstimate;
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        HeapEstimateReader::feed(self, chunk)
+    }
+    fn finish(self) -> Result<HeapEstimate> {
+        HeapEstimateReader::finish(self)
+    }
 }
 
 /// Only the MemStats trailer of a body (every line is still checked).
 pub fn parse_heap_memstats(input: &[u8]) -> Result<Option<MemStats>> {
-    struct Skip;
-    impl<'a> RecordSink<'a> for Skip {
-        fn record(&mut self, _: Counts, _: &[u64], _: &[FrameRef<'a>]) -> Result<()> {
-            Ok(())
-        }
-    }
-    let text = lossy(input);
-    Ok(read_body(&text, &mut Skip)?.1)
+    let mut reader = HeapMemStatsReader::default();
+    reader.feed(input)?;
+    reader.finish()
 }
 
-/// The body as text: in place when it is valid UTF-8 (checked by the fast validator),
-/// else one lossy copy.
-fn lossy(input: &[u8]) -> std::borrow::Cow<'_, str> {
-    use std::borrow::Cow;
-    match std::str::from_utf8(input) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(input),
+/// [`parse_heap_memstats`] fed chunk by chunk.
+pub struct HeapMemStatsReader(HeapTextReader<Skip>);
+
+/// A sink that keeps no record.
+struct Skip;
+
+impl RecordSink for Skip {
+    fn record(&mut self, _: Counts, _: &[u64]) -> Result<()> {
+        Ok(())
+    }
+    fn frame(&mut self, _: FrameRef<'_>) -> Result<()> {
+        Ok(())
+    }
+    fn end(&mut self) -> Result<()> {
+        Ok(())
     }
 }
 
-fn read_body<'a>(
-    text: &'a str,
-    sink: &mut impl RecordSink<'a>,
-) -> Result<(HeapHeader, Option<MemStats>)> {
-    read_body_with(text, sink, |_, _| {})
+impl Default for HeapMemStatsReader {
+    fn default() -> Self {
+        HeapMemStatsReader(HeapTextReader::new(Skip))
+    }
 }
 
-/// Reads the body line by line, handing each record with its frames to `sink`
-/// (`on_header` sees the header first).
-fn read_body_with<'a, S: RecordSink<'a>>(
-    text: &'a str,
-    sink: &mut S,
-    on_header: impl FnOnce(&mut S, &HeapHeader),
-) -> Result<(HeapHeader, Option<MemStats>)> {
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .peekable();
-
-    let (_, first) = lines.next().unwrap_or((1, ""));
-    let header = parse_header(first)?;
-    on_header(sink, &header);
-    let mut addrs: Vec<u64> = Vec::new();
-    let mut frames: Vec<FrameRef<'a>> = Vec::new();
-    while let Some((n, line)) = lines.next() {
-        if line.is_empty() {
-            continue;
-        }
-        if is_memstats_start(line) {
-            return Ok((header, Some(parse_memstats_trailer(&mut lines)?)));
-        }
-        let counts = parse_record_line(n, line, &mut addrs)?;
-        frames.clear();
-        // Frame lines, and only they, start with `#` and a tab (the trailer has `# `).
-        while let Some(&(n, line)) = lines.peek() {
-            if !line.starts_with("#\t") {
-                break;
-            }
-            frames.push(parse_frame_line(n, line)?);
-            lines.next();
-        }
-        sink.record(counts, &addrs, &frames)?;
+impl ChunkReader for HeapMemStatsReader {
+    type Output = Option<MemStats>;
+    fn feed(&mut self, chunk: &[u8]) -> Result<()> {
+        self.0.feed(chunk)
     }
-    Ok((header, None))
+    fn finish(self) -> Result<Option<MemStats>> {
+        Ok(self.0.finish()?.1)
+    }
 }
 
 /// The `heap profile: ...` line. Anything that does not even start like one is another
 /// format; a line that does but is broken is malformed.
-fn parse_header(line: &str) -> Result<HeapHeader> {
+pub(super) fn parse_header(line: &str) -> Result<HeapHeader> {
     let Some(c) = HEAP_HEADER_RE.captures(line) else {
         if line.starts_with("heap profile:") {
             return Err(Error::malformed(
@@ -271,7 +289,7 @@ fn parse_header(line: &str) -> Result<HeapHeader> {
 
 /// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record; its PCs
 /// go to `addrs`.
-fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Counts> {
+pub(super) fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Counts> {
     let Some((counts, pcs)) = match_record(line) else {
         let reason = if line.starts_with("#\t") {
             "frame line outside a record".to_string()
@@ -297,7 +315,7 @@ fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Count
 }
 
 /// `#\tPC\tFUNC+OFF\tFILE:LINE` or `#\tPC`.
-fn parse_frame_line(n: usize, line: &str) -> Result<FrameRef<'_>> {
+pub(super) fn parse_frame_line(n: usize, line: &str) -> Result<FrameRef<'_>> {
     match match_frame(line) {
         Some(FrameMatch::Symbolized { pc, func, file }) => {
             let bad =
@@ -341,32 +359,24 @@ fn parse_frame_line(n: usize, line: &str) -> Result<FrameRef<'_>> {
     }
 }
 
-/// The `# NAME = VALUE` lines after `# runtime.MemStats`, up to the end of the body.
-fn parse_memstats_trailer<'a>(
-    lines: &mut impl Iterator<Item = (usize, &'a str)>,
-) -> Result<MemStats> {
-    let mut stats = MemStats::default();
-    for (n, line) in lines {
-        if line.is_empty() {
-            continue;
-        }
-        let Some(c) = MEMSTATS_FIELD_RE.captures(line) else {
-            return Err(Error::malformed(
-                FORMAT,
-                n,
-                format!(
-                    "expected '# Name = value' in the MemStats block, got {:?}",
-                    clip(line)
-                ),
-            ));
-        };
-        let name = c.get(1).map_or("", |m| m.as_str());
-        let value = c.get(2).map_or("", |m| m.as_str());
-        stats
-            .set_text_field(name, value)
-            .map_err(|reason| Error::malformed(FORMAT, n, reason))?;
-    }
-    Ok(stats)
+/// A `# NAME = VALUE` line after `# runtime.MemStats` (every line to the end of the body
+/// is one), into `stats`.
+pub(super) fn parse_memstats_line(n: usize, line: &str, stats: &mut MemStats) -> Result<()> {
+    let Some(c) = MEMSTATS_FIELD_RE.captures(line) else {
+        return Err(Error::malformed(
+            FORMAT,
+            n,
+            format!(
+                "expected '# Name = value' in the MemStats block, got {:?}",
+                clip(line)
+            ),
+        ));
+    };
+    let name = c.get(1).map_or("", |m| m.as_str());
+    let value = c.get(2).map_or("", |m| m.as_str());
+    stats
+        .set_text_field(name, value)
+        .map_err(|reason| Error::malformed(FORMAT, n, reason))
 }
 
 fn parse_dec(s: &str, line: usize, what: &str) -> Result<u64> {
@@ -476,7 +486,9 @@ struct Estimator {
     // Randomly seeded (per process and per parse): a target cannot choose stacks that
     // collide. foldhash, not SipHash: every record is hashed.
     hasher: RandomState,
-    /// The stack of the record being added.
+    /// The record being read: its counts, its `@` PCs and its stack so far.
+    counts: Counts,
+    addrs: Vec<u64>,
     syms: Vec<Sym>,
 }
 
@@ -488,6 +500,8 @@ impl Estimator {
             samples: Vec::new(),
             index: hashbrown::HashTable::new(),
             hasher: RandomState::default(),
+            counts: Counts::default(),
+            addrs: Vec::new(),
             syms: Vec::new(),
         }
     }
@@ -497,8 +511,8 @@ impl Estimator {
     /// doubling instead left a trail of freed buffers the allocator kept (and a peak of
     /// old and new at each step); room never written is address space, not memory, and
     /// [`Estimator::finish`] gives it back.
-    fn reserve_for(&mut self, body: &str) {
-        let records = memchr::memchr_iter(b'@', body.as_bytes()).count();
+    fn reserve_for(&mut self, body: &[u8]) {
+        let records = memchr::memchr_iter(b'@', body).count();
         self.samples.reserve(records);
         self.index.reserve(records, |_| 0);
         self.stacks.reserve_frames(records);
@@ -584,11 +598,37 @@ impl Estimator {
     }
 }
 
-/// [`parse_heap_estimate`]'s reader: each record merged as it is read.
-impl<'a> RecordSink<'a> for Estimator {
-    fn record(&mut self, c: Counts, addrs: &[u64], frames: &[FrameRef<'a>]) -> Result<()> {
-        self.set_stack(addrs, frames.iter().map(|f| (f.pc, f.function)))?;
-        self.add(c)
+/// [`parse_heap_estimate`]'s sink: names interned as their frame lines are read, each
+/// record merged when it ends.
+impl RecordSink for Estimator {
+    fn header(&mut self, header: &HeapHeader) {
+        self.period = header.sampling_period();
+    }
+
+    fn record(&mut self, counts: Counts, addrs: &[u64]) -> Result<()> {
+        self.counts = counts;
+        self.addrs.clear();
+        self.addrs.extend_from_slice(addrs);
+        self.syms.clear();
+        Ok(())
+    }
+
+    fn frame(&mut self, f: FrameRef<'_>) -> Result<()> {
+        let sym = match f.function {
+            Some(name) => self.stacks.intern(name)?,
+            None => self.stacks.pc(f.pc)?,
+        };
+        self.syms.push(sym);
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<()> {
+        if self.syms.is_empty() {
+            for pc in &self.addrs {
+                self.syms.push(self.stacks.pc(*pc)?);
+            }
+        }
+        self.add(self.counts)
     }
 }
 
@@ -786,6 +826,23 @@ mod tests {
             }
             let m = parse_heap_memstats(b).map_err(|e| e.to_string());
             assert_eq!(m, want.map(|w| w.2).map_err(|e| e.to_string()));
+        }
+        // Fed in pieces, as a scrape downloads it: the same, whatever the cuts.
+        for b in &bodies {
+            let whole = parse_heap_estimate(b).map_err(|e| e.to_string());
+            for size in [1, 2, 3, 5, 8, 13, 64, 4096] {
+                let mut reader = HeapEstimateReader::new();
+                let fed = b.chunks(size).try_for_each(|c| reader.feed(c));
+                let got = fed
+                    .and_then(|()| reader.finish())
+                    .map_err(|e| e.to_string());
+                assert_eq!(
+                    got,
+                    whole,
+                    "chunks of {size}: {:?}",
+                    String::from_utf8_lossy(b)
+                );
+            }
         }
         let e = parse_heap_estimate(body.as_bytes()).unwrap();
         assert_eq!(e.profile.samples.len(), 3);

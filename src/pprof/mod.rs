@@ -2,7 +2,8 @@
 //! profile types the rest of leakwatch consumes.
 //!
 //! - [`heap`]: `heap?debug=1` / `allocs?debug=1` text (records + `# runtime.MemStats`),
-//!   kept as records or merged into estimates while read; [`heap_lines`]: its line grammar.
+//!   kept as records or merged into estimates while read; [`heap_lines`]: its line grammar;
+//!   `heap_stream`: the reader that cuts a body, whole or arriving in chunks, into lines.
 //! - [`memstats`]: the `runtime.MemStats` fields, from the text trailer or expvar JSON.
 //! - [`goroutine`]: `goroutine?debug=1` (and `goroutineleak?debug=1`) text, `debug=2` tracebacks.
 //! - [`proto`]: gzipped `perftools.profiles.Profile` protobuf (heap and goroutine).
@@ -17,6 +18,7 @@ pub mod funcname;
 pub mod goroutine;
 pub mod heap;
 pub mod heap_lines;
+mod heap_stream;
 pub mod load;
 pub mod memstats;
 pub mod proto;

@@ -25,6 +25,9 @@ const NAME_BIT: u64 = 1 << 63;
 pub struct Sym(u64);
 
 impl Sym {
+    /// No frame (where an empty stack has its site): never a frame of any table.
+    pub const NONE: Sym = Sym(u64::MAX);
+
     /// The word itself (an order for sorting frames of one table).
     pub fn as_u64(self) -> u64 {
         self.0

@@ -20,6 +20,7 @@ use crate::analysis::window::{
 use crate::budget::EndpointBudget;
 use crate::config::{GcMode, GoroutineFormat, HeapFormat};
 use crate::error::Error;
+use crate::pprof::heap::{ChunkReader, HeapEstimate, HeapEstimateReader, HeapMemStatsReader};
 use crate::scrape::Fetcher;
 
 /// Runs one target's scrape loop until `shutdown` is cancelled: a jittered first
@@ -246,17 +247,96 @@ impl TargetState {
     ) -> Option<Vec<u8>> {
         let started = Instant::now();
         let result = self.request(fetcher, path).await;
-        self.charge(endpoint, started, started.elapsed());
+        self.settle(endpoint, started, result.map(|f| (f.elapsed, f.body)))
+    }
+
+    /// Books a request to `endpoint`: its time against the overhead budget, then its
+    /// duration, or its error.
+    fn settle<T>(
+        &self,
+        endpoint: &'static str,
+        started: Instant,
+        result: crate::error::Result<(Duration, T)>,
+    ) -> Option<T> {
+        let took = result.as_ref().map_or(started.elapsed(), |(d, _)| *d);
+        self.charge(endpoint, started, took);
         match result {
-            Ok(f) => {
-                self.status()
-                    .durations
-                    .insert(endpoint, f.elapsed.as_secs_f64());
-                Some(f.body)
+            Ok((took, value)) => {
+                self.status().durations.insert(endpoint, took.as_secs_f64());
+                Some(value)
             }
             Err(e) => {
                 self.record_error(endpoint, &e);
                 None
+            }
+        }
+    }
+
+    /// [`Target::fetch`] with the body parsed as it arrives by `reader`, a batch of
+    /// [`BIG_BODY`] at a time on the blocking pool (which only ever parses: it never
+    /// waits for the network), so a big body is never held whole (the reader keeps what
+    /// it parsed and one line) and a body that stops parsing stops the download. A body
+    /// under a batch is parsed here at its end, as a buffered one was. `None` when the
+    /// fetch failed (recorded), else the parse.
+    async fn fetch_parsed<R: ChunkReader>(
+        &self,
+        fetcher: &Fetcher,
+        endpoint: &'static str,
+        path: &str,
+        reader: R,
+    ) -> Option<crate::error::Result<R::Output>> {
+        let started = Instant::now();
+        // Booked with the target's time: without the time spent parsing.
+        let fetched = self.download_into(fetcher, path, reader).await;
+        let parsed = self.settle(endpoint, started, fetched)?;
+        Some(parsed.and_then(ChunkReader::finish))
+    }
+
+    /// The download of [`Target::fetch_parsed`]: the target's timeout covers the target's
+    /// time only (the time spent parsing is added to the deadline, so a slow parse, in a
+    /// debug build or on a busy machine, never becomes the target's timeout). Returns
+    /// that time and the reader, or the parse error that stopped the download.
+    async fn download_into<R: ChunkReader>(
+        &self,
+        fetcher: &Fetcher,
+        path: &str,
+        mut reader: R,
+    ) -> crate::error::Result<(Duration, crate::error::Result<R>)> {
+        let url = self.config.endpoint(path);
+        let timeout = self.config.timeout;
+        let start = tokio::time::Instant::now();
+        let mut deadline = start + timeout;
+        let mut parsing = Duration::ZERO;
+        let get = fetcher.get_streamed(&url, self.config.max_body_bytes, &self.config.auth);
+        let mut resp = tokio::time::timeout_at(deadline, get)
+            .await
+            .map_err(|_| crate::scrape::timed_out(&url, timeout))??;
+        let mut batch: Vec<bytes::Bytes> = Vec::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, resp.chunk()).await;
+            let chunk = next.map_err(|_| crate::scrape::timed_out(&url, timeout))??;
+            let end = chunk.is_none();
+            batch.extend(chunk);
+            let batched: usize = batch.iter().map(|c| c.len()).sum();
+            if batched >= BIG_BODY || (end && batched > 0) {
+                let before = tokio::time::Instant::now();
+                let pieces = std::mem::take(&mut batch);
+                let fed = off_thread(batched >= BIG_BODY, move || {
+                    let fed = pieces.iter().try_for_each(|c| reader.feed(c));
+                    Ok((reader, fed))
+                })
+                .await;
+                parsing += before.elapsed();
+                deadline += before.elapsed();
+                match fed {
+                    Ok((r, Ok(()))) => reader = r,
+                    Ok((_, Err(e))) | Err(e) => {
+                        return Ok((start.elapsed().saturating_sub(parsing), Err(e)));
+                    }
+                }
+            }
+            if end {
+                return Ok((start.elapsed().saturating_sub(parsing), Ok(reader)));
             }
         }
     }
@@ -292,15 +372,17 @@ impl TargetState {
         match self.config.heap_format {
             HeapFormat::Text => {
                 let path = format!("/debug/pprof/heap?debug=1{gc}");
-                let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, &path).await else {
+                let reader = HeapEstimateReader::new();
+                let Some(parsed) = self
+                    .fetch_parsed(fetcher, ENDPOINT_HEAP, &path, reader)
+                    .await
+                else {
                     return false;
                 };
-                let parsed = off_thread(body.len() > BIG_BODY, move || {
-                    crate::pprof::heap::parse_heap_estimate(&body).map(|e| (e.profile, e.memstats))
-                })
-                .await;
                 match parsed {
-                    Ok((profile, memstats)) => {
+                    Ok(HeapEstimate {
+                        profile, memstats, ..
+                    }) => {
                         let mut st = self.status();
                         st.heap_totals = Some(profile.totals());
                         st.heap = Some(Arc::new(profile));
@@ -360,21 +442,20 @@ impl TargetState {
                 crate::pprof::memstats::parse_expvar(&body)
             }
             Some(MemStatsSource::HeapDebug1) => {
-                let Some(body) = self
-                    .fetch(fetcher, ENDPOINT_MEMSTATS, "/debug/pprof/heap?debug=1")
+                let path = "/debug/pprof/heap?debug=1";
+                let reader = HeapMemStatsReader::default();
+                let Some(parsed) = self
+                    .fetch_parsed(fetcher, ENDPOINT_MEMSTATS, path, reader)
                     .await
                 else {
                     return;
                 };
-                off_thread(body.len() > BIG_BODY, move || {
-                    crate::pprof::heap::parse_heap_memstats(&body).and_then(|m| {
-                        m.ok_or_else(|| Error::NotFormat {
-                            format: "heap?debug=1",
-                            reason: "no # runtime.MemStats trailer".to_string(),
-                        })
+                parsed.and_then(|m| {
+                    m.ok_or_else(|| Error::NotFormat {
+                        format: "heap?debug=1",
+                        reason: "no # runtime.MemStats trailer".to_string(),
                     })
                 })
-                .await
             }
             None => return,
         };

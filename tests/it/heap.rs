@@ -9,7 +9,9 @@ use leakwatch::Error;
 use leakwatch::metrics::emit::Emit;
 use leakwatch::metrics::{Kind, METRICS, Sink};
 use leakwatch::pprof::funcname;
-use leakwatch::pprof::heap::{HeapText, parse_heap_text, scale_sample};
+use leakwatch::pprof::heap::{
+    HeapEstimateReader, HeapText, parse_heap_estimate, parse_heap_text, scale_sample,
+};
 use leakwatch::pprof::memstats::{MemStats, parse_expvar};
 use leakwatch::pprof::{HeapProfile, Name};
 
@@ -193,6 +195,44 @@ fn table_covers_every_heap_text_fixture() {
     on_disk.sort();
     assert_eq!(in_table, on_disk);
     assert_eq!(on_disk.len(), 92);
+}
+
+/// What a scrape does (the body parsed as it downloads, in whatever pieces the network
+/// delivers) gives what parsing the whole body gives, on every real capture: cut into
+/// pieces of 1 byte to 64 KiB, and at every newline.
+#[test]
+fn every_fixture_parsed_in_pieces_as_it_downloads_equals_the_whole() {
+    for c in CASES {
+        let body = read_fixture(c.path);
+        let whole = parse_heap_estimate(&body).unwrap_or_else(|e| panic!("{}: {e}", c.path));
+        assert_eq!(
+            Ok(&whole.profile),
+            parse_fixture(c.path)
+                .estimate()
+                .as_ref()
+                .map_err(|e| e.to_string()),
+            "{}",
+            c.path
+        );
+        let at_newlines: Vec<&[u8]> = body.split_inclusive(|b| *b == b'\n').collect();
+        let cuts: Vec<(String, Vec<&[u8]>)> = [1, 7, 4096, 65536]
+            .into_iter()
+            .map(|n| (format!("pieces of {n}"), body.chunks(n).collect()))
+            .chain([("at newlines".to_string(), at_newlines)])
+            .collect();
+        for (how, pieces) in cuts {
+            let mut reader = HeapEstimateReader::new();
+            for piece in pieces {
+                reader
+                    .feed(piece)
+                    .unwrap_or_else(|e| panic!("{} {how}: {e}", c.path));
+            }
+            let got = reader
+                .finish()
+                .unwrap_or_else(|e| panic!("{} {how}: {e}", c.path));
+            assert_eq!(got, whole, "{} {how}", c.path);
+        }
+    }
 }
 
 #[test]
