@@ -457,15 +457,24 @@ impl HeapText {
     /// Errors only when the names or frames pass 4 GiB (the table's indexes are 32-bit).
     pub fn estimate(&self) -> Result<HeapProfile> {
         let mut est = Estimator::new(self.header.sampling_period());
+        // The records replayed through the sink the streaming reader feeds.
         for r in &self.records {
-            let frames = r.frames.iter().map(|f| (f.pc, f.function.as_deref()));
-            est.set_stack(&r.addrs, frames)?;
-            est.add(Counts {
+            let counts = Counts {
                 inuse_objects: r.inuse_objects,
                 inuse_bytes: r.inuse_bytes,
                 alloc_objects: r.alloc_objects,
                 alloc_bytes: r.alloc_bytes,
-            })?;
+            };
+            est.record(counts, &r.addrs)?;
+            for f in &r.frames {
+                est.frame(FrameRef {
+                    pc: f.pc,
+                    function: f.function.as_deref(),
+                    file: f.file.as_deref(),
+                    line: f.line,
+                })?;
+            }
+            est.end()?;
         }
         Ok(est.finish())
     }
@@ -518,29 +527,7 @@ impl Estimator {
         self.stacks.reserve_frames(records);
     }
 
-    /// Makes the stack of the record being added: its frames' function names (a PC for a
-    /// frame without one), or its `@` PCs when it has no frame lines.
-    fn set_stack<'f>(
-        &mut self,
-        addrs: &[u64],
-        frames: impl ExactSizeIterator<Item = (u64, Option<&'f str>)>,
-    ) -> Result<()> {
-        self.syms.clear();
-        if frames.len() == 0 {
-            for pc in addrs {
-                self.syms.push(self.stacks.pc(*pc)?);
-            }
-        }
-        for (pc, function) in frames {
-            self.syms.push(match function {
-                Some(name) => self.stacks.intern(name)?,
-                None => self.stacks.pc(pc)?,
-            });
-        }
-        Ok(())
-    }
-
-    /// Adds one record whose stack is `self.syms` (see [`Estimator::set_stack`]).
+    /// Adds one record whose stack is `self.syms` (made by its [`RecordSink`] calls).
     fn add(&mut self, c: Counts) -> Result<()> {
         let (inuse_objects, inuse_bytes) =
             scale_sample(c.inuse_objects, c.inuse_bytes, self.period);
