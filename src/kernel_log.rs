@@ -4,12 +4,25 @@
 
 use std::sync::Arc;
 
-use crate::{AppState, system};
+use crate::system;
+use crate::targets::Targets;
+
+/// The kernel-log follower's health and the kills it could not attribute.
+#[derive(Debug, Default)]
+pub struct KernelLogStatus {
+    /// (source path, readable) once the follower has tried to open the log.
+    pub readable: std::sync::Mutex<Option<(String, bool)>>,
+    pub host_kills: std::sync::atomic::AtomicU64,
+}
 
 /// Starts following the kernel log for OOM kills (unless `off`): a std thread reads it,
 /// another attributes each kill to the target whose cgroup or pid matches, or counts
 /// it host-wide.
-pub fn start(source: &str, state: Arc<AppState>) -> Option<Arc<system::KernelLogReader>> {
+pub fn start(
+    source: &str,
+    targets: Arc<Targets>,
+    status: Arc<KernelLogStatus>,
+) -> Option<Arc<system::KernelLogReader>> {
     use system::{KernelLogOptions, KernelLogSource};
     if source == "off" {
         return None;
@@ -25,16 +38,13 @@ pub fn start(source: &str, state: Arc<AppState>) -> Option<Arc<system::KernelLog
         Ok(r) => Arc::new(r),
         Err(e) => {
             tracing::warn!(source, error = %e, "cannot start the kernel log reader");
-            *state
-                .kernel
-                .readable
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some((source.to_string(), false));
+            *status.readable.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((source.to_string(), false));
             return None;
         }
     };
     let source = source.to_string();
-    let health = state.kernel.clone();
+    let health = status.clone();
     let watcher = reader.clone();
     std::thread::Builder::new()
         .name("leakwatch-oom".into())
@@ -47,7 +57,7 @@ pub fn start(source: &str, state: Arc<AppState>) -> Option<Arc<system::KernelLog
                         Some((source.clone(), ok));
                 }
                 match next {
-                    Ok(kill) => attribute_kill(&state, &kill, is_kmsg),
+                    Ok(kill) => attribute_kill(&targets, &health, &kill, is_kmsg),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -64,8 +74,13 @@ fn boot_time() -> Option<std::time::SystemTime> {
     std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs_f64(up))
 }
 
-fn attribute_kill(state: &AppState, kill: &system::OomKill, is_kmsg: bool) {
-    let targets = state.targets();
+fn attribute_kill(
+    targets: &Targets,
+    status: &KernelLogStatus,
+    kill: &system::OomKill,
+    is_kmsg: bool,
+) {
+    let targets = targets.snapshot();
     let ids: Vec<(String, Option<u32>, Option<String>)> = targets
         .iter()
         .map(|t| {
@@ -96,8 +111,7 @@ fn attribute_kill(state: &AppState, kill: &system::OomKill, is_kmsg: bool) {
         }
         None => {
             tracing::info!(pid = kill.pid, task = %kill.task, memcg = ?kill.task_memcg, "OOM kill of a process no target watches");
-            state
-                .kernel
+            status
                 .host_kills
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

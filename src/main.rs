@@ -363,7 +363,7 @@ fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let config_path = cli.config.clone();
-    let write = leakwatch::http::WriteAccess {
+    let write = leakwatch::WriteAccess {
         lifecycle: cli.enable_lifecycle,
         admin_api: cli.enable_admin_api,
     };
@@ -372,11 +372,13 @@ fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        leakwatch::run_full(
+        leakwatch::run(
             config,
-            config_path,
-            Some(web),
-            write,
+            leakwatch::RunOptions {
+                config_path,
+                web: Some(web),
+                write,
+            },
             listener,
             shutdown_signal(),
         )

@@ -1,6 +1,6 @@
 //! The one HTTP client of leakwatch (scrapes and dumps alike): credentials, same-origin
 //! redirects, timeouts, size caps while streaming, buffered and streamed GETs, error
-//! classification. (Each target's loop is `target::run`.)
+//! classification. (Each target's loop is `targets::run`.)
 
 use std::time::{Duration, Instant};
 

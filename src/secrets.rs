@@ -111,7 +111,7 @@ mod tests {
             token.display(),
             password.display()
         );
-        let c = super::super::Config::from_yaml(&yaml).unwrap();
+        let c = crate::config::Config::from_yaml(&yaml).unwrap();
         assert_eq!(c.targets[0].known_secrets(), ["tok-12345", "key-6789"]);
         // base64("bob:pa55word"): what a Basic Authorization header carries.
         assert_eq!(

@@ -6,6 +6,7 @@
 
 mod formats;
 mod ranges;
+mod reload;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ pub const DEFAULT_TARGET_URL: &str = "http://127.0.0.1:6060";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10760";
 
 pub use formats::{GcMode, GoroutineFormat, HeapFormat};
+pub use reload::ReloadStatus;
 
 /// Settings every target inherits unless it sets its own.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -1,7 +1,7 @@
 //! HTML helpers shared by the pages: escaping, the verdict cell and self-refresh.
 
 use crate::analysis::verdict::VerdictState;
-use crate::target::Status;
+use crate::targets::Status;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> String {

@@ -10,7 +10,7 @@ use axum::response::Html;
 
 use super::html::{html_escape, verdict_html};
 use super::report::target_link;
-use crate::AppState;
+use crate::state::AppState;
 
 fn ago(t: Option<SystemTime>) -> String {
     match t.and_then(|t| SystemTime::now().duration_since(t).ok()) {

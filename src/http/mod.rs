@@ -32,29 +32,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::AppState;
+use crate::state::AppState;
+pub use crate::state::WriteAccess;
 
 /// Content type of the Prometheus text exposition format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`);
-/// both off by default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteAccess {
-    /// `POST /-/reload` (SIGHUP reloads whatever this says).
-    pub lifecycle: bool,
-    /// `POST /api/v1/dump` and `POST /api/v1/targets/{name}/baseline`, and any other
-    /// write route.
-    pub admin_api: bool,
-}
-
-impl WriteAccess {
-    /// Both on (tests, and operators who pass both flags).
-    pub const ALL: WriteAccess = WriteAccess {
-        lifecycle: true,
-        admin_api: true,
-    };
-}
 
 /// Largest baseline accepted by the baseline API (1 TiB): a Go heap above it is not a
 /// baseline but a typo, and `u64::MAX` would read as "fix confirmed" forever.
@@ -271,7 +253,10 @@ async fn probe(
     // The scrape loops' client and their in-flight limit: probes queue with scrapes
     // (up to the module's timeout) instead of multiplying the load on services.
     let (fetcher, permits) = match &state.loops {
-        Some(l) => (l.fetcher.clone(), Some(l.permits.clone())),
+        Some(l) => {
+            let (fetcher, permits) = l.fetcher_and_permits();
+            (fetcher, Some(permits))
+        }
         None => match crate::scrape::Fetcher::new() {
             Ok(f) => (f, None),
             Err(e) => {
@@ -294,7 +279,7 @@ async fn probe(
     };
     // One shot of a remote-style target: no looking for a local process behind it.
     let target =
-        crate::target::TargetState::new(tc, Arc::new(config.system.clone())).without_listener();
+        crate::targets::TargetState::new(tc, Arc::new(config.system.clone())).without_listener();
     let started = std::time::Instant::now();
     target.scrape_once(&fetcher).await;
     drop(_permit);

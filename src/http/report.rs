@@ -15,11 +15,11 @@ use axum::routing::get;
 
 use super::charts::{Series, Unit, svg_chart};
 use super::html::{html_escape, verdict_html};
-use crate::AppState;
 use crate::analysis::verdict::VerdictState;
 use crate::analysis::window::Sample;
 use crate::dump::DumpManager;
-use crate::target::{Status, TargetState};
+use crate::state::AppState;
+use crate::targets::{Status, TargetState};
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// The report routes, merged into [`crate::http::app`].

@@ -8,7 +8,7 @@ use axum::response::Html;
 use axum::routing::get;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The runbook's Markdown, as shipped.
 pub const MARKDOWN: &str = include_str!("../../docs/runbook.md");

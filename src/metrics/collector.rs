@@ -7,7 +7,10 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{LabelledSamples, Sink, emit, encode_groups};
-use crate::{KernelLogStatus, ReloadStatus, Targets, dump};
+use crate::config::ReloadStatus;
+use crate::dump;
+use crate::kernel_log::KernelLogStatus;
+use crate::targets::Targets;
 
 /// Builds every series at scrape time from the targets' current state.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use crate::analysis::verdict::VerdictState;
 use crate::dump::{DumpManager, DumpStats, ProfileType};
 use crate::pprof::memstats::MemStats;
 use crate::system::{CgroupMemory, ProcessMemory, StatKind};
-use crate::target::TargetState;
+use crate::targets::TargetState;
 
 /// Values that emit their series into a [`Sink`].
 pub trait Emit {

@@ -194,7 +194,7 @@ async fn run_async(args: WatchArgs) -> i32 {
             return EXIT_UNKNOWN;
         }
     };
-    let targets = crate::build_targets(&config);
+    let targets = crate::targets::build_targets(&config);
     let samples = usize::try_from(args.duration.as_nanos() / args.every.as_nanos().max(1))
         .unwrap_or(usize::MAX - 1)
         .saturating_add(1);

@@ -7,7 +7,7 @@ use super::baseline::{BaselineComparison, settled_live_heap};
 use super::view::opt_rate;
 use super::{EXIT_LEAK, EXIT_OK, EXIT_UNKNOWN};
 use crate::scrape::redact_url;
-use crate::target::TargetState;
+use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// A live-heap figure and where it came from.

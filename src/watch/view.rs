@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use crate::target::{Status, TargetState};
+use crate::targets::{Status, TargetState};
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// One target at one sample: the line of the live view.

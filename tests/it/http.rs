@@ -74,11 +74,12 @@ async fn start_exporter(yaml: &str) -> Exporter {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        leakwatch::run_full(
+        leakwatch::run(
             config,
-            None,
-            None,
-            leakwatch::http::WriteAccess::ALL,
+            leakwatch::RunOptions {
+                write: leakwatch::WriteAccess::ALL,
+                ..Default::default()
+            },
             listener,
             async move {
                 let _ = rx.await;
@@ -312,11 +313,13 @@ async fn start_exporter_with_file(path: &std::path::Path) -> Exporter {
     let (tx, rx) = oneshot::channel::<()>();
     let path = path.to_path_buf();
     tokio::spawn(async move {
-        leakwatch::run_full(
+        leakwatch::run(
             config,
-            Some(path),
-            None,
-            leakwatch::http::WriteAccess::ALL,
+            leakwatch::RunOptions {
+                config_path: Some(path),
+                write: leakwatch::WriteAccess::ALL,
+                ..Default::default()
+            },
             listener,
             async move {
                 let _ = rx.await;

@@ -351,7 +351,7 @@ async fn rotated_certificate_files_are_served_without_restart() {
 }
 
 #[tokio::test]
-async fn run_full_serves_tls_and_shuts_down_gracefully() {
+async fn run_serves_tls_and_shuts_down_gracefully() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     pki.write(dir.path());
@@ -363,11 +363,12 @@ async fn run_full_serves_tls_and_shuts_down_gracefully() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(leakwatch::run_full(
+    let task = tokio::spawn(leakwatch::run(
         Config::from_yaml(CONFIG).unwrap(),
-        None,
-        Some(web),
-        leakwatch::http::WriteAccess::default(),
+        leakwatch::RunOptions {
+            web: Some(web),
+            ..Default::default()
+        },
         listener,
         async move {
             let _ = rx.await;
@@ -384,7 +385,7 @@ async fn run_full_serves_tls_and_shuts_down_gracefully() {
     let done = tokio::time::timeout(Duration::from_secs(10), task).await;
     assert!(
         matches!(done, Ok(Ok(Ok(())))),
-        "run_full did not stop cleanly: {done:?}"
+        "run did not stop cleanly: {done:?}"
     );
 }
 

@@ -6,6 +6,7 @@
 //! State sits behind a short-lived mutex: the loop writes, readers copy out.
 
 mod goroutines;
+mod registry;
 mod schedule;
 mod system;
 mod tick;
@@ -26,6 +27,7 @@ use crate::pprof::{HeapProfile, HeapTotals};
 use crate::system::{CgroupLocation, CgroupMemory, Listener, ProcessMemory, ProcessSelector};
 
 pub use goroutines::{GoroutineSummary, blocking_site};
+pub use registry::{Loops, MAX_CONCURRENT_SCRAPES, Targets, build_targets};
 pub use schedule::BudgetView;
 use schedule::Schedule;
 pub use tick::run;

@@ -1,0 +1,164 @@
+//! The exporter's shared state, read by the HTTP handlers and the loops: the target
+//! registry, the config in force and its reload, the kernel-log status, the metrics
+//! registry and which write endpoints are on.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::registry::Registry;
+
+use crate::config::{Config, ReloadStatus};
+use crate::dump::{DumpManager, DumpTarget};
+use crate::error::{Error, Result};
+use crate::kernel_log::KernelLogStatus;
+use crate::metrics::TargetsCollector;
+use crate::targets::{Loops, TargetState, Targets};
+
+/// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`);
+/// both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteAccess {
+    /// `POST /-/reload` (SIGHUP reloads whatever this says).
+    pub lifecycle: bool,
+    /// `POST /api/v1/dump` and `POST /api/v1/targets/{name}/baseline`, and any other
+    /// write route.
+    pub admin_api: bool,
+}
+
+impl WriteAccess {
+    /// Both on (tests, and operators who pass both flags).
+    pub const ALL: WriteAccess = WriteAccess {
+        lifecycle: true,
+        admin_api: true,
+    };
+}
+
+/// State shared by the HTTP handlers and the scrape loops.
+#[derive(Debug)]
+pub struct AppState {
+    pub targets: Arc<Targets>,
+    pub kernel: Arc<KernelLogStatus>,
+    pub registry: Registry,
+    pub reload: Arc<ReloadStatus>,
+    /// The config in force (probe allowlist and modules are read from it).
+    pub config: RwLock<Arc<Config>>,
+    /// Where the config came from, for reloads; `None` with `--target` or the default.
+    pub config_path: Option<std::path::PathBuf>,
+    /// Set by `app::run`; absent in states built for tests of the HTTP layer alone.
+    pub loops: Option<Arc<Loops>>,
+    /// Profile dumps of every target (targets without `dumps.dir` are off).
+    pub dumps: Arc<DumpManager>,
+    /// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`).
+    pub write_access: WriteAccess,
+}
+
+impl AppState {
+    /// State for `config`'s targets, with no scrape loops running.
+    pub fn new(config: Config) -> Result<Self> {
+        let targets = Arc::new(Targets::new(&config));
+        let dumps = Arc::new(DumpManager::new(dump_targets(&config))?);
+        let kernel = Arc::new(KernelLogStatus::default());
+        let reload = Arc::new(ReloadStatus::default());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(TargetsCollector {
+            targets: targets.clone(),
+            kernel: kernel.clone(),
+            reload: reload.clone(),
+            dumps: dumps.clone(),
+        }));
+        Ok(AppState {
+            targets,
+            kernel,
+            registry,
+            reload,
+            config: RwLock::new(Arc::new(config)),
+            config_path: None,
+            loops: None,
+            dumps,
+            write_access: WriteAccess::default(),
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the config file and applies it: parsed and validated first, swapped only
+    /// on success (the old config stays on failure). Unchanged targets keep their
+    /// state and analysis window; added ones start, removed ones stop.
+    pub fn reload(&self) -> Result<usize> {
+        let result = match &self.config_path {
+            None => Err(Error::Config(
+                "no --config file to reload (targets came from the command line)".to_string(),
+            )),
+            Some(path) => Config::load(path).map(|c| self.apply(c)),
+        };
+        let ok = result.is_ok();
+        self.reload
+            .last_ok
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
+        match &result {
+            Ok(n) => {
+                *self
+                    .reload
+                    .last_success_unix
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = crate::units::unix_now_f64();
+                tracing::info!(targets = n, "configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the old configuration")
+            }
+        }
+        result
+    }
+
+    /// Swaps in a validated config; returns the number of targets.
+    fn apply(&self, new: Config) -> usize {
+        let old = self.config();
+        let system_changed = old.system != new.system;
+        if old.system.kernel_log != new.system.kernel_log {
+            tracing::warn!("system.kernel_log changes take effect on restart");
+        }
+        let previous = self.targets.snapshot();
+        let system = Arc::new(new.system.clone());
+        let mut next = Vec::with_capacity(new.targets.len());
+        for tc in &new.targets {
+            let kept = previous
+                .iter()
+                .find(|t| !system_changed && t.config == *tc)
+                .cloned();
+            next.push(
+                kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))),
+            );
+        }
+        let n = next.len();
+        self.dumps.set_targets(dump_targets(&new));
+        if let Some(loops) = &self.loops {
+            loops.sync(&next);
+        }
+        self.targets.replace(next);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        n
+    }
+
+    pub fn targets(&self) -> Vec<Arc<TargetState>> {
+        self.targets.snapshot()
+    }
+}
+
+/// The dump settings of every target of a config.
+fn dump_targets(config: &Config) -> Vec<DumpTarget> {
+    config
+        .targets
+        .iter()
+        .map(|t| {
+            DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone())
+                .with_auth(t.auth.clone())
+                .with_overhead_budget(t.overhead_budget)
+        })
+        .collect()
+}
