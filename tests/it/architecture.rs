@@ -203,12 +203,11 @@ impl ModuleGraph {
             base = deeper;
             rest = &rest[1..];
         }
-        if let (Some(item), true) = (rest.first(), depth < 8) {
-            if let Some(target) = self.reexports.get(&base).and_then(|r| r.get(*item)) {
-                if let Some(m) = self.resolve(&base, target, depth + 1) {
-                    return Some(m);
-                }
-            }
+        if let (Some(item), true) = (rest.first(), depth < 8)
+            && let Some(target) = self.reexports.get(&base).and_then(|r| r.get(*item))
+            && let Some(m) = self.resolve(&base, target, depth + 1)
+        {
+            return Some(m);
         }
         Some(base)
     }
@@ -243,10 +242,10 @@ impl ModuleGraph {
                 paths.extend(bare.captures_iter(text).map(|c| c[1].to_string()));
             }
             for p in paths {
-                if let Some(d) = self.resolve(m, &p, 0) {
-                    if d != *m {
-                        deps.insert(d);
-                    }
+                if let Some(d) = self.resolve(m, &p, 0)
+                    && d != *m
+                {
+                    deps.insert(d);
                 }
             }
             out.insert(m.clone(), deps);
