@@ -21,6 +21,7 @@
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
 //! | [`secrets`] | a target's known secret values, scrubbed from every error text shown |
+//! | [`files`] | capped reads and gzip of every file or stream a user hands in (a leaf) |
 //! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod budget;
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod kernel_log;
 pub mod metrics;

@@ -372,7 +372,7 @@ const RESERVED_LABELS: &[&str] = &[
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = crate::pprof::load::read_config_text(path)?;
+        let text = crate::files::read_config_text(path)?;
         Config::from_yaml(&text).map_err(|e| match e {
             Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
             other => other,

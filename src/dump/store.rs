@@ -358,7 +358,7 @@ fn not_gzip(reason: String) -> Error {
 /// Decompresses the whole file (checking the gzip CRC and length) without keeping it.
 fn verify_gzip(path: &Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    use crate::pprof::load::{Gunzip, gunzip_capped_into};
+    use crate::files::{Gunzip, gunzip_capped_into};
     match gunzip_capped_into(
         std::io::BufReader::new(f),
         MAX_DECOMPRESSED,

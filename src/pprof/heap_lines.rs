@@ -1,7 +1,16 @@
-//! The line grammar of the `heap?debug=1` text: record and frame lines, which are most
-//! of a body (millions of lines in a big one), matched by hand because a regex capture
-//! costs more than the rest of the parse. The regexes below are the grammar; the hand
+//! The line grammar of the `heap?debug=1` text, declared in one place: the header,
+//! record, frame and MemStats trailer lines, and one function reading each (header,
+//! record line, frame line, trailer field). Record and frame lines, which are most of a
+//! body (millions of lines in a big one), are matched by hand because a regex capture
+//! costs more than the rest of the parse: the regexes below are the grammar, the hand
 //! matchers implement it, and a unit test holds the two to the same answers.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::memstats::MemStats;
+use crate::{Error, Result};
 
 /// `10: 245760 [10: 245760] @ 0x6e3aeb 0x6e3c1c` — one record's counts and return PCs
 /// (split and checked by the heap parser), matched by [`match_record`].
@@ -25,6 +34,20 @@ pub const PC_ONLY_FRAME: &str = r"^#\t+(0x[0-9a-fA-F]+)[\t ]*$";
 /// `# runtime.MemStats` — start of the trailer (matched by hand: it is tried on every
 /// record line).
 pub const MEMSTATS_START: &str = r"^# runtime\.MemStats *$";
+
+/// The format as errors name it.
+pub(super) const FORMAT: &str = "heap profile text (debug=1)";
+
+/// `heap profile: 10: 245760 [10: 245761] @ heap/1048576` — totals, then `heap/N` with
+/// N = 2 x `runtime.MemProfileRate`.
+static HEAP_HEADER_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^heap profile: *(\d+): *(\d+) *\[ *(\d+): *(\d+) *\] *@ *heap/(\d+) *$")
+        .expect("heap header regex")
+});
+
+/// `# HeapAlloc = 4624144` — one MemStats field of the trailer.
+static MEMSTATS_FIELD_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^# ([A-Za-z]+) = (.*)$").expect("memstats field regex"));
 
 /// [`MEMSTATS_START`] by hand.
 pub(crate) fn is_memstats_start(line: &str) -> bool {
@@ -139,10 +162,290 @@ pub(crate) fn match_frame(line: &str) -> Option<FrameMatch<'_>> {
         .then_some(FrameMatch::PcOnly { pc })
 }
 
+/// The first line. Its totals are the sums over the records, except that Go >= 1.21 adds
+/// 1 to `alloc_bytes` when it equals `inuse_bytes`: never compare them to the byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeapHeader {
+    pub inuse_objects: u64,
+    pub inuse_bytes: u64,
+    pub alloc_objects: u64,
+    pub alloc_bytes: u64,
+    /// The N of `@ heap/N`: twice `runtime.MemProfileRate`; 0 = profiling off.
+    pub rate: u64,
+}
+
+impl HeapHeader {
+    /// `runtime.MemProfileRate`, the mean bytes between samples: N/2 for `heap/N`, as
+    /// pprof reads the legacy `heap` header.
+    pub fn sampling_period(&self) -> u64 {
+        self.rate / 2
+    }
+}
+
+/// The raw counts of a record line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Counts {
+    pub(super) inuse_objects: u64,
+    pub(super) inuse_bytes: u64,
+    pub(super) alloc_objects: u64,
+    pub(super) alloc_bytes: u64,
+}
+
+/// A frame line, borrowing the body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FrameRef<'a> {
+    pub(super) pc: u64,
+    pub(super) function: Option<&'a str>,
+    pub(super) file: Option<&'a str>,
+    pub(super) line: Option<u32>,
+}
+
+/// The `heap profile: ...` line. Anything that does not even start like one is another
+/// format; a line that does but is broken is malformed.
+pub(super) fn parse_header(line: &str) -> Result<HeapHeader> {
+    let Some(c) = HEAP_HEADER_RE.captures(line) else {
+        if line.starts_with("heap profile:") {
+            return Err(Error::malformed(
+                FORMAT,
+                1,
+                format!("bad header {:?}", clip(line)),
+            ));
+        }
+        let reason = if line.trim().is_empty() {
+            "empty first line".to_string()
+        } else {
+            format!("first line is {:?}, not 'heap profile: ...'", clip(line))
+        };
+        return Err(Error::NotFormat {
+            format: FORMAT,
+            reason,
+        });
+    };
+    let num = |i: usize| parse_dec(c.get(i).map_or("", |m| m.as_str()), 1, "header");
+    Ok(HeapHeader {
+        inuse_objects: num(1)?,
+        inuse_bytes: num(2)?,
+        alloc_objects: num(3)?,
+        alloc_bytes: num(4)?,
+        rate: num(5)?,
+    })
+}
+
+/// `INUSE_OBJ: INUSE_BYTES [ALLOC_OBJ: ALLOC_BYTES] @ PC...` — starts a record; its PCs
+/// go to `addrs`.
+pub(super) fn parse_record_line(n: usize, line: &str, addrs: &mut Vec<u64>) -> Result<Counts> {
+    let Some((counts, pcs)) = match_record(line) else {
+        let reason = if line.starts_with("#\t") {
+            "frame line outside a record".to_string()
+        } else {
+            format!(
+                "expected a record 'N: N [N: N] @ 0x...', got {:?}",
+                clip(line)
+            )
+        };
+        return Err(Error::malformed(FORMAT, n, reason));
+    };
+    let num = |i: usize| parse_dec(counts[i], n, "record");
+    addrs.clear();
+    for a in pcs.split_ascii_whitespace() {
+        addrs.push(parse_hex(a, n)?);
+    }
+    Ok(Counts {
+        inuse_objects: num(0)?,
+        inuse_bytes: num(1)?,
+        alloc_objects: num(2)?,
+        alloc_bytes: num(3)?,
+    })
+}
+
+/// `#\tPC\tFUNC+OFF\tFILE:LINE` or `#\tPC`.
+pub(super) fn parse_frame_line(n: usize, line: &str) -> Result<FrameRef<'_>> {
+    match match_frame(line) {
+        Some(FrameMatch::Symbolized { pc, func, file }) => {
+            let bad =
+                |what: &str| Error::malformed(FORMAT, n, format!("frame {what}: {:?}", clip(line)));
+            let (function, offset) = func
+                .rsplit_once('+')
+                .ok_or_else(|| bad("without '+0xOFFSET'"))?;
+            if function.is_empty() {
+                return Err(bad("with an empty function name"));
+            }
+            parse_hex(offset, n)?;
+            let (file, line_no) = file
+                .rsplit_once(':')
+                .ok_or_else(|| bad("without 'FILE:LINE'"))?;
+            let line_no = line_no.trim_end_matches(' ').parse::<u32>().map_err(|e| {
+                Error::malformed(FORMAT, n, format!("line number {:?}: {e}", clip(line_no)))
+            })?;
+            // Go prints `FUNC+0x0\t:0` when a symbol has no position.
+            let has_position = !file.is_empty() || line_no != 0;
+            Ok(FrameRef {
+                pc: parse_hex(pc, n)?,
+                function: Some(function),
+                file: has_position.then_some(file),
+                line: has_position.then_some(line_no),
+            })
+        }
+        Some(FrameMatch::PcOnly { pc }) => Ok(FrameRef {
+            pc: parse_hex(pc, n)?,
+            function: None,
+            file: None,
+            line: None,
+        }),
+        None => Err(Error::malformed(
+            FORMAT,
+            n,
+            format!(
+                "expected a frame '#\\t0xPC\\tFUNC+0xOFF\\tFILE:LINE', got {:?}",
+                clip(line)
+            ),
+        )),
+    }
+}
+
+/// A `# NAME = VALUE` line after `# runtime.MemStats` (every line to the end of the body
+/// is one), into `stats`.
+pub(super) fn parse_memstats_line(n: usize, line: &str, stats: &mut MemStats) -> Result<()> {
+    let Some(c) = MEMSTATS_FIELD_RE.captures(line) else {
+        return Err(Error::malformed(
+            FORMAT,
+            n,
+            format!(
+                "expected '# Name = value' in the MemStats block, got {:?}",
+                clip(line)
+            ),
+        ));
+    };
+    let name = c.get(1).map_or("", |m| m.as_str());
+    let value = c.get(2).map_or("", |m| m.as_str());
+    stats
+        .set_text_field(name, value)
+        .map_err(|reason| Error::malformed(FORMAT, n, reason))
+}
+
+fn parse_dec(s: &str, line: usize, what: &str) -> Result<u64> {
+    s.parse::<u64>()
+        .map_err(|e| Error::malformed(FORMAT, line, format!("{what} number {:?}: {e}", clip(s))))
+}
+
+fn parse_hex(s: &str, line: usize) -> Result<u64> {
+    let digits = s.strip_prefix("0x").unwrap_or("not hex");
+    // Every PC and offset of a body comes through here: fold the usual case by hand, and
+    // leave anything else (empty, too long, not hex) to `from_str_radix` and its error.
+    if (1..=16).contains(&digits.len()) {
+        let mut v: u64 = 0;
+        let all_hex = digits.bytes().all(|b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return false,
+            };
+            v = (v << 4) | u64::from(d);
+            true
+        });
+        if all_hex {
+            return Ok(v);
+        }
+    }
+    u64::from_str_radix(digits, 16)
+        .map_err(|e| Error::malformed(FORMAT, line, format!("address {:?}: {e}", clip(s))))
+}
+
+/// Error messages quote at most this much of a line: bodies can be megabytes of garbage.
+fn clip(s: &str) -> &str {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use regex::Regex;
+
+    /// (line, pc, function, file, line number)
+    type FrameCase = (
+        &'static str,
+        u64,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<u32>,
+    );
+
+    #[test]
+    fn frame_lines_table() {
+        let cases: &[FrameCase] = &[
+            (
+                "#\t0x6e3aea\tmain.newSession+0xaa\t/home/gopher/src/leakyapp/main.go:96",
+                0x6e3aea,
+                Some("main.newSession"),
+                Some("/home/gopher/src/leakyapp/main.go"),
+                Some(96),
+            ),
+            (
+                "#\t0x6a50dc\tbufio.NewReader+0x19c\t\t/usr/lib/go-1.23/src/bufio/bufio.go:60",
+                0x6a50dc,
+                Some("bufio.NewReader"),
+                Some("/usr/lib/go-1.23/src/bufio/bufio.go"),
+                Some(60),
+            ),
+            (
+                "#\t0x6c794f\tmain.newSession+0xcf\t\t\t\tleakyapp/main.go:96",
+                0x6c794f,
+                Some("main.newSession"),
+                Some("leakyapp/main.go"),
+                Some(96),
+            ),
+            (
+                "#\t0x1\tfmt.glob..func1+0x5\tfmt/print.go:7",
+                1,
+                Some("fmt.glob..func1"),
+                Some("fmt/print.go"),
+                Some(7),
+            ),
+            (
+                "#\t0x2\tinternal/sync.(*HashTrieMap[...]).Load+0x1f\t/go/src/internal/sync/hashtriemap.go:62",
+                2,
+                Some("internal/sync.(*HashTrieMap[...]).Load"),
+                Some("/go/src/internal/sync/hashtriemap.go"),
+                Some(62),
+            ),
+            (
+                "#\t0x3\tpkg.f+a+0x10\tC:/w/x:y.go:12",
+                3,
+                Some("pkg.f+a"),
+                Some("C:/w/x:y.go"),
+                Some(12),
+            ),
+            ("#\t0x4797a1", 0x4797a1, None, None, None),
+            ("#\t0x5\tmain.f+0x0\t:0", 5, Some("main.f"), None, None),
+        ];
+        for &(line, pc, func, file, line_no) in cases {
+            let f = parse_frame_line(7, line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(f.pc, pc, "{line}");
+            assert_eq!(f.function, func, "{line}");
+            assert_eq!(f.file, file, "{line}");
+            assert_eq!(f.line, line_no, "{line}");
+        }
+        for bad in [
+            "#",
+            "#\tmain.f+0x1\tx.go:1",
+            "#\t0xzz",
+            "#\t0x1\tf+0x1\tx.go:99999999999",
+        ] {
+            match parse_frame_line(7, bad) {
+                Err(Error::Malformed { line: 7, .. }) => {}
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
 
     /// The hand matchers give the regexes' answers (the grammar is the regexes).
     #[test]

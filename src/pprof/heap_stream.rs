@@ -1,19 +1,18 @@
 //! Reading a `heap?debug=1` body as it arrives: fed whole or chunk by chunk (a scrape
 //! parses while it downloads, so a big body is never held whole), the reader cuts lines,
-//! reads each with [`super::heap`]'s grammar in the order of the format (header, records
-//! and their frame lines, MemStats trailer) and hands records to a [`RecordSink`] piece
-//! by piece.
+//! reads each with the line grammar of `heap_lines.rs` in the order of the format
+//! (header, records and their frame lines, MemStats trailer) and hands records to a
+//! [`RecordSink`] piece by piece.
 //!
 //! Fed in any cuts, it reads exactly the lines `body.split('\n')` gives, each lossily
 //! decoded as the whole body would be (a newline never ends inside a UTF-8 sequence).
 
 use std::borrow::Cow;
 
-use super::heap::{
-    Counts, FrameRef, HeapHeader, parse_frame_line, parse_header, parse_memstats_line,
-    parse_record_line,
+use super::heap_lines::{
+    Counts, FrameRef, HeapHeader, is_memstats_start, parse_frame_line, parse_header,
+    parse_memstats_line, parse_record_line,
 };
-use super::heap_lines::is_memstats_start;
 use super::memstats::MemStats;
 use crate::Result;
 

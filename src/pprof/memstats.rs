@@ -1,5 +1,5 @@
 //! `runtime.MemStats` as a Go service reports it: the `# runtime.MemStats` trailer of
-//! `heap?debug=1` (field by field, driven by [`super::heap`]) and the `memstats` object
+//! `heap?debug=1` (field by field, driven by the heap text reader) and the `memstats` object
 //! of expvar's `/debug/vars` (its series are emitted by `metrics::emit`).
 //!
 //! Every field is an `Option`: a field the input does not carry (expvar has no `MaxRSS`,

@@ -151,7 +151,7 @@ pub struct Function {
 /// `max_decompressed` caps the decompressed size: a gzip bomb is an error, and
 /// never more than `max_decompressed + 1` bytes are held in memory.
 pub fn decode(bytes: &[u8], max_decompressed: u64) -> Result<Profile> {
-    let raw = crate::pprof::load::gunzip_capped(bytes, max_decompressed)?;
+    let raw = crate::files::gunzip_capped(bytes, max_decompressed)?;
     if matches!(raw, std::borrow::Cow::Borrowed(_)) && bytes.len() as u64 > max_decompressed {
         return Err(Error::Proto(format!(
             "profile of {} bytes exceeds the limit of {max_decompressed} bytes",

@@ -165,7 +165,7 @@ pub(super) fn apply_baseline(
             .map_err(|e| format!("writing the baseline {shown}: {e}"))?;
         return Ok(());
     }
-    let text = crate::pprof::load::read_config_text(file)
+    let text = crate::files::read_config_text(file)
         .map_err(|e| format!("reading the baseline {shown}: {e}"))?;
     let doc: BaselineFile = serde_json::from_str(&text).map_err(|e| {
         format!("the baseline {shown} is not a leakwatch baseline file (JSON with url, live_heap_bytes, time): {e}")
