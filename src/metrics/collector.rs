@@ -6,7 +6,8 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{LabelledSamples, Sink, emit, encode_groups};
+use super::emit;
+use super::sink::{LabelledSamples, Sink, encode_groups};
 use crate::config::ReloadStatus;
 use crate::dump;
 use crate::kernel_log::KernelLogStatus;
@@ -64,7 +65,7 @@ impl Collector for TargetsCollector {
         for t in &targets {
             let mut sink = Sink::new();
             emit::target(t, &mut sink);
-            super::emit::dumps(&self.dumps, &t.config.name, &mut sink);
+            emit::dumps(&self.dumps, &t.config.name, &mut sink);
             groups.push(LabelledSamples {
                 target_labels: t.config.label_pairs(),
                 samples: sink.samples,

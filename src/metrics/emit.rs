@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use super::{Kind, Sink};
+use super::def::Kind;
+use super::sink::Sink;
 use crate::analysis::signals::{Signals, Trend};
 use crate::analysis::verdict::VerdictState;
 use crate::dump::{DumpManager, DumpStats, ProfileType};

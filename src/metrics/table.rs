@@ -1,36 +1,12 @@
 //! The metric table: every family leakwatch exposes (name, type, labels, help), in
-//! exposition order. Adding a metric starts here; its emitter goes in [`super::emit`].
+//! exposition order. Adding a metric starts here; its emitter goes in `emit.rs`.
 
-use super::{Kind, MetricDef};
-
-const fn g(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef {
-        name,
-        kind: Kind::Gauge,
-        labels,
-        help,
-        per_target: true,
-    }
-}
-
-const fn c(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
-    MetricDef {
-        name,
-        kind: Kind::Counter,
-        labels,
-        help,
-        per_target: true,
-    }
-}
-
-const fn global(mut def: MetricDef) -> MetricDef {
-    def.per_target = false;
-    def
-}
+use super::def::{Kind, MetricDef, c, g, global};
 
 /// Every metric leakwatch can expose. The README's metrics reference is checked
-/// against this table by a test (`tests/it/docs.rs`).
-pub const METRICS: &[MetricDef] = &[
+/// against this table by a test (`tests/it/docs.rs`). A `static`, not a `const`: the
+/// encoder finds a def's family by its address in this one table.
+pub static METRICS: &[MetricDef] = &[
     // --- exporter and scrape health -------------------------------------------------
     global(g(
         "leakwatch_build_info",
@@ -620,3 +596,43 @@ pub const METRICS: &[MetricDef] = &[
     )),
     global(g("leakwatch_targets", &[], "Number of configured targets.")),
 ];
+
+/// Looks a metric family up by name and kind (a gauge and a counter may share a base name).
+pub fn lookup(name: &str, kind: Kind) -> Option<&'static MetricDef> {
+    METRICS.iter().find(|d| d.name == name && d.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::def::exposed_name;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_follow_conventions_and_are_unique() {
+        let mut seen = HashSet::new();
+        let re = regex::Regex::new(r"^leakwatch_[a-z0-9_]+$").unwrap();
+        for d in METRICS {
+            assert!(re.is_match(d.name), "{}", d.name);
+            assert!(
+                seen.insert(exposed_name(d)),
+                "duplicate exposed name {}",
+                exposed_name(d)
+            );
+            assert!(
+                !d.name.ends_with("_total"),
+                "{}: encoder adds _total",
+                d.name
+            );
+            assert!(!d.help.is_empty());
+            assert!(
+                !d.name.contains("percent"),
+                "{}: ratios are 0..1, not percent",
+                d.name
+            );
+            for l in d.labels {
+                assert_ne!(*l, "target", "{}: target is a per-target label", d.name);
+            }
+        }
+    }
+}
