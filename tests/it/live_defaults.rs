@@ -36,7 +36,6 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
-use serde_norway::Value as Yaml;
 
 use crate::stack::{GoService, Proc, Webhook, ops_config, prom_get, root, write_limit};
 use crate::support::{
@@ -362,16 +361,14 @@ fn limit_fast(cg: &TempCgroup) {
     }
 }
 
-/// Writes the Alertmanager config: ops-config's (the webhook, fast grouping) plus what
-/// the shipped deploy/alertmanager/alertmanager.yml adds and ops-config does not: its
-/// inhibit rules (one cause, one page) and its child routes (info alerts go nowhere),
-/// with the receivers those routes name.
+/// Writes the Alertmanager config: the shipped deploy/alertmanager/alertmanager.yml
+/// (its inhibitions: one cause, one page; its routes: info alerts go nowhere) sending to
+/// the webhook, with fast grouping.
 fn alertmanager_config(out: &Path, webhook: &str) {
-    let out_s = out.to_string_lossy();
     ops_config(&[
         "alertmanager",
         "--out",
-        &out_s,
+        &out.to_string_lossy(),
         "--webhook",
         webhook,
         "--group-wait",
@@ -379,68 +376,6 @@ fn alertmanager_config(out: &Path, webhook: &str) {
         "--group-interval",
         "2s",
     ]);
-    let read = |p: &Path| -> Yaml {
-        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    };
-    let shipped_path = root().join("deploy/alertmanager/alertmanager.yml");
-    let shipped = read(&shipped_path);
-    let mut generated = read(out);
-    let key = |k: &str| Yaml::String(k.to_string());
-    let shipped_main = shipped["route"]["receiver"].as_str().unwrap().to_string();
-    let main = generated["route"]["receiver"].as_str().unwrap().to_string();
-    let top = generated.as_mapping_mut().expect("a mapping");
-    if !top.contains_key("inhibit_rules") {
-        let rules = shipped
-            .get("inhibit_rules")
-            .cloned()
-            .unwrap_or_else(|| panic!("{} has no inhibit_rules", shipped_path.display()));
-        top.insert(key("inhibit_rules"), rules);
-    }
-    let shipped_routes = shipped["route"]
-        .get("routes")
-        .and_then(Yaml::as_sequence)
-        .cloned()
-        .unwrap_or_default();
-    let mut routes = Vec::new();
-    let mut receivers = Vec::new();
-    for mut r in shipped_routes {
-        let name = r["receiver"].as_str().unwrap_or_default().to_string();
-        if name == shipped_main {
-            r.as_mapping_mut()
-                .unwrap()
-                .insert(key("receiver"), key(&main));
-        } else {
-            let def = shipped["receivers"]
-                .as_sequence()
-                .and_then(|rs| {
-                    rs.iter()
-                        .find(|d| d["name"].as_str() == Some(name.as_str()))
-                })
-                .cloned()
-                .unwrap_or_else(|| panic!("the shipped route's receiver {name} is not defined"));
-            // Only a receiver that sends nowhere can be copied as it is.
-            assert_eq!(
-                def.as_mapping().map(|m| m.len()),
-                Some(1),
-                "the shipped receiver {name} sends somewhere: {def:?}"
-            );
-            receivers.push(def);
-        }
-        routes.push(r);
-    }
-    let route = top
-        .get_mut(key("route"))
-        .and_then(Yaml::as_mapping_mut)
-        .expect("route");
-    if !route.contains_key("routes") && !routes.is_empty() {
-        route.insert(key("routes"), Yaml::Sequence(routes));
-        top.get_mut(key("receivers"))
-            .and_then(Yaml::as_sequence_mut)
-            .expect("receivers")
-            .extend(receivers);
-    }
-    std::fs::write(out, serde_norway::to_string(&generated).unwrap()).unwrap();
 }
 
 /// The comparison rule: Prometheus' own linear prediction of leakwatch's usage series

@@ -16,6 +16,9 @@ use regex::Regex;
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
+use crate::stack::Proc;
+use crate::support::{free_port, try_http_get};
+
 /// Where the shipped rules' `runbook_url`s point: the runbook leakwatch serves itself.
 const RUNBOOK_BASE: &str = "http://127.0.0.1:10760/runbook#";
 const INSTALL_HINT: &str = "run `sudo scripts/install-test-deps` (Debian prometheus, prometheus-alertmanager, docker-compose)";
@@ -1066,6 +1069,171 @@ fn ops_config_generates_configs_the_real_tools_accept() {
     assert_eq!(t.labels.get("team").map(String::as_str), Some("demo"));
 
     run_ok("bash", &["-n", "scripts/demo"]);
+}
+
+/// `ops-config alertmanager` (the demo, the end-to-end and live tests) writes the shipped
+/// Alertmanager config with the receiver's URL filled in, and changes the grouping
+/// timers only when asked: the routes and inhibitions those runs exercise are the
+/// ones shipped, and the two cannot drift.
+#[test]
+fn ops_config_alertmanager_is_the_shipped_config_with_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alertmanager.yml");
+    let out_s = out.to_str().unwrap();
+    let ops = root().join("scripts/ops-config");
+    let webhook = "http://127.0.0.1:9/hook";
+    let generate = |extra: &[&str]| -> Yaml {
+        let mut args = vec!["alertmanager", "--out", out_s, "--webhook", webhook];
+        args.extend(extra);
+        run_ok(ops.to_str().unwrap(), &args);
+        run_ok("amtool", &["check-config", out_s]);
+        yaml(&std::fs::read_to_string(&out).unwrap(), out_s)
+    };
+
+    let mut want = yaml(
+        &read("deploy/alertmanager/alertmanager.yml"),
+        "deploy/alertmanager/alertmanager.yml",
+    );
+    let mut urls = 0;
+    for r in want["receivers"].as_sequence_mut().expect("receivers") {
+        for w in r
+            .get_mut("webhook_configs")
+            .and_then(Yaml::as_sequence_mut)
+            .map(Vec::as_mut_slice)
+            .unwrap_or_default()
+        {
+            w["url"] = Yaml::from(webhook);
+            urls += 1;
+        }
+    }
+    assert_eq!(urls, 1, "the shipped config has one URL to fill in");
+    assert_eq!(generate(&[]), want, "the shipped config, but for the URL");
+
+    want["route"]["group_wait"] = Yaml::from("1s");
+    want["route"]["group_interval"] = Yaml::from("2s");
+    want["route"]["repeat_interval"] = Yaml::from("1h");
+    assert_eq!(
+        generate(&[
+            "--group-wait",
+            "1s",
+            "--group-interval",
+            "2s",
+            "--repeat-interval",
+            "1h"
+        ]),
+        want,
+        "the timers, and nothing else"
+    );
+}
+
+/// The shipped inhibitions in a real Alertmanager: an OOM-killed target pages once (the
+/// kill), its outage alerts are inhibited; another target's outage still pages, its
+/// scrape errors inhibited by its TargetDown. Every alert an inhibition names exists.
+#[test]
+fn shipped_alertmanager_pages_an_oom_kill_once() {
+    let shipped = read("deploy/alertmanager/alertmanager.yml");
+    let named: BTreeSet<String> = Regex::new(r"Leakwatch[A-Za-z]+")
+        .unwrap()
+        .find_iter(&shipped)
+        .map(|m| m.as_str().to_string())
+        .collect();
+    let alerts = alert_names();
+    let missing: Vec<&String> = named.difference(&alerts).collect();
+    assert!(
+        missing.is_empty(),
+        "inhibitions name no such alert: {missing:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let ops = root().join("scripts/ops-config");
+    run_ok(
+        ops.to_str().unwrap(),
+        &[
+            "alertmanager",
+            "--out",
+            &p("alertmanager.yml"),
+            "--webhook",
+            "http://127.0.0.1:9/",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{}", free_port());
+    // An empty --cluster.listen-address turns off clustering (it would bind 0.0.0.0:9094).
+    let mut am = Proc::spawn(
+        "alertmanager",
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", p("alertmanager.yml")))
+            .arg(format!("--storage.path={}", p("data")))
+            .arg(format!("--web.listen-address={}", &url["http://".len()..]))
+            .arg("--cluster.listen-address="),
+        dir.path(),
+    );
+    am.wait_ready(
+        &format!("{url}/-/ready"),
+        std::time::Duration::from_secs(30),
+    );
+
+    // (alertname, target, extra label): what the rules send for the two targets.
+    let sent = [
+        ("LeakwatchContainerOOMKilled", "orders", "severity=critical"),
+        ("LeakwatchTargetDown", "orders", "severity=warning"),
+        ("LeakwatchScrapeErrors", "orders", "endpoint=heap"),
+        ("LeakwatchPprofDumpFailures", "orders", "profile_type=heap"),
+        ("LeakwatchTargetDown", "billing", "severity=warning"),
+        ("LeakwatchScrapeErrors", "billing", "endpoint=heap"),
+    ];
+    for (name, target, extra) in sent {
+        let mut args = vec![
+            format!("--alertmanager.url={url}"),
+            "alert".into(),
+            "add".into(),
+            format!("alertname={name}"),
+            format!("target={target}"),
+            "job=leakwatch".into(),
+            extra.into(),
+        ];
+        if !extra.starts_with("severity=") {
+            args.push("severity=warning".into());
+        }
+        run_ok(
+            "amtool",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+    let want: BTreeMap<(String, String), String> = [
+        ("LeakwatchContainerOOMKilled", "orders", "active"),
+        ("LeakwatchTargetDown", "orders", "suppressed"),
+        ("LeakwatchScrapeErrors", "orders", "suppressed"),
+        ("LeakwatchPprofDumpFailures", "orders", "suppressed"),
+        ("LeakwatchTargetDown", "billing", "active"),
+        ("LeakwatchScrapeErrors", "billing", "suppressed"),
+    ]
+    .into_iter()
+    .map(|(a, t, s)| ((a.to_string(), t.to_string()), s.to_string()))
+    .collect();
+    // Alertmanager works inhibitions out as alerts are listed (new ones may still read
+    // `unprocessed`): poll until the listing settles.
+    let mut got = BTreeMap::new();
+    for _ in 0..50 {
+        let (status, body) = try_http_get(&format!("{url}/api/v2/alerts")).unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let list: Json = serde_json::from_slice(&body).unwrap();
+        got = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let s = |v: &Json| v.as_str().unwrap_or_default().to_string();
+                let key = (s(&a["labels"]["alertname"]), s(&a["labels"]["target"]));
+                (key, s(&a["status"]["state"]))
+            })
+            .collect();
+        if got == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(got, want, "alertmanager log:\n{}", am.tail());
 }
 
 /// Every rule test file fixes the group order, recording rules first: promtool picks
