@@ -4,6 +4,7 @@
 pub mod criteria;
 pub mod culprit;
 pub mod diff;
+pub mod headline;
 pub mod kinds;
 pub mod observation;
 pub mod signals;

@@ -107,6 +107,44 @@ pub enum LiveSource {
     NextGc,
 }
 
+impl LiveSource {
+    /// The value in JSON: `heap_profile` or `nextgc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveSource::HeapProfile => "heap_profile",
+            LiveSource::NextGc => "nextgc",
+        }
+    }
+
+    /// How people read it: `heap profile` or `NextGC`.
+    pub fn words(self) -> &'static str {
+        match self {
+            LiveSource::HeapProfile => "heap profile",
+            LiveSource::NextGc => "NextGC",
+        }
+    }
+}
+
+/// The live heap a target shows everywhere: the newest sample's, with the estimate it
+/// came from ([`Signals::live_heap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveHeap {
+    pub bytes: u64,
+    pub source: LiveSource,
+}
+
+impl std::fmt::Display for LiveHeap {
+    /// `48.0 MiB (heap profile)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({})",
+            crate::units::fmt_bytes(self.bytes as f64),
+            self.source.words()
+        )
+    }
+}
+
 /// Which limit time-to-OOM uses (the `source` label of `leakwatch_memory_limit_bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitSource {
@@ -209,6 +247,17 @@ pub struct Signals {
     /// GC cycles inside the window (None without MemStats).
     pub gc_cycles: Option<u64>,
     pub verdict: Verdict,
+}
+
+impl Signals {
+    /// The one live-heap figure every view shows: the newest sample's, named by its
+    /// estimate (the one [`Signals::live`] trends).
+    pub fn live_heap(&self) -> Option<LiveHeap> {
+        Some(LiveHeap {
+            bytes: self.live_bytes?,
+            source: self.live_source?,
+        })
+    }
 }
 
 /// Seconds since the window's start.

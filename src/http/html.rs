@@ -1,5 +1,6 @@
 //! HTML helpers shared by the pages: escaping, the verdict cell and self-refresh.
 
+use crate::analysis::headline::Headline;
 use crate::analysis::verdict::VerdictState;
 use crate::targets::Status;
 
@@ -19,19 +20,36 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// The verdict cell of the landing page: each suspected leak kind with its evidence.
-pub fn verdict_html(st: &Status) -> String {
-    let Some(sig) = &st.signals else {
-        return "no data yet".to_string();
-    };
-    if !sig.warm {
-        return format!(
-            "warming up ({:.0}s of {:.0}s)",
-            sig.window_span_seconds,
-            st.window.warmup().as_secs_f64()
-        );
+/// The CSS class of a headline: `suspect` (a leak), `ok` (judged, no leak) or `unsure`
+/// (anything that cannot tell yet).
+pub fn headline_class(h: &Headline) -> &'static str {
+    match h {
+        Headline::Suspected { .. } => "suspect",
+        Headline::NoLeak => "ok",
+        _ => "unsure",
     }
-    let mut out = String::new();
+}
+
+/// The verdict cell of the landing page: the headline, then each kind with its
+/// evidence once there is a verdict to explain.
+pub fn verdict_html(st: &Status) -> String {
+    let h = st.headline();
+    let mut out = format!(
+        "<div class=\"{}\">{}</div>",
+        headline_class(&h),
+        html_escape(&h.line())
+    );
+    match &h {
+        Headline::NoData | Headline::WarmingUp { .. } => return out,
+        Headline::Stale { reason } => {
+            out.push_str(&format!("<ul><li>{}</li></ul>", html_escape(reason)));
+            return out;
+        }
+        Headline::Suspected { .. } | Headline::Undecided { .. } | Headline::NoLeak => {}
+    }
+    let Some(sig) = &st.signals else {
+        return out;
+    };
     for k in sig.verdict.kinds() {
         let (class, word) = match k.state {
             VerdictState::Suspected => ("suspect", "LEAK SUSPECTED"),

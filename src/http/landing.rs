@@ -28,7 +28,7 @@ pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;",
         "overflow-wrap:anywhere}",
-        ".down{color:#b00}.up{color:#070}.suspect{color:#b00;font-weight:bold}",
+        ".down{color:#b00}.up{color:#070}.suspect{color:#b00;font-weight:bold}.ok{color:#070}",
         // Narrow screens: one card per target, the verdict right under its name.
         "@media (max-width:700px){body{margin:0.8em}table,tbody,tr,td{display:block}",
         "tr:first-child{display:none}tr{border:1px solid #ccc;margin-bottom:0.8em}",
@@ -37,7 +37,7 @@ pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
         "<p>Catches memory leaks in Go services before the OOM killer does. ",
         "<a href=\"/metrics\">Metrics</a> · <a href=\"/dumps/\">Dumps</a> · ",
         "<a href=\"/runbook\">Runbook</a></p>",
-        "<table><tr><th>target</th><th>verdict</th><th>state</th><th>last scrape</th>",
+        "<table><tr><th>target</th><th>verdict</th><th>live heap</th><th>state</th><th>last scrape</th>",
         "<th>url</th><th>last error</th></tr>"
     ));
     for t in state.targets() {
@@ -50,8 +50,13 @@ pub(super) async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
         let verdict = verdict_html(&st);
         let _ = write!(
             page,
-            "<tr><td>{}</td><td>{verdict}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{verdict}</td><td>{}</td><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             target_link(&t.config.name),
+            st.signals
+                .as_ref()
+                .and_then(|s| s.live_heap())
+                .map(|l| html_escape(&l.to_string()))
+                .unwrap_or_default(),
             ago(st.last_scrape),
             html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
             html_escape(st.last_error.as_deref().unwrap_or("")),

@@ -14,8 +14,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::charts::{Series, Unit, svg_chart};
-use super::html::{html_escape, verdict_html};
-use crate::analysis::verdict::VerdictState;
+use super::html::html_escape;
+use crate::analysis::headline::Headline;
 use crate::analysis::window::Sample;
 use crate::dump::DumpManager;
 use crate::state::AppState;
@@ -133,11 +133,18 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
         .map_or("never".to_string(), |d| {
             format!("{:.1}s ago", d.as_secs_f64())
         });
+    let live = st
+        .signals
+        .as_ref()
+        .and_then(|s| s.live_heap())
+        .map(|l| format!(" · live heap {l}"))
+        .unwrap_or_default();
     let _ = write!(
         page,
-        "<p><code>{}</code> · <span class=\"{class}\">{word}</span> · last scrape {last} · \
+        "<p><code>{}</code> · <span class=\"{class}\">{word}</span>{} · last scrape {last} · \
          scrape every {} · window {} (warm-up {}) · {} samples held, {} restarts seen</p>",
         html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
+        html_escape(&live),
         humantime::format_duration(t.config.interval),
         humantime::format_duration(t.config.window),
         humantime::format_duration(st.window.warmup()),
@@ -166,33 +173,11 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
 
 fn verdict_section(page: &mut String, st: &Status) {
     page.push_str("<h2>Verdict</h2>");
-    let (box_class, headline) = match &st.signals {
-        None => ("cold", "no data yet".to_string()),
-        Some(s) if !s.warm => (
-            "cold",
-            format!(
-                "warming up: {} of {} covered",
-                fmt_duration(s.window_span_seconds),
-                fmt_duration(st.window.warmup().as_secs_f64())
-            ),
-        ),
-        Some(s) if s.verdict.any_suspected() => (
-            "bad",
-            format!("LEAK SUSPECTED: {}", s.verdict.suspected_kinds().join(", ")),
-        ),
-        Some(s) if s.verdict.heap.state == VerdictState::Stale => {
-            ("cold", s.verdict.heap.reasons.join("; "))
-        }
-        Some(s) if let Some(k) = s.verdict.undecided() => (
-            "cold",
-            format!(
-                "{} ({}): {}",
-                k.state.words(),
-                k.kind.as_str(),
-                k.reasons.first().map_or("", String::as_str)
-            ),
-        ),
-        Some(_) => ("good", "no leak suspected".to_string()),
+    let headline = st.headline();
+    let box_class = match headline {
+        Headline::Suspected { .. } => "bad",
+        Headline::NoLeak => "good",
+        _ => "cold",
     };
     // While the window warms up: how far, as a bar.
     let progress = match &st.signals {
@@ -207,17 +192,12 @@ fn verdict_section(page: &mut String, st: &Status) {
         }
         _ => String::new(),
     };
+    // The evidence table (warm) or the provisional figures (warming up) below say
+    // more than a second headline would.
     let _ = write!(
         page,
-        "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{progress}{}</div>",
-        html_escape(&headline),
-        // No data yet: say why. Otherwise the evidence table (warm) or the provisional
-        // figures (warming up) below say more than a second headline would.
-        if st.signals.is_none() {
-            format!("<div>{}</div>", verdict_html(st))
-        } else {
-            String::new()
-        }
+        "<div class=\"verdict-box {box_class}\" id=\"verdict\"><strong>{}</strong>{progress}</div>",
+        html_escape(&headline.sentence()),
     );
     let Some(s) = &st.signals else {
         return;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use crate::analysis::headline::Headline;
 use crate::analysis::signals::{SignalConfig, Signals};
 use crate::analysis::window::{Window, WindowConfig};
 use crate::budget::{BudgetPolicy, EndpointBudget};
@@ -117,6 +118,15 @@ pub struct Status {
 }
 
 impl Status {
+    /// What the target's state reads as, in every view ([`Headline::decide`]).
+    pub fn headline(&self) -> Headline {
+        Headline::decide(
+            self.signals.as_ref(),
+            self.last_success.is_some(),
+            &self.window,
+        )
+    }
+
     fn new(window: Window) -> Self {
         Status {
             up: false,

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::summary::TargetSummary;
 use crate::analysis::window::Window;
 use crate::dump::write_atomically;
 
@@ -116,12 +115,21 @@ impl BaselineFile {
     }
 }
 
+/// One target of a run as its baseline sees it: its URL, its settled live heap (see
+/// [`settled_live_heap`]) and where the comparison goes.
+pub struct Measured<'a> {
+    pub url: &'a str,
+    pub final_live_heap_bytes: Option<u64>,
+    pub final_live_heap_floor_bytes: Option<u64>,
+    pub baseline: &'a mut Option<BaselineComparison>,
+}
+
 /// Saves or compares the baseline for every target; errors are printed on stderr and
 /// make the run inconclusive for that target.
-pub(super) fn apply_baseline(
+pub fn save_or_compare(
     file: &Path,
     tolerance: f64,
-    targets: &mut [TargetSummary],
+    targets: &mut [Measured<'_>],
 ) -> Result<(), String> {
     let shown = file.display().to_string();
     if !file.exists() {
@@ -135,13 +143,13 @@ pub(super) fn apply_baseline(
                 ));
             };
             entries.push(BaselineEntry {
-                url: t.url.clone(),
+                url: t.url.to_string(),
                 live_heap_bytes: bytes,
                 live_heap_floor_bytes: t.final_live_heap_floor_bytes,
                 time: crate::units::format_utc(now),
                 unix_seconds: now,
             });
-            t.baseline = Some(BaselineComparison {
+            *t.baseline = Some(BaselineComparison {
                 file: shown.clone(),
                 action: "saved",
                 baseline_bytes: bytes,
@@ -185,7 +193,7 @@ pub(super) fn apply_baseline(
             (now, t.final_live_heap_floor_bytes),
             tolerance,
         );
-        t.baseline = Some(BaselineComparison {
+        *t.baseline = Some(BaselineComparison {
             file: shown.clone(),
             action: "compared",
             baseline_bytes: entry.live_heap_bytes,
@@ -204,7 +212,9 @@ pub(super) fn apply_baseline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::summary::{exit_code, render_summary};
+    use crate::watch::summary::{
+        Outcome, TargetSummary, apply_baseline, exit_code, render_summary,
+    };
 
     #[test]
     fn baseline_save_then_compare() {
@@ -213,7 +223,7 @@ mod tests {
         let mk = |peak: u64, floor: u64| TargetSummary {
             name: "a".into(),
             url: "http://127.0.0.1:1/".into(),
-            status: "ok",
+            status: Outcome::Ok,
             samples: 3,
             successful_samples: 3,
             error: None,

@@ -19,22 +19,16 @@ pub use baseline::{
     BaselineComparison, BaselineEntry, BaselineFile, Settled, compare_settled, settled_live_heap,
 };
 pub use summary::{
-    DumpPair, GoroutineSummary, Growth, KindSummary, LiveHeapSummary, Report, TargetSummary,
-    exit_code, render_summary,
+    DumpPair, EXIT_LEAK, EXIT_OK, EXIT_UNKNOWN, GoroutineSummary, Growth, KindSummary,
+    LiveHeapSummary, Outcome, Report, TargetSummary, exit_code, render_summary,
 };
-pub use view::{Row, render_line, verdict_word};
+pub use view::{Row, render_line};
 
 use crate::config::{Config, TargetConfig};
 use crate::dump::{ProfileType, Reason, file_name, write_atomically};
 use crate::scrape::{Fetcher, redact_url};
-use baseline::apply_baseline;
-use summary::summarize;
+use summary::{apply_baseline, summarize};
 use view::{redraw, render_screen, row_of};
-
-/// Exit codes: what a CI job branches on.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_LEAK: i32 = 1;
-pub const EXIT_UNKNOWN: i32 = 2;
 
 fn parse_tolerance(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
@@ -376,7 +370,7 @@ async fn run_async(args: WatchArgs) -> i32 {
         println!("result: {word} (exit {code})");
     }
     for s in &summaries {
-        if s.status == "unreachable" {
+        if s.status == Outcome::Unreachable {
             eprintln!(
                 "leakwatch watch: {}",
                 s.notes.first().map_or("", String::as_str)

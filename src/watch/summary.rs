@@ -3,18 +3,79 @@
 
 use serde::Serialize;
 
-use super::baseline::{BaselineComparison, settled_live_heap};
+use super::baseline::{BaselineComparison, Measured, save_or_compare, settled_live_heap};
 use super::view::opt_rate;
-use super::{EXIT_LEAK, EXIT_OK, EXIT_UNKNOWN};
+use crate::analysis::headline::Headline;
+use crate::analysis::kinds::{LeakKind, VerdictState};
+use crate::analysis::signals::LiveSource;
 use crate::scrape::redact_url;
 use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
+
+/// Exit codes: what a CI job branches on.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_LEAK: i32 = 1;
+pub const EXIT_UNKNOWN: i32 = 2;
+
+/// What the run found for one target, from its [`Headline`]: the `status` of the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A leak is suspected.
+    LeakSuspected,
+    /// Judged, no leak.
+    Ok,
+    /// Never scraped successfully.
+    Unreachable,
+    /// Scraped, but no verdict: warming up, undecided or stale (never "no leak").
+    Inconclusive,
+}
+
+impl Outcome {
+    /// The outcome of a target whose `successes` samples answered, read as `headline`.
+    pub fn of(headline: &Headline, successes: usize) -> Outcome {
+        match headline {
+            _ if successes == 0 => Outcome::Unreachable,
+            Headline::Suspected { .. } => Outcome::LeakSuspected,
+            Headline::NoLeak => Outcome::Ok,
+            _ => Outcome::Inconclusive,
+        }
+    }
+
+    /// Whether the run gave a verdict (leak or not), so the kinds' verdicts are shown.
+    pub fn judged(self) -> bool {
+        matches!(self, Outcome::LeakSuspected | Outcome::Ok)
+    }
+
+    /// The headline of the text summary.
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::LeakSuspected => "LEAK SUSPECTED",
+            Outcome::Ok => "no leak",
+            Outcome::Unreachable => "UNREACHABLE",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+fn kind_label<S: serde::Serializer>(k: &LeakKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
+}
+
+fn state_label<S: serde::Serializer>(v: &VerdictState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
+
+fn source_label<S: serde::Serializer>(v: &LiveSource, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
 
 /// A live-heap figure and where it came from.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LiveHeapSummary {
     /// `heap_profile` or `nextgc`.
-    pub source: &'static str,
+    #[serde(serialize_with = "source_label")]
+    pub source: LiveSource,
     pub first_bytes: u64,
     pub last_bytes: u64,
     pub growth_bytes: i64,
@@ -41,13 +102,12 @@ pub struct GoroutineSummary {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct KindSummary {
-    pub kind: &'static str,
+    #[serde(serialize_with = "kind_label")]
+    pub kind: LeakKind,
     pub suspected: bool,
     /// The verdict's state (`suspected`, `no_leak`, `inconclusive`, ...).
-    pub state: &'static str,
-    /// How people read the state (`LEAK SUSPECTED`, `no leak`, `inconclusive`, ...).
-    #[serde(skip)]
-    pub words: &'static str,
+    #[serde(serialize_with = "state_label")]
+    pub state: VerdictState,
     pub score: f64,
     pub reasons: Vec<String>,
 }
@@ -66,8 +126,8 @@ pub struct DumpPair {
 pub struct TargetSummary {
     pub name: String,
     pub url: String,
-    /// `leak_suspected`, `ok`, `unreachable` or `inconclusive`.
-    pub status: &'static str,
+    /// `leak_suspected`, `ok`, `unreachable` or `inconclusive`, from `headline`.
+    pub status: Outcome,
     pub samples: usize,
     pub successful_samples: usize,
     pub error: Option<String>,
@@ -109,10 +169,9 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
     let live_series = st.window.live_series();
     let live_heap = match (live_series.first(), live_series.last(), sig) {
         (Some(first), Some(last), Some(sig)) => Some(LiveHeapSummary {
-            source: match sig.live_source {
-                Some(crate::analysis::signals::LiveSource::NextGc) => "nextgc",
-                _ => "heap_profile",
-            },
+            source: sig
+                .live_heap()
+                .map_or(LiveSource::HeapProfile, |l| l.source),
             first_bytes: first.1,
             last_bytes: last.1,
             growth_bytes: i64::try_from(last.1)
@@ -153,49 +212,41 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
                 .kinds()
                 .iter()
                 .map(|k| KindSummary {
-                    kind: k.kind.as_str(),
+                    kind: k.kind,
                     suspected: k.suspected,
-                    state: k.state.as_str(),
-                    words: k.state.words(),
+                    state: k.state,
                     score: k.score,
                     reasons: k.reasons.clone(),
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let headline = st.headline();
+    let status = Outcome::of(&headline, successes);
     let mut notes = Vec::new();
-    let status = if successes == 0 {
-        notes.push(format!(
+    match (&headline, status) {
+        (_, Outcome::Unreachable) => notes.push(format!(
             "could not scrape {} at any of {samples} samples: {}",
             redact_url(t.config.url.as_str()),
             st.last_error.as_deref().unwrap_or("no response")
-        ));
-        "unreachable"
-    } else if verdict.iter().any(|k| k.suspected) {
-        "leak_suspected"
-    } else if !sig.is_some_and(|s| s.warm) {
-        notes.push(format!(
+        )),
+        (_, Outcome::LeakSuspected | Outcome::Ok) => {}
+        (Headline::Stale { reason }, _) => notes.push(format!("no verdict: {reason}")),
+        // Never "no leak" without evidence: a heap that grew between too few GCs, or
+        // growth still inside the process's start-up grace, cannot be judged yet.
+        (Headline::Undecided { kind, reason, .. }, _) => notes.push(format!(
+            "no verdict for {}: {}",
+            kind.as_str(),
+            reason.as_deref().unwrap_or("the evidence cannot tell")
+        )),
+        _ => notes.push(format!(
             "no verdict: a verdict needs {} covered and {} samples; the window holds {} samples over {} ({successes} of {samples} scrapes succeeded); watch longer, sample more often or lower --warmup",
             fmt_duration(st.window.warmup().as_secs_f64()),
             st.window.config().min_samples,
             st.window.len(),
             fmt_duration(st.window.span().as_secs_f64()),
-        ));
-        "inconclusive"
-    } else if let Some(k) = sig.and_then(|s| s.verdict.undecided()) {
-        // Never "no leak" without evidence: a heap that grew between too few GCs, or
-        // growth still inside the process's start-up grace, cannot be judged yet.
-        notes.push(format!(
-            "no verdict for {}: {}",
-            k.kind.as_str(),
-            k.reasons
-                .first()
-                .map_or("the evidence cannot tell", String::as_str)
-        ));
-        "inconclusive"
-    } else {
-        "ok"
-    };
+        )),
+    }
     let settled = settled_live_heap(&st.window);
     TargetSummary {
         name: t.config.name.clone(),
@@ -237,7 +288,6 @@ fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or("-".to_string(), |r| format!("{r:.2}"))
 }
 
-/// The text summary of one target.
 /// `text` wrapped to `width` columns at word boundaries, for a terminal: each long
 /// line continues under its own indentation plus two spaces, so a reason or a
 /// function name never breaks mid-word.
@@ -257,15 +307,15 @@ pub fn wrap_lines(text: &str, width: usize) -> String {
     out
 }
 
+/// The text summary of one target.
 pub fn render_summary(s: &TargetSummary) -> String {
     let mut out = String::new();
-    let headline = match s.status {
-        "leak_suspected" => "LEAK SUSPECTED",
-        "ok" => "no leak",
-        "unreachable" => "UNREACHABLE",
-        _ => "INCONCLUSIVE",
-    };
-    out.push_str(&format!("== {} ({}): {headline}\n", s.name, s.url));
+    out.push_str(&format!(
+        "== {} ({}): {}\n",
+        s.name,
+        s.url,
+        s.status.words()
+    ));
     out.push_str(&format!(
         "  samples: {} of {} succeeded over {}\n",
         s.successful_samples,
@@ -278,7 +328,7 @@ pub fn render_summary(s: &TargetSummary) -> String {
     if let Some(l) = &s.live_heap {
         out.push_str(&format!(
             "  live heap ({}): {} -> {} ({}{}), slope {}, monotonicity {}\n",
-            l.source,
+            l.source.words(),
             fmt_bytes(l.first_bytes as f64),
             fmt_bytes(l.last_bytes as f64),
             if l.growth_bytes >= 0 { "+" } else { "" },
@@ -330,16 +380,16 @@ pub fn render_summary(s: &TargetSummary) -> String {
     if let Some(t) = s.time_to_oom_seconds {
         out.push_str(&format!("  time to OOM: {}\n", fmt_duration(t)));
     }
-    let judged = s.status == "ok" || s.status == "leak_suspected";
-    for k in s.verdict.iter().filter(|_| judged) {
-        let word = k.words;
+    for k in s.verdict.iter().filter(|_| s.status.judged()) {
         out.push_str(&format!(
-            "  verdict {}: {word} (score {:.2})\n",
-            k.kind, k.score
+            "  verdict {}: {} (score {:.2})\n",
+            k.kind.as_str(),
+            k.state.words(),
+            k.score
         ));
         // Why: the heap's verdict always says what it rests on (a "no leak" as plainly
         // as a suspicion); the other kinds when they are not a plain "no leak".
-        let why = k.kind == "heap" || k.state != "no_leak";
+        let why = k.kind == LeakKind::Heap || k.state != VerdictState::NoLeak;
         for r in k.reasons.iter().filter(|_| why) {
             out.push_str(&format!("    - {r}\n"));
         }
@@ -400,6 +450,24 @@ pub fn render_summary(s: &TargetSummary) -> String {
     out
 }
 
+/// Saves or compares `--baseline-file` for every target (see [`save_or_compare`]).
+pub fn apply_baseline(
+    file: &std::path::Path,
+    tolerance: f64,
+    targets: &mut [TargetSummary],
+) -> Result<(), String> {
+    let mut measured: Vec<Measured<'_>> = targets
+        .iter_mut()
+        .map(|t| Measured {
+            url: &t.url,
+            final_live_heap_bytes: t.final_live_heap_bytes,
+            final_live_heap_floor_bytes: t.final_live_heap_floor_bytes,
+            baseline: &mut t.baseline,
+        })
+        .collect();
+    save_or_compare(file, tolerance, &mut measured)
+}
+
 /// The exit code of a run: 1 when any target leaks (or misses its baseline), else 2
 /// when any target could not be judged, else 0.
 pub fn exit_code(targets: &[TargetSummary]) -> i32 {
@@ -410,12 +478,12 @@ pub fn exit_code(targets: &[TargetSummary]) -> i32 {
     };
     if targets
         .iter()
-        .any(|t| t.status == "leak_suspected" || missed_baseline(t))
+        .any(|t| t.status == Outcome::LeakSuspected || missed_baseline(t))
     {
         EXIT_LEAK
     } else if targets
         .iter()
-        .any(|t| t.status == "unreachable" || t.status == "inconclusive")
+        .any(|t| matches!(t.status, Outcome::Unreachable | Outcome::Inconclusive))
     {
         EXIT_UNKNOWN
     } else {
@@ -450,7 +518,7 @@ mod tests {
         let base = TargetSummary {
             name: "a".into(),
             url: "http://127.0.0.1:1".into(),
-            status: "ok",
+            status: Outcome::Ok,
             samples: 3,
             successful_samples: 3,
             error: None,
@@ -470,23 +538,24 @@ mod tests {
             dumps: None,
             notes: vec![],
         };
-        let with = |status: &'static str| TargetSummary {
+        let with = |status: Outcome| TargetSummary {
             status,
             ..base.clone()
         };
-        let cases: &[(&[&str], i32)] = &[
-            (&["ok"], 0),
-            (&["ok", "ok"], 0),
-            (&["leak_suspected"], 1),
-            (&["unreachable"], 2),
-            (&["inconclusive", "ok"], 2),
-            (&["unreachable", "leak_suspected"], 1),
+        use Outcome::*;
+        let cases: &[(&[Outcome], i32)] = &[
+            (&[Ok], 0),
+            (&[Ok, Ok], 0),
+            (&[LeakSuspected], 1),
+            (&[Unreachable], 2),
+            (&[Inconclusive, Ok], 2),
+            (&[Unreachable, LeakSuspected], 1),
         ];
         for (statuses, want) in cases {
-            let ts: Vec<TargetSummary> = statuses.iter().map(|s| with(s)).collect();
+            let ts: Vec<TargetSummary> = statuses.iter().map(|s| with(*s)).collect();
             assert_eq!(exit_code(&ts), *want, "{statuses:?}");
         }
-        let mut missed = with("ok");
+        let mut missed = with(Ok);
         missed.baseline = Some(BaselineComparison {
             file: "f".into(),
             action: "compared",

@@ -4,7 +4,8 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use crate::targets::{Status, TargetState};
+use crate::analysis::headline::Headline;
+use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// One target at one sample: the line of the live view.
@@ -17,43 +18,8 @@ pub struct Row {
     /// Live-heap slope, bytes per hour.
     pub slope_per_hour: Option<f64>,
     pub goroutines: Option<u64>,
-    pub verdict: String,
+    pub headline: Headline,
     pub error: Option<String>,
-}
-
-/// The verdict in a few words: `no data`, `warming up (4s of 8s)`, `ok`,
-/// `LEAK SUSPECTED (heap, goroutine)`.
-pub fn verdict_word(st: &Status) -> String {
-    let Some(sig) = &st.signals else {
-        return "no data".to_string();
-    };
-    if sig.window_samples == 0 || st.last_success.is_none() {
-        return "no data".to_string();
-    }
-    if !sig.warm {
-        let warmup = st.window.warmup().as_secs_f64();
-        if sig.window_span_seconds < warmup {
-            return format!(
-                "warming up ({} of {})",
-                fmt_duration(sig.window_span_seconds),
-                fmt_duration(warmup)
-            );
-        }
-        return format!(
-            "warming up ({} of {} samples)",
-            sig.window_samples,
-            st.window.config().min_samples
-        );
-    }
-    let kinds = sig.verdict.suspected_kinds();
-    let unsure = sig.verdict.undecided();
-    if let (true, Some(k)) = (kinds.is_empty(), unsure) {
-        format!("{} ({})", k.state.words(), k.kind.as_str())
-    } else if kinds.is_empty() {
-        "ok".to_string()
-    } else {
-        format!("LEAK SUSPECTED ({})", kinds.join(", "))
-    }
 }
 
 pub(super) fn row_of(t: &TargetState) -> Row {
@@ -62,13 +28,13 @@ pub(super) fn row_of(t: &TargetState) -> Row {
     Row {
         name: t.config.name.clone(),
         up: st.up,
-        live_heap: sig.and_then(|s| s.live_bytes),
+        live_heap: sig.and_then(|s| s.live_heap()).map(|l| l.bytes),
         heap_alloc: st.window.newest().and_then(|s| s.heap_alloc),
         slope_per_hour: sig
             .and_then(|s| s.live.as_ref())
             .map(|t| t.fit.slope * 3600.0),
         goroutines: st.goroutines.as_ref().map(|g| g.total),
-        verdict: verdict_word(&st),
+        headline: st.headline(),
         error: if st.up { None } else { st.last_error.clone() },
     }
 }
@@ -102,13 +68,13 @@ pub fn render_line(sample: usize, total: usize, elapsed: Duration, r: &Row) -> S
             opt_bytes(r.heap_alloc),
             opt_rate(r.slope_per_hour),
             r.goroutines.map_or("-".to_string(), |g| g.to_string()),
-            r.verdict
+            r.headline.line()
         ));
     } else {
         line.push_str(&format!(
             "DOWN error={} verdict={}",
             r.error.as_deref().unwrap_or("no response yet"),
-            r.verdict
+            r.headline.line()
         ));
     }
     line
@@ -138,7 +104,7 @@ pub(super) fn render_screen(
     ));
     for r in rows {
         if r.up || r.live_heap.is_some() {
-            let (pre, post) = if r.verdict.starts_with("LEAK") {
+            let (pre, post) = if matches!(r.headline, Headline::Suspected { .. }) {
                 ("\x1b[1;31m", "\x1b[0m")
             } else {
                 ("", "")
@@ -150,7 +116,7 @@ pub(super) fn render_screen(
                 opt_bytes(r.heap_alloc),
                 opt_rate(r.slope_per_hour),
                 r.goroutines.map_or("-".to_string(), |g| g.to_string()),
-                r.verdict
+                r.headline.line()
             ));
         } else {
             out.push(format!(
@@ -192,22 +158,22 @@ mod tests {
             heap_alloc: Some(4 * 1024 * 1024),
             slope_per_hour: Some(2.5 * 1024.0 * 1024.0),
             goroutines: Some(7),
-            verdict: "ok".into(),
+            headline: Headline::NoLeak,
             error: None,
         };
         assert_eq!(
             render_line(3, 25, Duration::from_millis(1500), &r),
-            "[3/25] t=1.5s 127.0.0.1:6060 live_heap=3.0 MiB heap_alloc=4.0 MiB slope=+2.5 MiB/h goroutines=7 verdict=ok"
+            "[3/25] t=1.5s 127.0.0.1:6060 live_heap=3.0 MiB heap_alloc=4.0 MiB slope=+2.5 MiB/h goroutines=7 verdict=no leak"
         );
         let down = Row {
             up: false,
             error: Some("heap: connection refused".into()),
-            verdict: "no data".into(),
+            headline: Headline::NoData,
             ..r
         };
         assert_eq!(
             render_line(1, 2, Duration::ZERO, &down),
-            "[1/2] t=0.0s 127.0.0.1:6060 DOWN error=heap: connection refused verdict=no data"
+            "[1/2] t=0.0s 127.0.0.1:6060 DOWN error=heap: connection refused verdict=no data yet"
         );
     }
 }
