@@ -11,7 +11,7 @@ use crate::analysis::signals::SignalConfig;
 use crate::dump::DumpConfig;
 use crate::error::{Error, Result};
 
-use super::{Defaults, ProbeConfig, RawTarget};
+use super::settings::TargetSettings;
 
 const MINUTE: u64 = 60;
 const HOUR: u64 = 60 * MINUTE;
@@ -212,107 +212,99 @@ pub fn dumps(key: &str, d: &DumpConfig) -> Result<()> {
     Ok(())
 }
 
-/// One target's own keys, with the values it inherits from `defaults`.
-pub(super) fn target(key: &str, t: &RawTarget, d: &Defaults) -> Result<()> {
-    let interval = t.interval.unwrap_or(d.interval);
-    let timeout = t.timeout.unwrap_or(d.timeout);
-    let window = t.window.unwrap_or(d.window);
-    let warmup = t.warmup.unwrap_or(d.warmup);
-    duration(&format!("{key}.interval"), interval, MAX_INTERVAL)?;
-    duration(&format!("{key}.timeout"), timeout, MAX_TIMEOUT)?;
-    duration(&format!("{key}.window"), window, MAX_SPAN)?;
-    // A warm-up set anywhere must fit the window; the built-in default is capped
-    // by the analysis instead (a short test window needs no warm-up key).
-    if t.warmup.is_some() || d.warmup != Defaults::default().warmup {
-        let from = if t.warmup.is_some() {
+/// Which section a settings check is for.
+pub(super) enum Scope<'a> {
+    /// `defaults:` or a `/probe` module: its values over the built-in ones.
+    Defaults,
+    /// A target: its values over `defaults` (as written), over the built-in ones.
+    Target { defaults: &'a TargetSettings },
+}
+
+/// The settings a section sets itself (`own`), each in its range: `key` names the
+/// section (`defaults`, `targets[2]`, `probe.modules.fast`). An inherited value was
+/// checked where it was set; the warm-up is checked against the window it ends up with.
+pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<()> {
+    let k = |name: &str| format!("{key}.{name}");
+    let builtin = TargetSettings::builtin();
+    let is_target = matches!(scope, Scope::Target { .. });
+    let inherited = match scope {
+        Scope::Defaults => builtin.clone(),
+        Scope::Target { defaults } => defaults.clone().or(builtin.clone()),
+    };
+    let merged = own.clone().or(inherited);
+    if let Some(d) = own.interval {
+        duration(&k("interval"), d, MAX_INTERVAL)?;
+    }
+    if let Some(d) = own.timeout {
+        duration(&k("timeout"), d, MAX_TIMEOUT)?;
+    }
+    if let Some(b) = own.max_body_bytes {
+        if is_target && b.as_u64() == 0 {
+            return Err(err(&k("max_body_bytes"), "must be > 0"));
+        }
+        size(&k("max_body_bytes"), b.as_u64(), 1, MAX_BODY_BYTES)?;
+    }
+    if let Some(d) = own.window {
+        duration(&k("window"), d, MAX_SPAN)?;
+    }
+    // A warm-up set anywhere must fit the window; the built-in one is capped by the
+    // analysis instead (a short test window needs no warm-up key), and so is a
+    // `defaults.warmup` that only repeats it.
+    let not_builtin = |w: &Duration| Some(*w) != builtin.warmup;
+    let (own_warmup, defaults_warmup) = match scope {
+        Scope::Defaults => (own.warmup.filter(not_builtin), None),
+        Scope::Target { defaults } => (own.warmup, defaults.warmup.filter(not_builtin)),
+    };
+    if let (Some(warmup), Some(window)) = (own_warmup.or(defaults_warmup), merged.window) {
+        let from = if own_warmup.is_some() {
             ""
         } else {
             " (from defaults.warmup)"
         };
-        warmup_fits(&format!("{key}.warmup"), warmup, window).map_err(|e| suffix(e, from))?;
+        warmup_fits(&k("warmup"), warmup, window).map_err(|e| suffix(e, from))?;
     }
-    if let Some(g) = t.startup_grace {
-        grace(&format!("{key}.startup_grace"), g)?;
+    if let Some(g) = own.startup_grace {
+        grace(&k("startup_grace"), g)?;
     }
-    if let Some(g) = t.goroutineleak_interval {
-        duration(&format!("{key}.goroutineleak_interval"), g, MAX_INTERVAL)?;
+    if let Some(m) = own.memory_limit {
+        size(&k("memory_limit"), m.as_u64(), MIB, MAX_MEMORY_BYTES)?;
     }
-    if let Some(s) = &t.signals {
-        signals(&format!("{key}.signals"), s)?;
+    if let Some(s) = &own.signals {
+        signals(&k("signals"), s)?;
     }
-    if let Some(m) = t.memory_limit {
-        size(
-            &format!("{key}.memory_limit"),
-            m.as_u64(),
-            1024 * 1024,
-            MAX_MEMORY_BYTES,
-        )?;
-    }
-    Ok(())
-}
-
-/// `/probe` modules' request settings.
-pub(super) fn probe(p: &ProbeConfig) -> Result<()> {
-    for (name, m) in &p.modules {
-        let key = format!("probe.modules.{name}");
-        if let Some(t) = m.timeout {
-            duration(&format!("{key}.timeout"), t, MAX_TIMEOUT)?;
-        }
-        if let Some(b) = m.max_body_bytes {
-            size(
-                &format!("{key}.max_body_bytes"),
-                b.as_u64(),
-                1,
-                MAX_BODY_BYTES,
-            )?;
+    if let Some(b) = own.overhead_budget {
+        if !is_target {
+            number(&k("overhead_budget"), b, 0.0, 1.0)?;
+        } else if !b.is_finite() || !(0.0..=1.0).contains(&b) {
+            return Err(err(
+                &k("overhead_budget"),
+                format_args!("{b} must be a share of one core, 0..1 (0 = off)"),
+            ));
         }
     }
+    if let Some(b) = own.budget_boost {
+        number(&k("budget_boost"), b, 1.0, 100.0)?;
+    }
+    if let Some(d) = own.budget_boost_for {
+        duration(&k("budget_boost_for"), d, MAX_SPAN)?;
+    }
+    if let Some(n) = own.memstats_text_every
+        && !(1..=1000).contains(&n)
+    {
+        return Err(err(
+            &k("memstats_text_every"),
+            format_args!("{n} must be in 1..1000"),
+        ));
+    }
+    if let Some(d) = own.goroutineleak_interval {
+        duration(&k("goroutineleak_interval"), d, MAX_INTERVAL)?;
+    }
+    if own.dumps.is_some() {
+        let d = merged.dump_config();
+        d.validate(&k("dumps"))?;
+        dumps(&k("dumps"), &d)?;
+    }
     Ok(())
-}
-
-/// The `defaults:` section on its own, so a bad default is reported under its own key
-/// even when no target uses it.
-pub(super) fn defaults(d: &Defaults) -> Result<()> {
-    duration("defaults.interval", d.interval, MAX_INTERVAL)?;
-    duration("defaults.timeout", d.timeout, MAX_TIMEOUT)?;
-    duration("defaults.window", d.window, MAX_SPAN)?;
-    if d.warmup != Defaults::default().warmup {
-        warmup_fits("defaults.warmup", d.warmup, d.window)?;
-    }
-    if let Some(g) = d.startup_grace {
-        grace("defaults.startup_grace", g)?;
-    }
-    duration("defaults.budget_boost_for", d.budget_boost_for, MAX_SPAN)?;
-    duration(
-        "defaults.goroutineleak_interval",
-        d.goroutineleak_interval,
-        MAX_INTERVAL,
-    )?;
-    size(
-        "defaults.max_body_bytes",
-        d.max_body_bytes.as_u64(),
-        1,
-        MAX_BODY_BYTES,
-    )?;
-    if let Some(m) = d.memory_limit {
-        size(
-            "defaults.memory_limit",
-            m.as_u64(),
-            1024 * 1024,
-            MAX_MEMORY_BYTES,
-        )?;
-    }
-    number("defaults.overhead_budget", d.overhead_budget, 0.0, 1.0)?;
-    number("defaults.budget_boost", d.budget_boost, 1.0, 100.0)?;
-    if !(1..=1000).contains(&d.memstats_text_every) {
-        return Err(Error::Config(format!(
-            "defaults.memstats_text_every: {} must be in 1..1000",
-            d.memstats_text_every
-        )));
-    }
-    signals("defaults.signals", &d.signals)?;
-    d.dumps.validate("defaults.dumps")?;
-    dumps("defaults.dumps", &d.dumps)
 }
 
 /// Appends a note to a config error's message.

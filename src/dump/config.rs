@@ -130,6 +130,26 @@ impl DumpOverrides {
             },
         }
     }
+
+    /// These keys over `base`'s (a target's block over the `defaults:` one).
+    pub fn or(&self, base: &DumpOverrides) -> DumpOverrides {
+        DumpOverrides {
+            dir: self.dir.clone().or_else(|| base.dir.clone()),
+            heap_every: self.heap_every.or(base.heap_every),
+            goroutine_every: self.goroutine_every.or(base.goroutine_every),
+            on_suspect: self.on_suspect.or(base.on_suspect),
+            cooldown: self.cooldown.or(base.cooldown),
+            max_bytes: self.max_bytes.or(base.max_bytes),
+            timeout: self.timeout.or(base.timeout),
+            retention: match (self.retention, base.retention) {
+                (Some(top), Some(base)) => Some(RetentionOverrides {
+                    max_files: top.max_files.or(base.max_files),
+                    max_bytes: top.max_bytes.or(base.max_bytes),
+                }),
+                (top, base) => top.or(base),
+            },
+        }
+    }
 }
 
 impl DumpConfig {
