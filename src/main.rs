@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
@@ -27,36 +27,37 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// The exporter's flags: accepted before `serve` (or with no subcommand) and after it.
+/// The exporter's flags: accepted before `serve` (or with no subcommand) and after it,
+/// the later one winning (clap's global arguments).
 #[derive(Debug, Clone, Default, clap::Args)]
 struct ServeArgs {
     /// YAML config file with targets and settings (see README "Configuration").
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
     /// Base URL of a Go service serving /debug/pprof/ (repeatable). Ignored with --config.
     /// [default without --config: http://127.0.0.1:6060]
-    #[arg(long = "target", value_name = "URL")]
+    #[arg(long = "target", value_name = "URL", global = true)]
     targets: Vec<String>,
 
     /// Address for leakwatch's own HTTP server (/metrics, /, /-/healthy, /-/ready).
     /// [default: the config's `listen`, else 127.0.0.1:10760]
-    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
     listen: Option<String>,
 
     /// exporter-toolkit web config file: TLS, client certificates, basic auth
     /// (see docs/web-config.md). Checked at startup.
-    #[arg(long = "web.config.file", value_name = "FILE")]
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
     web_config: Option<PathBuf>,
 
     /// Allow `POST /-/reload` (off by default, as in Prometheus; SIGHUP always reloads).
-    #[arg(long = "web.enable-lifecycle")]
+    #[arg(long = "web.enable-lifecycle", global = true)]
     enable_lifecycle: bool,
 
     /// Allow the write APIs: `POST /api/v1/dump` and `POST /api/v1/targets/NAME/baseline`
     /// (off by default, as in Prometheus). Manual dumps stay under each target's
     /// cooldown and overhead budget.
-    #[arg(long = "web.enable-admin-api")]
+    #[arg(long = "web.enable-admin-api", global = true)]
     enable_admin_api: bool,
 
     /// Most connections leakwatch's HTTP server keeps open at once (like Prometheus'
@@ -66,51 +67,30 @@ struct ServeArgs {
         long = "web.max-connections",
         value_name = "N",
         value_parser = clap::value_parser!(u64).range(1..),
+        global = true,
     )]
     max_connections: Option<u64>,
 
     /// Log filter, e.g. `info`, `debug`, `leakwatch=debug` (also RUST_LOG).
     /// [default: info; `watch`: error]
-    #[arg(long = "log.level", value_name = "FILTER")]
+    #[arg(long = "log.level", value_name = "FILTER", global = true)]
     log_level: Option<String>,
 
     /// Check the config file and exit.
-    #[arg(long = "config.check")]
+    #[arg(long = "config.check", global = true)]
     check: bool,
 
     /// Watch only shard INDEX of COUNT (`--shard 0/3`): the targets whose name hashes
     /// to INDEX the way Prometheus' hashmod relabelling does, so replicas split a fleet.
-    #[arg(long, value_name = "INDEX/COUNT")]
+    #[arg(long, value_name = "INDEX/COUNT", global = true)]
     shard: Option<String>,
-}
-
-impl ServeArgs {
-    /// These flags with `after`'s (given after `serve`) taking precedence.
-    fn merged(&self, after: &ServeArgs) -> ServeArgs {
-        ServeArgs {
-            config: after.config.clone().or_else(|| self.config.clone()),
-            targets: if after.targets.is_empty() {
-                self.targets.clone()
-            } else {
-                after.targets.clone()
-            },
-            listen: after.listen.clone().or_else(|| self.listen.clone()),
-            web_config: after.web_config.clone().or_else(|| self.web_config.clone()),
-            enable_lifecycle: self.enable_lifecycle || after.enable_lifecycle,
-            enable_admin_api: self.enable_admin_api || after.enable_admin_api,
-            max_connections: after.max_connections.or(self.max_connections),
-            log_level: after.log_level.clone().or_else(|| self.log_level.clone()),
-            check: self.check || after.check,
-            shard: after.shard.clone().or_else(|| self.shard.clone()),
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the exporter (the default when no subcommand is given); its flags go before
     /// or after `serve`.
-    Serve(ServeArgs),
+    Serve,
     /// Watch Go services for a while in the terminal (or CI), then summarize and exit
     /// 0 (no leak), 1 (leak suspected) or 2 (could not judge).
     Watch(leakwatch::watch::WatchArgs),
@@ -190,6 +170,27 @@ struct TopArgs {
     max_input_bytes: bytesize::ByteSize,
 }
 
+/// Parses the command line. The exporter's flags are clap globals, so they are taken
+/// before or after `serve` (the later one wins); clap would list them under every
+/// other subcommand too, so those get hidden copies (accepted there, unused).
+fn parse_cli() -> Cli {
+    let mut cmd = Cli::command();
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    let others: Vec<String> = cmd
+        .get_subcommands()
+        .map(|sc| sc.get_name().to_string())
+        .filter(|name| name != "serve")
+        .collect();
+    for name in others {
+        cmd = cmd.mut_subcommand(name, |sc| sc.args(hidden.iter().cloned()));
+    }
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 /// Buffers from this size up get their own mapping, given back to the kernel when freed.
 const MMAP_THRESHOLD: i32 = 1 << 20;
 
@@ -215,11 +216,8 @@ fn tune_allocator() {
 
 fn main() -> anyhow::Result<()> {
     tune_allocator();
-    let cli = Cli::parse();
-    let flags = match &cli.command {
-        Some(Command::Serve(after)) => cli.serve.merged(after),
-        _ => cli.serve.clone(),
-    };
+    let cli = parse_cli();
+    let flags = &cli.serve;
     // `watch` draws a live terminal view: only errors go to stderr unless asked.
     let level = match (&cli.command, flags.log_level.as_deref()) {
         (_, Some(l)) => l,
@@ -236,7 +234,7 @@ fn main() -> anyhow::Result<()> {
         .init();
 
     match &cli.command {
-        None | Some(Command::Serve(_)) => serve(&flags),
+        None | Some(Command::Serve) => serve(flags),
         Some(Command::Watch(args)) => std::process::exit(leakwatch::watch::run(args.clone())),
         Some(Command::Top { profile, opts }) => {
             let p = read_profile(profile, opts)?;
