@@ -39,7 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let cancel = CancellationToken::new();
-    let kernel_log = config.system.kernel_log.clone();
+    let system = config.system.clone();
     let mut state = AppState::new(config)?;
     let loops = Arc::new(Loops::new(
         Fetcher::new()?,
@@ -52,7 +52,7 @@ pub async fn run(
     let state = Arc::new(state);
     loops.sync(&state.targets());
     tokio::spawn(state.dumps.clone().run(cancel.clone()));
-    let kernel_reader = kernel_log::start(&kernel_log, state.targets.clone(), state.kernel.clone());
+    let kernel_reader = kernel_log::start(&system, state.targets.clone(), state.kernel.clone());
     spawn_sighup_reloader(state.clone(), cancel.clone());
     let addr = listener
         .local_addr()

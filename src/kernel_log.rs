@@ -2,8 +2,10 @@
 //! a thread and attributes each kill to the target whose cgroup or pid matches, or
 //! counts it host-wide.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::SystemConfig;
 use crate::system;
 use crate::targets::Targets;
 
@@ -15,15 +17,18 @@ pub struct KernelLogStatus {
     pub host_kills: std::sync::atomic::AtomicU64,
 }
 
-/// Starts following the kernel log for OOM kills (unless `off`): a std thread reads it,
-/// another attributes each kill to the target whose cgroup or pid matches, or counts
-/// it host-wide.
+/// Starts following the kernel log (`system.kernel_log`) for OOM kills (unless `off`):
+/// a std thread reads it, another attributes each kill to the target whose cgroup or
+/// pid matches, or counts it host-wide. Kernel times are placed with the boot time
+/// read under `system.proc_root`.
 pub fn start(
-    source: &str,
+    sys: &SystemConfig,
     targets: Arc<Targets>,
     status: Arc<KernelLogStatus>,
 ) -> Option<Arc<system::KernelLogReader>> {
     use system::{KernelLogOptions, KernelLogSource};
+    let source = sys.kernel_log.as_str();
+    let proc_root: PathBuf = sys.proc_root.clone();
     if source == "off" {
         return None;
     }
@@ -57,7 +62,7 @@ pub fn start(
                         Some((source.clone(), ok));
                 }
                 match next {
-                    Ok(kill) => attribute_kill(&targets, &health, &kill, is_kmsg),
+                    Ok(kill) => attribute_kill(&targets, &health, &kill, is_kmsg, &proc_root),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -67,18 +72,12 @@ pub fn start(
     Some(reader)
 }
 
-/// When the machine booted: now minus `/proc/uptime`.
-fn boot_time() -> Option<std::time::SystemTime> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    let up: f64 = text.split_whitespace().next()?.parse().ok()?;
-    std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs_f64(up))
-}
-
 fn attribute_kill(
     targets: &Targets,
     status: &KernelLogStatus,
     kill: &system::OomKill,
     is_kmsg: bool,
+    proc_root: &Path,
 ) {
     let targets = targets.snapshot();
     let ids: Vec<(String, Option<u32>, Option<String>)> = targets
@@ -94,7 +93,11 @@ fn attribute_kill(
         .collect();
     let now = std::time::SystemTime::now();
     // /dev/kmsg times are since boot; a replayed file's are from another boot.
-    let when = match (is_kmsg, kill.monotonic_usec, boot_time()) {
+    let when = match (
+        is_kmsg,
+        kill.monotonic_usec,
+        system::read_boot_time(proc_root),
+    ) {
         (true, Some(us), Some(boot)) => boot + std::time::Duration::from_micros(us),
         _ => now,
     };

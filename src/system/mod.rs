@@ -17,4 +17,4 @@ pub use kmsg::{
     KernelLogOptions, KernelLogReader, KernelLogSource, OomKill, attribute, spawn_kernel_log_reader,
 };
 pub use listener::{Found, Listener, find_listener};
-pub use proc::{ProcessMemory, read_process};
+pub use proc::{ProcessMemory, read_boot_time, read_process};

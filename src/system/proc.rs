@@ -193,6 +193,18 @@ pub fn parse_btime(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Seconds since boot from `/proc/uptime` text (its first field; finite, not negative).
+pub fn parse_uptime(text: &str) -> Option<Duration> {
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// When the machine booted: now minus `<proc_root>/uptime`.
+pub fn read_boot_time(proc_root: &Path) -> Option<SystemTime> {
+    let text = std::fs::read_to_string(proc_root.join("uptime")).ok()?;
+    SystemTime::now().checked_sub(parse_uptime(&text)?)
+}
+
 /// `MemAvailable` in bytes from `/proc/meminfo` text (the kernel writes kB = KiB).
 pub fn parse_mem_available(text: &str) -> Option<u64> {
     let rest = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
@@ -229,6 +241,13 @@ mod tests {
         assert_eq!(parse_btime(stat), Some(1_764_000_000));
         assert_eq!(parse_btime("cpu 1\n"), None);
         assert_eq!(parse_btime("btime soon\n"), None);
+        assert_eq!(
+            parse_uptime("12345.67 54321.00\n"),
+            Some(Duration::from_secs_f64(12345.67))
+        );
+        for bad in ["", "soon 1.0\n", "-1.0 2.0\n", "NaN 1\n", "inf 1\n"] {
+            assert_eq!(parse_uptime(bad), None, "{bad:?}");
+        }
         let meminfo =
             "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   22000000 kB\n";
         assert_eq!(parse_mem_available(meminfo), Some(22_000_000 * 1024));
