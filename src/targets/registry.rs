@@ -5,10 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use super::state::TargetState;
 use crate::config::Config;
 use crate::dump::DumpManager;
 use crate::scrape::{self, Fetcher};
-use crate::targets::TargetState;
 
 /// Upper bound on scrapes in flight at once, across all targets.
 pub const MAX_CONCURRENT_SCRAPES: usize = 32;
@@ -91,7 +91,7 @@ impl Loops {
             }
             tracing::info!(target_name = %t.config.name, url = %scrape::redact_url(t.config.url.as_str()), interval = ?t.config.interval, "watching target");
             let token = self.root.child_token();
-            tokio::spawn(crate::targets::run(
+            tokio::spawn(super::tick::run(
                 t.clone(),
                 self.fetcher.clone(),
                 self.permits.clone(),

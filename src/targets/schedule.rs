@@ -1,15 +1,13 @@
 //! A target's schedule under the overhead budget: which endpoints are due on a tick,
 //! what each request cost, and the intervals and ratios that result.
 
-use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use super::{
+use super::endpoint::{
     ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, MemStatsSource,
-    TargetState,
 };
 use crate::budget::{BudgetPolicy, EndpointBudget};
-use crate::config::HeapFormat;
+use crate::config::{HeapFormat, TargetConfig};
 
 /// Each endpoint's schedule under the overhead budget, and what the target offers.
 #[derive(Debug)]
@@ -46,41 +44,62 @@ pub struct BudgetView {
     pub endpoints: Vec<(&'static str, Duration, Option<f64>)>,
 }
 
-impl TargetState {
-    pub(super) fn schedule(&self) -> MutexGuard<'_, Schedule> {
-        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+impl Schedule {
+    /// The schedule of a target with `config`: every endpoint at its configured
+    /// interval, nothing detected yet.
+    pub(super) fn new(config: &TargetConfig) -> Schedule {
+        Schedule {
+            heap: EndpointBudget::new(config.interval),
+            memstats: EndpointBudget::new(config.interval),
+            goroutine: EndpointBudget::new(config.interval),
+            goroutineleak: EndpointBudget::new(config.goroutineleak_interval.max(config.interval)),
+            policy: BudgetPolicy::new(
+                config.overhead_budget,
+                config.budget_boost,
+                config.budget_boost_for,
+            ),
+            memstats_source: None,
+            expvar_failures: 0,
+            goroutineleak_available: None,
+            last_forced_gc: None,
+        }
     }
 
     /// What is due now.
-    pub(super) fn plan(&self, now: Instant) -> Plan {
-        let s = self.schedule();
-        let text_heap = self.config.heap_format == HeapFormat::Text;
+    pub(super) fn plan(&self, heap_format: HeapFormat, now: Instant) -> Plan {
+        let text_heap = heap_format == HeapFormat::Text;
         Plan {
-            detect_memstats: !text_heap && s.memstats_source.is_none(),
-            detect_goroutineleak: s.goroutineleak_available.is_none(),
-            heap: s.heap.due(now),
-            memstats: !text_heap && s.memstats_source.is_some() && s.memstats.due(now),
-            goroutine: s.goroutine.due(now),
-            goroutineleak: s.goroutineleak_available == Some(true) && s.goroutineleak.due(now),
+            detect_memstats: !text_heap && self.memstats_source.is_none(),
+            detect_goroutineleak: self.goroutineleak_available.is_none(),
+            heap: self.heap.due(now),
+            memstats: !text_heap && self.memstats_source.is_some() && self.memstats.due(now),
+            goroutine: self.goroutine.due(now),
+            goroutineleak: self.goroutineleak_available == Some(true)
+                && self.goroutineleak.due(now),
         }
     }
 
     /// Records the cost of a request to `endpoint` and reschedules it under the budget.
-    pub(super) fn charge(&self, endpoint: &'static str, started: Instant, took: Duration) {
-        let mut s = self.schedule();
-        let budget = s.policy.current(started);
-        let boosted = s.policy.boosted(started);
+    pub(super) fn charge(
+        &mut self,
+        target_name: &str,
+        endpoint: &'static str,
+        started: Instant,
+        took: Duration,
+    ) {
+        let budget = self.policy.current(started);
+        let boosted = self.policy.boosted(started);
         let slot = match endpoint {
-            ENDPOINT_HEAP => &mut s.heap,
-            ENDPOINT_MEMSTATS => &mut s.memstats,
-            ENDPOINT_GOROUTINE => &mut s.goroutine,
-            ENDPOINT_GOROUTINELEAK => &mut s.goroutineleak,
+            ENDPOINT_HEAP => &mut self.heap,
+            ENDPOINT_MEMSTATS => &mut self.memstats,
+            ENDPOINT_GOROUTINE => &mut self.goroutine,
+            ENDPOINT_GOROUTINELEAK => &mut self.goroutineleak,
             _ => return,
         };
         if let Some(new) = slot.record(started, took, budget) {
             let configured = slot.configured_interval();
             tracing::info!(
-                target_name = %self.config.name,
+                target_name = %target_name,
                 endpoint,
                 request_seconds = took.as_secs_f64(),
                 budget,
@@ -93,20 +112,19 @@ impl TargetState {
     }
 
     /// The budget's state now, for its series.
-    pub fn budget_view(&self, now: Instant) -> BudgetView {
-        let sched = self.schedule();
+    pub(super) fn budget_view(&self, heap_format: HeapFormat, now: Instant) -> BudgetView {
         let mut endpoints = vec![
-            (ENDPOINT_HEAP, &sched.heap),
-            (ENDPOINT_GOROUTINE, &sched.goroutine),
+            (ENDPOINT_HEAP, &self.heap),
+            (ENDPOINT_GOROUTINE, &self.goroutine),
         ];
-        if sched.memstats_source.is_some() && self.config.heap_format == HeapFormat::Proto {
-            endpoints.push((ENDPOINT_MEMSTATS, &sched.memstats));
+        if self.memstats_source.is_some() && heap_format == HeapFormat::Proto {
+            endpoints.push((ENDPOINT_MEMSTATS, &self.memstats));
         }
-        if sched.goroutineleak_available == Some(true) {
-            endpoints.push((ENDPOINT_GOROUTINELEAK, &sched.goroutineleak));
+        if self.goroutineleak_available == Some(true) {
+            endpoints.push((ENDPOINT_GOROUTINELEAK, &self.goroutineleak));
         }
         BudgetView {
-            budget: sched.policy.current(now),
+            budget: self.policy.current(now),
             endpoints: endpoints
                 .into_iter()
                 .map(|(name, b)| (name, b.effective_interval(), b.overhead_ratio()))

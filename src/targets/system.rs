@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{SystemStatus, TargetState};
+use super::state::{SystemStatus, TargetState};
 use crate::config::SystemConfig;
 use crate::scrape::Fetcher;
 use crate::system::{CgroupLocation, Found, Listener, ProcessSelector};

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::verdict::{fold_goroutineleak, fold_oom_kills, log_verdict_changes, stale_reason};
-use super::{
-    ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, GoroutineSummary,
-    LeakedGoroutines, MemStatsSource, Status, TargetState, blocking_site,
+use super::endpoint::{
+    ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, MemStatsSource,
 };
+use super::goroutines::{GoroutineSummary, blocking_site};
+use super::state::{LeakedGoroutines, Status, TargetState};
+use super::verdict::{fold_goroutineleak, fold_oom_kills, log_verdict_changes, stale_reason};
 use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
 };

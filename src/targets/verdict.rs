@@ -2,7 +2,7 @@
 //! goroutines, OOM kills after growth (evidence that outlives the process), no verdict
 //! from stale samples; and one log line per verdict change.
 
-use super::Status;
+use super::state::Status;
 use crate::analysis::signals::Signals;
 use crate::analysis::verdict::VerdictState;
 
