@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 use prometheus_client::registry::Registry;
 
 use crate::config::{Config, ReloadStatus};
-use crate::dump::{DumpManager, DumpTarget};
+use crate::dump::DumpManager;
 use crate::error::{Error, Result};
 use crate::kernel_log::KernelLogStatus;
 use crate::metrics::TargetsCollector;
+use crate::scrape::Fetcher;
 use crate::targets::{Loops, TargetState, Targets};
 
 /// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`);
@@ -55,7 +56,7 @@ impl AppState {
     /// State for `config`'s targets, with no scrape loops running.
     pub fn new(config: Config) -> Result<Self> {
         let targets = Arc::new(Targets::new(&config));
-        let dumps = Arc::new(DumpManager::new(dump_targets(&config))?);
+        let dumps = Arc::new(DumpManager::over(targets.clone(), Fetcher::new()?));
         let kernel = Arc::new(KernelLogStatus::default());
         let reload = Arc::new(ReloadStatus::default());
         let mut registry = Registry::default();
@@ -123,24 +124,11 @@ impl AppState {
         if old.system.kernel_log != new.system.kernel_log {
             tracing::warn!("system.kernel_log changes take effect on restart");
         }
-        let previous = self.targets.snapshot();
-        let system = Arc::new(new.system.clone());
-        let mut next = Vec::with_capacity(new.targets.len());
-        for tc in &new.targets {
-            let kept = previous
-                .iter()
-                .find(|t| !system_changed && t.config == *tc)
-                .cloned();
-            next.push(
-                kept.unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone()))),
-            );
-        }
+        let next = self.targets.reload(&new, system_changed);
         let n = next.len();
-        self.dumps.set_targets(dump_targets(&new));
         if let Some(loops) = &self.loops {
             loops.sync(&next);
         }
-        self.targets.replace(next);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         n
     }
@@ -148,17 +136,4 @@ impl AppState {
     pub fn targets(&self) -> Vec<Arc<TargetState>> {
         self.targets.snapshot()
     }
-}
-
-/// The dump settings of every target of a config.
-fn dump_targets(config: &Config) -> Vec<DumpTarget> {
-    config
-        .targets
-        .iter()
-        .map(|t| {
-            DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone())
-                .with_auth(t.auth.clone())
-                .with_overhead_budget(t.overhead_budget)
-        })
-        .collect()
 }

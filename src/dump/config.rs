@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::Deserialize;
 
-use super::ProfileType;
+use super::profile::ProfileType;
 use crate::error::{Error, Result};
 use crate::units::{de_duration, de_every, de_some_duration, de_some_every};
 

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{DumpFile, DumpManager, ProfileType, Reason};
+use super::manager::DumpManager;
+use super::profile::{ProfileType, Reason};
+use super::store::DumpFile;
 use crate::error::Error;
 
 impl DumpManager {
@@ -21,10 +23,11 @@ impl DumpManager {
         let i = profile.index();
         let started = Instant::now();
         let (cooldown, budget) = {
-            let mut entries = self.lock();
-            let e = entries.get_mut(target).ok_or_else(|| {
+            let record = self.record(target).ok_or_else(|| {
                 ManualRefusal::Failed(Error::Config(format!("unknown target {target:?}")))
             })?;
+            let mut entry = record.lock();
+            let e = &mut *entry;
             if let Some(t) = e.manual_not_before[i].filter(|t| *t > started) {
                 return Err(ManualRefusal::TooSoon(t - started));
             }
@@ -35,9 +38,7 @@ impl DumpManager {
         };
         let result = self.dump_now(target, profile, Reason::Manual).await;
         let gap = manual_gap(cooldown, started.elapsed(), budget);
-        if let Some(e) = self.lock().get_mut(target) {
-            e.manual_not_before[i] = Some(started + gap);
-        }
+        self.with_entry(target, |e| e.manual_not_before[i] = Some(started + gap));
         result.map_err(ManualRefusal::Failed)
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{DumpFile, DumpManager, ProfileType, Reason};
+use super::manager::DumpManager;
+use super::profile::{ProfileType, Reason};
+use super::store::DumpFile;
 
 /// A target's memory as the pre-OOM trigger sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +41,10 @@ impl DumpManager {
 
     /// What is due for `target` at `now`; advances its schedule as if it had run.
     fn plan(&self, target: &str, now: Instant) -> Vec<(ProfileType, Reason)> {
-        let mut entries = self.lock();
-        let Some(e) = entries.get_mut(target) else {
+        let Some(record) = self.record(target) else {
             return Vec::new();
         };
+        let mut e = record.lock();
         if e.dir.is_none() {
             return Vec::new();
         }
@@ -87,9 +89,12 @@ impl DumpManager {
 
     /// When the next scheduled dump or baseline retry of any target falls due.
     fn next_wakeup(&self) -> Option<Instant> {
-        let entries = self.lock();
         let mut next: Option<Instant> = None;
-        for e in entries.values().filter(|e| e.dir.is_some()) {
+        for record in self.records() {
+            let e = record.lock();
+            if e.dir.is_none() {
+                continue;
+            }
             let mut times: Vec<Instant> = e.next_due.iter().flatten().copied().collect();
             if e.target.config.on_suspect && !e.baseline_done {
                 times.extend(e.baseline_retry_at);
@@ -109,7 +114,11 @@ impl DumpManager {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             let now = Instant::now();
-            let names: Vec<String> = self.lock().keys().cloned().collect();
+            let names: Vec<String> = self
+                .records()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect();
             for name in names {
                 let jobs = self.plan(&name, now);
                 if !jobs.is_empty() {
@@ -170,10 +179,10 @@ impl DumpManager {
 
     /// Updates the episode; true when its dumps are due now.
     fn pre_oom_due(&self, target: &str, pressure: MemoryPressure) -> bool {
-        let mut entries = self.lock();
-        let Some(e) = entries.get_mut(target) else {
+        let Some(record) = self.record(target) else {
             return false;
         };
+        let mut e = record.lock();
         match pressure {
             MemoryPressure::Relieved => {
                 e.pre_oom_episode = false;
@@ -203,10 +212,10 @@ impl DumpManager {
 
     /// Updates the verdict and claims the cooldown if a suspect dump is due.
     fn suspect_due(&self, target: &str, suspected: bool) -> bool {
-        let mut entries = self.lock();
-        let Some(e) = entries.get_mut(target) else {
+        let Some(record) = self.record(target) else {
             return false;
         };
+        let mut e = record.lock();
         let rising = suspected && !e.suspected;
         e.suspected = suspected;
         if !suspected || !e.target.config.on_suspect || e.dir.is_none() {
@@ -226,8 +235,8 @@ impl DumpManager {
 
     async fn take_pair(&self, target: &str) -> Option<(DumpFile, DumpFile)> {
         let base = {
-            let mut entries = self.lock();
-            let e = entries.get_mut(target)?;
+            let record = self.record(target)?;
+            let mut e = record.lock();
             let base = e.base_candidate();
             e.pending_base = base.as_ref().map(|b| b.name.clone());
             base
@@ -238,8 +247,8 @@ impl DumpManager {
         let _ = self
             .dump(target, ProfileType::Goroutine, Reason::Suspect, true)
             .await;
-        let mut entries = self.lock();
-        let e = entries.get_mut(target)?;
+        let record = self.record(target)?;
+        let mut e = record.lock();
         e.pending_base = None;
         let fresh = fresh.ok().flatten()?;
         let Some(base) = base.filter(|b| e.find(&b.name).is_some()) else {

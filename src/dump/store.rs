@@ -17,7 +17,8 @@ use regex::Regex;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use super::Retention;
+use super::config::Retention;
+use super::profile::{ProfileType, Reason};
 use crate::error::{Error, FetchReason, Result};
 use crate::scrape::{Fetcher, RequestAuth};
 use crate::units::{format_utc, parse_utc};
@@ -29,84 +30,6 @@ const MAX_DECOMPRESSED: u64 = 1 << 30;
 // ---------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------
-
-/// The profiles leakwatch dumps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProfileType {
-    Heap,
-    Goroutine,
-}
-
-impl ProfileType {
-    pub const ALL: [ProfileType; 2] = [ProfileType::Heap, ProfileType::Goroutine];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProfileType::Heap => "heap",
-            ProfileType::Goroutine => "goroutine",
-        }
-    }
-
-    /// The endpoint serving the binary profile.
-    pub fn path(self) -> &'static str {
-        match self {
-            ProfileType::Heap => "/debug/pprof/heap",
-            ProfileType::Goroutine => "/debug/pprof/goroutine",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        ProfileType::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    pub(super) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Why a dump was taken (the `reason` label and the last part of the file name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Reason {
-    Schedule,
-    Suspect,
-    Manual,
-    /// First contact (the exporter) or a watch's first sample (`leakwatch watch`).
-    Baseline,
-    /// The end of a `leakwatch watch` run, compared with its `baseline`.
-    Final,
-    /// Memory about to run out (time to OOM short, or usage near the limit): the
-    /// profile from just before an OOM kill, once per episode.
-    #[serde(rename = "pre_oom")]
-    PreOom,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 6] = [
-        Reason::Schedule,
-        Reason::Suspect,
-        Reason::Manual,
-        Reason::Baseline,
-        Reason::Final,
-        Reason::PreOom,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Schedule => "schedule",
-            Reason::Suspect => "suspect",
-            Reason::Manual => "manual",
-            Reason::Baseline => "baseline",
-            Reason::Final => "final",
-            Reason::PreOom => "pre_oom",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
 
 /// One dump on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,38 +1,95 @@
-//! The registry of watched targets and their scrape loops: the list swapped as a whole
-//! on reload, and the loops started and stopped to match it.
+//! The registry of watched targets and their scrape loops: one record per target (its
+//! state and its dump record), the list swapped as a whole on reload, and the loops
+//! started and stopped to match it.
 
 use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
 use super::state::TargetState;
-use crate::config::Config;
-use crate::dump::DumpManager;
+use crate::config::{Config, TargetConfig};
+use crate::dump::{DumpManager, DumpRoster, DumpTarget, TargetDumps};
 use crate::scrape::{self, Fetcher};
 
 /// Upper bound on scrapes in flight at once, across all targets.
 pub const MAX_CONCURRENT_SCRAPES: usize = 32;
 
-/// The targets being watched. Swapped as a whole on reload.
+/// One watched target: its state and its dump record, made and swapped together.
+#[derive(Debug, Clone)]
+struct Watched {
+    state: Arc<TargetState>,
+    dumps: Arc<TargetDumps>,
+}
+
+/// The targets being watched, one record each. Swapped as a whole on reload; the dump
+/// manager finds each target's dump record here ([`DumpRoster`]).
 #[derive(Debug, Default)]
 pub struct Targets {
-    list: RwLock<Vec<Arc<TargetState>>>,
+    list: RwLock<Vec<Watched>>,
 }
 
 impl Targets {
-    /// The registry of `config`'s targets.
+    /// The registry of `config`'s targets; indexes their existing dumps and removes
+    /// stale temporary files.
     pub fn new(config: &Config) -> Self {
+        let list = build_targets(config)
+            .into_iter()
+            .zip(&config.targets)
+            .map(|(state, tc)| Watched {
+                state,
+                dumps: Arc::new(TargetDumps::new(dump_target(tc))),
+            })
+            .collect();
         Targets {
-            list: RwLock::new(build_targets(config)),
+            list: RwLock::new(list),
         }
     }
 
-    pub fn snapshot(&self) -> Vec<Arc<TargetState>> {
-        self.list.read().unwrap_or_else(|e| e.into_inner()).clone()
+    fn list(&self) -> std::sync::RwLockReadGuard<'_, Vec<Watched>> {
+        self.list.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn replace(&self, new: Vec<Arc<TargetState>>) {
-        *self.list.write().unwrap_or_else(|e| e.into_inner()) = new;
+    pub fn snapshot(&self) -> Vec<Arc<TargetState>> {
+        self.list().iter().map(|w| w.state.clone()).collect()
+    }
+
+    /// Swaps in `config`'s targets (a reload) and returns their states. A target whose
+    /// config is unchanged keeps its state and analysis window (unless the system
+    /// settings changed); one keeping its name and dump directory keeps its dump record
+    /// ([`TargetDumps::carry`]); others start afresh.
+    pub fn reload(&self, config: &Config, system_changed: bool) -> Vec<Arc<TargetState>> {
+        let previous = self.list().clone();
+        let system = Arc::new(config.system.clone());
+        let next: Vec<Watched> = config
+            .targets
+            .iter()
+            .map(|tc| {
+                let state = previous
+                    .iter()
+                    .find(|w| !system_changed && w.state.config == *tc)
+                    .map(|w| w.state.clone())
+                    .unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone())));
+                let old = previous.iter().find(|w| w.dumps.name() == tc.name);
+                let dumps = TargetDumps::carry(old.map(|w| &w.dumps), dump_target(tc));
+                Watched { state, dumps }
+            })
+            .collect();
+        let states = next.iter().map(|w| w.state.clone()).collect();
+        *self.list.write().unwrap_or_else(|e| e.into_inner()) = next;
+        states
+    }
+}
+
+impl DumpRoster for Targets {
+    fn dumps_of(&self, name: &str) -> Option<Arc<TargetDumps>> {
+        self.list()
+            .iter()
+            .find(|w| w.dumps.name() == name)
+            .map(|w| w.dumps.clone())
+    }
+
+    fn all_dumps(&self) -> Vec<Arc<TargetDumps>> {
+        self.list().iter().map(|w| w.dumps.clone()).collect()
     }
 }
 
@@ -44,6 +101,13 @@ pub fn build_targets(config: &Config) -> Vec<Arc<TargetState>> {
         .iter()
         .map(|t| Arc::new(TargetState::new(t.clone(), system.clone())))
         .collect()
+}
+
+/// What the dump manager needs to know about a target.
+fn dump_target(t: &TargetConfig) -> DumpTarget {
+    DumpTarget::new(t.name.clone(), t.url.clone(), t.dumps.clone())
+        .with_auth(t.auth.clone())
+        .with_overhead_budget(t.overhead_budget)
 }
 
 /// The running scrape loops, one per target, so a reload can start and stop them.

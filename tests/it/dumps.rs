@@ -18,7 +18,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use bytesize::ByteSize;
 use leakwatch::dump::{
-    DumpConfig, DumpFile, DumpManager, DumpTarget, ProfileType, Reason, parse_file_name,
+    DumpConfig, DumpFile, DumpList, DumpManager, DumpTarget, ProfileType, Reason, parse_file_name,
 };
 use leakwatch::metrics::Sink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -891,18 +891,20 @@ async fn reload_keeps_state_of_targets_that_stay() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), |_| {});
     let a = DumpTarget::new("a", url(addr), cfg.clone());
-    let m = manager(vec![a.clone()]);
+    // The list a reload swaps (the target registry, in the exporter).
+    let list = Arc::new(DumpList::new(vec![a.clone()]));
+    let m = DumpManager::over(list.clone(), leakwatch::scrape::Fetcher::new().unwrap());
     let f = m
         .dump_now("a", ProfileType::Heap, Reason::Manual)
         .await
         .unwrap();
-    m.set_targets(vec![a, DumpTarget::new("b", url(addr), cfg)]);
+    list.set_targets(vec![a, DumpTarget::new("b", url(addr), cfg)]);
     assert_eq!(m.list(Some("a")), vec![f]);
     assert_eq!(dumps_total(&m, "a", "heap", "success", "manual"), 1.0);
     assert!(m.enabled("b"));
     assert_eq!(dumps_total(&m, "b", "heap", "success", "manual"), 0.0);
     // A removed target's series and listing go; its files stay on disk.
-    m.set_targets(vec![]);
+    list.set_targets(vec![]);
     assert!(!m.has_target("a"));
     let mut sink = Sink::new();
     leakwatch::metrics::emit::dumps(&m, "a", &mut sink);
