@@ -1,8 +1,8 @@
 //! The growth criteria of a leak verdict measured on one trend: fast enough, one-way,
 //! sustained, each scored 0..1 (0.5 at its threshold), and the sentence that says so.
 
-use crate::analysis::signals::Trend;
-use crate::analysis::verdict::Thresholds;
+use crate::analysis::thresholds::{Floors, Thresholds};
+use crate::analysis::trend::Trend;
 use crate::units::{fmt_bytes, fmt_duration};
 
 #[derive(Debug, Clone)]
@@ -36,13 +36,8 @@ pub(crate) fn ramp(v: f64, threshold: f64, full: f64) -> f64 {
     0.5 * v.max(0.0) / threshold
 }
 
-pub(crate) fn assess(
-    t: &Trend,
-    unit: Unit,
-    min_abs: f64,
-    min_rel: f64,
-    th: &Thresholds,
-) -> Assessment {
+pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> Assessment {
+    let (min_abs, min_rel) = (floors.per_hour, floors.relative_per_hour);
     let per_hour = t.fit.slope * 3600.0;
     let level = t.level.max(1.0);
     let relative_per_hour = per_hour / level;
@@ -107,8 +102,9 @@ pub(crate) fn assess(
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Unit {
+/// How a kind's values read: bytes, or a count of what (`+120 goroutines`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
     Bytes,
     Count(&'static str),
 }

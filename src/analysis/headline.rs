@@ -54,7 +54,7 @@ impl Headline {
     fn of_verdict(verdict: &Verdict, sig: &Signals, window: &Window) -> Headline {
         let kinds: Vec<LeakKind> = verdict
             .kinds()
-            .into_iter()
+            .iter()
             .filter(|k| k.suspected)
             .map(|k| k.kind)
             .collect();
@@ -63,7 +63,7 @@ impl Headline {
         }
         if let Some(k) = verdict
             .kinds()
-            .into_iter()
+            .iter()
             .find(|k| k.state == VerdictState::Stale)
         {
             return Headline::Stale {
@@ -174,13 +174,13 @@ mod tests {
     use super::*;
     use crate::analysis::kinds::KindVerdict;
 
-    fn verdict(states: [VerdictState; 3]) -> Verdict {
-        let k = |kind, state| KindVerdict::new(kind, state, 0.0, vec![format!("why {state:?}")]);
-        Verdict {
-            heap: k(LeakKind::Heap, states[0]),
-            goroutine: k(LeakKind::Goroutine, states[1]),
-            http_connections: k(LeakKind::HttpConnections, states[2]),
-        }
+    /// A verdict with `states` in [`LeakKind::ALL`] order.
+    fn verdict(states: [VerdictState; LeakKind::COUNT]) -> Verdict {
+        let mut states = states.into_iter();
+        Verdict::from_fn(|kind| {
+            let state = states.next().expect("one state per kind");
+            KindVerdict::new(kind, state, 0.0, vec![format!("why {state:?}")])
+        })
     }
 
     #[test]

@@ -1,6 +1,19 @@
-//! What a verdict says: the leak kinds, and for each its state (suspected, no leak,
+//! What leaks and what a verdict says. The leak kinds are one table ([`KindSpec`], one
+//! row per [`LeakKind`]: label, unit, floors, the series judged, alert and runbook
+//! anchor), and a verdict holds, for each kind, its state (suspected, no leak,
 //! inconclusive, warming up, stale), score and plain-sentence reasons. The rule that
-//! fills them in is [`crate::analysis::verdict`].
+//! fills them in is `analysis/verdict.rs`.
+//!
+//! Adding a kind: its variant here and its row in [`LeakKind::spec`], the code that
+//! measures it (a [`Sample`] field and the observation that fills it), and its alert
+//! and runbook section (the tests of `rules.rs` check they exist); the compiler points
+//! at everything else.
+
+use std::ops::{Index, IndexMut};
+
+use crate::analysis::criteria::Unit;
+use crate::analysis::observation::Sample;
+use crate::analysis::thresholds::{Floors, Thresholds};
 
 /// What leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,20 +23,158 @@ pub enum LeakKind {
     HttpConnections,
 }
 
+/// The window series a kind is judged on.
+#[derive(Debug, Clone, Copy)]
+pub enum Series {
+    /// The live heap: read once per GC by two estimators (the heap profile and NextGC),
+    /// needing GC cycles and the runtime's corroboration (the verdict's rule 1-3).
+    LiveHeap,
+    /// A count read from every sample (the goroutine profile's).
+    Count(fn(&Sample) -> Option<u64>),
+}
+
+/// One leak kind's properties: its row of the kind table.
+#[derive(Debug)]
+pub struct KindSpec {
+    /// The `kind` label value of `leakwatch_leak_suspected` and the other verdict series.
+    pub label: &'static str,
+    /// What grows, as a reason names it: "goroutines: +120 goroutines over 30m ...".
+    pub name: &'static str,
+    /// How its values read (bytes, or a count of what).
+    pub unit: Unit,
+    /// The window series judged.
+    pub series: Series,
+    /// Its growth floors in the thresholds.
+    pub floors: fn(&Thresholds) -> Floors,
+    /// The config keys of those floors under `signals.thresholds` (absolute, relative).
+    pub floor_keys: [&'static str; 2],
+    /// The shipped alert on it (`alerts/leakwatch-rules.yml`).
+    pub alert: &'static str,
+    /// Its section in the runbook (`docs/runbook.md`, served at `/runbook`): the
+    /// alert's name lower-cased, GitHub's heading anchor.
+    pub runbook_anchor: &'static str,
+    /// "Inconclusive" means "cannot be judged yet" (every view shows it as such, never
+    /// as "no leak"): the live heap, measured only at a GC, is inconclusive until
+    /// enough GCs ran. A count is inconclusive only without data.
+    pub inconclusive_is_undecided: bool,
+}
+
+const HEAP: KindSpec = KindSpec {
+    label: "heap",
+    name: "live heap",
+    unit: Unit::Bytes,
+    series: Series::LiveHeap,
+    floors: |t| Floors {
+        per_hour: t.heap_min_growth_bytes_per_hour,
+        relative_per_hour: t.heap_min_relative_growth_per_hour,
+    },
+    floor_keys: [
+        "heap_min_growth_bytes_per_hour",
+        "heap_min_relative_growth_per_hour",
+    ],
+    alert: "LeakwatchHeapLeakSuspected",
+    runbook_anchor: "leakwatchheapleaksuspected",
+    inconclusive_is_undecided: true,
+};
+
+const GOROUTINE: KindSpec = KindSpec {
+    label: "goroutine",
+    name: "goroutines",
+    unit: Unit::Count("goroutines"),
+    series: Series::Count(|s| s.goroutines),
+    floors: |t| Floors {
+        per_hour: t.goroutine_min_growth_per_hour,
+        relative_per_hour: t.goroutine_min_relative_growth_per_hour,
+    },
+    floor_keys: [
+        "goroutine_min_growth_per_hour",
+        "goroutine_min_relative_growth_per_hour",
+    ],
+    alert: "LeakwatchGoroutineLeakSuspected",
+    runbook_anchor: "leakwatchgoroutineleaksuspected",
+    inconclusive_is_undecided: false,
+};
+
+/// Goroutines in `net/http.(*persistConn).readLoop`: HTTP client connections never
+/// closed.
+const HTTP_CONNECTIONS: KindSpec = KindSpec {
+    label: "http_connections",
+    name: "HTTP client connections",
+    unit: Unit::Count("connections"),
+    series: Series::Count(|s| s.http_client_connections),
+    floors: |t| Floors {
+        per_hour: t.http_connections_min_growth_per_hour,
+        relative_per_hour: t.http_connections_min_relative_growth_per_hour,
+    },
+    floor_keys: [
+        "http_connections_min_growth_per_hour",
+        "http_connections_min_relative_growth_per_hour",
+    ],
+    alert: "LeakwatchHTTPConnectionLeakSuspected",
+    runbook_anchor: "leakwatchhttpconnectionleaksuspected",
+    inconclusive_is_undecided: false,
+};
+
 impl LeakKind {
-    pub const ALL: [LeakKind; 3] = [
+    pub const COUNT: usize = 3;
+
+    /// Every kind, in the order of their series and of every per-kind list.
+    pub const ALL: [LeakKind; LeakKind::COUNT] = [
         LeakKind::Heap,
         LeakKind::Goroutine,
         LeakKind::HttpConnections,
     ];
 
+    /// Its row of the kind table.
+    pub fn spec(self) -> &'static KindSpec {
+        match self {
+            LeakKind::Heap => &HEAP,
+            LeakKind::Goroutine => &GOROUTINE,
+            LeakKind::HttpConnections => &HTTP_CONNECTIONS,
+        }
+    }
+
     /// The `kind` label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            LeakKind::Heap => "heap",
-            LeakKind::Goroutine => "goroutine",
-            LeakKind::HttpConnections => "http_connections",
-        }
+        self.spec().label
+    }
+
+    /// Its place in [`LeakKind::ALL`] (declaration order).
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One value per leak kind, in [`LeakKind::ALL`] order; indexed by kind.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ByKind<T>([T; LeakKind::COUNT]);
+
+impl<T> ByKind<T> {
+    pub fn from_fn(f: impl FnMut(LeakKind) -> T) -> Self {
+        ByKind(LeakKind::ALL.map(f))
+    }
+
+    /// The values in [`LeakKind::ALL`] order.
+    pub fn values(&self) -> &[T] {
+        &self.0
+    }
+
+    /// `(kind, value)` in [`LeakKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (LeakKind, &T)> {
+        LeakKind::ALL.into_iter().zip(&self.0)
+    }
+}
+
+impl<T> Index<LeakKind> for ByKind<T> {
+    type Output = T;
+    fn index(&self, kind: LeakKind) -> &T {
+        &self.0[kind.index()]
+    }
+}
+
+impl<T> IndexMut<LeakKind> for ByKind<T> {
+    fn index_mut(&mut self, kind: LeakKind) -> &mut T {
+        &mut self.0[kind.index()]
     }
 }
 
@@ -95,29 +246,35 @@ pub struct KindVerdict {
     pub reasons: Vec<String>,
 }
 
-/// The verdict for every kind.
+/// The verdict for every kind, in [`LeakKind::ALL`] order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub heap: KindVerdict,
-    pub goroutine: KindVerdict,
-    pub http_connections: KindVerdict,
-}
+pub struct Verdict(ByKind<KindVerdict>);
 
 impl Verdict {
-    pub fn kinds(&self) -> [&KindVerdict; 3] {
-        [&self.heap, &self.goroutine, &self.http_connections]
+    /// The verdict of `judge(kind)` for every kind.
+    pub fn from_fn(mut judge: impl FnMut(LeakKind) -> KindVerdict) -> Self {
+        Verdict(ByKind::from_fn(|kind| {
+            let v = judge(kind);
+            debug_assert_eq!(v.kind, kind, "a verdict filed under another kind");
+            v
+        }))
+    }
+
+    pub fn get(&self, kind: LeakKind) -> &KindVerdict {
+        &self.0[kind]
+    }
+
+    pub fn get_mut(&mut self, kind: LeakKind) -> &mut KindVerdict {
+        &mut self.0[kind]
+    }
+
+    /// Every kind's verdict, in [`LeakKind::ALL`] order.
+    pub fn kinds(&self) -> &[KindVerdict] {
+        self.0.values()
     }
 
     pub fn any_suspected(&self) -> bool {
         self.kinds().iter().any(|k| k.suspected)
-    }
-
-    fn kinds_mut(&mut self) -> [&mut KindVerdict; 3] {
-        [
-            &mut self.heap,
-            &mut self.goroutine,
-            &mut self.http_connections,
-        ]
     }
 
     /// The label values of the kinds suspected.
@@ -133,17 +290,18 @@ impl Verdict {
     /// start-up grace, or a heap that grew between too few GC cycles — which every view
     /// must show as such, never as "no leak".
     pub fn undecided(&self) -> Option<&KindVerdict> {
-        self.kinds().into_iter().find(|k| {
+        self.kinds().iter().find(|k| {
             k.state == VerdictState::WarmingUp
-                || (k.kind == LeakKind::Heap && k.state == VerdictState::Inconclusive)
+                || (k.kind.spec().inconclusive_is_undecided
+                    && k.state == VerdictState::Inconclusive)
         })
     }
 
     /// No verdict from old samples: the target is down or its process is gone.
     pub fn mark_stale(&mut self, why: &str) {
-        for k in self.kinds_mut() {
-            *k = KindVerdict::new(k.kind, VerdictState::Stale, 0.0, vec![why.to_string()]);
-        }
+        *self = Verdict::from_fn(|kind| {
+            KindVerdict::new(kind, VerdictState::Stale, 0.0, vec![why.to_string()])
+        });
     }
 }
 
@@ -166,5 +324,36 @@ impl KindVerdict {
         self.suspected = true;
         self.state = VerdictState::Suspected;
         self.reasons.insert(0, why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_indexed_in_their_table_order() {
+        for (i, k) in LeakKind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+        }
+        let labels: Vec<&str> = LeakKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(labels, ["heap", "goroutine", "http_connections"]);
+        let by = ByKind::from_fn(LeakKind::as_str);
+        for k in LeakKind::ALL {
+            assert_eq!(by[k], k.as_str());
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_floor_keys_and_alert() {
+        let t = Thresholds::default();
+        for k in LeakKind::ALL {
+            let s = k.spec();
+            for key in s.floor_keys {
+                assert!(key.starts_with(s.label), "{k:?}: {key}");
+            }
+            assert!((s.floors)(&t).per_hour > 0.0, "{k:?}");
+            assert_eq!(s.runbook_anchor, s.alert.to_lowercase(), "{k:?}");
+        }
     }
 }

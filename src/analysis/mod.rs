@@ -10,6 +10,7 @@ pub mod observation;
 pub mod signals;
 pub mod sites;
 pub mod slope;
+pub mod thresholds;
 pub mod trend;
 pub mod verdict;
 pub mod window;

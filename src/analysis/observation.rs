@@ -1,6 +1,6 @@
 //! What one scrape of a target gave the analysis window: the observation (MemStats,
-//! heap profile, goroutine counts, container and process memory) and what the window
-//! did with it.
+//! heap profile, goroutine counts, container and process memory), what the window did
+//! with it, and the scalars it kept (a [`Sample`], with the live heap's estimators).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -79,4 +79,84 @@ pub enum ObserveOutcome {
     Restarted,
     /// Not later than the newest sample (a clock step back or a duplicate): dropped.
     Ignored,
+}
+
+/// The scalars kept from one observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at: SystemTime,
+    pub heap_alloc: Option<u64>,
+    pub next_gc: Option<u64>,
+    pub heap_objects: Option<u64>,
+    pub total_alloc: Option<u64>,
+    pub mallocs: Option<u64>,
+    pub frees: Option<u64>,
+    pub num_gc: Option<u64>,
+    /// `MemStats.Sys`.
+    pub go_sys: Option<u64>,
+    /// Heap profile in-use bytes (estimated; as of the last completed GC).
+    pub profile_inuse: Option<u64>,
+    /// Heap profile allocated bytes since start (cumulative: a drop means a restart).
+    pub profile_alloc: Option<u64>,
+    /// `NextGC / (1 + GOGC/100)`: the live heap the last GC measured, from MemStats.
+    pub nextgc_live: Option<u64>,
+    pub goroutines: Option<u64>,
+    pub http_client_connections: Option<u64>,
+    pub working_set: Option<u64>,
+    pub rss: Option<u64>,
+    pub cgroup_limit: Option<u64>,
+    pub gomemlimit: Option<u64>,
+}
+
+impl Sample {
+    /// The live heap by the heap profile when present, else by NextGC.
+    pub fn live_heap(&self) -> Option<u64> {
+        self.profile_inuse.or(self.nextgc_live)
+    }
+}
+
+/// Where the live heap came from: the two estimators of the heap that survived the
+/// last GC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveSource {
+    /// The heap profile's in-use bytes (as of the last completed GC).
+    HeapProfile,
+    /// `NextGC / (1 + GOGC/100)` from MemStats.
+    NextGc,
+}
+
+impl LiveSource {
+    /// The estimator a sample's live heap is read from: the heap profile when it has
+    /// one, else NextGC; `None` with neither.
+    pub fn of(s: &Sample) -> Option<LiveSource> {
+        match (s.profile_inuse, s.nextgc_live) {
+            (Some(_), _) => Some(LiveSource::HeapProfile),
+            (None, Some(_)) => Some(LiveSource::NextGc),
+            (None, None) => None,
+        }
+    }
+
+    /// This estimator's reading in `s`.
+    pub fn get(self, s: &Sample) -> Option<u64> {
+        match self {
+            LiveSource::HeapProfile => s.profile_inuse,
+            LiveSource::NextGc => s.nextgc_live,
+        }
+    }
+
+    /// The value in JSON: `heap_profile` or `nextgc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveSource::HeapProfile => "heap_profile",
+            LiveSource::NextGc => "nextgc",
+        }
+    }
+
+    /// How people read it: `heap profile` or `NextGC` (a reason: "live heap (NextGC)").
+    pub fn words(self) -> &'static str {
+        match self {
+            LiveSource::HeapProfile => "heap profile",
+            LiveSource::NextGc => "NextGC",
+        }
+    }
 }

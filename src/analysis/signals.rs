@@ -17,8 +17,8 @@
 //! or while usage is "not growing": a slope below `usage_min_growth_bytes_per_hour`
 //! or a 95% confidence interval of the slope that reaches 0. The error comes from the
 //! slope: with its 95% interval `[low, high]` the time lies in
-//! `[(limit - usage) / high, (limit - usage) / low]` ([`TimeToOom::earliest_seconds`],
-//! [`TimeToOom::latest_seconds`]). A leak that accelerates reaches the limit sooner;
+//! `[(limit - usage) / high, (limit - usage) / low]` ([`TimeToLimit::earliest_seconds`],
+//! [`TimeToLimit::latest_seconds`]). A leak that accelerates reaches the limit sooner;
 //! `GOMEMLIMIT` makes the GC work harder near the limit, which slows RSS growth at
 //! the cost of CPU, so the estimate is late rather than early in that case.
 
@@ -27,11 +27,14 @@ use serde::Deserialize;
 use crate::analysis::culprit::{
     culprit, growth_top_n, package_shares, site_growth, sustained_growth_top_n,
 };
+use crate::analysis::kinds::{ByKind, LeakKind, Series};
+use crate::analysis::observation::{LiveSource, Sample};
 use crate::analysis::sites::SiteSnapshot;
-use crate::analysis::slope::{Fit, gamma, quantile, theil_sen};
-use crate::analysis::trend::{Basis, time_to_limit};
-use crate::analysis::verdict::{Evidence, Grace, Thresholds, Verdict, judge};
-use crate::analysis::window::{Baseline, Sample, Window};
+use crate::analysis::slope::{Fit, quantile, theil_sen};
+use crate::analysis::thresholds::Thresholds;
+use crate::analysis::trend::{TimeToLimit, Trend, time_to_limit};
+use crate::analysis::verdict::{Estimate, Evidence, Grace, KindEvidence, Verdict, judge};
+use crate::analysis::window::{Baseline, Window};
 
 /// Signal settings: label cardinality, the fallback memory limit and the verdict's
 /// thresholds. Unknown keys are rejected; missing keys take the defaults.
@@ -51,76 +54,6 @@ impl Default for SignalConfig {
             top_n: 5,
             memory_limit_bytes: None,
             thresholds: Thresholds::default(),
-        }
-    }
-}
-
-/// A robust trend of one series over the window (`x` = seconds since window start).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trend {
-    pub fit: Fit,
-    /// Goodman-Kruskal gamma of value against time, clamped at 0: 1 = never went down.
-    pub monotonicity: f64,
-    /// Theil-Sen slopes of the first and the second half of the window.
-    pub first_half_slope: Option<f64>,
-    pub second_half_slope: Option<f64>,
-    /// Median value over the window.
-    pub level: f64,
-    pub latest: f64,
-    pub span_seconds: f64,
-}
-
-impl Trend {
-    /// `None` with fewer than 3 points or no time between them.
-    pub fn of(points: &[(f64, f64)]) -> Option<Trend> {
-        if points.len() < 3 {
-            return None;
-        }
-        let fit = theil_sen(points)?;
-        let first_x = points.first()?.0;
-        let last = points.last()?;
-        let span = last.0 - first_x;
-        let mid = first_x + span / 2.0;
-        // Each half reaches one point across the middle: a series read once per GC
-        // may have no point near it, and the growth from the last reading before the
-        // middle to the first after it belongs to both halves.
-        let split = points.partition_point(|p| p.0 <= mid);
-        let first = &points[..(split + 1).min(points.len())];
-        let second = &points[split.saturating_sub(1)..];
-        let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
-        Some(Trend {
-            fit,
-            monotonicity: gamma(points).unwrap_or(0.0).max(0.0),
-            first_half_slope: theil_sen(first).map(|f| f.slope),
-            second_half_slope: theil_sen(second).map(|f| f.slope),
-            level: crate::analysis::slope::median(&mut values)?,
-            latest: last.1,
-            span_seconds: span,
-        })
-    }
-}
-
-/// Where the live heap came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiveSource {
-    HeapProfile,
-    NextGc,
-}
-
-impl LiveSource {
-    /// The value in JSON: `heap_profile` or `nextgc`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LiveSource::HeapProfile => "heap_profile",
-            LiveSource::NextGc => "nextgc",
-        }
-    }
-
-    /// How people read it: `heap profile` or `NextGC`.
-    pub fn words(self) -> &'static str {
-        match self {
-            LiveSource::HeapProfile => "heap profile",
-            LiveSource::NextGc => "NextGC",
         }
     }
 }
@@ -193,19 +126,6 @@ impl UsageSource {
     }
 }
 
-/// Time until usage reaches the limit at the current rate (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimeToOom {
-    pub seconds: f64,
-    /// At the upper bound of the slope's 95% interval.
-    pub earliest_seconds: f64,
-    /// At the lower bound of the slope's 95% interval.
-    pub latest_seconds: f64,
-    pub rate_bytes_per_second: f64,
-    /// Which part of the window the rate was fitted on.
-    pub basis: Basis,
-}
-
 /// Every signal of one target at one time.
 #[derive(Debug, Clone)]
 pub struct Signals {
@@ -232,16 +152,17 @@ pub struct Signals {
     pub top_package: Option<(String, f64)>,
     /// In-use growth across the window by allocation site: top N, then `other`.
     pub heap_growth: Vec<(String, i64)>,
+    /// The goroutine count's trend.
     pub goroutines: Option<Trend>,
     /// Goroutine count growth by blocking site: top N, then `other`.
     pub goroutine_growth: Vec<(String, i64)>,
-    pub http_connections: Option<Trend>,
     pub gc_headroom_bytes: Option<f64>,
     pub gc_pause_p99_seconds: Option<f64>,
     pub gc_pause_max_seconds: Option<f64>,
     pub memory_limit: Option<(LimitSource, u64)>,
     pub memory_usage: Option<(UsageSource, u64)>,
-    pub time_to_oom: Option<TimeToOom>,
+    /// The usage's time to the memory limit (rate in bytes per second).
+    pub time_to_oom: Option<TimeToLimit>,
     pub baseline: Option<Baseline>,
     pub baseline_ratio: Option<f64>,
     /// GC cycles inside the window (None without MemStats).
@@ -372,11 +293,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let nextgc_readings = per_gc(window, |s| s.nextgc_live);
     let live_profile = Trend::of(&profile_readings);
     let live_nextgc = Trend::of(&nextgc_readings);
-    let live_source = newest.and_then(|s| match (s.profile_inuse, s.nextgc_live) {
-        (Some(_), _) => Some(LiveSource::HeapProfile),
-        (None, Some(_)) => Some(LiveSource::NextGc),
-        _ => None,
-    });
+    let live_source = newest.and_then(LiveSource::of);
     let live = match live_source {
         Some(LiveSource::HeapProfile) => live_profile.clone(),
         Some(LiveSource::NextGc) => live_nextgc.clone(),
@@ -403,8 +320,12 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         .goroutine_sites()
         .map(|(old, new)| growth_top_n(old, new, cfg.top_n, site_growth))
         .unwrap_or_default();
-    let goroutines = trend(window, |s| s.goroutines);
-    let http_connections = trend(window, |s| s.http_client_connections);
+    // The trend of each kind read from one series.
+    let mut count_trends: ByKind<Option<Trend>> =
+        ByKind::from_fn(|kind| match kind.spec().series {
+            Series::Count(get) => trend(window, get),
+            Series::LiveHeap => None,
+        });
 
     let mut pauses: Vec<f64> = window.pauses_ns().map(|ns| ns as f64 / 1e9).collect();
     let gc_pause_max_seconds = pauses.iter().copied().reduce(f64::max);
@@ -467,14 +388,14 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         v.dedup();
         v.len()
     };
-    let mut live_evidence: Vec<(&'static str, &Trend)> = Vec::new();
+    let mut live_judged: Vec<(LiveSource, &Trend)> = Vec::new();
     if let Some(t) = &live_profile {
-        live_evidence.push(("heap profile", t));
+        live_judged.push((LiveSource::HeapProfile, t));
     }
     if let Some(t) = &live_nextgc
         && (profile_changes < MIN_PROFILE_CHANGES || live_profile.is_none())
     {
-        live_evidence.push(("NextGC", t));
+        live_judged.push((LiveSource::NextGc, t));
     }
     // The start-up grace in window seconds, and the points after it of each judged
     // series (for the recent-growth test of the verdict).
@@ -516,17 +437,40 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     } else {
         grace_end_x
     };
-    let live_recent = live_evidence
-        .iter()
-        .map(|(name, _)| {
-            let (readings, from) = if *name == "NextGC" {
-                (&nextgc_readings, grace_end_x)
-            } else {
-                (&profile_readings, profile_from_x)
-            };
-            readings.iter().copied().filter(|p| p.0 >= from).collect()
-        })
-        .collect();
+    let live_estimates = || {
+        live_judged
+            .iter()
+            .map(|&(source, trend)| {
+                let (readings, from) = match source {
+                    LiveSource::HeapProfile => (&profile_readings, profile_from_x),
+                    LiveSource::NextGc => (&nextgc_readings, grace_end_x),
+                };
+                Estimate {
+                    source: Some(source),
+                    trend,
+                    recent: readings.iter().copied().filter(|p| p.0 >= from).collect(),
+                }
+            })
+            .collect()
+    };
+    let kinds = ByKind::from_fn(|kind| KindEvidence {
+        estimates: match kind.spec().series {
+            Series::LiveHeap => live_estimates(),
+            Series::Count(get) => count_trends[kind]
+                .iter()
+                .map(|trend| Estimate {
+                    source: None,
+                    trend,
+                    recent: after(get),
+                })
+                .collect(),
+        },
+        culprit: match kind {
+            LeakKind::Heap => culprit(&heap_growth),
+            LeakKind::Goroutine => culprit(&goroutine_growth),
+            LeakKind::HttpConnections => None,
+        },
+    });
     let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
     let gc_cycles = window.gc_cycles();
     let evidence = Evidence {
@@ -534,9 +478,7 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         span_seconds: window.span().as_secs_f64(),
         warmup_seconds: window.warmup().as_secs_f64(),
         grace,
-        live_recent,
-        goroutines_recent: after(|s| s.goroutines),
-        http_connections_recent: after(|s| s.http_client_connections),
+        kinds,
         gc_cycles,
         gc_cycles_by_half: gc_cycles_by_half(window),
         heap_alloc_grew,
@@ -549,15 +491,11 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
             }
         },
         heap_alloc_recent: after(|s| s.heap_alloc),
-        live: live_evidence,
         next_gc_slope: next_gc.map(|f| f.slope),
         heap_alloc_slope: heap_alloc.map(|f| f.slope),
-        goroutines: goroutines.as_ref(),
-        http_connections: http_connections.as_ref(),
-        heap_culprit: culprit(&heap_growth),
-        goroutine_culprit: culprit(&goroutine_growth),
     };
     let verdict = judge(&evidence, &cfg.thresholds);
+    let goroutines = count_trends[LeakKind::Goroutine].take();
 
     Signals {
         window_samples: window.len(),
@@ -587,7 +525,6 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         heap_growth,
         goroutines,
         goroutine_growth,
-        http_connections,
         gc_pause_p99_seconds,
         gc_pause_max_seconds,
         memory_limit,
@@ -611,26 +548,20 @@ fn time_to_oom(
     limit: u64,
     usage: u64,
     th: &Thresholds,
-) -> Option<TimeToOom> {
+) -> Option<TimeToLimit> {
     let pts = points(window, |s| src.get(s));
-    let t = time_to_limit(
+    time_to_limit(
         &pts,
         usage as f64,
         limit as f64,
         th.usage_min_growth_bytes_per_hour / 3600.0,
-    )?;
-    Some(TimeToOom {
-        seconds: t.seconds,
-        earliest_seconds: t.earliest_seconds,
-        latest_seconds: t.latest_seconds,
-        rate_bytes_per_second: t.rate_per_second,
-        basis: t.basis,
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::kinds::LeakKind;
     use crate::analysis::sim::*;
     use crate::analysis::verdict::VerdictState;
     use crate::analysis::window::{Observation, ObserveOutcome, WindowConfig};
@@ -722,7 +653,7 @@ mod tests {
         let scfg = SignalConfig::default();
         for c in cases {
             let r = run(&c.sim, 45 * 60, 15, &wcfg, &scfg);
-            let heap = &r.last.verdict.heap;
+            let heap = &r.last.verdict.get(LeakKind::Heap);
             assert_eq!(heap.suspected, c.at_end, "{}: {heap:#?}", c.name);
             assert_eq!(
                 heap.score >= 0.5,
@@ -732,7 +663,12 @@ mod tests {
                 heap.score
             );
             if c.never {
-                let fired: Vec<u64> = r.verdicts.iter().filter(|v| v.1).map(|v| v.0).collect();
+                let fired: Vec<u64> = r
+                    .verdicts
+                    .iter()
+                    .filter(|v| v.1[LeakKind::Heap])
+                    .map(|v| v.0)
+                    .collect();
                 assert!(
                     fired.is_empty(),
                     "{}: suspected at seconds {fired:?}",
@@ -743,7 +679,7 @@ mod tests {
                 // The process's age is unknown here: first suspected once the window
                 // reaches past the 10-minute start-up grace by the 2 minutes the
                 // recent-growth test needs, well before the old fixed 20 minutes.
-                let first = r.verdicts.iter().find(|v| v.1).map(|v| v.0);
+                let first = r.verdicts.iter().find(|v| v.1[LeakKind::Heap]).map(|v| v.0);
                 // (The slow leak under a 10x sawtooth needs a minute more of data.)
                 assert!(
                     first.is_some_and(|f| (720..=960).contains(&f)),
@@ -795,7 +731,7 @@ mod tests {
         assert_eq!(r.window.start(), at(1500));
         // Five minutes of the new process: not judged on the old one's samples.
         assert_eq!(r.last.window_span_seconds, 300.0);
-        assert!(!r.last.verdict.heap.suspected);
+        assert!(!r.last.verdict.get(LeakKind::Heap).suspected);
         assert!(r.last.time_to_oom.is_none());
         // After the restart the heap starts from scratch: HeapAlloc's slope is that of
         // the new process, not a fall of ~70 MiB.
@@ -941,21 +877,27 @@ mod tests {
                 &SignalConfig::default(),
             );
             let v = &r.last.verdict;
-            assert_eq!(v.goroutine.suspected, want_g, "{name}: {:?}", v.goroutine);
             assert_eq!(
-                v.http_connections.suspected, want_http,
+                v.get(LeakKind::Goroutine).suspected,
+                want_g,
                 "{name}: {:?}",
-                v.http_connections
+                v.get(LeakKind::Goroutine)
             );
-            assert!(!v.heap.suspected, "{name}");
+            assert_eq!(
+                v.get(LeakKind::HttpConnections).suspected,
+                want_http,
+                "{name}: {:?}",
+                v.get(LeakKind::HttpConnections)
+            );
+            assert!(!v.get(LeakKind::Heap).suspected, "{name}");
             if want_g {
                 assert!(
-                    v.goroutine
+                    v.get(LeakKind::Goroutine)
                         .reasons
                         .iter()
                         .any(|r| r.starts_with("top growth: main.waitForReply +")),
                     "{name}: {:?}",
-                    v.goroutine.reasons
+                    v.get(LeakKind::Goroutine).reasons
                 );
                 let (f, grown) = &r.last.goroutine_growth[0];
                 assert_eq!(f, "main.waitForReply");
@@ -965,7 +907,7 @@ mod tests {
                 let fired: Vec<u64> = r
                     .verdicts
                     .iter()
-                    .filter(|v| v.2 || v.3)
+                    .filter(|v| v.1[LeakKind::Goroutine] || v.1[LeakKind::HttpConnections])
                     .map(|v| v.0)
                     .collect();
                 assert!(fired.is_empty(), "{name}: suspected at {fired:?}");
@@ -1044,14 +986,18 @@ mod tests {
             let s = compute(&w, &SignalConfig::default());
             if want {
                 assert_eq!(s.gc_cycles, Some(2), "{series}");
-                assert_eq!(s.verdict.heap.state, VerdictState::Inconclusive, "{series}");
+                assert_eq!(
+                    s.verdict.get(LeakKind::Heap).state,
+                    VerdictState::Inconclusive,
+                    "{series}"
+                );
             }
             // Asked to judge on two GCs, the classic criteria decide.
             let mut cfg = SignalConfig::default();
             cfg.thresholds.min_gc_cycles = 2;
             let s = compute(&w, &cfg);
             assert_eq!(s.window_samples, 6);
-            let heap = &s.verdict.heap;
+            let heap = &s.verdict.get(LeakKind::Heap);
             assert_eq!(heap.suspected, want, "{series}: {heap:#?}");
             if want {
                 // NextGC went 4194304 -> 7284186 -> 13734026 over the five seconds.
@@ -1088,7 +1034,7 @@ mod tests {
     fn evidence_instead_of_a_fixed_warm_up() {
         let wcfg = WindowConfig::default();
         let scfg = SignalConfig::default();
-        let first = |r: &Run| r.verdicts.iter().find(|v| v.1).map(|v| v.0);
+        let first = |r: &Run| r.verdicts.iter().find(|v| v.1[LeakKind::Heap]).map(|v| v.0);
         // A cache that fills for (up to) 10 minutes and stops is never a leak.
         for fill in [480.0, 600.0] {
             let sim = Sim {
@@ -1098,7 +1044,7 @@ mod tests {
             };
             let r = run(&sim, 30 * 60, 15, &wcfg, &scfg);
             assert_eq!(first(&r), None, "cache filling for {fill}s");
-            let h = &r.last.verdict.heap;
+            let h = &r.last.verdict.get(LeakKind::Heap);
             assert_eq!(h.state, VerdictState::NoLeak, "{h:#?}");
         }
         // The same leak in a process that has run for two hours is suspected as soon
@@ -1123,7 +1069,7 @@ mod tests {
         );
         // Within the grace the growing heap is "warming up", never "no leak".
         let r = run(&leak(Some(0)), 9 * 60, 15, &wcfg, &scfg);
-        let h = &r.last.verdict.heap;
+        let h = &r.last.verdict.get(LeakKind::Heap);
         assert_eq!(h.state, VerdictState::WarmingUp, "{h:#?}");
         assert!(h.reasons[0].contains("start-up grace"), "{:?}", h.reasons);
     }
@@ -1150,7 +1096,7 @@ mod tests {
             "{:?}",
             r.last.gc_cycles
         );
-        let h = &r.last.verdict.heap;
+        let h = &r.last.verdict.get(LeakKind::Heap);
         assert_eq!(h.state, VerdictState::Inconclusive, "{h:#?}");
         assert!(!h.suspected);
         assert!(h.reasons[0].contains("GC cycle"), "{:?}", h.reasons);
@@ -1176,7 +1122,7 @@ mod tests {
             };
             for secs in (60..=300).step_by(5) {
                 let r = run(&sim, secs, 5, &wcfg, &SignalConfig::default());
-                let h = &r.last.verdict.heap;
+                let h = &r.last.verdict.get(LeakKind::Heap);
                 assert_ne!(
                     h.state,
                     VerdictState::NoLeak,
@@ -1248,7 +1194,7 @@ mod tests {
 
     #[test]
     fn stale_and_explained_verdicts() {
-        use crate::analysis::verdict::{KindVerdict, LeakKind, explain_by_connections};
+        use crate::analysis::verdict::{Estimate, KindVerdict, explain_by_connections};
         let kv = |k, st| {
             KindVerdict::new(
                 k,
@@ -1274,44 +1220,50 @@ mod tests {
         let (conns, goroutines) = (line(180.0), line(360.0));
         let small_heap = line(180.0 * 20_000.0);
         let big_heap = line(500.0 * MIB);
-        let suspected_all = || Verdict {
-            heap: kv(LeakKind::Heap, VerdictState::Suspected),
-            goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
-            http_connections: kv(LeakKind::HttpConnections, VerdictState::Suspected),
+        let suspected_all = || Verdict::from_fn(|k| kv(k, VerdictState::Suspected));
+        let one = |trend| KindEvidence {
+            estimates: vec![Estimate {
+                source: None,
+                trend,
+                recent: Vec::new(),
+            }],
+            culprit: None,
+        };
+        let heap = |trend| KindEvidence {
+            estimates: vec![Estimate {
+                source: Some(LiveSource::HeapProfile),
+                trend,
+                recent: Vec::new(),
+            }],
+            culprit: None,
         };
         // Goroutines and a few KiB per connection: both explained, said once.
         let mut v = suspected_all();
-        let ev = Evidence {
-            goroutines: Some(&goroutines),
-            http_connections: Some(&conns),
-            live: vec![("heap profile", &small_heap)],
-            ..Evidence::default()
-        };
+        let mut ev = Evidence::default();
+        ev.kinds[LeakKind::Goroutine] = one(&goroutines);
+        ev.kinds[LeakKind::HttpConnections] = one(&conns);
+        ev.kinds[LeakKind::Heap] = heap(&small_heap);
         explain_by_connections(&mut v, &ev);
-        for k in [&v.goroutine, &v.heap] {
+        for k in [v.get(LeakKind::Goroutine), v.get(LeakKind::Heap)] {
             assert_eq!(k.state, VerdictState::Explained, "{k:#?}");
             assert!(!k.suspected);
             assert_eq!(k.explained_by, Some(LeakKind::HttpConnections));
             assert!(k.reasons[0].contains("HTTP client connection leak"));
         }
-        assert!(v.http_connections.suspected);
+        assert!(v.get(LeakKind::HttpConnections).suspected);
         // 500 MiB/h of heap is far more than 180 connections hold: a leak of its own.
         let mut v = suspected_all();
-        let ev = Evidence {
-            live: vec![("heap profile", &big_heap)],
-            ..ev
-        };
+        ev.kinds[LeakKind::Heap] = heap(&big_heap);
         explain_by_connections(&mut v, &ev);
-        assert_eq!(v.heap.state, VerdictState::Suspected);
-        assert_eq!(v.goroutine.state, VerdictState::Explained);
+        assert_eq!(v.get(LeakKind::Heap).state, VerdictState::Suspected);
+        assert_eq!(v.get(LeakKind::Goroutine).state, VerdictState::Explained);
         // Without a connection leak nothing is explained away.
-        let mut w = Verdict {
-            heap: kv(LeakKind::Heap, VerdictState::Suspected),
-            goroutine: kv(LeakKind::Goroutine, VerdictState::Suspected),
-            http_connections: kv(LeakKind::HttpConnections, VerdictState::NoLeak),
-        };
+        let mut w = Verdict::from_fn(|k| match k {
+            LeakKind::HttpConnections => kv(k, VerdictState::NoLeak),
+            LeakKind::Heap | LeakKind::Goroutine => kv(k, VerdictState::Suspected),
+        });
         explain_by_connections(&mut w, &ev);
-        assert_eq!(w.goroutine.explained_by, None);
+        assert_eq!(w.get(LeakKind::Goroutine).explained_by, None);
         w.mark_stale("stale: the process is gone");
         for k in w.kinds() {
             assert_eq!(k.state, VerdictState::Stale);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::analysis::kinds::ByKind;
 use crate::analysis::signals::{SignalConfig, Signals, compute};
 use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome, Window, WindowConfig,
@@ -60,8 +61,8 @@ impl Default for Sim {
 pub(crate) struct Run {
     pub(crate) window: Window,
     pub(crate) outcomes: Vec<ObserveOutcome>,
-    /// The verdict after every observation once warm: (second, heap, goroutine, http).
-    pub(crate) verdicts: Vec<(u64, bool, bool, bool)>,
+    /// The verdict after every observation once warm: (second, suspected by kind).
+    pub(crate) verdicts: Vec<(u64, ByKind<bool>)>,
     pub(crate) last: Signals,
 }
 
@@ -190,12 +191,7 @@ pub(crate) fn run(
         }
         let s = compute(&window, scfg);
         if s.warm {
-            verdicts.push((
-                sec,
-                s.verdict.heap.suspected,
-                s.verdict.goroutine.suspected,
-                s.verdict.http_connections.suspected,
-            ));
+            verdicts.push((sec, ByKind::from_fn(|k| s.verdict.get(k).suspected)));
         }
         last = Some(s);
     }

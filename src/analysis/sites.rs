@@ -1,13 +1,24 @@
 //! Per-site snapshots of the analysis window: in-use bytes per allocation site and
 //! goroutine counts per blocking site at one time (names shared between snapshots), and
-//! the checkpoints that keep a few of them across the window.
+//! the checkpoints that keep a few of them across the window, with the spacing rule
+//! the window's samples follow too.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::analysis::window::newest_is_temporary;
+/// Given times newest first, whether the newest is closer than `spacing` to the one
+/// before it, and so is only the current "latest", replaced by the next arrival.
+pub(crate) fn newest_is_temporary(
+    mut newest_first: impl Iterator<Item = SystemTime>,
+    spacing: Duration,
+) -> bool {
+    match (newest_first.next(), newest_first.next()) {
+        (Some(newest), Some(before)) => newest.duration_since(before).unwrap_or_default() < spacing,
+        _ => false,
+    }
+}
 
 /// Per-site values at one time: sorted by name, names shared between snapshots.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,7 @@
-//! Trend tests that weigh the evidence: the Mann-Kendall test for a one-way trend
-//! (paired with Sen's slope from [`crate::analysis::slope`]), and time to a limit from
-//! a slope whose confidence interval excludes zero.
+//! The trend of one series over the window ([`Trend`]: robust slope, monotonicity,
+//! halves, level) and the tests that weigh it: the Mann-Kendall test for a one-way
+//! trend (paired with Sen's slope from [`crate::analysis::slope`]), and time to a limit
+//! from a slope whose confidence interval excludes zero.
 //!
 //! Why these and not a fixed warm-up: the question "is this series growing?" has an
 //! answer as soon as the data can tell, and not before. Mann-Kendall turns the same
@@ -9,7 +10,52 @@
 //! three are not. Ties (a live heap that only moves at a GC) are corrected for, so a
 //! series that is flat most of the time is not read as a trend.
 
-use crate::analysis::slope::{Fit, theil_sen};
+use crate::analysis::slope::{Fit, gamma, median, theil_sen};
+
+/// A robust trend of one series over the window (`x` = seconds since window start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    pub fit: Fit,
+    /// Goodman-Kruskal gamma of value against time, clamped at 0: 1 = never went down.
+    pub monotonicity: f64,
+    /// Theil-Sen slopes of the first and the second half of the window.
+    pub first_half_slope: Option<f64>,
+    pub second_half_slope: Option<f64>,
+    /// Median value over the window.
+    pub level: f64,
+    pub latest: f64,
+    pub span_seconds: f64,
+}
+
+impl Trend {
+    /// `None` with fewer than 3 points or no time between them.
+    pub fn of(points: &[(f64, f64)]) -> Option<Trend> {
+        if points.len() < 3 {
+            return None;
+        }
+        let fit = theil_sen(points)?;
+        let first_x = points.first()?.0;
+        let last = points.last()?;
+        let span = last.0 - first_x;
+        let mid = first_x + span / 2.0;
+        // Each half reaches one point across the middle: a series read once per GC
+        // may have no point near it, and the growth from the last reading before the
+        // middle to the first after it belongs to both halves.
+        let split = points.partition_point(|p| p.0 <= mid);
+        let first = &points[..(split + 1).min(points.len())];
+        let second = &points[split.saturating_sub(1)..];
+        let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
+        Some(Trend {
+            fit,
+            monotonicity: gamma(points).unwrap_or(0.0).max(0.0),
+            first_half_slope: theil_sen(first).map(|f| f.slope),
+            second_half_slope: theil_sen(second).map(|f| f.slope),
+            level: median(&mut values)?,
+            latest: last.1,
+            span_seconds: span,
+        })
+    }
+}
 
 /// One-sided 95% quantile of the standard normal: an upward trend is significant at
 /// `z >= Z_95_ONE_SIDED` (p < 0.05).
@@ -108,7 +154,8 @@ impl Basis {
     }
 }
 
-/// Time until a growing series reaches a limit.
+/// Time until a growing series reaches a limit (time-to-OOM is the usage's time to
+/// the memory limit: its rate in bytes per second).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeToLimit {
     pub seconds: f64,

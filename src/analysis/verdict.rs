@@ -76,64 +76,15 @@
 //!   plus what it references) is about 1,500 a day; 30 connections/h: each leaked
 //!   connection also holds two goroutines, two buffers (8 KiB) and a file descriptor.
 
-use serde::Deserialize;
-
-use crate::analysis::criteria::{Unit, assess, describe};
-use crate::analysis::signals::Trend;
+use crate::analysis::criteria::{assess, describe};
+use crate::analysis::kinds::{ByKind, Series};
+use crate::analysis::observation::LiveSource;
 use crate::analysis::slope::theil_sen;
-use crate::analysis::trend::mann_kendall;
+use crate::analysis::thresholds::{Floors, Thresholds};
+use crate::analysis::trend::{Trend, mann_kendall};
 use crate::units::{fmt_bytes, fmt_duration};
 
-/// Thresholds of the decision rule (see the module doc). Unknown keys are rejected;
-/// missing keys take the defaults.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Thresholds {
-    pub heap_min_growth_bytes_per_hour: f64,
-    pub heap_min_relative_growth_per_hour: f64,
-    pub goroutine_min_growth_per_hour: f64,
-    pub goroutine_min_relative_growth_per_hour: f64,
-    pub http_connections_min_growth_per_hour: f64,
-    pub http_connections_min_relative_growth_per_hour: f64,
-    /// Minimum monotonicity (Goodman-Kruskal gamma, -1..1) of a growing series.
-    pub min_monotonicity: f64,
-    /// Minimum slope of each half of the window relative to the whole window's.
-    pub min_half_slope_fraction: f64,
-    /// Usage growth below this is "not growing": no time-to-OOM.
-    pub usage_min_growth_bytes_per_hour: f64,
-    /// GC cycles the window must hold, while HeapAlloc grew, before the heap verdict
-    /// is more than "inconclusive": the live heap is only measured at a GC.
-    pub min_gc_cycles: u64,
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            heap_min_growth_bytes_per_hour: 2.0 * MIB,
-            heap_min_relative_growth_per_hour: 0.05,
-            goroutine_min_growth_per_hour: 60.0,
-            goroutine_min_relative_growth_per_hour: 0.05,
-            http_connections_min_growth_per_hour: 30.0,
-            http_connections_min_relative_growth_per_hour: 0.05,
-            min_monotonicity: 0.6,
-            min_half_slope_fraction: 0.25,
-            usage_min_growth_bytes_per_hour: 2.0 * MIB,
-            min_gc_cycles: 5,
-        }
-    }
-}
-
 pub use crate::analysis::kinds::{KindVerdict, LeakKind, Verdict, VerdictState};
-
-fn unit_of(kind: LeakKind) -> Unit {
-    match kind {
-        LeakKind::Heap => Unit::Bytes,
-        LeakKind::Goroutine => Unit::Count("goroutines"),
-        LeakKind::HttpConnections => Unit::Count("connections"),
-    }
-}
 
 /// Everything the rule looks at, prepared by `signals::compute`.
 #[derive(Debug, Clone, Default)]
@@ -142,23 +93,12 @@ pub struct Evidence<'a> {
     /// Window span and the warm-up it needs, for the "warming up" reason.
     pub span_seconds: f64,
     pub warmup_seconds: f64,
-    /// Live-heap trends by estimator name ("heap profile", "NextGC").
-    pub live: Vec<(&'static str, &'a Trend)>,
+    /// What each kind is judged on.
+    pub kinds: ByKind<KindEvidence<'a>>,
     pub next_gc_slope: Option<f64>,
     pub heap_alloc_slope: Option<f64>,
-    pub goroutines: Option<&'a Trend>,
-    pub http_connections: Option<&'a Trend>,
-    /// Top heap growth by allocation site (bytes), largest first.
-    pub heap_culprit: Option<(&'a str, i64)>,
-    /// Top goroutine growth by blocking site, largest first.
-    pub goroutine_culprit: Option<(&'a str, i64)>,
     /// The start-up grace and the points after it (see [`Grace`]).
     pub grace: Grace,
-    /// Points after the grace of each series in `live` (same order), of the goroutine
-    /// count and of the connection count.
-    pub live_recent: Vec<Vec<(f64, f64)>>,
-    pub goroutines_recent: Vec<(f64, f64)>,
-    pub http_connections_recent: Vec<(f64, f64)>,
     /// GC cycles in the window (None without MemStats), and whether HeapAlloc grew.
     pub gc_cycles: Option<u64>,
     /// GC cycles in the first and second half of the window (None without MemStats):
@@ -169,6 +109,32 @@ pub struct Evidence<'a> {
     /// after it: the recent-growth test of the live heap needs GCs to measure it.
     pub gc_cycles_recent: Option<u64>,
     pub heap_alloc_recent: Vec<(f64, f64)>,
+}
+
+/// What one kind is judged on.
+#[derive(Debug, Clone, Default)]
+pub struct KindEvidence<'a> {
+    /// The trends of its series: one for a count, one per live-heap estimator judged
+    /// (the strongest decides); none without data.
+    pub estimates: Vec<Estimate<'a>>,
+    /// Top growth by site (allocation site, blocking site), largest first.
+    pub culprit: Option<(&'a str, i64)>,
+}
+
+/// One estimate of a kind's series.
+#[derive(Debug, Clone)]
+pub struct Estimate<'a> {
+    /// The live-heap estimator it comes from; `None` for a series read directly.
+    pub source: Option<LiveSource>,
+    pub trend: &'a Trend,
+    /// Its points after the start-up grace, for the recent-growth test.
+    pub recent: Vec<(f64, f64)>,
+}
+
+impl Estimate<'_> {
+    fn per_hour(&self) -> f64 {
+        self.trend.fit.slope * 3600.0
+    }
 }
 
 /// Where the start-up grace ends, in window seconds (`x` of the trends).
@@ -204,20 +170,24 @@ pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
 /// name the connection leak as their cause; the shipped Alertmanager config inhibits
 /// their alerts while the connection alert fires.
 pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
-    if !v.http_connections.suspected {
+    if !v.get(LeakKind::HttpConnections).suspected {
         return;
     }
-    let per_hour = |t: Option<&Trend>| t.map_or(0.0, |t| t.fit.slope * 3600.0);
-    let connections = per_hour(ev.http_connections);
-    let goroutines = per_hour(ev.goroutines);
-    let heap = ev
-        .live
-        .iter()
-        .map(|(_, t)| t.fit.slope * 3600.0)
-        .fold(0.0, f64::max);
+    // The fastest estimate (the live heap has up to two).
+    let per_hour = |kind: LeakKind| {
+        ev.kinds[kind]
+            .estimates
+            .iter()
+            .map(Estimate::per_hour)
+            .reduce(f64::max)
+            .unwrap_or(0.0)
+    };
+    let connections = per_hour(LeakKind::HttpConnections);
+    let goroutines = per_hour(LeakKind::Goroutine);
+    let heap = per_hour(LeakKind::Heap);
     let checks = [
         (
-            &mut v.goroutine,
+            LeakKind::Goroutine,
             goroutines <= GOROUTINES_PER_CONNECTION * connections,
             format!(
                 "explained by the HTTP client connection leak: {goroutines:+.0} goroutines/h is \
@@ -225,7 +195,7 @@ pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
             ),
         ),
         (
-            &mut v.heap,
+            LeakKind::Heap,
             heap <= BYTES_PER_CONNECTION * connections,
             format!(
                 "explained by the HTTP client connection leak: {}/h of live heap is what \
@@ -234,7 +204,8 @@ pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
             ),
         ),
     ];
-    for (k, explained, why) in checks {
+    for (kind, explained, why) in checks {
+        let k = v.get_mut(kind);
         if k.suspected && explained {
             k.suspected = false;
             k.state = VerdictState::Explained;
@@ -259,27 +230,10 @@ const GOROUTINES_PER_CONNECTION: f64 = 2.5;
 const BYTES_PER_CONNECTION: f64 = 64.0 * 1024.0;
 
 fn judge_each(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
-    Verdict {
-        heap: judge_heap(ev, th),
-        goroutine: judge_count(
-            LeakKind::Goroutine,
-            ev,
-            ev.goroutines,
-            th.goroutine_min_growth_per_hour,
-            th.goroutine_min_relative_growth_per_hour,
-            th,
-            ev.goroutine_culprit,
-        ),
-        http_connections: judge_count(
-            LeakKind::HttpConnections,
-            ev,
-            ev.http_connections,
-            th.http_connections_min_growth_per_hour,
-            th.http_connections_min_relative_growth_per_hour,
-            th,
-            None,
-        ),
-    }
+    Verdict::from_fn(|kind| match kind.spec().series {
+        Series::LiveHeap => judge_live_heap(kind, ev, th),
+        Series::Count(_) => judge_count(kind, ev, th),
+    })
 }
 
 fn cold(kind: LeakKind, ev: &Evidence<'_>) -> KindVerdict {
@@ -302,8 +256,7 @@ fn after_grace(
     kind: LeakKind,
     ev: &Evidence<'_>,
     recent: &[(f64, f64)],
-    min_abs_per_hour: f64,
-    min_rel_per_hour: f64,
+    floors: Floors,
     score: f64,
     mut reasons: Vec<String>,
 ) -> KindVerdict {
@@ -346,8 +299,8 @@ fn after_grace(
         return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
     }
     let grows = mk.is_none_or(|m| m.upward())
-        && per_hour >= min_abs_per_hour
-        && per_hour / level >= min_rel_per_hour;
+        && per_hour >= floors.per_hour
+        && per_hour / level >= floors.relative_per_hour;
     if grows {
         if g.end_x > 0.0 {
             reasons.push(format!(
@@ -369,8 +322,11 @@ fn after_grace(
     KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
 }
 
-fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
-    let kind = LeakKind::Heap;
+/// The live heap's rule: GC cycles enough to measure it, the strongest estimator's
+/// growth, the runtime's corroboration, then growth after the start-up grace.
+fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
+    let spec = kind.spec();
+    let floors = (spec.floors)(th);
     if !ev.warm {
         return cold(kind, ev);
     }
@@ -390,23 +346,12 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
             )],
         );
     }
-    let best = ev
-        .live
+    let best = ev.kinds[kind]
+        .estimates
         .iter()
-        .map(|(name, t)| {
-            (
-                *name,
-                assess(
-                    t,
-                    unit_of(kind),
-                    th.heap_min_growth_bytes_per_hour,
-                    th.heap_min_relative_growth_per_hour,
-                    th,
-                ),
-            )
-        })
+        .map(|e| (e, assess(e.trend, spec.unit, floors, th)))
         .max_by(|a, b| a.1.score.total_cmp(&b.1.score));
-    let Some((name, a)) = best else {
+    let Some((best, a)) = best else {
         let why = match ev.gc_cycles {
             // A trend needs three readings of the live heap, one per GC.
             Some(n) => format!(
@@ -417,11 +362,14 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         };
         return KindVerdict::new(kind, VerdictState::Inconclusive, 0.0, vec![why]);
     };
-    let mut reasons = vec![describe(&format!("live heap ({name})"), unit_of(kind), &a)];
+    let what = match best.source {
+        Some(source) => format!("{} ({})", spec.name, source.words()),
+        None => spec.name.to_string(),
+    };
+    let mut reasons = vec![describe(&what, spec.unit, &a)];
     // The live heap grew, but a failed shape test (one-way, both halves) rests on the GC
     // readings: with too few in a half, a step between two GCs looks like a plateau.
-    let grew = a.per_hour >= th.heap_min_growth_bytes_per_hour
-        && a.relative_per_hour >= th.heap_min_relative_growth_per_hour;
+    let grew = a.per_hour >= floors.per_hour && a.relative_per_hour >= floors.relative_per_hour;
     // GC cycles each half needs: half of `min_gc_cycles` (2 with the defaults).
     let per_half = (th.min_gc_cycles / 2).max(1);
     if grew
@@ -451,7 +399,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         reasons.push("not confirmed by the runtime: neither NextGC nor HeapAlloc trends up".into());
     }
     reasons.extend(a.failures.iter().cloned());
-    if let Some((f, g)) = ev.heap_culprit
+    if let Some((f, g)) = ev.kinds[kind].culprit
         && g > 0
         && suspected
     {
@@ -460,13 +408,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     if !suspected {
         return KindVerdict::new(kind, VerdictState::NoLeak, score, reasons);
     }
-    let recent = ev
-        .live
-        .iter()
-        .position(|(n, _)| *n == name)
-        .and_then(|i| ev.live_recent.get(i))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let recent = best.recent.as_slice();
     // Past the grace the live heap is measured only at GCs: without enough of them the
     // points after it say nothing, and a heap profile may still show growth that
     // stopped a while ago (it reports the heap as of an earlier GC; its points count
@@ -482,8 +424,7 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         let n = ev.gc_cycles_recent.unwrap_or(readings);
         // "No leak" only when HeapAlloc is confidently flat: every point tells it.
         let alloc_flat = ev.heap_alloc_recent.len() >= 4
-            && theil_sen(&ev.heap_alloc_recent)
-                .is_some_and(|f| f.high * 3600.0 < th.heap_min_growth_bytes_per_hour);
+            && theil_sen(&ev.heap_alloc_recent).is_some_and(|f| f.high * 3600.0 < floors.per_hour);
         let (state, why) = if !alloc_flat {
             (
                 VerdictState::Inconclusive,
@@ -505,30 +446,18 @@ fn judge_heap(ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
         reasons.insert(0, why);
         return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
-    after_grace(
-        kind,
-        ev,
-        recent,
-        th.heap_min_growth_bytes_per_hour,
-        th.heap_min_relative_growth_per_hour,
-        score,
-        reasons,
-    )
+    after_grace(kind, ev, recent, floors, score, reasons)
 }
 
-fn judge_count(
-    kind: LeakKind,
-    ev: &Evidence<'_>,
-    trend: Option<&Trend>,
-    min_abs: f64,
-    min_rel: f64,
-    th: &Thresholds,
-    culprit: Option<(&str, i64)>,
-) -> KindVerdict {
+/// A count's rule: its growth criteria, then growth after the start-up grace.
+fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdict {
     if !ev.warm {
         return cold(kind, ev);
     }
-    let Some(t) = trend else {
+    let spec = kind.spec();
+    let floors = (spec.floors)(th);
+    let evidence = &ev.kinds[kind];
+    let Some(e) = evidence.estimates.first() else {
         return KindVerdict::new(
             kind,
             VerdictState::Inconclusive,
@@ -536,14 +465,10 @@ fn judge_count(
             vec!["no goroutine profile data".into()],
         );
     };
-    let a = assess(t, unit_of(kind), min_abs, min_rel, th);
-    let label = match kind {
-        LeakKind::HttpConnections => "HTTP client connections",
-        _ => "goroutines",
-    };
-    let mut reasons = vec![describe(label, unit_of(kind), &a)];
+    let a = assess(e.trend, spec.unit, floors, th);
+    let mut reasons = vec![describe(spec.name, spec.unit, &a)];
     reasons.extend(a.failures.iter().cloned());
-    if let Some((f, g)) = culprit
+    if let Some((f, g)) = evidence.culprit
         && g > 0
         && a.failures.is_empty()
     {
@@ -552,24 +477,5 @@ fn judge_count(
     if !a.failures.is_empty() {
         return KindVerdict::new(kind, VerdictState::NoLeak, a.score, reasons);
     }
-    let recent = match kind {
-        LeakKind::HttpConnections => &ev.http_connections_recent,
-        _ => &ev.goroutines_recent,
-    };
-    after_grace(kind, ev, recent, min_abs, min_rel, a.score, reasons)
-}
-
-/// One trend measured against the growth criteria.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_deserialize_strictly() {
-        let t: Thresholds = serde_norway::from_str("min_monotonicity: 0.7").unwrap();
-        assert_eq!(t.min_monotonicity, 0.7);
-        assert_eq!(t.heap_min_growth_bytes_per_hour, 2.0 * MIB);
-        let err = serde_norway::from_str::<Thresholds>("min_monotonicty: 0.7").unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
-    }
+    after_grace(kind, ev, &e.recent, floors, a.score, reasons)
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use crate::analysis::sites::{Checkpoints, SiteSnapshot};
+use crate::analysis::sites::{Checkpoints, SiteSnapshot, newest_is_temporary};
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, Name, Stack, Sym};
@@ -98,42 +98,8 @@ impl WindowConfig {
 }
 
 pub use crate::analysis::observation::{
-    ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
+    ContainerObservation, GoroutineObservation, LiveSource, Observation, ObserveOutcome, Sample,
 };
-
-/// The scalars kept from one observation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    pub at: SystemTime,
-    pub heap_alloc: Option<u64>,
-    pub next_gc: Option<u64>,
-    pub heap_objects: Option<u64>,
-    pub total_alloc: Option<u64>,
-    pub mallocs: Option<u64>,
-    pub frees: Option<u64>,
-    pub num_gc: Option<u64>,
-    /// `MemStats.Sys`.
-    pub go_sys: Option<u64>,
-    /// Heap profile in-use bytes (estimated; as of the last completed GC).
-    pub profile_inuse: Option<u64>,
-    /// Heap profile allocated bytes since start (cumulative: a drop means a restart).
-    pub profile_alloc: Option<u64>,
-    /// `NextGC / (1 + GOGC/100)`: the live heap the last GC measured, from MemStats.
-    pub nextgc_live: Option<u64>,
-    pub goroutines: Option<u64>,
-    pub http_client_connections: Option<u64>,
-    pub working_set: Option<u64>,
-    pub rss: Option<u64>,
-    pub cgroup_limit: Option<u64>,
-    pub gomemlimit: Option<u64>,
-}
-
-impl Sample {
-    /// The live heap by the heap profile when present, else by NextGC.
-    pub fn live_heap(&self) -> Option<u64> {
-        self.profile_inuse.or(self.nextgc_live)
-    }
-}
 
 /// Where the heap baseline came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,18 +149,6 @@ fn serves_a_profile(stack: Stack<'_>) -> bool {
     stack
         .names()
         .any(|f| PROFILE_SERVING.iter().any(|p| f.starts_with(p)))
-}
-
-/// Given times newest first, whether the newest is closer than `spacing` to the one
-/// before it, and so is only the current "latest", replaced by the next arrival.
-pub(crate) fn newest_is_temporary(
-    mut newest_first: impl Iterator<Item = SystemTime>,
-    spacing: Duration,
-) -> bool {
-    match (newest_first.next(), newest_first.next()) {
-        (Some(newest), Some(before)) => newest.duration_since(before).unwrap_or_default() < spacing,
-        _ => false,
-    }
 }
 
 /// Whether a cumulative counter went down between two samples.
@@ -462,17 +416,13 @@ impl Window {
     /// profile, else NextGC-derived; only samples that have the chosen estimator, so
     /// two estimators are never mixed in one series.
     pub fn live_series(&self) -> Vec<(SystemTime, u64)> {
-        let use_profile = self.newest().is_some_and(|s| s.profile_inuse.is_some());
+        let source = self
+            .newest()
+            .and_then(LiveSource::of)
+            .unwrap_or(LiveSource::NextGc);
         self.samples
             .iter()
-            .filter_map(|s| {
-                let v = if use_profile {
-                    s.profile_inuse
-                } else {
-                    s.nextgc_live
-                };
-                v.map(|v| (s.at, v))
-            })
+            .filter_map(|s| source.get(s).map(|v| (s.at, v)))
             .collect()
     }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::analysis::kinds::LeakKind;
 use crate::analysis::signals::SignalConfig;
 use crate::dump::DumpConfig;
 use crate::error::{Error, Result};
@@ -134,37 +135,19 @@ pub fn signals(key: &str, s: &SignalConfig) -> Result<()> {
     }
     let t = &s.thresholds;
     let k = |name: &str| format!("{key}.thresholds.{name}");
-    non_negative(
-        &k("heap_min_growth_bytes_per_hour"),
-        t.heap_min_growth_bytes_per_hour,
-    )?;
-    non_negative(
-        &k("goroutine_min_growth_per_hour"),
-        t.goroutine_min_growth_per_hour,
-    )?;
-    non_negative(
-        &k("http_connections_min_growth_per_hour"),
-        t.http_connections_min_growth_per_hour,
-    )?;
+    // Each kind's floors, under the keys its row of the kind table names.
+    let floors = LeakKind::ALL.map(|kind| (kind.spec().floor_keys, (kind.spec().floors)(t)));
+    for ([key, _], f) in floors {
+        non_negative(&k(key), f.per_hour)?;
+    }
     non_negative(
         &k("usage_min_growth_bytes_per_hour"),
         t.usage_min_growth_bytes_per_hour,
     )?;
-    let ratios = [
-        (
-            "heap_min_relative_growth_per_hour",
-            t.heap_min_relative_growth_per_hour,
-        ),
-        (
-            "goroutine_min_relative_growth_per_hour",
-            t.goroutine_min_relative_growth_per_hour,
-        ),
-        (
-            "http_connections_min_relative_growth_per_hour",
-            t.http_connections_min_relative_growth_per_hour,
-        ),
-        ("min_half_slope_fraction", t.min_half_slope_fraction),
-    ];
+    let ratios = floors
+        .iter()
+        .map(|([_, key], f)| (*key, f.relative_per_hour))
+        .chain([("min_half_slope_fraction", t.min_half_slope_fraction)]);
     for (name, v) in ratios {
         number(&k(name), v, 0.0, 1.0)?;
     }

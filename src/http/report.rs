@@ -530,7 +530,7 @@ fn oom_section(page: &mut String, st: &Status) {
                 usrc.as_str(),
                 html_escape(&fmt_bytes(*limit as f64)),
                 lsrc.as_str(),
-                html_escape(&fmt_bytes(t.rate_bytes_per_second * 3600.0))
+                html_escape(&fmt_bytes(t.rate_per_second * 3600.0))
             );
         }
         (None, Some((lsrc, limit)), _) => {

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use super::def::Kind;
 use super::sink::Sink;
-use crate::analysis::signals::{Signals, Trend};
+use crate::analysis::signals::Signals;
+use crate::analysis::trend::Trend;
 use crate::analysis::verdict::VerdictState;
 use crate::dump::{DumpManager, DumpStats, ProfileType};
 use crate::pprof::memstats::MemStats;
@@ -565,6 +566,7 @@ pub fn dump_stats(s: &DumpStats, out: &mut Sink) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::kinds::LeakKind;
     use crate::analysis::signals::{SignalConfig, compute};
     use crate::analysis::sim::{MIB, leaking_45_minutes, two_early_samples};
 
@@ -595,7 +597,7 @@ mod tests {
         assert_eq!(get("leakwatch_leak_suspected", &["goroutine"]), Some(0.0));
         assert_eq!(
             get("leakwatch_leak_score", &["heap"]),
-            Some(s.verdict.heap.score)
+            Some(s.verdict.get(LeakKind::Heap).score)
         );
         assert_eq!(get("leakwatch_window_samples", &[]), Some(121.0));
         assert_eq!(get("leakwatch_window_span_seconds", &[]), Some(1800.0));

@@ -3,6 +3,7 @@
 //! from stale samples; and one log line per verdict change.
 
 use super::state::Status;
+use crate::analysis::kinds::LeakKind;
 use crate::analysis::signals::Signals;
 use crate::analysis::verdict::VerdictState;
 
@@ -21,17 +22,20 @@ pub(super) fn fold_goroutineleak(signals: &mut Signals, st: &Status) {
         .first()
         .map(|(f, n)| format!("{f} ({n})"))
         .unwrap_or_default();
-    signals.verdict.goroutine.certain(format!(
-        "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
-        l.total
-    ));
+    signals
+        .verdict
+        .get_mut(LeakKind::Goroutine)
+        .certain(format!(
+            "the Go runtime proved {} goroutines leaked (up from {first}), most in {culprit}",
+            l.total
+        ));
 }
 
 /// One info line per kind whose verdict state changed, with its evidence in one line,
 /// so the log tells when and why a target turned suspected (or back).
 pub(super) fn log_verdict_changes(target: &str, old: Option<&Signals>, new: &Signals) {
-    for (i, k) in new.verdict.kinds().into_iter().enumerate() {
-        let before = old.map(|o| o.verdict.kinds()[i].state);
+    for k in new.verdict.kinds() {
+        let before = old.map(|o| o.verdict.get(k.kind).state);
         if before == Some(k.state) || (before.is_none() && k.state == VerdictState::WarmingUp) {
             continue;
         }
@@ -70,9 +74,9 @@ pub(super) fn fold_oom_kills(signals: &mut Signals, st: &Status, now_unix: f64, 
     let growing_again = signals.time_to_oom.is_some();
     if let Some(why) =
         oom_kill_evidence(&st.oom.after_growth, growing_again, now_unix, span_seconds)
-        && !signals.verdict.heap.suspected
+        && !signals.verdict.get(LeakKind::Heap).suspected
     {
-        signals.verdict.heap.certain(why);
+        signals.verdict.get_mut(LeakKind::Heap).certain(why);
     }
 }
 

@@ -7,7 +7,7 @@ use super::baseline::{BaselineComparison, Measured, save_or_compare, settled_liv
 use super::view::opt_rate;
 use crate::analysis::headline::Headline;
 use crate::analysis::kinds::{LeakKind, VerdictState};
-use crate::analysis::signals::LiveSource;
+use crate::analysis::observation::LiveSource;
 use crate::scrape::redact_url;
 use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
