@@ -172,9 +172,53 @@ pub struct TimeToLimit {
 /// slope is the range of the pairwise slopes, so every pair must have gone up.
 pub const MIN_POINTS_TO_LIMIT: usize = 4;
 
+/// The edge: the newest points that say whether growth goes on, at least
+/// [`EDGE_POINTS`] of them, widened until they span [`EDGE_MIN_SECONDS`].
+pub const EDGE_POINTS: usize = 3;
+pub const EDGE_MIN_SECONDS: f64 = 20.0;
+/// Growth has stopped when the edge rose by less than this share of what the fit
+/// predicts over the edge's span.
+pub const EDGE_STOP_SHARE: f64 = 0.25;
+
+/// Whether growth that `fit` describes has stopped at the newest points: over the edge
+/// (the last [`EDGE_POINTS`] points, or more until they span [`EDGE_MIN_SECONDS`]) the
+/// series rose by less than [`EDGE_STOP_SHARE`] of the fit's rise over the same span.
+/// The rise is the highest later point over the edge's first, so a single upward blip
+/// counts as growth going on: the test errs toward keeping a time to the limit.
+///
+/// Why an edge and not the recent half: a start-up cache that filled in two minutes
+/// and then held keeps a confident positive slope over any part of the window that
+/// still holds its ramp, for as long as the window does (23 minutes were measured);
+/// two flat intervals after the ramp are enough to say it stopped.
+pub fn growth_stopped(points: &[(f64, f64)], fit: &Fit) -> bool {
+    if fit.slope <= 0.0 || points.len() < EDGE_POINTS {
+        return fit.slope <= 0.0;
+    }
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let last_x = sorted[sorted.len() - 1].0;
+    let mut start = sorted.len() - EDGE_POINTS;
+    while start > 0 && last_x - sorted[start].0 < EDGE_MIN_SECONDS {
+        start -= 1;
+    }
+    let edge = &sorted[start..];
+    let first = edge[0];
+    let span = last_x - first.0;
+    if span <= 0.0 {
+        return false;
+    }
+    let rise = edge[1..]
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::NEG_INFINITY, f64::max)
+        - first.1;
+    rise < EDGE_STOP_SHARE * fit.slope * span
+}
+
 /// Time until `latest` reaches `limit` at the rate of `points`, or `None` while the
 /// series is not confidently growing by at least `min_rate_per_second` (the 95%
-/// interval of the slope must exclude 0). Both the whole series and its recent half
+/// interval of the slope must exclude 0), or once that growth has stopped at the
+/// newest points ([`growth_stopped`]). Both the whole series and its recent half
 /// are fitted; the faster confident fit wins, so a leak that speeds up is not judged
 /// by its slow start. A series already at or over the limit gives 0.
 pub fn time_to_limit(
@@ -201,6 +245,9 @@ pub fn time_to_limit(
         (None, Some(r)) => (Basis::Recent, r),
         (None, None) => return None,
     };
+    if growth_stopped(points, &fit) {
+        return None;
+    }
     let room = (limit - latest).max(0.0);
     let at = |rate: f64| {
         if rate > 0.0 {
@@ -331,5 +378,65 @@ mod tests {
         // At or over the limit: 0.
         let t = time_to_limit(&fast, 2048.0 * mib, 1024.0 * mib, 0.0).unwrap();
         assert_eq!(t.seconds, 0.0);
+    }
+
+    /// Issue 21's deploy page: a start-up cache that loads 600 MiB into a 1 GiB limit in
+    /// its first two minutes and holds. Sampled every 15 s, with a little noise.
+    fn ramp_then_hold(n: usize) -> Vec<(f64, f64)> {
+        let mib = 1024.0 * 1024.0;
+        series(n, |x| {
+            let level = if x < 120.0 { 50.0 + 550.0 * x / 120.0 } else { 600.0 };
+            (level + 2.0 * noise(x)) * mib
+        })
+    }
+
+    #[test]
+    fn time_to_limit_ends_when_growth_stops() {
+        let mib = 1024.0 * 1024.0;
+        let limit = 1024.0 * mib;
+        let at = |pts: &[(f64, f64)]| time_to_limit(pts, pts.last().unwrap().1, limit, 0.0);
+        // (samples held, a time to the limit expected?). Sample 8 is the ramp's end
+        // (120 s); the whole window's slope stays confident for long after it.
+        let cases = [
+            (5, true),
+            (8, true),
+            (9, true),
+            // Two flat intervals after the ramp: 30 s after growth stopped.
+            (11, false),
+            (20, false),
+            (60, false),
+        ];
+        let ramp = ramp_then_hold(120);
+        for (n, want) in cases {
+            let pts = &ramp[..n];
+            if n <= 20 {
+                assert!(
+                    theil_sen(pts).unwrap().low > 0.0,
+                    "{n}: the fit alone still says growing"
+                );
+            }
+            assert_eq!(at(pts).is_some(), want, "ramp, {n} samples: {:?}", at(pts));
+        }
+        // Half an hour on, the recent half is noise alone: a fit of noise can be
+        // "confident" by chance (5% of the time at 95%), but it is far from a page.
+        if let Some(t) = at(&ramp) {
+            assert!(t.seconds > 86_400.0, "{t:?}");
+        }
+        // A leak that goes on (30 MiB/min, noise under 2 MiB) keeps its estimate at
+        // every sample, as does one that grows by a step every other sample.
+        let leak = series(60, |x| (50.0 + 30.0 * x / 60.0 + 2.0 * noise(x)) * mib);
+        let steps = series(60, |x| (50.0 + 15.0 * (x / 30.0).floor()) * mib);
+        for n in MIN_POINTS_TO_LIMIT..=60 {
+            assert!(at(&leak[..n]).is_some(), "leak, {n} samples");
+            // (With fewer than 8 samples the steps' own fit is not confident yet.)
+            assert!(n < 8 || at(&steps[..n]).is_some(), "steps, {n} samples");
+        }
+        // The edge test on its own: widened to 20 s, and a blip up counts as growth.
+        let fit = theil_sen(&leak).unwrap();
+        assert!(!growth_stopped(&leak, &fit));
+        let mut blip = series(20, |_| 600.0 * mib);
+        blip[19].1 += 100.0 * mib;
+        assert!(!growth_stopped(&blip, &fit));
+        assert!(growth_stopped(&series(20, |_| 600.0 * mib), &fit));
     }
 }
