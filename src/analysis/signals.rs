@@ -1170,9 +1170,9 @@ mod tests {
     }
 
     #[test]
-    fn time_to_oom_from_the_first_minute() {
+    fn time_to_oom_from_the_first_minutes() {
         // 80 MiB/min from 300 MiB into a 1 GiB limit: killed after ~9 minutes. The
-        // estimate exists from the fourth sample, long before any leak verdict.
+        // estimate exists from the sixth sample, long before any leak verdict.
         let sim = Sim {
             rss: linear(300.0 * MIB, 80.0 * 60.0 * MIB),
             limit: Some(1 << 30),
@@ -1180,14 +1180,14 @@ mod tests {
         };
         let r = run(
             &sim,
-            60,
+            75,
             15,
             &WindowConfig::default(),
             &SignalConfig::default(),
         );
         assert!(!r.last.warm);
-        let t = r.last.time_to_oom.expect("time to OOM after 4 samples");
-        let want = (1024.0 - 380.0) / 80.0 * 60.0;
+        let t = r.last.time_to_oom.expect("time to OOM after 6 samples");
+        let want = (1024.0 - 400.0) / 80.0 * 60.0;
         assert!((t.seconds - want).abs() < 0.1 * want, "{t:?} want {want}");
         assert_eq!(r.last.memory_limit, Some((LimitSource::Cgroup, 1 << 30)));
     }

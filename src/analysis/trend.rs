@@ -168,9 +168,13 @@ pub struct TimeToLimit {
     pub fit: Fit,
 }
 
-/// Fewest points a time-to-limit is fitted on: with 4 points the 95% interval of the
-/// slope is the range of the pairwise slopes, so every pair must have gone up.
-pub const MIN_POINTS_TO_LIMIT: usize = 4;
+/// Fewest points a time-to-limit is fitted on: 6 (75 s at the default 15 s). With 4 the
+/// 95% interval is the range of the pairwise slopes, enough to say "growing", but a
+/// start-up cache that loads 600 MiB into a 1 GiB limit in two minutes was then
+/// exported from its 50th second, and its critical page (`for: 2m`) came within
+/// seconds of the edge test ending it; two more points give that ramp 30 s of margin
+/// and a leak's page comes 30 s later.
+pub const MIN_POINTS_TO_LIMIT: usize = 6;
 
 /// The edge: the newest points that say whether growth goes on, at least
 /// [`EDGE_POINTS`] of them, widened until they span [`EDGE_MIN_SECONDS`].
@@ -385,7 +389,11 @@ mod tests {
     fn ramp_then_hold(n: usize) -> Vec<(f64, f64)> {
         let mib = 1024.0 * 1024.0;
         series(n, |x| {
-            let level = if x < 120.0 { 50.0 + 550.0 * x / 120.0 } else { 600.0 };
+            let level = if x < 120.0 {
+                50.0 + 550.0 * x / 120.0
+            } else {
+                600.0
+            };
             (level + 2.0 * noise(x)) * mib
         })
     }
@@ -398,7 +406,8 @@ mod tests {
         // (samples held, a time to the limit expected?). Sample 8 is the ramp's end
         // (120 s); the whole window's slope stays confident for long after it.
         let cases = [
-            (5, true),
+            (5, false),
+            (6, true),
             (8, true),
             (9, true),
             // Two flat intervals after the ramp: 30 s after growth stopped.
@@ -409,7 +418,7 @@ mod tests {
         let ramp = ramp_then_hold(120);
         for (n, want) in cases {
             let pts = &ramp[..n];
-            if n <= 20 {
+            if (6..=20).contains(&n) {
                 assert!(
                     theil_sen(pts).unwrap().low > 0.0,
                     "{n}: the fit alone still says growing"

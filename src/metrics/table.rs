@@ -508,7 +508,7 @@ pub static METRICS: &[MetricDef] = &[
     g(
         "leakwatch_time_to_oom_seconds",
         &[],
-        "Estimated seconds until usage reaches the limit at the current growth rate, from the first minute (4 samples); absent while usage is not confidently growing (the 95% interval of its slope reaches 0).",
+        "Estimated seconds until usage reaches the limit at the current growth rate, from 6 samples (75 s at 15 s); absent while usage is not confidently growing (the 95% interval of its slope reaches 0) and once growth stops (the newest 3 samples rose by less than a quarter of the trend).",
     ),
     g(
         "leakwatch_leak_suspected",
