@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::pprof::{Frame, GoroutineProfile, GoroutineRecord};
+use super::profile::{Frame, GoroutineProfile, GoroutineRecord};
 use crate::{Error, Result};
 
 const TEXT: &str = "goroutine profile (debug=1)";

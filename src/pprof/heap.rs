@@ -18,8 +18,8 @@ pub use super::heap_lines::HeapHeader;
 use super::heap_lines::{Counts, FORMAT, FrameRef};
 use super::heap_stream::{HeapTextReader, RecordSink};
 use super::memstats::MemStats;
+use super::profile::{Frame, HeapProfile, HeapSample};
 use super::stacks::{StacksBuilder, Sym, hash_syms};
-use super::{Frame, HeapProfile, HeapSample};
 use crate::{Error, Result};
 
 /// A parsed `heap?debug=1` body: the header, every record (raw, unscaled, in the order

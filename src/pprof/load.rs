@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use super::profile::HeapProfile;
 use crate::error::Result;
 use crate::files::{gunzip_capped, read_capped};
-use crate::pprof::HeapProfile;
 
 /// Default cap on a profile read by `top` and `diff` (`--max-input-bytes`), and on its
 /// decompressed size: the biggest heap profiles seen are tens of MB.

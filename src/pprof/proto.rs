@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use crate::pprof::{
-    GoroutineProfile, GoroutineRecord, HeapProfile, HeapProfileBuilder, HeapValues, Name,
+use super::profile::{
+    GoroutineProfile, GoroutineRecord, HeapProfile, HeapProfileBuilder, HeapValues,
 };
+use super::stacks::Name;
 use crate::{Error, Result};
 
 /// `perftools.profiles.Profile`. String fields are indexes into `string_table`

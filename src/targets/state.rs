@@ -14,7 +14,7 @@ use crate::analysis::headline::Headline;
 use crate::analysis::signals::{SignalConfig, Signals};
 use crate::analysis::window::{Window, WindowConfig};
 use crate::config::{SystemConfig, TargetConfig};
-use crate::dump::schedule::MemoryPressure;
+use crate::dump::MemoryPressure;
 use crate::error::FetchReason;
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, HeapTotals};
