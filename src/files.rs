@@ -28,7 +28,7 @@ pub fn gunzip_capped(bytes: &[u8], max_decompressed: u64) -> Result<Cow<'_, [u8]
         Err(Gunzip::Io(e)) => Err(Error::Proto(format!("gunzip: {e}"))),
         Err(Gunzip::OverCap) => Err(Error::Proto(format!(
             "decompressed profile exceeds the limit of {max_decompressed} bytes ({})",
-            bytesize::ByteSize::b(max_decompressed).display().iec()
+            crate::units::fmt_size(max_decompressed)
         ))),
     }
 }
@@ -70,7 +70,7 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 pub fn read_capped(path: &Path, max_bytes: u64, flag: &str) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
     let too_big = |size: String| {
-        let cap = bytesize::ByteSize::b(max_bytes).display().iec();
+        let cap = crate::units::fmt_size(max_bytes);
         Error::io(
             "reading",
             path,

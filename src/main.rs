@@ -167,7 +167,7 @@ struct TopArgs {
         value_name = "SIZE",
         default_value = "256MiB"
     )]
-    max_input_bytes: bytesize::ByteSize,
+    max_input_bytes: leakwatch::units::ByteSize,
 }
 
 /// Parses the command line. The exporter's flags are clap globals, so they are taken
@@ -268,10 +268,9 @@ impl TopArgs {
             None => None,
             Some(s) => Some(match self.sample {
                 SampleType::InuseSpace | SampleType::AllocSpace => {
-                    let b: bytesize::ByteSize = s
-                        .parse()
+                    let b = leakwatch::units::parse_size(s)
                         .map_err(|e| anyhow::anyhow!("--min-delta {s:?}: {e}"))?;
-                    i64::try_from(b.as_u64()).unwrap_or(i64::MAX)
+                    i64::try_from(b).unwrap_or(i64::MAX)
                 }
                 _ => s
                     .parse()
@@ -296,7 +295,7 @@ fn read_profile(
         format!(
             "reading the heap profile {} (--max-input-bytes {})",
             path.display(),
-            opts.max_input_bytes.display().iec()
+            leakwatch::units::fmt_size(opts.max_input_bytes.as_u64())
         )
     })
 }

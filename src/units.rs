@@ -1,5 +1,6 @@
-//! Units, the one place: durations (parse, serde adapters, display), byte sizes for
-//! people, UTC stamps for file names, and the clock.
+//! Units, the one place: durations (parse, serde adapters, display), byte sizes (the
+//! `ByteSize` of config files and flags, parse, display), UTC stamps for file names,
+//! and the clock. The `humantime` and `bytesize` crates are named here only.
 //!
 //! Every module that reads a duration from a file or a flag, prints a size or a
 //! duration, or asks "what time is it" comes here, so `15s` means the same thing in
@@ -106,6 +107,17 @@ pub fn de_some_every<'de, D: Deserializer<'de>>(
     de_every(d).map(Some)
 }
 
+/// `1h 30m`, `15s`, `500ms` (humantime's form): a setting as page and terminal
+/// headers show it.
+pub fn fmt_duration_human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// An RFC 3339 time such as `2025-11-24T16:00:00Z`.
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
 /// `1h30m`, `10m`, `45s`.
 pub fn fmt_duration(seconds: f64) -> String {
     let s = if seconds.is_finite() && seconds > 0.0 {
@@ -126,6 +138,20 @@ pub fn fmt_duration(seconds: f64) -> String {
 // ---------------------------------------------------------------------------------
 // Sizes
 // ---------------------------------------------------------------------------------
+
+/// A byte size as the config file and flags write it (`64MiB`, `1GiB`, a plain number
+/// of bytes), with its serde and `FromStr` forms.
+pub use bytesize::ByteSize;
+
+/// A size from text such as `5MB`, `512KiB` or `1024` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<ByteSize>().map(|b| b.as_u64())
+}
+
+/// `2.0 GiB`, `64.0 MiB`, `1 B` (IEC units): a size limit as errors and flags show it.
+pub fn fmt_size(bytes: u64) -> String {
+    ByteSize::b(bytes).display().iec().to_string()
+}
 
 /// `12.3 MiB`, `-512 B`, with a sign for negative values.
 pub fn fmt_bytes(v: f64) -> String {
@@ -261,6 +287,18 @@ mod tests {
         assert_eq!(fmt_duration(95.0), "1m35s");
         assert_eq!(fmt_duration(5.0), "5s");
         assert_eq!(fmt_duration(f64::NAN), "0s");
+        assert_eq!(fmt_duration_human(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(fmt_duration_human(Duration::from_millis(500)), "500ms");
+        assert_eq!(fmt_size(1), "1 B");
+        assert_eq!(fmt_size(2 << 30), "2.0 GiB");
+        assert_eq!(fmt_size(1 << 50), "1.0 PiB");
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(
+            parse_rfc3339("2025-11-24T16:00:00Z"),
+            Ok(UNIX_EPOCH + Duration::from_secs(1_764_000_000))
+        );
     }
 
     #[test]

@@ -969,7 +969,7 @@ mod tests {
             let mut w = Window::new(&wcfg);
             for line in times.lines() {
                 let (tag, ts) = line.split_once(' ').unwrap();
-                let at: SystemTime = humantime::parse_rfc3339(ts).unwrap();
+                let at: SystemTime = crate::units::parse_rfc3339(ts).unwrap();
                 let body =
                     std::fs::read(dir.join(series).join(format!("{tag}_heap_debug1.txt"))).unwrap();
                 let text = crate::pprof::heap::parse_heap_text(&body).unwrap();

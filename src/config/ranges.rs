@@ -74,8 +74,8 @@ pub fn size(key: &str, bytes: u64, min: u64, max: u64) -> Result<()> {
             key,
             format_args!(
                 "{bytes} bytes is outside {}..{}",
-                bytesize::ByteSize::b(min),
-                bytesize::ByteSize::b(max)
+                crate::units::fmt_size(min),
+                crate::units::fmt_size(max)
             ),
         ));
     }

@@ -7,13 +7,12 @@
 
 use std::time::Duration;
 
-use bytesize::ByteSize;
 use serde::Deserialize;
 
 use crate::analysis::signals::SignalConfig;
 use crate::analysis::window::WindowConfig;
 use crate::dump::{DumpConfig, DumpOverrides};
-use crate::units::de_opt_duration;
+use crate::units::{ByteSize, de_opt_duration};
 
 use super::formats::{GcMode, GoroutineFormat, HeapFormat};
 

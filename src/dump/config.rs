@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytesize::ByteSize;
 use serde::Deserialize;
 
 use super::profile::ProfileType;
 use crate::error::{Error, Result};
-use crate::units::{de_duration, de_every, de_some_duration, de_some_every};
+use crate::units::{ByteSize, de_duration, de_every, de_some_duration, de_some_every};
 
 /// Dump settings of one target (`defaults.dumps` overridden by `targets[].dumps`).
 ///

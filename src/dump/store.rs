@@ -399,7 +399,7 @@ pub(super) async fn write_dump(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytesize::ByteSize;
+    use crate::units::ByteSize;
 
     #[test]
     fn file_names_round_trip_and_refuse_the_rest() {

@@ -145,9 +145,9 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> String {
          scrape every {} · window {} (warm-up {}) · {} samples held, {} restarts seen</p>",
         html_escape(&crate::scrape::redact_url(t.config.url.as_str())),
         html_escape(&live),
-        humantime::format_duration(t.config.interval),
-        humantime::format_duration(t.config.window),
-        humantime::format_duration(st.window.warmup()),
+        crate::units::fmt_duration_human(t.config.interval),
+        crate::units::fmt_duration_human(t.config.window),
+        crate::units::fmt_duration_human(st.window.warmup()),
         st.window.len(),
         st.window.restarts(),
     );

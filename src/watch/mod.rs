@@ -204,9 +204,11 @@ async fn run_async(args: WatchArgs) -> i32 {
         println!(
             "leakwatch watch: {} target(s), a sample every {} for {} ({samples} samples), verdict after {}",
             targets.len(),
-            humantime::format_duration(args.every),
-            humantime::format_duration(args.duration),
-            humantime::format_duration(config.targets.first().map_or(Duration::ZERO, |t| t.warmup)),
+            crate::units::fmt_duration_human(args.every),
+            crate::units::fmt_duration_human(args.duration),
+            crate::units::fmt_duration_human(
+                config.targets.first().map_or(Duration::ZERO, |t| t.warmup)
+            ),
         );
     }
     let ctrl_c = tokio::signal::ctrl_c();

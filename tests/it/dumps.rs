@@ -16,11 +16,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use bytesize::ByteSize;
 use leakwatch::dump::{
     DumpConfig, DumpFile, DumpList, DumpManager, DumpTarget, ProfileType, Reason, parse_file_name,
 };
 use leakwatch::metrics::Sink;
+use leakwatch::units::ByteSize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
