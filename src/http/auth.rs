@@ -10,8 +10,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-use super::web::WebConfig;
-
 /// The realm of the `WWW-Authenticate` challenge.
 pub const REALM: &str = "leakwatch";
 
@@ -158,17 +156,22 @@ async fn add_headers(
     resp
 }
 
-/// `app` with the config's basic auth and extra headers applied to every route.
-pub fn protect(app: axum::Router, web: &WebConfig) -> axum::Router {
+/// `app` with basic auth for `users` (name -> bcrypt hash; none: no auth) and the extra
+/// `headers` applied to every route.
+pub fn protect(
+    app: axum::Router,
+    users: &Arc<BTreeMap<String, String>>,
+    headers: &[(HeaderName, HeaderValue)],
+) -> axum::Router {
     let mut app = app;
-    if !web.users.is_empty() {
-        let auth = Arc::new(UserTable::new(web.users.clone()));
+    if !users.is_empty() {
+        let auth = Arc::new(UserTable::new(users.clone()));
         app = app.layer(middleware::from_fn_with_state(auth, require_auth));
     }
-    if !web.headers.is_empty() {
+    if !headers.is_empty() {
         // Outermost, so the 401 carries the headers too (as in exporter-toolkit).
         app = app.layer(middleware::from_fn_with_state(
-            Arc::new(web.headers.clone()),
+            Arc::new(headers.to_vec()),
             add_headers,
         ));
     }

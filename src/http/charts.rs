@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::html::html_escape;
+use maud::{Markup, html};
+
 use crate::units::{fmt_bytes, fmt_duration};
 
 /// Most points drawn per series: a 30-minute window at 1 s would otherwise be 1,800.
@@ -114,21 +115,19 @@ const BOTTOM: f64 = 28.0;
 /// An inline SVG line chart with axes, grid and a legend; `span` is the x range in
 /// seconds (the data held), drawn from `-span` to `now`. It scales to the page's
 /// width (at most its natural width).
-pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> String {
+pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Markup {
     let drawn: Vec<(&Series, Vec<(f64, f64)>)> = series
         .iter()
         .filter(|s| !s.points.is_empty())
         .map(|s| (s, downsample(&s.points, MAX_POINTS)))
         .collect();
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        "<figure class=\"chart\"><figcaption>{}</figcaption>",
-        html_escape(title)
-    );
     if drawn.is_empty() {
-        svg.push_str("<p class=\"muted\">no data in the window yet</p></figure>");
-        return svg;
+        return html! {
+            figure class="chart" {
+                figcaption { (title) }
+                p class="muted" { "no data in the window yet" }
+            }
+        };
     }
     let vmax = drawn
         .iter()
@@ -143,86 +142,69 @@ pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Strin
     let ph = H - TOP - BOTTOM;
     let x = |t: f64| LEFT + pw * ((t + span) / span).clamp(0.0, 1.0);
     let y = |v: f64| TOP + ph * (1.0 - (v / top).clamp(0.0, 1.0));
-    let _ = write!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" style=\"width:100%;max-width:{W}px;height:auto\" role=\"img\" aria-label=\"{}\">",
-        html_escape(title)
-    );
-    // Grid and y labels: 0, 1/4 .. top.
-    for i in 0..=4 {
-        let v = top * f64::from(i) / 4.0;
-        let yy = y(v);
-        let _ = write!(
-            svg,
-            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\"/>\
-             <text class=\"ylabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0,
-            html_escape(&unit.fmt(v))
-        );
-    }
-    // X labels: -span .. now in fifths.
-    for i in 0..=4 {
-        let t = -span + span * f64::from(i) / 4.0;
-        let label = if i == 4 {
-            "now".to_string()
-        } else {
-            format!("-{}", fmt_duration(-t))
-        };
-        let anchor = match i {
-            0 => "start",
-            4 => "end",
-            _ => "middle",
-        };
-        let _ = write!(
-            svg,
-            "<text class=\"xlabel\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{label}</text>",
-            x(t),
-            H - 8.0
-        );
-    }
-    let _ = write!(
-        svg,
-        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{:.1}\"/>\
-         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
-        TOP + ph,
-        TOP + ph,
-        W - RIGHT,
-        TOP + ph
-    );
-    for (s, pts) in &drawn {
+    let f1 = |v: f64| format!("{v:.1}");
+    let points = |pts: &[(f64, f64)]| {
         let mut p = String::with_capacity(pts.len() * 14);
         for (t, v) in pts {
             let _ = write!(p, "{:.1},{:.1} ", x(*t), y(*v));
         }
-        let dash = if s.dashed {
-            " stroke-dasharray=\"6 4\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            svg,
-            "<polyline data-series=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" vector-effect=\"non-scaling-stroke\"{dash} points=\"{}\"><title>{}</title></polyline>",
-            html_escape(s.label),
-            s.color,
-            p.trim_end(),
-            html_escape(s.label)
-        );
+        p.trim_end().to_string()
+    };
+    // Y labels 0, 1/4 .. top; x labels -span .. now in fifths.
+    let yticks: Vec<(f64, String)> = (0..=4)
+        .map(|i| {
+            let v = top * f64::from(i) / 4.0;
+            (y(v), unit.fmt(v))
+        })
+        .collect();
+    let xticks: Vec<(f64, String, &str)> = (0..=4)
+        .map(|i| {
+            let t = -span + span * f64::from(i) / 4.0;
+            let label = if i == 4 {
+                "now".to_string()
+            } else {
+                format!("-{}", fmt_duration(-t))
+            };
+            let anchor = match i {
+                0 => "start",
+                4 => "end",
+                _ => "middle",
+            };
+            (x(t), label, anchor)
+        })
+        .collect();
+    html! {
+        figure class="chart" {
+            figcaption { (title) }
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) }
+                style={ "width:100%;max-width:" (W) "px;height:auto" } role="img" aria-label=(title) {
+                @for (yy, label) in &yticks {
+                    line class="grid" x1=(LEFT) y1=(f1(*yy)) x2=(f1(W - RIGHT)) y2=(f1(*yy)) {}
+                    text class="ylabel" x=(f1(LEFT - 6.0)) y=(f1(yy + 4.0)) text-anchor="end" { (label) }
+                }
+                @for (xx, label, anchor) in &xticks {
+                    text class="xlabel" x=(f1(*xx)) y=(f1(H - 8.0)) text-anchor=(anchor) { (label) }
+                }
+                line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(f1(TOP + ph)) {}
+                line class="axis" x1=(LEFT) y1=(f1(TOP + ph)) x2=(f1(W - RIGHT)) y2=(f1(TOP + ph)) {}
+                @for (s, pts) in &drawn {
+                    polyline data-series=(s.label) fill="none" stroke=(s.color) stroke-width="1.8"
+                        vector-effect="non-scaling-stroke" stroke-dasharray=[s.dashed.then_some("6 4")]
+                        points=(points(pts)) {
+                        title { (s.label) }
+                    }
+                }
+            }
+            div class="legend" {
+                @for (s, pts) in &drawn {
+                    span {
+                        i style={ "background:" (s.color) } {}
+                        (s.label) " " b { (pts.last().map(|p| unit.fmt(p.1)).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
     }
-    svg.push_str("</svg><div class=\"legend\">");
-    for (s, pts) in &drawn {
-        let last = pts.last().map(|p| unit.fmt(p.1)).unwrap_or_default();
-        let _ = write!(
-            svg,
-            "<span><i style=\"background:{}\"></i>{} <b>{}</b></span>",
-            s.color,
-            html_escape(s.label),
-            html_escape(&last)
-        );
-    }
-    svg.push_str("</div></figure>");
-    svg
 }
 
 #[cfg(test)]
@@ -268,7 +250,7 @@ mod tests {
             dashed: false,
             points: vec![(-10.0, 0.0), (-5.0, 512.0), (0.0, 1024.0)],
         };
-        let svg = svg_chart("t & <x>", Unit::Bytes, 10.0, &[s]);
+        let svg = svg_chart("t & <x>", Unit::Bytes, 10.0, &[s]).into_string();
         assert!(svg.contains("t &amp; &lt;x&gt;"));
         assert!(svg.contains("data-series=\"a&lt;b\""));
         // x from 76 to 848, y from 192 (0) to 12 (1 KiB top).
@@ -278,7 +260,7 @@ mod tests {
         );
         assert!(svg.contains(">1.0 KiB</text>"));
         assert!(svg.contains(">now</text>") && svg.contains(">-10s</text>"));
-        let empty = svg_chart("none", Unit::Count, 10.0, &[]);
+        let empty = svg_chart("none", Unit::Count, 10.0, &[]).into_string();
         assert!(empty.contains("no data in the window yet"));
     }
 }

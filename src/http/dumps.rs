@@ -1,21 +1,21 @@
 //! The dump routes: `POST /api/v1/dump`, the `/dumps/` listing (HTML or JSON) and
 //! downloads, over a [`DumpManager`]. Manual dumps are throttled by the manager (429
 //! with `Retry-After`); whether writes are allowed at all is decided by
-//! [`super::guard_writes`] in front of every route.
+//! [`super::guard::guard_writes`] in front of every route.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::html;
 use serde::Serialize;
 
-use super::html::html_escape;
+use super::layout::{Width, page};
 use crate::dump::{DumpFile, DumpManager, ManualRefusal, ProfileType, Refusal};
 use crate::error::{Error, FetchReason};
 use crate::units::format_utc;
@@ -170,41 +170,36 @@ fn listing(
         let views: Vec<FileView<'_>> = files.iter().map(view).collect();
         return axum::Json(serde_json::json!({ "dumps": views, "pairs": pairs })).into_response();
     }
-    let esc = html_escape;
-    let mut page = String::from(concat!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>leakwatch dumps</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>",
-        "<h1>Profile dumps</h1><p><a href=\"/\">leakwatch</a> · <a href=\"/dumps/?format=json\">JSON</a></p>",
-    ));
-    for p in &pairs {
-        let t = p["target"].as_str().unwrap_or_default();
-        let cmd = p["command"].as_str().unwrap_or_default();
-        let _ = write!(
-            page,
-            "<p>Leak suspected on <b>{}</b>; compare: <code>{}</code></p>",
-            esc(t),
-            esc(cmd)
-        );
-    }
-    page.push_str("<table><tr><th>target</th><th>file</th><th>profile</th><th>reason</th><th>time (UTC)</th><th>bytes</th></tr>");
-    for f in &files {
-        let _ = write!(
-            page,
-            "<tr><td>{t}</td><td><a href=\"/dumps/{t}/{n}\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            f.profile.as_str(),
-            f.reason.as_str(),
-            format_utc(f.time),
-            f.size,
-            t = esc(&f.target),
-            n = esc(&f.name),
-        );
-    }
-    if files.is_empty() {
-        page.push_str("<tr><td colspan=\"6\">no dumps yet</td></tr>");
-    }
-    page.push_str("</table></body></html>\n");
-    Html(page).into_response()
+    let body = html! {
+        h1 { "Profile dumps" }
+        p { a href="/dumps/?format=json" { "JSON" } }
+        @for p in &pairs {
+            p {
+                "Leak suspected on " b { (p["target"].as_str().unwrap_or_default()) }
+                "; compare: " code { (p["command"].as_str().unwrap_or_default()) }
+            }
+        }
+        table {
+            tr {
+                th { "target" } th { "file" } th { "profile" } th { "reason" }
+                th { "time (UTC)" } th { "bytes" }
+            }
+            @for f in &files {
+                tr {
+                    td { (f.target) }
+                    td { a href={ "/dumps/" (f.target) "/" (f.name) } { (f.name) } }
+                    td { (f.profile.as_str()) }
+                    td { (f.reason.as_str()) }
+                    td { (format_utc(f.time)) }
+                    td { (f.size) }
+                }
+            }
+            @if files.is_empty() {
+                tr { td colspan="6" { "no dumps yet" } }
+            }
+        }
+    };
+    page("leakwatch dumps", Width::Wide, body).into_response()
 }
 
 async fn download(

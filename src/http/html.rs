@@ -1,23 +1,34 @@
-//! HTML helpers shared by the pages: escaping, the verdict cell and self-refresh.
+//! Fragments more than one page shows: a target's link, its headline with the evidence
+//! of each kind, its live heap, how long ago, and the self-refresh.
+
+use std::time::SystemTime;
+
+use maud::{Markup, PreEscaped, html};
 
 use crate::analysis::headline::Headline;
 use crate::analysis::verdict::VerdictState;
 use crate::targets::Status;
 
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// A link to a target's report.
+pub fn target_link(name: &str) -> Markup {
+    html! { a href={ "/targets/" (name) } { (name) } }
+}
+
+/// `4.2s ago`, or `never`.
+pub fn ago(t: Option<SystemTime>) -> String {
+    match t.and_then(|t| SystemTime::now().duration_since(t).ok()) {
+        Some(d) => format!("{:.1}s ago", d.as_secs_f64()),
+        None => "never".to_string(),
     }
-    out
+}
+
+/// The target's live heap as every page shows it: `48.0 MiB (heap profile)`, or empty.
+pub fn live_heap(st: &Status) -> String {
+    st.signals
+        .as_ref()
+        .and_then(|s| s.live_heap())
+        .map(|l| l.to_string())
+        .unwrap_or_default()
 }
 
 /// The CSS class of a headline: `suspect` (a leak), `ok` (judged, no leak) or `unsure`
@@ -32,50 +43,35 @@ pub fn headline_class(h: &Headline) -> &'static str {
 
 /// The verdict cell of the landing page: the headline, then each kind with its
 /// evidence once there is a verdict to explain.
-pub fn verdict_html(st: &Status) -> String {
+pub fn verdict_cell(st: &Status) -> Markup {
     let h = st.headline();
-    let mut out = format!(
-        "<div class=\"{}\">{}</div>",
-        headline_class(&h),
-        html_escape(&h.line())
-    );
-    match &h {
-        Headline::NoData | Headline::WarmingUp { .. } => return out,
-        Headline::Stale { reason } => {
-            out.push_str(&format!("<ul><li>{}</li></ul>", html_escape(reason)));
-            return out;
+    let kinds = match &h {
+        Headline::Suspected { .. } | Headline::Undecided { .. } | Headline::NoLeak => {
+            st.signals.as_ref().map(|s| s.verdict.kinds())
         }
-        Headline::Suspected { .. } | Headline::Undecided { .. } | Headline::NoLeak => {}
-    }
-    let Some(sig) = &st.signals else {
-        return out;
+        _ => None,
     };
-    for k in sig.verdict.kinds() {
-        let (class, word) = match k.state {
-            VerdictState::Suspected => ("suspect", "LEAK SUSPECTED"),
-            VerdictState::NoLeak => ("ok", "ok"),
-            other => ("unsure", other.words()),
-        };
-        out.push_str(&format!(
-            "<div class=\"{class}\">{}: {word} (score {:.2})</div>",
-            k.kind.as_str(),
-            k.score
-        ));
-        if !k.suspected
-            && k.state != VerdictState::NoLeak
-            && let Some(r) = k.reasons.first()
-        {
-            out.push_str(&format!("<ul><li>{}</li></ul>", html_escape(r)));
+    html! {
+        div class=(headline_class(&h)) { (h.line()) }
+        @if let Headline::Stale { reason } = &h {
+            ul { li { (reason) } }
         }
-        if k.suspected {
-            out.push_str("<ul>");
-            for r in &k.reasons {
-                out.push_str(&format!("<li>{}</li>", html_escape(r)));
+        @for k in kinds.into_iter().flatten() {
+            @let (class, word) = match k.state {
+                VerdictState::Suspected => ("suspect", "LEAK SUSPECTED"),
+                VerdictState::NoLeak => ("ok", "ok"),
+                other => ("unsure", other.words()),
+            };
+            div class=(class) { (k.kind.as_str()) ": " (word) " (score " (format!("{:.2}", k.score)) ")" }
+            @if k.suspected {
+                ul { @for r in &k.reasons { li { (r) } } }
+            } @else if k.state != VerdictState::NoLeak {
+                @if let Some(r) = k.reasons.first() {
+                    ul { li { (r) } }
+                }
             }
-            out.push_str("</ul>");
         }
     }
-    out
 }
 
 /// Seconds between the page's automatic refreshes: the target's scrape interval,
@@ -86,12 +82,26 @@ pub fn refresh_seconds(interval: std::time::Duration) -> u64 {
 
 /// Reloads the page every `secs` (unless `?refresh=0`) and puts the reader back where
 /// they were scrolled.
-pub fn refresh_script(secs: u64) -> String {
-    format!(
-        "<script>(function(){{var k='lw-scroll:'+location.pathname;\
+pub fn refresh_script(secs: u64) -> Markup {
+    let js = format!(
+        "(function(){{var k='lw-scroll:'+location.pathname;\
          var y=sessionStorage.getItem(k);if(y!==null){{sessionStorage.removeItem(k);window.scrollTo(0,+y);}}\
          if(new URLSearchParams(location.search).get('refresh')==='0')return;\
-         setTimeout(function(){{sessionStorage.setItem(k,String(window.scrollY));location.reload();}},{});}})();</script>",
+         setTimeout(function(){{sessionStorage.setItem(k,String(window.scrollY));location.reload();}},{});}})();",
         secs * 1000
-    )
+    );
+    html! { script { (PreEscaped(js)) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_is_escaped() {
+        assert_eq!(
+            target_link("a\"b<").into_string(),
+            "<a href=\"/targets/a&quot;b&lt;\">a&quot;b&lt;</a>"
+        );
+    }
 }

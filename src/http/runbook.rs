@@ -6,19 +6,21 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
+use maud::{PreEscaped, html};
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
+use super::layout::{Width, page};
 use crate::state::AppState;
 
 /// The runbook's Markdown, as shipped.
 pub const MARKDOWN: &str = include_str!("../../docs/runbook.md");
 
-/// The runbook route, merged into [`crate::http::app`].
+/// The runbook route.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/runbook", get(page))
+    Router::new().route("/runbook", get(runbook))
 }
 
-async fn page() -> Html<&'static str> {
+async fn runbook() -> Html<&'static str> {
     static PAGE: OnceLock<String> = OnceLock::new();
     Html(PAGE.get_or_init(|| render(MARKDOWN)).as_str())
 }
@@ -73,16 +75,7 @@ pub fn render(markdown: &str) -> String {
         .unwrap_or_else(|| "leakwatch runbook".into());
     let mut body = String::with_capacity(markdown.len() * 2);
     pulldown_cmark::html::push_html(&mut body, events.into_iter());
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>\
-         body{{font-family:sans-serif;max-width:52em;margin:1em auto;padding:0 1em;line-height:1.45}}\
-         pre{{background:#f4f4f4;padding:.6em;overflow-x:auto}}code{{font-size:90%}}\
-         h2{{border-top:1px solid #ddd;padding-top:.6em}}</style></head><body>\
-         <p><a href=\"/\">leakwatch</a> · <a href=\"/dumps/\">dumps</a></p>\n{body}</body></html>\n",
-        crate::http::html::html_escape(&title)
-    )
+    page(&title, Width::Text, html! { (PreEscaped(body)) }).into_string()
 }
 
 #[cfg(test)]

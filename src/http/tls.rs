@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use serde::Deserialize;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -14,7 +15,41 @@ use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClient
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ServerConfig};
 
-use super::web::RawTls;
+/// `tls_server_config` as written in the web config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    #[serde(default)]
+    pub(super) cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) key_file: Option<PathBuf>,
+    /// Inline PEM certificate chain (instead of `cert_file`).
+    #[serde(default)]
+    pub(super) cert: Option<String>,
+    /// Inline PEM private key (instead of `key_file`).
+    #[serde(default)]
+    pub(super) key: Option<String>,
+    #[serde(default)]
+    pub(super) client_auth_type: Option<String>,
+    #[serde(default)]
+    pub(super) client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) client_ca: Option<String>,
+    #[serde(default)]
+    pub(super) min_version: Option<String>,
+    #[serde(default)]
+    pub(super) max_version: Option<String>,
+    #[serde(default)]
+    pub(super) cipher_suites: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) curve_preferences: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) prefer_server_cipher_suites: Option<bool>,
+    // exporter-toolkit keys leakwatch cannot honour: declared so the error says
+    // "not supported" instead of "unknown field".
+    #[serde(default)]
+    pub(super) client_allowed_sans: Option<serde_norway::Value>,
+}
 
 #[derive(Clone)]
 pub(super) struct TlsSettings {

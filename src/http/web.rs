@@ -16,16 +16,16 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-pub use super::auth::{REALM, protect};
+pub use super::auth::REALM;
 pub use super::server::{DEFAULT_MAX_CONNECTIONS, ServerLimits};
-use super::tls::{TlsSettings, tls_settings};
+use super::tls::{RawTls, TlsSettings, tls_settings};
 use crate::error::{Error, Result};
 
 /// The headers exporter-toolkit lets a web config set, with the only values allowed
@@ -55,41 +55,6 @@ struct RawWebConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawTls {
-    #[serde(default)]
-    pub(super) cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub(super) key_file: Option<PathBuf>,
-    /// Inline PEM certificate chain (instead of `cert_file`).
-    #[serde(default)]
-    pub(super) cert: Option<String>,
-    /// Inline PEM private key (instead of `key_file`).
-    #[serde(default)]
-    pub(super) key: Option<String>,
-    #[serde(default)]
-    pub(super) client_auth_type: Option<String>,
-    #[serde(default)]
-    pub(super) client_ca_file: Option<PathBuf>,
-    #[serde(default)]
-    pub(super) client_ca: Option<String>,
-    #[serde(default)]
-    pub(super) min_version: Option<String>,
-    #[serde(default)]
-    pub(super) max_version: Option<String>,
-    #[serde(default)]
-    pub(super) cipher_suites: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) curve_preferences: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) prefer_server_cipher_suites: Option<bool>,
-    // exporter-toolkit keys leakwatch cannot honour: declared so the error says
-    // "not supported" instead of "unknown field".
-    #[serde(default)]
-    pub(super) client_allowed_sans: Option<serde_norway::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawHttp {
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
@@ -115,8 +80,8 @@ struct RawHttp {
 #[derive(Clone, Default)]
 pub struct WebConfig {
     tls: Option<TlsSettings>,
-    pub(super) users: Arc<BTreeMap<String, String>>,
-    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    users: Arc<BTreeMap<String, String>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
     limits: ServerLimits,
 }
 
@@ -192,6 +157,11 @@ impl WebConfig {
     pub fn basic_auth_enabled(&self) -> bool {
         !self.users.is_empty()
     }
+}
+
+/// `app` with the config's basic auth and extra headers applied to every route.
+pub fn protect(app: axum::Router, web: &WebConfig) -> axum::Router {
+    super::auth::protect(app, &web.users, &web.headers)
 }
 
 /// A stored hash is usable: bcrypt format, cost bcrypt accepts.

@@ -407,10 +407,13 @@ pub fn target(t: &TargetState, out: &mut Sink) {
     target_inner(t, out, true);
 }
 
-/// The series of a one-shot `/probe`: point-in-time values only (a single sample has
-/// no slope, verdict or time-to-OOM), and no per-target labels.
-pub fn probe(t: &TargetState, out: &mut Sink) {
+/// The series of a one-shot `/probe` that took `seconds`: point-in-time values only (a
+/// single sample has no slope, verdict or time-to-OOM), no per-target labels, and the
+/// probe's own outcome.
+pub fn probe(t: &TargetState, seconds: f64, out: &mut Sink) {
     target_inner(t, out, false);
+    out.gauge("leakwatch_probe_success", t.status().up);
+    out.gauge("leakwatch_probe_duration_seconds", seconds);
 }
 
 fn target_inner(t: &TargetState, out: &mut Sink, with_history: bool) {
