@@ -328,20 +328,90 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     g
 }
 
+/// Source text without its comments, and the contents of its string literals (normal,
+/// byte and raw), read with a small lexer: a `//` inside a string is not a comment, a
+/// `"` inside a char literal or a comment opens no string.
+fn lex(text: &str) -> (String, Vec<String>) {
+    let raw = Regex::new(r#"^b?r(#*)""#).unwrap();
+    let (mut code, mut literals) = (String::with_capacity(text.len()), Vec::new());
+    let mut i = 0;
+    let mut prev = ' ';
+    while i < text.len() {
+        let rest = &text[i..];
+        let c = rest.chars().next().unwrap();
+        // Where the token starting here ends, and the literal's contents if it is one.
+        let (len, literal) = if rest.starts_with("//") {
+            i += rest.find('\n').unwrap_or(rest.len());
+            continue;
+        } else if rest.starts_with("/*") {
+            i += rest.find("*/").map_or(rest.len(), |e| e + 2);
+            continue;
+        } else if let Some(m) = raw
+            .captures(rest)
+            .filter(|_| !(prev.is_alphanumeric() || prev == '_'))
+        {
+            let close = format!("\"{}", &m[1]);
+            let start = m[0].len();
+            let end = rest[start..].find(&close).map_or(rest.len(), |e| start + e);
+            ((end + close.len()).min(rest.len()), Some(&rest[start..end]))
+        } else if c == '"' {
+            let b = rest.as_bytes();
+            let mut j = 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            let j = j.min(b.len());
+            ((j + 1).min(b.len()), Some(&rest[1..j]))
+        } else if c == '\'' {
+            // A char literal ('"', '\''); a lifetime ('a) has no closing quote.
+            let mut chars = rest[1..].char_indices();
+            match (chars.next(), chars.next()) {
+                (Some((_, '\\')), _) => (rest[2..].find('\'').map_or(rest.len(), |e| e + 3), None),
+                (Some(_), Some((k, '\''))) => (k + 2, None),
+                _ => (1, None),
+            }
+        } else {
+            (c.len_utf8(), None)
+        };
+        literals.extend(literal.map(str::to_string));
+        code.push_str(&rest[..len]);
+        prev = rest[..len].chars().last().unwrap_or(' ');
+        i += len;
+    }
+    (code, literals)
+}
+
 #[test]
-fn parsers_readers_and_analysis_know_no_metric_names_and_write_no_html() {
+fn the_lexer_tells_strings_from_comments() {
+    let (code, lits) = lex(
+        "let a = \"x // y\"; // \"leakwatch_in_comment\"\nlet q = ['\"', '\\'', 'é']; let r = r#\"s\"#; /* \"z\" */ 'a: loop { br\"b\\\"; f(\"e\\\"q\") }",
+    );
+    assert_eq!(lits, ["x // y", "s", "b\\", "e\\\"q"]);
+    assert!(
+        !code.contains("leakwatch_in_comment") && code.contains("'a: loop"),
+        "{code}"
+    );
+}
+
+#[test]
+fn only_metrics_names_metrics_and_only_http_writes_html() {
     let tag = Regex::new(r"<(div|table|tr|td|ul|li|span|svg|html|p|a|h[1-6])[ >]").unwrap();
     let mut bad = Vec::new();
     for f in rust_files(&src()) {
         let m = module_of(&f);
         let text = std::fs::read_to_string(&f).unwrap();
-        if ["pprof", "system", "analysis"].contains(&m.as_str()) {
-            if imports(&text).contains("metrics") {
-                bad.push(format!("{} imports crate::metrics", f.display()));
-            }
-            if non_test(&text).contains("\"leakwatch_") {
-                bad.push(format!("{} names a metric", f.display()));
-            }
+        if ["pprof", "system", "analysis"].contains(&m.as_str())
+            && imports(&text).contains("metrics")
+        {
+            bad.push(format!("{} imports crate::metrics", f.display()));
+        }
+        // Every module but metrics: no metric name in a string, outside comments and
+        // the tests.
+        let (_, literals) = lex(non_test(&text));
+        if m != "metrics"
+            && let Some(l) = literals.iter().find(|l| l.contains("leakwatch_"))
+        {
+            bad.push(format!("{} names a metric: {l:?}", f.display()));
         }
         if m != "http" && tag.is_match(non_test(&text)) {
             bad.push(format!("{} writes HTML outside src/http/", f.display()));
@@ -351,6 +421,54 @@ fn parsers_readers_and_analysis_know_no_metric_names_and_write_no_html() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Every file under `dir` (any extension), for the templates a page may use.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_html_document_shell() {
+    // The doctype and the <html> element, as markup or as maud's `(DOCTYPE)` and
+    // `html lang=...`: the pages fill one layout, none writes its own.
+    let shell =
+        Regex::new(r"(?i)<!doctype\s+html|<html[\s>]|\(\s*DOCTYPE\s*\)|\bhtml\s+lang\s*=").unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shells: Vec<String> = all_files(&root.join("src"))
+        .into_iter()
+        .chain(all_files(&root.join("templates")))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let code = if f.extension().is_some_and(|x| x == "rs") {
+                lex(non_test(&text)).0
+            } else {
+                text
+            };
+            shell.is_match(&code)
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        shells.len() <= 1,
+        "more than one HTML document shell: {shells:?}"
+    );
+    assert!(
+        !shells.is_empty(),
+        "the shell went missing: update this test"
+    );
 }
 
 #[test]
