@@ -7,6 +7,7 @@ mod architecture;
 mod cli;
 mod demo;
 mod diff;
+mod docs;
 mod dumps;
 mod e2e;
 mod goroutine;
