@@ -18,10 +18,10 @@ use crate::units::{ByteSize, de_duration, de_every, de_some_duration, de_some_ev
 ///   heap_every: 5m                  # "off" (or 0s) = no scheduled heap dumps
 ///   goroutine_every: 30m
 ///   on_suspect: true                # baseline at first contact + pair on suspicion
-///   cooldown: 10m                   # at most one suspect pair per cooldown
+///   cooldown: 10m                   # at most one suspect pair, one pre_oom pair per cooldown
 ///   max_bytes: 100MiB               # one dump; bigger is aborted while streaming
 ///   timeout: 30s                    # one dump request, body included
-///   retention: {max_files: 50, max_bytes: 1GiB}   # per target and profile type
+///   retention: {max_files: 50, max_bytes: 1GiB}   # per target, profile type and pool
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,7 +36,8 @@ pub struct DumpConfig {
     pub goroutine_every: Option<Duration>,
     /// Take a baseline heap dump at first contact and a fresh pair when a leak is suspected.
     pub on_suspect: bool,
-    /// Minimum time between two suspect dumps of a target.
+    /// Minimum time between two suspect dumps of a target, and between two `pre_oom`
+    /// pairs (also between two manual dumps of one profile).
     #[serde(deserialize_with = "de_duration")]
     pub cooldown: Duration,
     /// Largest dump accepted; a bigger body is abandoned while streaming.

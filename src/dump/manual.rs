@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::manager::DumpManager;
 use super::profile::{ProfileType, Reason};
 use super::store::DumpFile;
+use super::throttle::dump_gap;
 use crate::error::Error;
 
 impl DumpManager {
@@ -37,7 +38,7 @@ impl DumpManager {
             (cfg.cooldown, e.target.overhead_budget)
         };
         let result = self.dump_now(target, profile, Reason::Manual).await;
-        let gap = manual_gap(cooldown, started.elapsed(), budget);
+        let gap = dump_gap(cooldown, started.elapsed(), budget);
         self.with_entry(target, |e| e.manual_not_before[i] = Some(started + gap));
         result.map_err(ManualRefusal::Failed)
     }
@@ -51,39 +52,4 @@ pub enum ManualRefusal {
     TooSoon(Duration),
     /// Attempted (or could not start) and failed.
     Failed(Error),
-}
-
-/// Time from the start of one manual dump to the next one allowed: the cooldown, or
-/// longer when the dump was expensive, so `took / gap` stays within the budget.
-fn manual_gap(cooldown: Duration, took: Duration, budget: f64) -> Duration {
-    if budget > 0.0 && budget.is_finite() {
-        let by_budget = (took.as_secs_f64() / budget).min(24.0 * 3600.0);
-        cooldown.max(Duration::from_secs_f64(by_budget))
-    } else {
-        cooldown
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manual_gap_is_the_cooldown_or_the_budget_whichever_is_longer() {
-        let s = Duration::from_secs;
-        for (cooldown, took, budget, want) in [
-            (s(600), s(1), 0.01, s(600)),
-            (s(10), s(1), 0.01, s(100)),
-            (s(0), Duration::from_millis(50), 0.01, s(5)),
-            (s(0), s(1), 0.0, s(0)),
-            (s(7), s(1), f64::NAN, s(7)),
-            (s(0), s(1_000_000), 0.01, s(24 * 3600)),
-        ] {
-            assert_eq!(
-                manual_gap(cooldown, took, budget),
-                want,
-                "{cooldown:?} {took:?} {budget}"
-            );
-        }
-    }
 }

@@ -1,5 +1,5 @@
-//! What a dump is of and why it was taken: the profile types leakwatch dumps and the
-//! reasons in dump names and the `reason` label.
+//! What a dump is of and why it was taken: the profile types leakwatch dumps, the
+//! reasons in dump names and the `reason` label, and the retention pool of each reason.
 
 use serde::Serialize;
 
@@ -50,7 +50,7 @@ pub enum Reason {
     /// The end of a `leakwatch watch` run, compared with its `baseline`.
     Final,
     /// Memory about to run out (time to OOM short, or usage near the limit): the
-    /// profile from just before an OOM kill, once per episode.
+    /// profile from just before an OOM kill, once per episode and cooldown.
     #[serde(rename = "pre_oom")]
     PreOom,
 }
@@ -79,4 +79,26 @@ impl Reason {
     pub fn parse(s: &str) -> Option<Self> {
         Reason::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// The retention pool dumps of this reason are pruned in.
+    pub fn pool(self) -> Pool {
+        match self {
+            Reason::Schedule | Reason::Suspect | Reason::Baseline | Reason::Final => Pool::Evidence,
+            Reason::Manual => Pool::Manual,
+            Reason::PreOom => Pool::PreOom,
+        }
+    }
+}
+
+/// The retention pools of one target and profile type: each is pruned under the
+/// `retention` limits on its own, so dumps of one pool never push out another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Scheduled, suspect and baseline dumps (and `watch`'s baseline and final).
+    Evidence,
+    /// Requested from outside (`POST /api/v1/dump`).
+    Manual,
+    /// Taken when memory was about to run out: a target bouncing near its limit could
+    /// otherwise flush the evidence of the leak out.
+    PreOom,
 }

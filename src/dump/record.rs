@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use super::config::DumpConfig;
+use super::pre_oom::PreOomTrigger;
 use super::profile::{ProfileType, Reason};
 use super::store::{DumpFile, IndexedFile, plan_prune, safe_dir_name, scan_dir};
 
@@ -82,9 +83,8 @@ pub(super) struct Entry {
     pub(super) run_baseline: Option<String>,
     pub(super) suspected: bool,
     pub(super) last_suspect_attempt: Option<Instant>,
-    /// A pre-OOM episode is under way (its dumps were taken); ends when memory is
-    /// relieved.
-    pub(super) pre_oom_episode: bool,
+    /// The pre-OOM trigger: episode, relief and cooldown.
+    pub(super) pre_oom: PreOomTrigger,
     /// Base candidate pinned while a suspect dump is in flight.
     pub(super) pending_base: Option<String>,
     pub(super) pair: Option<(String, String)>,
@@ -143,7 +143,7 @@ impl Entry {
             run_baseline: None,
             suspected: false,
             last_suspect_attempt: None,
-            pre_oom_episode: false,
+            pre_oom: PreOomTrigger::default(),
             pending_base: None,
             pair: None,
             last_seq: [None, None],
@@ -183,16 +183,17 @@ impl Entry {
             .map(|f| f.file.clone())
     }
 
-    /// Drops pruned files from the index and returns their paths to delete. Manual
-    /// dumps and the others are separate pools: a `reason` prunes only its own.
+    /// Drops pruned files from the index and returns their paths to delete. Each
+    /// retention pool ([`Reason::pool`]) is pruned on its own: a `reason` prunes only
+    /// its pool, so manual and `pre_oom` dumps never push the evidence out.
     pub(super) fn prune(&mut self, profile: ProfileType, reason: Reason) -> Vec<PathBuf> {
         let pinned = self.pinned();
-        let manual = reason == Reason::Manual;
+        let pool = reason.pool();
         let files: Vec<&DumpFile> = self
             .files
             .iter()
             .map(|f| &f.file)
-            .filter(|f| f.profile == profile && (f.reason == Reason::Manual) == manual)
+            .filter(|f| f.profile == profile && f.reason.pool() == pool)
             .collect();
         let doomed: Vec<String> = plan_prune(&files, &pinned, &self.target.config.retention)
             .into_iter()
@@ -273,4 +274,94 @@ pub struct DumpStats {
     pub bytes: [u64; 2],
     /// When the last dump of each profile succeeded.
     pub last_success: [Option<SystemTime>; 2],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::config::DumpConfig;
+
+    fn file(profile: ProfileType, time: u64, reason: Reason) -> IndexedFile {
+        let name = crate::dump::store::file_name(profile, time, reason, 1);
+        IndexedFile {
+            file: DumpFile {
+                path: PathBuf::from("/nonexistent").join(&name),
+                name,
+                target: "svc".into(),
+                profile,
+                reason,
+                time,
+                seq: 1,
+                size: 1000,
+            },
+            this_run: true,
+        }
+    }
+
+    /// Issue 23: a target bouncing near its limit made a `pre_oom` pair every other
+    /// scrape, and each pushed the oldest scheduled dump out. Each pool is pruned on its
+    /// own: `pre_oom` and manual dumps never delete scheduled, suspect or baseline ones,
+    /// nor these theirs.
+    #[test]
+    fn each_retention_pool_prunes_only_its_own_files() {
+        use ProfileType::{Goroutine, Heap};
+        use Reason::{Baseline, Manual, PreOom, Schedule, Suspect};
+        let mut config = DumpConfig::default();
+        config.retention.max_files = 3;
+        let url = reqwest::Url::parse("http://127.0.0.1:1").unwrap();
+        let mut e = Entry::new(DumpTarget::new("svc", url, config));
+        assert!(e.dir.is_none(), "no directory: nothing read or written");
+        let evidence = [
+            (Heap, 100, Baseline),
+            (Heap, 200, Schedule),
+            (Heap, 300, Suspect),
+        ];
+        for (p, t, r) in evidence {
+            e.files.push(file(p, t, r));
+        }
+        let names = |e: &Entry, pool: crate::dump::Pool| -> Vec<u64> {
+            let mut v: Vec<u64> = e
+                .files
+                .iter()
+                .filter(|f| f.file.profile == Heap && f.file.reason.pool() == pool)
+                .map(|f| f.file.time)
+                .collect();
+            v.sort();
+            v
+        };
+        // Eight pre_oom heap dumps, each followed by its prune, as the manager does.
+        let mut deleted = Vec::new();
+        for t in 0..8 {
+            e.files.push(file(Heap, 1000 + t, PreOom));
+            e.files.push(file(Goroutine, 1000 + t, PreOom));
+            deleted.extend(e.prune(Heap, PreOom));
+            deleted.extend(e.prune(Goroutine, PreOom));
+        }
+        assert_eq!(deleted.len(), 10, "{deleted:?}");
+        assert!(
+            deleted
+                .iter()
+                .all(|p| p.to_string_lossy().contains("-pre_oom")),
+            "{deleted:?}"
+        );
+        assert_eq!(names(&e, crate::dump::Pool::Evidence), vec![100, 200, 300]);
+        assert_eq!(names(&e, crate::dump::Pool::PreOom), vec![1005, 1006, 1007]);
+        // Manual dumps: a pool of their own too.
+        for t in 0..4 {
+            e.files.push(file(Heap, 2000 + t, Manual));
+            let gone = e.prune(Heap, Manual);
+            assert!(gone.iter().all(|p| p.to_string_lossy().contains("-manual")));
+        }
+        assert_eq!(names(&e, crate::dump::Pool::Manual), vec![2001, 2002, 2003]);
+        // A scheduled dump over the limit prunes the oldest evidence only.
+        e.files.push(file(Heap, 3000, Schedule));
+        let gone = e.prune(Heap, Schedule);
+        assert_eq!(gone.len(), 1);
+        assert!(
+            gone[0].to_string_lossy().contains("T000140Z-baseline"),
+            "{gone:?}"
+        );
+        assert_eq!(names(&e, crate::dump::Pool::PreOom), vec![1005, 1006, 1007]);
+        assert_eq!(names(&e, crate::dump::Pool::Manual), vec![2001, 2002, 2003]);
+    }
 }

@@ -1,6 +1,7 @@
 //! When dumps are taken: each target's schedule and first-contact baseline, the
-//! scheduler task, and the suspect trigger that makes a `baseline` + `suspect` pair
-//! when a leak is suspected.
+//! scheduler task, the suspect trigger that makes a `baseline` + `suspect` pair when a
+//! leak is suspected, and the `pre_oom` pair when memory is about to run out (its
+//! decision is `PreOomTrigger`, in `pre_oom.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,19 +9,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::manager::DumpManager;
+use super::pre_oom::MemoryPressure;
 use super::profile::{ProfileType, Reason};
 use super::store::DumpFile;
-
-/// A target's memory as the pre-OOM trigger sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemoryPressure {
-    /// Time to OOM under the threshold, or usage at or over 90% of the limit.
-    AboutToRunOut,
-    /// Neither, but not clearly relieved either (hysteresis).
-    Unchanged,
-    /// Usage under 80% of the limit and no short time to OOM, or no process.
-    Relieved,
-}
 
 /// How long to wait before retrying a failed first-contact baseline dump.
 const BASELINE_RETRY: Duration = Duration::from_secs(30);
@@ -160,42 +151,37 @@ impl DumpManager {
         tokio::spawn(async move { me.take_pair(&target).await });
     }
 
-    /// Records the target's memory pressure (the lead calls this after each scrape):
-    /// the first time in an episode that memory is about to run out, a heap and a
-    /// goroutine dump with reason `pre_oom` are taken in the background, so the profile
-    /// from just before an OOM kill exists. The episode ends once memory is relieved.
+    /// Records the target's memory pressure (the lead calls this after each scrape)
+    /// and, when its pre-OOM trigger says so (once per episode, cooldown and overhead
+    /// budget: [`PreOomTrigger`](super::pre_oom::PreOomTrigger)), takes a heap and a
+    /// goroutine dump with reason `pre_oom` in the background.
     pub fn on_memory(self: &Arc<Self>, target: &str, pressure: MemoryPressure) {
-        if !self.pre_oom_due(target, pressure) {
+        if !self.pre_oom_due(target, pressure, Instant::now()) {
             return;
         }
+        tracing::warn!(target_name = %target, "memory about to run out: dumping heap and goroutine profiles (pre_oom)");
         let me = self.clone();
         let target = target.to_string();
         tokio::spawn(async move {
+            let started = Instant::now();
             for p in ProfileType::ALL {
                 let _ = me.dump(&target, p, Reason::PreOom, true).await;
             }
+            let took = started.elapsed();
+            me.with_entry(&target, |e| {
+                let cfg = &e.target.config;
+                let (cooldown, budget) = (cfg.cooldown, e.target.overhead_budget);
+                e.pre_oom.finished(started, took, cooldown, budget);
+            });
         });
     }
 
-    /// Updates the episode; true when its dumps are due now.
-    fn pre_oom_due(&self, target: &str, pressure: MemoryPressure) -> bool {
-        let Some(record) = self.record(target) else {
-            return false;
-        };
-        let mut e = record.lock();
-        match pressure {
-            MemoryPressure::Relieved => {
-                e.pre_oom_episode = false;
-                false
-            }
-            MemoryPressure::Unchanged => false,
-            MemoryPressure::AboutToRunOut if e.pre_oom_episode || e.dir.is_none() => false,
-            MemoryPressure::AboutToRunOut => {
-                e.pre_oom_episode = true;
-                tracing::warn!(target_name = %target, "memory about to run out: dumping heap and goroutine profiles (pre_oom)");
-                true
-            }
-        }
+    /// Feeds the target's trigger; true when its pair is due now.
+    fn pre_oom_due(&self, target: &str, pressure: MemoryPressure, now: Instant) -> bool {
+        self.with_entry(target, |e| {
+            e.dir.is_some() && e.pre_oom.observe(pressure, now, e.target.config.cooldown)
+        })
+        .unwrap_or(false)
     }
 
     /// [`on_verdict`](Self::on_verdict), awaited: returns the new pair, if one was made.

@@ -1,7 +1,8 @@
 //! Profile dumps against loopback servers: scheduled dumps that `go tool pprof` opens,
 //! every way a fetch can fail leaving no file behind, retention, the suspect pair and
-//! its cooldown, and the `/dumps/` API (downloads, listing, traversal refused) over
-//! real HTTP on a real listener.
+//! its cooldown, the `pre_oom` pair under a target bouncing near its limit, and the
+//! `/dumps/` API (downloads, listing, traversal refused) over real HTTP on a real
+//! listener.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -473,6 +474,62 @@ async fn retention_prunes_oldest_first_and_manual_dumps_never_push_out_the_other
     assert!(gor[0].ends_with("-suspect.pb.gz"));
 }
 
+/// Issue 23: `pre_oom` dumps are a retention pool of their own, like manual ones: a
+/// target bouncing near its memory limit made a `pre_oom` pair every other scrape, and
+/// they pushed the scheduled and suspect dumps out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_oom_dumps_never_push_out_scheduled_or_suspect_ones() {
+    let addr = serve_fixtures().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tdir = tmp.path().join("svc");
+    plant(&tdir, "heap-20260101T000000Z-schedule.pb.gz");
+    plant(&tdir, "heap-20260101T000100Z-schedule.pb.gz");
+    let cfg = config(tmp.path(), |c| {
+        c.on_suspect = true;
+        c.retention.max_files = 3;
+    });
+    let m = manager(vec![DumpTarget::new("svc", url(addr), cfg)]);
+    let (base, new) = m.handle_verdict("svc", true).await.expect("a pair");
+    let mut pre_oom = Vec::new();
+    for _ in 0..5 {
+        for p in ProfileType::ALL {
+            let f = m.dump_now("svc", p, Reason::PreOom).await.unwrap();
+            if p == ProfileType::Heap {
+                pre_oom.push(f.name);
+            }
+        }
+    }
+    let heaps: Vec<String> = dir_names(&tdir)
+        .into_iter()
+        .filter(|n| n.starts_with("heap-"))
+        .collect();
+    let mut want = vec![
+        base.name.clone(),
+        "heap-20260101T000100Z-schedule.pb.gz".to_string(),
+        new.name.clone(),
+        pre_oom[2].clone(),
+        pre_oom[3].clone(),
+        pre_oom[4].clone(),
+    ];
+    want.sort();
+    assert_eq!(heaps, want);
+    assert_eq!(m.pair_for("svc"), Some((base, new)));
+    let gor: Vec<String> = dir_names(&tdir)
+        .into_iter()
+        .filter(|n| n.starts_with("goroutine-"))
+        .collect();
+    assert_eq!(
+        gor.iter().filter(|n| n.ends_with("-suspect.pb.gz")).count(),
+        1,
+        "{gor:?}"
+    );
+    assert_eq!(
+        gor.iter().filter(|n| n.contains("-pre_oom")).count(),
+        3,
+        "{gor:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_by_schedule_keeps_this_runs_baseline_and_the_newest() {
     let addr = serve_fixtures().await;
@@ -911,4 +968,81 @@ async fn reload_keeps_state_of_targets_that_stay() {
     assert!(sink.samples.is_empty());
     assert!(m.list(None).is_empty());
     assert_eq!(dir_names(&tmp.path().join("a")).len(), 1);
+}
+
+/// A fake Go service whose `MemStats.Sys` (the `heap?debug=1` trailer) alternates
+/// between 95% and 50% of `limit`, one scrape to the next, serving the go1.23 fixture
+/// profiles otherwise (the protobuf ones for dumps).
+async fn serve_alternating_sys(limit: u64) -> SocketAddr {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let text = std::fs::read_to_string(fixture("go1.23/heap/heap_debug1.txt")).unwrap();
+    assert!(text.contains("\n# Sys = 12342536\n"));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let handler = move |axum::extract::Path(profile): axum::extract::Path<String>,
+                        axum::extract::RawQuery(q): axum::extract::RawQuery| {
+        let text = text.clone();
+        let scrapes = scrapes.clone();
+        async move {
+            let debug = q.unwrap_or_default();
+            let file = match (profile.as_str(), debug.as_str()) {
+                ("heap", "debug=1") => {
+                    let n = scrapes.fetch_add(1, Ordering::SeqCst);
+                    let share = if n.is_multiple_of(2) { 95 } else { 50 };
+                    let sys = format!("\n# Sys = {}\n", limit / 100 * share);
+                    return text.replace("\n# Sys = 12342536\n", &sys).into_response();
+                }
+                ("heap", _) => "heap.pb.gz",
+                ("goroutine", "debug=1") => "goroutine_debug1.txt",
+                ("goroutine", _) => "goroutine.pb.gz",
+                _ => return (StatusCode::NOT_FOUND, "Unknown profile\n").into_response(),
+            };
+            std::fs::read(fixture(&format!("go1.23/heap/{file}")))
+                .unwrap()
+                .into_response()
+        }
+    };
+    spawn_server(Router::new().route("/debug/pprof/{profile}", get(handler))).await
+}
+
+/// The exporter (in-process) against [`serve_alternating_sys`] for `run`, with the
+/// default `cooldown: 10m` and overhead budget: the dump files it wrote.
+async fn dumps_under_alternating_sys(run: Duration) -> Vec<String> {
+    let limit = 100_000_000;
+    let target = serve_alternating_sys(limit).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: svc\n    url: http://{target}\n    interval: 1s\n    heap_format: text\n    goroutine_format: text\n    memory_limit: {limit}\n    dumps:\n      dir: {}\n      on_suspect: false\n",
+        tmp.path().display()
+    );
+    let config = leakwatch::config::Config::from_yaml(&yaml).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let exporter = tokio::spawn(leakwatch::run(
+        config,
+        leakwatch::RunOptions::default(),
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    tokio::time::sleep(run).await;
+    let _ = tx.send(());
+    exporter.await.unwrap().unwrap();
+    dir_names(&tmp.path().join("svc"))
+}
+
+/// Issue 23, finding 2: usage alternating between 95% and 50% of the limit, one scrape
+/// to the next, is one pre-OOM episode (one low sample is no relief), and a second one
+/// would wait for the cooldown: one heap + goroutine `pre_oom` pair in all (before: a
+/// pair at every high sample, 15 pairs in 30 s at `interval: 1s`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_oom_dumps_once_while_usage_alternates_around_the_limit() {
+    let files = dumps_under_alternating_sys(Duration::from_secs(10)).await;
+    let pre_oom: Vec<&String> = files.iter().filter(|n| n.contains("-pre_oom")).collect();
+    assert_eq!(pre_oom.len(), 2, "{files:?}");
+    assert!(pre_oom.iter().any(|n| n.starts_with("heap-")), "{files:?}");
+    assert!(
+        pre_oom.iter().any(|n| n.starts_with("goroutine-")),
+        "{files:?}"
+    );
 }
