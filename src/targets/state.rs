@@ -40,7 +40,7 @@ pub struct SystemStatus {
     /// `None` when the target names no process or cgroup.
     pub cgroup: Option<std::result::Result<CgroupMemory, String>>,
     pub process: Option<std::result::Result<ProcessMemory, String>>,
-    /// When a loopback target's listening process was last looked for.
+    /// When a loopback target's process was last looked for (or checked again).
     pub listener_checked: Option<std::time::Instant>,
 }
 
@@ -167,7 +167,7 @@ impl TargetState {
         }
     }
 
-    /// The same target, never looking for the process listening on its port (a
+    /// The same target, never looking for the process serving its port (a
     /// one-shot probe).
     pub fn without_listener(mut self) -> Self {
         self.listener = None;

@@ -1,5 +1,5 @@
 //! A target's process and cgroup: found again when needed (from the config's selector,
-//! or for a loopback target that names none, from the process listening on its port),
+//! or for a loopback target that names none, from the process serving its port),
 //! then their memory files read on the blocking pool.
 
 use std::time::{Duration, Instant};
@@ -9,9 +9,45 @@ use crate::config::SystemConfig;
 use crate::scrape::Fetcher;
 use crate::system::{CgroupLocation, Found, Listener, ProcessSelector};
 
-/// How often a loopback target whose listening process was not found (or not the
-/// service) is looked at again: each look lists every process's open files.
+/// How often a loopback target's process is looked for again, or the one found checked
+/// again: each look makes a connection to the target and reads `/proc/net/tcp{,6}`, and
+/// when the process found before no longer serves it, lists every process's open files.
 const LISTENER_RETRY: Duration = Duration::from_secs(60);
+
+/// A look for a loopback target's process: where it listens, the command line it
+/// reports (or why not), whether this is the first look (later ones log only at
+/// debug), and how long to wait for it.
+struct Look {
+    listener: Listener,
+    cmdline: Result<Vec<u8>, String>,
+    first: bool,
+    timeout: Duration,
+}
+
+/// What a look concluded about the process found before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// This process serves the target and runs its command line.
+    Adopt(u32),
+    /// No process seen here is the target's (whichever was found before is dropped).
+    NoneFound,
+    /// The look could not tell (the target's command line or the connection failed):
+    /// the process found before is kept while it runs.
+    Unsure,
+}
+
+impl Outcome {
+    /// What changes given the process found before (`kept`, still running): `None` to
+    /// keep it, `Some(pid)` to adopt that one instead (`Some(None)`: none).
+    fn change(self, kept: Option<u32>) -> Option<Option<u32>> {
+        match self {
+            Outcome::Adopt(pid) if kept == Some(pid) => None,
+            Outcome::Adopt(pid) => Some(Some(pid)),
+            Outcome::NoneFound => Some(None),
+            Outcome::Unsure => None,
+        }
+    }
+}
 
 /// The largest `/debug/pprof/cmdline` read: a command line, not a profile.
 const MAX_CMDLINE_BYTES: u64 = 256 << 10;
@@ -29,18 +65,23 @@ impl TargetState {
                 st.system.listener_checked,
             )
         };
-        // A loopback target with no selector: its listening process, verified against
-        // the command line the target reports, looked for at most every minute.
-        let mut listener = None;
+        // A loopback target with no selector: the process serving its port, verified
+        // against the command line the target reports, looked for (or checked again)
+        // every minute, and at once when the process found before is gone.
+        let mut look = None;
         if let Some(l) = self.listener
-            && !prev_pid.is_some_and(|p| crate::system::pid_alive(&self.system.proc_root, p))
-            // At once when the process found before is gone (restarted).
-            && (prev_pid.is_some() || listener_checked.is_none_or(|at| at.elapsed() >= LISTENER_RETRY))
+            && (prev_pid.is_some_and(|p| !crate::system::pid_alive(&self.system.proc_root, p))
+                || listener_checked.is_none_or(|at| at.elapsed() >= LISTENER_RETRY))
         {
             let first_look = listener_checked.is_none();
-            listener = Some((l, self.target_cmdline(fetcher).await, first_look));
+            look = Some(Look {
+                listener: l,
+                cmdline: self.target_cmdline(fetcher).await,
+                first: first_look,
+                timeout: self.config.timeout,
+            });
         }
-        let checked = if listener.is_some() {
+        let checked = if look.is_some() {
             Some(Instant::now())
         } else {
             listener_checked
@@ -53,7 +94,7 @@ impl TargetState {
             read_system_blocking(
                 &name,
                 &selector,
-                listener,
+                look,
                 cgroup.as_deref(),
                 &sys,
                 prev_pid,
@@ -89,13 +130,12 @@ impl TargetState {
     }
 }
 
-/// Discovery (when needed) and reads of the cgroup and `/proc` files. `listener` is
-/// set when a loopback target's process is to be looked for, with its reported
-/// command line and whether this is the first look (later ones log only at debug).
+/// Discovery (when needed) and reads of the cgroup and `/proc` files. `look` is set
+/// when a loopback target's process is to be looked for or checked again.
 fn read_system_blocking(
     name: &str,
     selector: &ProcessSelector,
-    listener: Option<(Listener, Result<Vec<u8>, String>, bool)>,
+    look: Option<Look>,
     cgroup: Option<&str>,
     sys: &SystemConfig,
     prev_pid: Option<u32>,
@@ -104,16 +144,20 @@ fn read_system_blocking(
     let still_there = prev_pid.is_some_and(|p| crate::system::pid_alive(&sys.proc_root, p))
         && selector.pid_file.is_none()
         && (prev_loc.is_some() || cgroup.is_none());
-    let found = match listener {
-        Some((l, cmdline, first)) if !still_there => {
-            Some(listening_pid(name, &l, cmdline, first, sys))
-        }
-        _ => None,
-    };
-    let (pid, location) = if still_there {
+    let kept = prev_pid.filter(|_| still_there);
+    let outcome = look.map(|look| serving_pid(name, look, sys, kept));
+    let found = outcome.and_then(|o| o.change(kept));
+    if let (Some(None), Some(pid)) = (found, kept) {
+        tracing::info!(
+            target_name = name,
+            pid,
+            "the process found before no longer serves the target's port: not reading its memory any more"
+        );
+    }
+    let (pid, location) = if still_there && found.is_none() {
         (prev_pid, prev_loc)
-    } else if selector.is_empty() && cgroup.is_none() && found.is_none() {
-        // A loopback target between looks: nothing new to find.
+    } else if selector.is_empty() && cgroup.is_none() && found.flatten().is_none() {
+        // A loopback target between looks, or whose process was not found.
         (None, None)
     } else {
         let by_port = ProcessSelector {
@@ -164,15 +208,16 @@ fn read_system_blocking(
     }
 }
 
-/// The PID of the process listening on a loopback target's port, when it runs the
-/// command line the target reports; every other outcome is logged and gives `None`.
-fn listening_pid(
-    name: &str,
-    l: &Listener,
-    cmdline: Result<Vec<u8>, String>,
-    first: bool,
-    sys: &SystemConfig,
-) -> Option<u32> {
+/// The process serving a loopback target's port, when it runs the command line the
+/// target reports; every other outcome is logged. `known` is the process found before
+/// (still running), looked at first.
+fn serving_pid(name: &str, look: Look, sys: &SystemConfig, known: Option<u32>) -> Outcome {
+    let Look {
+        listener: l,
+        cmdline,
+        first,
+        timeout,
+    } = look;
     // Said once at info; the retries every minute only at debug.
     macro_rules! note {
         ($($t:tt)*) => {
@@ -186,32 +231,56 @@ fn listening_pid(
     let cmdline = match cmdline {
         Ok(c) => c,
         Err(e) => {
-            note!(target_name = name, port = l.port, error = %e, "not looking for the process listening on the target's port: its /debug/pprof/cmdline cannot confirm which one it is");
-            return None;
+            note!(target_name = name, port = l.port, error = %e, "not looking for the process serving the target's port: its /debug/pprof/cmdline cannot confirm which one it is");
+            return Outcome::Unsure;
         }
     };
-    match crate::system::find_listener(l, &cmdline, &sys.proc_root) {
-        Ok(Found::Process(pid)) => Some(pid),
+    match crate::system::find_listener(&l, &cmdline, &sys.proc_root, timeout, known) {
+        Ok(Found::Process(pid)) => Outcome::Adopt(pid),
         Ok(Found::Nothing) => {
             tracing::debug!(
                 target_name = name,
                 port = l.port,
-                "no visible process listens on the target's port (another network or PID namespace?)"
+                "no visible process serves the target's port (another PID namespace?)"
             );
-            None
+            Outcome::NoneFound
         }
         Ok(Found::NotTheService(pids)) => {
             tracing::info!(
                 target_name = name,
                 port = l.port,
                 ?pids,
-                "the process listening on the target's port does not run the target's command line (a port forwarder?): not reading its memory; set pid, pid_file, process or cgroup"
+                "the process serving the target's port does not run the target's command line (a port forwarder?): not reading its memory; set pid, pid_file, process or cgroup"
             );
-            None
+            Outcome::NoneFound
         }
         Err(e) => {
-            tracing::warn!(target_name = name, port = l.port, error = %e, "looking for the process listening on the target's port failed");
-            None
+            note!(target_name = name, port = l.port, error = %e, "looking for the process serving the target's port failed");
+            Outcome::Unsure
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each look checks the process found before again: one that no longer serves the
+    /// port is dropped, or replaced by the one that does; a look that cannot tell keeps it.
+    #[test]
+    fn a_look_keeps_replaces_or_drops_the_process_found_before() {
+        // (process found before and still running, outcome, change)
+        let cases = [
+            (Some(10), Outcome::Adopt(10), None),
+            (Some(10), Outcome::Adopt(20), Some(Some(20))),
+            (Some(10), Outcome::NoneFound, Some(None)),
+            (Some(10), Outcome::Unsure, None),
+            (None, Outcome::Adopt(20), Some(Some(20))),
+            (None, Outcome::NoneFound, Some(None)),
+            (None, Outcome::Unsure, None),
+        ];
+        for (kept, outcome, want) in cases {
+            assert_eq!(outcome.change(kept), want, "{kept:?} {outcome:?}");
         }
     }
 }

@@ -165,51 +165,93 @@ pub fn build_leaky_service(tc: &GoToolchain) -> PathBuf {
     };
     // Builds for different toolchains run in parallel; the same one only once.
     slot.get_or_init(|| {
-        let base = target_dir().join("leaky-service");
-        let out = base.join(format!("go{}", tc.version)).join("leaky-service");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/leaky-service");
-        // Built under a per-process name and renamed into place: another test process
-        // may be running the old binary, which cannot be overwritten (ETXTBSY).
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        // The std library is compiled into the cache on first use (about 70 s for Go
-        // 1.26 on 2 cores, 13 s for 1.19): LEAKWATCH_GOCACHE can point at a cache that
-        // outlives target/.
-        let gocache = std::env::var_os("LEAKWATCH_GOCACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| base.join("gocache"));
-        let started = Instant::now();
-        let result = Command::new(&tc.go)
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(&src)
-            .env_remove("GOROOT")
-            .env_remove("GOFLAGS")
-            .env_remove("GOEXPERIMENT")
-            .env("GOENV", "off")
-            .env("GOCACHE", gocache)
-            .env("GOPATH", base.join("gopath"))
-            .env("GOPROXY", "off")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOWORK", "off")
-            .env("GO111MODULE", "on")
-            .env("CGO_ENABLED", "0")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));
-        assert!(
-            result.status.success(),
-            "building leaky-service with Go {} ({}) failed:\n{}",
-            tc.version,
-            tc.go.display(),
-            String::from_utf8_lossy(&result.stderr)
-        );
-        std::fs::rename(&tmp, &out)
-            .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), out.display()));
-        eprintln!(
-            "built {} in {:.1}s",
-            out.display(),
-            started.elapsed().as_secs_f64()
-        );
+        let out = target_dir()
+            .join("leaky-service")
+            .join(format!("go{}", tc.version))
+            .join("leaky-service");
+        go_build(tc, "examples/leaky-service", &out, &[]);
+        out
+    })
+    .clone()
+}
+
+/// Builds the Go package in `src` (relative to the crate root) into `out` with `tc`
+/// and extra build environment. Built under a per-process name and renamed into place:
+/// another test process may be running the old binary, which cannot be overwritten
+/// (ETXTBSY). The Go build cache and GOPATH live under target/leaky-service and the
+/// network is off (GOPROXY=off, GOTOOLCHAIN=local).
+fn go_build(tc: &GoToolchain, src: &str, out: &Path, env: &[(&str, &str)]) {
+    let base = target_dir().join("leaky-service");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).expect("create build dir");
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    // The std library is compiled into the cache on first use (about 70 s for Go 1.26
+    // on 2 cores, 13 s for 1.19; a new GOEXPERIMENT about 35 s once): LEAKWATCH_GOCACHE
+    // can point at a cache that outlives target/.
+    let gocache = std::env::var_os("LEAKWATCH_GOCACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| base.join("gocache"));
+    let started = Instant::now();
+    let mut cmd = Command::new(&tc.go);
+    cmd.args(["build", "-o"])
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(&src)
+        .env_remove("GOROOT")
+        .env_remove("GOFLAGS")
+        .env_remove("GOEXPERIMENT")
+        .env("GOENV", "off")
+        .env("GOCACHE", gocache)
+        .env("GOPATH", base.join("gopath"))
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GO111MODULE", "on")
+        .env("CGO_ENABLED", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let result = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));
+    assert!(
+        result.status.success(),
+        "building {} with Go {} ({}) and {env:?} failed:\n{}",
+        src.display(),
+        tc.version,
+        tc.go.display(),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    std::fs::rename(&tmp, out)
+        .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), out.display()));
+    eprintln!(
+        "built {} in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Builds the Go test program in `tests/<name>` (e.g. "squatter") with `tc`, once per
+/// toolchain per test process, into `target/leaky-service/go<version>/<name>`.
+pub fn build_test_program(tc: &GoToolchain, name: &str) -> PathBuf {
+    type Builds = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
+    static BUILDS: OnceLock<Builds> = OnceLock::new();
+    let key = format!("{}|{name}", tc.go.display());
+    let slot = {
+        let mut builds = BUILDS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(builds.entry(key).or_default())
+    };
+    slot.get_or_init(|| {
+        let out = target_dir()
+            .join("leaky-service")
+            .join(format!("go{}", tc.version))
+            .join(name);
+        go_build(tc, &format!("tests/{name}"), &out, &[]);
         out
     })
     .clone()
@@ -996,51 +1038,11 @@ pub fn build_leaky_service_with_env(tc: &GoToolchain, env: &[(&str, &str)]) -> P
         Arc::clone(builds.entry(key).or_default())
     };
     slot.get_or_init(|| {
-        let base = target_dir().join("leaky-service");
-        let out = base.join(&name).join("leaky-service");
-        std::fs::create_dir_all(base.join(&name)).expect("create build dir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/leaky-service");
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        let gocache = std::env::var_os("LEAKWATCH_GOCACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| base.join("gocache"));
-        let started = Instant::now();
-        let mut cmd = Command::new(&tc.go);
-        cmd.args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(&src)
-            .env_remove("GOROOT")
-            .env_remove("GOFLAGS")
-            .env_remove("GOEXPERIMENT")
-            .env("GOENV", "off")
-            .env("GOCACHE", gocache)
-            .env("GOPATH", base.join("gopath"))
-            .env("GOPROXY", "off")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOWORK", "off")
-            .env("GO111MODULE", "on")
-            .env("CGO_ENABLED", "0");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let result = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));
-        assert!(
-            result.status.success(),
-            "building leaky-service with Go {} ({}) and {env:?} failed:\n{}",
-            tc.version,
-            tc.go.display(),
-            String::from_utf8_lossy(&result.stderr)
-        );
-        std::fs::rename(&tmp, &out)
-            .unwrap_or_else(|e| panic!("rename {} -> {}: {e}", tmp.display(), out.display()));
-        eprintln!(
-            "built {} in {:.1}s",
-            out.display(),
-            started.elapsed().as_secs_f64()
-        );
+        let out = target_dir()
+            .join("leaky-service")
+            .join(&name)
+            .join("leaky-service");
+        go_build(tc, "examples/leaky-service", &out, env);
         out
     })
     .clone()

@@ -1,0 +1,3 @@
+module squatter
+
+go 1.19
