@@ -108,6 +108,58 @@ pub fn render(o: &RuleOptions) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::kinds::LeakKind;
+
+    /// A new leak kind compiles once its row of the kind table is filled; what it
+    /// needs outside the code is checked here: its alert on its `kind` label (rules and
+    /// rule tests), its runbook section (an alert's name is one word: GitHub's anchor of
+    /// its heading is the name lower-cased, as the table's anchor is), and its label in
+    /// the dashboard's verdict panel.
+    #[test]
+    fn every_leak_kind_has_its_alert_runbook_section_and_panels() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let rule_tests: String = std::fs::read_dir(root.join("alerts/tests"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        let runbook = read("docs/runbook.md");
+        for kind in LeakKind::ALL {
+            let spec = kind.spec();
+            let alert = SHIPPED
+                .split("- alert: ")
+                .find(|a| a.starts_with(&format!("{}\n", spec.alert)))
+                .unwrap_or_else(|| panic!("{kind:?}: no alert {} in the rules", spec.alert));
+            let on_kind = format!("{{kind=\"{}\"}} == 1", spec.label);
+            assert!(alert.contains(&on_kind), "{}: not on {on_kind}", spec.alert);
+            assert!(
+                alert.contains(&format!("{DEFAULT_RUNBOOK_URL}#{}\n", spec.runbook_anchor)),
+                "{}: runbook_url is not #{}",
+                spec.alert,
+                spec.runbook_anchor
+            );
+            assert!(
+                runbook.contains(&format!("\n## {}\n", spec.alert)),
+                "{kind:?}: no runbook section {}",
+                spec.alert
+            );
+            assert!(
+                rule_tests.contains(&format!("alertname: {}\n", spec.alert))
+                    && rule_tests.contains(&format!("kind=\"{}\"", spec.label)),
+                "{}: no rule test (alerts/tests/)",
+                spec.alert
+            );
+        }
+        // The kinds, listed where the dashboard's verdict panel names them all (the
+        // verdict's help text: metrics/table.rs).
+        let labels: Vec<&str> = LeakKind::ALL.iter().map(|k| k.as_str()).collect();
+        let listed = format!("({})", labels.join(", "));
+        let dashboard = read("dashboards/leakwatch-target.json");
+        assert!(
+            dashboard.contains(&format!("verdict per kind of leak {listed}")),
+            "dashboards/leakwatch-target.json (scripts/gen-dashboards.py): {listed}"
+        );
+    }
 
     #[test]
     fn defaults_render_the_shipped_file() {

@@ -5,9 +5,10 @@
 //! fills them in is `analysis/verdict.rs`.
 //!
 //! Adding a kind: its variant here and its row in [`LeakKind::spec`], the code that
-//! measures it (a [`Sample`] field and the observation that fills it), and its alert
-//! and runbook section (the tests of `rules.rs` check they exist); the compiler points
-//! at everything else.
+//! measures it (a [`Sample`] field and the observation that fills it), its floors in
+//! the thresholds, and its alert, rule test, runbook section and label in the verdict's
+//! help and dashboard panel (the tests of `rules.rs` and `metrics/table.rs` check
+//! them); the compiler points at everything else.
 
 use std::ops::{Index, IndexMut};
 

@@ -7,6 +7,8 @@ pub mod diff;
 pub mod headline;
 pub mod kinds;
 pub mod observation;
+pub mod oom;
+pub mod points;
 pub mod signals;
 pub mod sites;
 pub mod slope;

@@ -1,26 +1,8 @@
 //! Leak signals derived from one target's [`Window`]: slopes, the live heap and its
 //! monotonicity, alloc/free ratios, concentration by package, culprit growth by
-//! allocation site and blocking site, GC headroom and pauses, time-to-OOM, the
-//! baseline, and the verdict. [`compute`] is pure and returns values only; their
+//! allocation site and blocking site, GC headroom and pauses, time-to-OOM (`oom.rs`),
+//! the baseline, and the verdict. [`compute`] is pure and returns values only; their
 //! series are emitted by `metrics::emit`.
-//!
-//! # Time-to-OOM: method and error
-//!
-//! `leakwatch_time_to_oom_seconds = (limit - usage) / rate`, where
-//! - `limit` is the cgroup memory limit, else `GOMEMLIMIT`, else the configured
-//!   `memory_limit` (exposed as `leakwatch_memory_limit_bytes{source}`);
-//! - `usage` is the newest cgroup working set, else the process RSS, else Go's
-//!   `MemStats.Sys` (`leakwatch_memory_usage_bytes{source}`);
-//! - `rate` is the Theil-Sen slope of that usage over the window.
-//!
-//! It assumes the growth stays linear. No series while the window is warming up,
-//! or while usage is "not growing": a slope below `usage_min_growth_bytes_per_hour`
-//! or a 95% confidence interval of the slope that reaches 0. The error comes from the
-//! slope: with its 95% interval `[low, high]` the time lies in
-//! `[(limit - usage) / high, (limit - usage) / low]` ([`TimeToLimit::earliest_seconds`],
-//! [`TimeToLimit::latest_seconds`]). A leak that accelerates reaches the limit sooner;
-//! `GOMEMLIMIT` makes the GC work harder near the limit, which slows RSS growth at
-//! the cost of CPU, so the estimate is late rather than early in that case.
 
 use serde::Deserialize;
 
@@ -29,10 +11,12 @@ use crate::analysis::culprit::{
 };
 use crate::analysis::kinds::{ByKind, LeakKind, Series};
 use crate::analysis::observation::{LiveSource, Sample};
+use crate::analysis::oom::{LimitSource, UsageSource, memory_limit, memory_usage, time_to_oom};
+use crate::analysis::points::{per_gc, points, x_of};
 use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, quantile, theil_sen};
 use crate::analysis::thresholds::Thresholds;
-use crate::analysis::trend::{TimeToLimit, Trend, time_to_limit};
+use crate::analysis::trend::{TimeToLimit, Trend, since};
 use crate::analysis::verdict::{Estimate, Evidence, Grace, KindEvidence, Verdict, judge};
 use crate::analysis::window::{Baseline, Window};
 
@@ -75,54 +59,6 @@ impl std::fmt::Display for LiveHeap {
             crate::units::fmt_bytes(self.bytes as f64),
             self.source.words()
         )
-    }
-}
-
-/// Which limit time-to-OOM uses (the `source` label of `leakwatch_memory_limit_bytes`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitSource {
-    Cgroup,
-    Gomemlimit,
-    Config,
-    /// No limit was set: the host's `MemAvailable` plus the process's own usage, the
-    /// memory the kernel's OOM killer lets it reach (only for a process on this host).
-    Host,
-}
-
-impl LimitSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LimitSource::Cgroup => "cgroup",
-            LimitSource::Gomemlimit => "gomemlimit",
-            LimitSource::Config => "config",
-            LimitSource::Host => "host",
-        }
-    }
-}
-
-/// Which usage time-to-OOM uses (the `source` label of `leakwatch_memory_usage_bytes`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsageSource {
-    WorkingSet,
-    Rss,
-    GoSys,
-}
-
-impl UsageSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsageSource::WorkingSet => "working_set",
-            UsageSource::Rss => "rss",
-            UsageSource::GoSys => "go_sys",
-        }
-    }
-
-    fn get(self, s: &Sample) -> Option<u64> {
-        match self {
-            UsageSource::WorkingSet => s.working_set,
-            UsageSource::Rss => s.rss,
-            UsageSource::GoSys => s.go_sys,
-        }
     }
 }
 
@@ -179,43 +115,6 @@ impl Signals {
             source: self.live_source?,
         })
     }
-}
-
-/// Seconds since the window's start.
-fn x_of(window: &Window, s: &Sample) -> f64 {
-    s.at.duration_since(window.start())
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
-fn points(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Vec<(f64, f64)> {
-    window
-        .samples()
-        .iter()
-        .filter_map(|s| get(s).map(|v| (x_of(window, s), v as f64)))
-        .collect()
-}
-
-/// The live heap as the runtime measured it: one point per GC cycle (the first sample
-/// that saw each NumGC; every sample where NumGC is unknown). Between GCs the live
-/// heap does not move, so repeated readings are one measurement, not many: counted
-/// as many they would make a step look like a plateau (and a slope of zero).
-fn per_gc(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> Vec<(f64, f64)> {
-    let mut last_gc = None;
-    window
-        .samples()
-        .iter()
-        .filter_map(|s| {
-            let v = get(s)?;
-            if let Some(n) = s.num_gc {
-                if last_gc == Some(n) {
-                    return None;
-                }
-                last_gc = Some(n);
-            }
-            Some((x_of(window, s), v as f64))
-        })
-        .collect()
 }
 
 /// GC cycles that completed in each half of the window (from NumGC), `None` without
@@ -279,224 +178,34 @@ const RECENT_FRACTION_OF_WARMUP: f64 = 0.4;
 const MIN_PROFILE_CHANGES: usize = 8;
 
 /// Derives every signal from the window. Pure: the same window gives the same signals.
-/// The usage measured against the host's memory when nothing else limits the process,
-/// in order of preference: its own RSS first, since a cgroup with no limit is often
-/// shared (a login session, a CI job) and its working set moves with the others.
-const HOST_USAGE: &[UsageSource] = &[UsageSource::Rss, UsageSource::WorkingSet];
-
 pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
     let warm = window.is_warm();
     let newest = window.newest();
-    // One reading per GC of each live-heap estimate: the window's trends and, below,
-    // the points after the start-up grace are both taken from these.
-    let profile_readings = per_gc(window, |s| s.profile_inuse);
-    let nextgc_readings = per_gc(window, |s| s.nextgc_live);
-    let live_profile = Trend::of(&profile_readings);
-    let live_nextgc = Trend::of(&nextgc_readings);
+    let live = LiveReadings::of(window);
     let live_source = newest.and_then(LiveSource::of);
-    let live = match live_source {
-        Some(LiveSource::HeapProfile) => live_profile.clone(),
-        Some(LiveSource::NextGc) => live_nextgc.clone(),
-        None => None,
-    };
     let live_bytes = newest.and_then(Sample::live_heap);
     let heap_alloc = fit(window, |s| s.heap_alloc);
     let next_gc = fit(window, |s| s.next_gc);
-
-    let (heap_growth, inuse_share, top_package) = match window.heap_sites() {
-        Some((old, new)) => {
-            let shares = package_shares(new, cfg.top_n);
-            let top = shares.first().filter(|(p, _)| p != "other").cloned();
-            let snaps: Vec<&SiteSnapshot> = window.heap_site_snapshots().collect();
-            (
-                sustained_growth_top_n(old, new, &snaps, cfg.top_n),
-                shares,
-                top,
-            )
-        }
-        None => (Vec::new(), Vec::new(), None),
-    };
-    let goroutine_growth = window
-        .goroutine_sites()
-        .map(|(old, new)| growth_top_n(old, new, cfg.top_n, site_growth))
-        .unwrap_or_default();
-    // The trend of each kind read from one series.
-    let mut count_trends: ByKind<Option<Trend>> =
-        ByKind::from_fn(|kind| match kind.spec().series {
-            Series::Count(get) => trend(window, get),
-            Series::LiveHeap => None,
-        });
-
-    let mut pauses: Vec<f64> = window.pauses_ns().map(|ns| ns as f64 / 1e9).collect();
-    let gc_pause_max_seconds = pauses.iter().copied().reduce(f64::max);
-    let gc_pause_p99_seconds = quantile(&mut pauses, 0.99);
-
-    let memory_limit = newest.and_then(|s| {
-        s.cgroup_limit
-            .map(|l| (LimitSource::Cgroup, l))
-            .or(s.gomemlimit.map(|l| (LimitSource::Gomemlimit, l)))
-            .or(cfg.memory_limit_bytes.map(|l| (LimitSource::Config, l)))
-            .or_else(|| {
-                // Only a process on this host (RSS or working set read here) is limited
-                // by this host's memory; Go's Sys of a remote target is not.
-                let usage = HOST_USAGE.iter().find_map(|src| src.get(s))?;
-                let available = window.host_available()?;
-                Some((LimitSource::Host, available.saturating_add(usage)))
-            })
-    });
-    // The usage measured against a limit is what that limit caps: a cgroup's limit its
-    // working set; GOMEMLIMIT (one process's Go runtime) that process's RSS or Go's Sys,
-    // never the working set of a cgroup the process may share with other processes.
-    // The host's memory (no limit anywhere): see HOST_USAGE.
-    let candidates: &[UsageSource] = match memory_limit {
-        Some((LimitSource::Gomemlimit, _)) => &[UsageSource::Rss, UsageSource::GoSys],
-        Some((LimitSource::Host, _)) => HOST_USAGE,
-        _ => &[
-            UsageSource::WorkingSet,
-            UsageSource::Rss,
-            UsageSource::GoSys,
-        ],
-    };
-    let usage_source =
-        newest.and_then(|s| candidates.iter().copied().find(|src| src.get(s).is_some()));
-    let memory_usage = usage_source.and_then(|src| Some((src, src.get(newest?)?)));
-    let time_to_oom = match (memory_limit, memory_usage) {
-        (Some((_, limit)), Some((src, usage))) => {
-            time_to_oom(window, src, limit, usage, &cfg.thresholds)
-        }
-        _ => None,
-    };
-
+    let sites = Sites::of(window, cfg.top_n);
+    let mut count_trends = count_trends(window);
+    let (gc_pause_p99_seconds, gc_pause_max_seconds) = gc_pauses(window);
+    let memory_limit = memory_limit(window, cfg.memory_limit_bytes);
+    let memory_usage = memory_usage(window, memory_limit);
+    let time_to_oom = time_to_oom(window, memory_limit, memory_usage, &cfg.thresholds);
     let baseline = window.baseline();
     let baseline_ratio = match (baseline, live_bytes) {
         (Some(b), Some(l)) if b.bytes > 0 => Some(l as f64 / b.bytes as f64),
         _ => None,
     };
-
-    // The heap profile is the live heap itself (as of the last GC) and is judged alone
-    // once it has changed often enough to show a trend; NextGC / (1 + GOGC/100) is a
-    // second, noisier estimate (the pacer's target) that stands in while the profile is
-    // rarely refreshed (few GCs, or profiling off). Judging both and keeping the stronger
-    // would give noise two chances to look like growth.
-    let profile_changes = {
-        let mut v: Vec<u64> = window
-            .samples()
-            .iter()
-            .filter_map(|s| s.profile_inuse)
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v.len()
-    };
-    let mut live_judged: Vec<(LiveSource, &Trend)> = Vec::new();
-    if let Some(t) = &live_profile {
-        live_judged.push((LiveSource::HeapProfile, t));
-    }
-    if let Some(t) = &live_nextgc
-        && (profile_changes < MIN_PROFILE_CHANGES || live_profile.is_none())
-    {
-        live_judged.push((LiveSource::NextGc, t));
-    }
-    // The start-up grace in window seconds, and the points after it of each judged
-    // series (for the recent-growth test of the verdict).
-    let grace_end_x = window.grace_end().map_or(f64::NEG_INFINITY, |g| {
-        match g.duration_since(window.start()) {
-            Ok(d) => d.as_secs_f64(),
-            Err(e) => -e.duration().as_secs_f64(),
-        }
-    });
-    let grace = Grace {
-        end_x: grace_end_x,
-        newest_x: newest.map_or(0.0, |s| x_of(window, s)),
-        needed_seconds: window.warmup().as_secs_f64() * RECENT_FRACTION_OF_WARMUP,
-        grace_seconds: window.startup_grace().as_secs_f64(),
-    };
-    let after = |get: fn(&Sample) -> Option<u64>| -> Vec<(f64, f64)> {
-        points(window, get)
-            .into_iter()
-            .filter(|p| p.0 >= grace_end_x)
-            .collect()
-    };
-    // The heap profile publishes what happened up to two GC cycles earlier: right after
-    // the grace it can still show growth that stopped before it (a cache that filled
-    // just in time). Its points count from the second GC after the grace on.
-    let profile_from_x = if grace_end_x > 0.0 {
-        let after_grace = || {
-            window
-                .samples()
-                .iter()
-                .filter(|s| x_of(window, s) >= grace_end_x)
-        };
-        let base = after_grace().find_map(|s| s.num_gc);
-        match base {
-            Some(b) => after_grace()
-                .find(|s| s.num_gc.is_some_and(|n| n >= b + PROFILE_LAG_GC_CYCLES))
-                .map_or(f64::INFINITY, |s| x_of(window, s)),
-            None => grace_end_x,
-        }
-    } else {
-        grace_end_x
-    };
-    let live_estimates = || {
-        live_judged
-            .iter()
-            .map(|&(source, trend)| {
-                let (readings, from) = match source {
-                    LiveSource::HeapProfile => (&profile_readings, profile_from_x),
-                    LiveSource::NextGc => (&nextgc_readings, grace_end_x),
-                };
-                Estimate {
-                    source: Some(source),
-                    trend,
-                    recent: readings.iter().copied().filter(|p| p.0 >= from).collect(),
-                }
-            })
-            .collect()
-    };
-    let kinds = ByKind::from_fn(|kind| KindEvidence {
-        estimates: match kind.spec().series {
-            Series::LiveHeap => live_estimates(),
-            Series::Count(get) => count_trends[kind]
-                .iter()
-                .map(|trend| Estimate {
-                    source: None,
-                    trend,
-                    recent: after(get),
-                })
-                .collect(),
-        },
-        culprit: match kind {
-            LeakKind::Heap => culprit(&heap_growth),
-            LeakKind::Goroutine => culprit(&goroutine_growth),
-            LeakKind::HttpConnections => None,
-        },
-    });
-    let heap_alloc_grew = heap_alloc.is_some_and(|f| f.low > 0.0);
-    let gc_cycles = window.gc_cycles();
-    let evidence = Evidence {
-        warm,
-        span_seconds: window.span().as_secs_f64(),
-        warmup_seconds: window.warmup().as_secs_f64(),
-        grace,
-        kinds,
-        gc_cycles,
-        gc_cycles_by_half: gc_cycles_by_half(window),
-        heap_alloc_grew,
-        // Unknown (no check) unless MemStats were read at least twice after the grace.
-        gc_cycles_recent: {
-            let recent = after(|s| s.num_gc);
-            match (recent.first(), recent.last()) {
-                (Some(a), Some(b)) if recent.len() >= 2 => Some((b.1 - a.1).max(0.0) as u64),
-                _ => None,
-            }
-        },
-        heap_alloc_recent: after(|s| s.heap_alloc),
-        next_gc_slope: next_gc.map(|f| f.slope),
-        heap_alloc_slope: heap_alloc.map(|f| f.slope),
-    };
+    let evidence = evidence(window, &live, &count_trends, &sites, heap_alloc, next_gc);
     let verdict = judge(&evidence, &cfg.thresholds);
     let goroutines = count_trends[LeakKind::Goroutine].take();
-
+    let Sites {
+        heap_growth,
+        inuse_share,
+        top_package,
+        goroutine_growth,
+    } = sites;
     Signals {
         window_samples: window.len(),
         window_span_seconds: window.span().as_secs_f64(),
@@ -515,11 +224,11 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         gc_headroom_bytes: newest.and_then(|s| Some(s.next_gc? as f64 - s.heap_alloc? as f64)),
         heap_alloc,
         next_gc,
-        live,
+        live: live_source.and_then(|src| live.trend(src).cloned()),
         live_source,
         live_bytes,
-        live_profile,
-        live_nextgc,
+        live_profile: live.profile_trend,
+        live_nextgc: live.nextgc_trend,
         inuse_share,
         top_package,
         heap_growth,
@@ -532,30 +241,235 @@ pub fn compute(window: &Window, cfg: &SignalConfig) -> Signals {
         time_to_oom,
         baseline,
         baseline_ratio,
-        gc_cycles,
+        gc_cycles: window.gc_cycles(),
         verdict,
     }
 }
 
-/// Time to OOM from the first minutes: no leak warm-up (a start-up cache heading for
-/// the limit kills the service just the same), only a slope whose 95% interval
-/// excludes 0 over at least [`crate::analysis::trend::MIN_POINTS_TO_LIMIT`] samples; the recent half of the
-/// window wins when it grows faster (growth that accelerates, such as a heap whose GC
-/// goal doubles). See [`crate::analysis::trend::time_to_limit`].
-fn time_to_oom(
+/// The live heap's two estimators, one reading per GC each (see [`per_gc`]), and their
+/// trends: the window's trends and the points after the start-up grace are both
+/// taken from these readings.
+struct LiveReadings {
+    profile: Vec<(f64, f64)>,
+    nextgc: Vec<(f64, f64)>,
+    profile_trend: Option<Trend>,
+    nextgc_trend: Option<Trend>,
+}
+
+impl LiveReadings {
+    fn of(window: &Window) -> Self {
+        let profile = per_gc(window, |s| LiveSource::HeapProfile.get(s));
+        let nextgc = per_gc(window, |s| LiveSource::NextGc.get(s));
+        LiveReadings {
+            profile_trend: Trend::of(&profile),
+            nextgc_trend: Trend::of(&nextgc),
+            profile,
+            nextgc,
+        }
+    }
+
+    fn trend(&self, source: LiveSource) -> Option<&Trend> {
+        match source {
+            LiveSource::HeapProfile => self.profile_trend.as_ref(),
+            LiveSource::NextGc => self.nextgc_trend.as_ref(),
+        }
+    }
+
+    /// The estimators the verdict judges. The heap profile is the live heap itself (as
+    /// of the last GC) and is judged alone once it has changed often enough to show a
+    /// trend; NextGC / (1 + GOGC/100) is a second, noisier estimate (the pacer's
+    /// target) that stands in while the profile is rarely refreshed (few GCs, or
+    /// profiling off). Judging both and keeping the stronger would give noise two
+    /// chances to look like growth.
+    fn judged(&self, window: &Window) -> Vec<LiveSource> {
+        let profile_changes = {
+            let mut v: Vec<u64> = window
+                .samples()
+                .iter()
+                .filter_map(|s| s.profile_inuse)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        let mut judged = Vec::new();
+        if self.profile_trend.is_some() {
+            judged.push(LiveSource::HeapProfile);
+        }
+        if self.nextgc_trend.is_some()
+            && (profile_changes < MIN_PROFILE_CHANGES || self.profile_trend.is_none())
+        {
+            judged.push(LiveSource::NextGc);
+        }
+        judged
+    }
+
+    /// The judged estimates, each with its readings after the start-up grace (the heap
+    /// profile's from [`profile_from_x`] on).
+    fn estimates(&self, window: &Window, grace: &Grace) -> Vec<Estimate<'_>> {
+        self.judged(window)
+            .into_iter()
+            .filter_map(|source| {
+                let (readings, from) = match source {
+                    LiveSource::HeapProfile => (&self.profile, profile_from_x(window, grace)),
+                    LiveSource::NextGc => (&self.nextgc, grace.end_x),
+                };
+                Some(Estimate {
+                    source: Some(source),
+                    trend: self.trend(source)?,
+                    recent: since(readings, from),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Growth by site across the window: heap in-use bytes by allocation site (with the
+/// shares by package) and goroutine counts by blocking site, top N then `other`.
+struct Sites {
+    heap_growth: Vec<(String, i64)>,
+    inuse_share: Vec<(String, f64)>,
+    top_package: Option<(String, f64)>,
+    goroutine_growth: Vec<(String, i64)>,
+}
+
+impl Sites {
+    fn of(window: &Window, top_n: usize) -> Self {
+        let (heap_growth, inuse_share, top_package) = match window.heap_sites() {
+            Some((old, new)) => {
+                let shares = package_shares(new, top_n);
+                let top = shares.first().filter(|(p, _)| p != "other").cloned();
+                let snaps: Vec<&SiteSnapshot> = window.heap_site_snapshots().collect();
+                (sustained_growth_top_n(old, new, &snaps, top_n), shares, top)
+            }
+            None => (Vec::new(), Vec::new(), None),
+        };
+        let goroutine_growth = window
+            .goroutine_sites()
+            .map(|(old, new)| growth_top_n(old, new, top_n, site_growth))
+            .unwrap_or_default();
+        Sites {
+            heap_growth,
+            inuse_share,
+            top_package,
+            goroutine_growth,
+        }
+    }
+
+    /// The site that grew most for a kind: an allocation site for the heap, a blocking
+    /// site for goroutines; connections have no sites of their own.
+    fn culprit(&self, kind: LeakKind) -> Option<(&str, i64)> {
+        match kind {
+            LeakKind::Heap => culprit(&self.heap_growth),
+            LeakKind::Goroutine => culprit(&self.goroutine_growth),
+            LeakKind::HttpConnections => None,
+        }
+    }
+}
+
+/// The trend of each kind read from one series ([`Series::Count`]); `None` for the
+/// live heap, judged on its estimators ([`LiveReadings`]).
+fn count_trends(window: &Window) -> ByKind<Option<Trend>> {
+    ByKind::from_fn(|kind| match kind.spec().series {
+        Series::Count(get) => trend(window, get),
+        Series::LiveHeap => None,
+    })
+}
+
+/// The 99th percentile and the longest of the GC pauses that ended in the window.
+fn gc_pauses(window: &Window) -> (Option<f64>, Option<f64>) {
+    let mut pauses: Vec<f64> = window.pauses_ns().map(|ns| ns as f64 / 1e9).collect();
+    let max = pauses.iter().copied().reduce(f64::max);
+    (quantile(&mut pauses, 0.99), max)
+}
+
+/// The start-up grace in window seconds (see [`Grace`]).
+fn grace(window: &Window) -> Grace {
+    let end_x = window.grace_end().map_or(f64::NEG_INFINITY, |g| {
+        match g.duration_since(window.start()) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    });
+    Grace {
+        end_x,
+        newest_x: window.newest().map_or(0.0, |s| x_of(window, s)),
+        needed_seconds: window.warmup().as_secs_f64() * RECENT_FRACTION_OF_WARMUP,
+        grace_seconds: window.startup_grace().as_secs_f64(),
+    }
+}
+
+/// Where the heap profile's points after the grace start. The profile publishes what
+/// happened up to two GC cycles earlier: right after the grace it can still show
+/// growth that stopped before it (a cache that filled just in time). Its points count
+/// from the second GC after the grace on.
+fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
+    if grace.end_x <= 0.0 {
+        return grace.end_x;
+    }
+    let after_grace = || {
+        window
+            .samples()
+            .iter()
+            .filter(|s| x_of(window, s) >= grace.end_x)
+    };
+    match after_grace().find_map(|s| s.num_gc) {
+        Some(b) => after_grace()
+            .find(|s| s.num_gc.is_some_and(|n| n >= b + PROFILE_LAG_GC_CYCLES))
+            .map_or(f64::INFINITY, |s| x_of(window, s)),
+        None => grace.end_x,
+    }
+}
+
+/// GC cycles in the points from `from_x` on: unknown (no check) unless MemStats were
+/// read at least twice there.
+fn gc_cycles_since(window: &Window, from_x: f64) -> Option<u64> {
+    let recent = since(&points(window, |s| s.num_gc), from_x);
+    match (recent.first(), recent.last()) {
+        (Some(a), Some(b)) if recent.len() >= 2 => Some((b.1 - a.1).max(0.0) as u64),
+        _ => None,
+    }
+}
+
+/// Everything the verdict looks at: each kind's trends with their points after the
+/// start-up grace and its culprit, and the heap's GC and runtime evidence.
+fn evidence<'a>(
     window: &Window,
-    src: UsageSource,
-    limit: u64,
-    usage: u64,
-    th: &Thresholds,
-) -> Option<TimeToLimit> {
-    let pts = points(window, |s| src.get(s));
-    time_to_limit(
-        &pts,
-        usage as f64,
-        limit as f64,
-        th.usage_min_growth_bytes_per_hour / 3600.0,
-    )
+    live: &'a LiveReadings,
+    count_trends: &'a ByKind<Option<Trend>>,
+    sites: &'a Sites,
+    heap_alloc: Option<Fit>,
+    next_gc: Option<Fit>,
+) -> Evidence<'a> {
+    let grace = grace(window);
+    let kinds = ByKind::from_fn(|kind| KindEvidence {
+        estimates: match kind.spec().series {
+            Series::LiveHeap => live.estimates(window, &grace),
+            Series::Count(get) => count_trends[kind]
+                .iter()
+                .map(|trend| Estimate {
+                    source: None,
+                    trend,
+                    recent: since(&points(window, get), grace.end_x),
+                })
+                .collect(),
+        },
+        culprit: sites.culprit(kind),
+    });
+    Evidence {
+        warm: window.is_warm(),
+        span_seconds: window.span().as_secs_f64(),
+        warmup_seconds: window.warmup().as_secs_f64(),
+        kinds,
+        gc_cycles: window.gc_cycles(),
+        gc_cycles_by_half: gc_cycles_by_half(window),
+        heap_alloc_grew: heap_alloc.is_some_and(|f| f.low > 0.0),
+        gc_cycles_recent: gc_cycles_since(window, grace.end_x),
+        heap_alloc_recent: since(&points(window, |s| s.heap_alloc), grace.end_x),
+        next_gc_slope: next_gc.map(|f| f.slope),
+        heap_alloc_slope: heap_alloc.map(|f| f.slope),
+        grace,
+    }
 }
 
 #[cfg(test)]

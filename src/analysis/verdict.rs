@@ -409,44 +409,53 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         return KindVerdict::new(kind, VerdictState::NoLeak, score, reasons);
     }
     let recent = best.recent.as_slice();
-    // Past the grace the live heap is measured only at GCs: without enough of them the
-    // points after it say nothing, and a heap profile may still show growth that
-    // stopped a while ago (it reports the heap as of an earlier GC; its points count
-    // from the second GC after the grace). `recent` holds one reading per GC cycle.
-    let readings = recent.len() as u64;
-    if ev.grace.end_x > 0.0
-        && ev.grace.over()
-        && (readings < MIN_GC_READINGS_AFTER_GRACE
-            || ev
-                .gc_cycles_recent
-                .is_some_and(|n| n < MIN_GC_CYCLES_AFTER_GRACE))
-    {
-        let n = ev.gc_cycles_recent.unwrap_or(readings);
-        // "No leak" only when HeapAlloc is confidently flat: every point tells it.
-        let alloc_flat = ev.heap_alloc_recent.len() >= 4
-            && theil_sen(&ev.heap_alloc_recent).is_some_and(|f| f.high * 3600.0 < floors.per_hour);
-        let (state, why) = if !alloc_flat {
-            (
-                VerdictState::Inconclusive,
-                format!(
-                    "inconclusive: {n} GC cycle(s) since the start-up grace gave {readings} \
-                     live-heap reading(s) ({MIN_GC_READINGS_AFTER_GRACE} needed; a heap \
-                     profile counts from the second GC after the grace) and HeapAlloc is not \
-                     flat; watch longer, or set gc: auto"
-                ),
-            )
-        } else {
-            (
-                VerdictState::NoLeak,
-                "no growth after the start-up grace: HeapAlloc is flat and no GC has run \
-                 since (start-up, such as a cache that filled)"
-                    .to_string(),
-            )
-        };
+    if let Some((state, why)) = too_few_gcs_after_grace(ev, recent, floors) {
         reasons.insert(0, why);
         return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
     after_grace(kind, ev, recent, floors, score, reasons)
+}
+
+/// Past the grace the live heap is measured only at GCs: without enough of them the
+/// points after it (`recent`, one reading per GC cycle) say nothing, and a heap
+/// profile may still show growth that stopped a while ago (it reports the heap as of
+/// an earlier GC; its points count from the second GC after the grace). The state
+/// and reason then, unless the readings after the grace can be judged.
+fn too_few_gcs_after_grace(
+    ev: &Evidence<'_>,
+    recent: &[(f64, f64)],
+    floors: Floors,
+) -> Option<(VerdictState, String)> {
+    let readings = recent.len() as u64;
+    let too_few = readings < MIN_GC_READINGS_AFTER_GRACE
+        || ev
+            .gc_cycles_recent
+            .is_some_and(|n| n < MIN_GC_CYCLES_AFTER_GRACE);
+    if !(ev.grace.end_x > 0.0 && ev.grace.over() && too_few) {
+        return None;
+    }
+    let n = ev.gc_cycles_recent.unwrap_or(readings);
+    // "No leak" only when HeapAlloc is confidently flat: every point tells it.
+    let alloc_flat = ev.heap_alloc_recent.len() >= 4
+        && theil_sen(&ev.heap_alloc_recent).is_some_and(|f| f.high * 3600.0 < floors.per_hour);
+    Some(if !alloc_flat {
+        (
+            VerdictState::Inconclusive,
+            format!(
+                "inconclusive: {n} GC cycle(s) since the start-up grace gave {readings} \
+                 live-heap reading(s) ({MIN_GC_READINGS_AFTER_GRACE} needed; a heap \
+                 profile counts from the second GC after the grace) and HeapAlloc is not \
+                 flat; watch longer, or set gc: auto"
+            ),
+        )
+    } else {
+        (
+            VerdictState::NoLeak,
+            "no growth after the start-up grace: HeapAlloc is flat and no GC has run \
+             since (start-up, such as a cache that filled)"
+                .to_string(),
+        )
+    })
 }
 
 /// A count's rule: its growth criteria, then growth after the start-up grace.

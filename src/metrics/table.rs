@@ -609,6 +609,16 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
+    fn the_verdict_help_names_every_leak_kind() {
+        // The README's reference repeats it (readme.rs).
+        use crate::analysis::kinds::LeakKind;
+        let labels: Vec<&str> = LeakKind::ALL.iter().map(|k| k.as_str()).collect();
+        let listed = format!("({})", labels.join(", "));
+        let d = lookup("leakwatch_leak_suspected", Kind::Gauge).unwrap();
+        assert!(d.help.contains(&listed), "{}", d.help);
+    }
+
+    #[test]
     fn names_follow_conventions_and_are_unique() {
         let mut seen = HashSet::new();
         let re = regex::Regex::new(r"^leakwatch_[a-z0-9_]+$").unwrap();
