@@ -47,16 +47,18 @@ pub struct WatchArgs {
     /// How long to watch.
     #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = crate::units::parse_nonzero_duration)]
     pub duration: Duration,
-    /// Time between samples.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::units::parse_nonzero_duration)]
-    pub every: Duration,
+    /// Time between samples [default: 30s, or --for / 16 (at least 1s) when that is
+    /// shorter, so a verdict's 8 samples fit well inside --for].
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_nonzero_duration)]
+    pub every: Option<Duration>,
     /// Time watched before a verdict is given [default: a third of --for].
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_nonzero_duration)]
     pub warmup: Option<Duration>,
     /// Growth in a service's first DURATION may be start-up (caches filling): a leak
-    /// verdict needs growth that goes on after it, counted from when watch first sees
-    /// the service. Set 0s for a service that has run for a while [default: twice
-    /// --warmup].
+    /// verdict then needs growth that goes on after it, counted from when watch first
+    /// sees the service. Set it when the service starts with the watch and fills caches
+    /// [default: 0s: a watch starts after the service is up, and a soak check of a
+    /// minute must fail on a clear leak].
     #[arg(long = "startup-grace", value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub startup_grace: Option<Duration>,
     /// Time one request may take.
@@ -139,6 +141,43 @@ async fn dump_heap(
 // The run
 // ---------------------------------------------------------------------------------
 
+/// Samples a verdict needs (the window's default `min_samples`).
+fn verdict_samples() -> usize {
+    crate::analysis::window::WindowConfig::default().min_samples
+}
+
+impl WatchArgs {
+    /// Time between samples: `--every`, else 30 s, or `--for` over twice the samples a
+    /// verdict needs when that is shorter (at least 1 s).
+    pub fn every(&self) -> Duration {
+        self.every.unwrap_or_else(|| {
+            let fit = self.duration / (2 * verdict_samples() as u32);
+            fit.clamp(Duration::from_secs(1), Duration::from_secs(30))
+        })
+    }
+
+    /// Samples the watch takes: one at the start, then one every [`Self::every`].
+    pub fn samples(&self) -> usize {
+        usize::try_from(self.duration.as_nanos() / self.every().as_nanos().max(1))
+            .unwrap_or(usize::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Why these timings cannot give a verdict, said at the start (not after --for).
+    pub fn too_few_samples(&self) -> Option<String> {
+        let (n, need) = (self.samples(), verdict_samples());
+        (n < need).then(|| {
+            format!(
+                "--every {} over --for {} takes {n} samples and a verdict needs {need}: \
+                 expect 'could not judge' (exit 2); sample every {} or less",
+                crate::units::fmt_duration_human(self.every()),
+                crate::units::fmt_duration_human(self.duration),
+                crate::units::fmt_duration_human(self.duration / need as u32),
+            )
+        })
+    }
+}
+
 /// The target configs of a watch: the exporter's defaults with the watch's timing.
 pub fn watch_config(args: &WatchArgs) -> crate::Result<Config> {
     let mut config = Config::from_urls(&args.urls)?;
@@ -146,12 +185,12 @@ pub fn watch_config(args: &WatchArgs) -> crate::Result<Config> {
     config.system.kernel_log = "off".to_string();
     let warmup = args.warmup.unwrap_or(args.duration / 3);
     for t in &mut config.targets {
-        t.interval = args.every;
+        t.interval = args.every();
         t.timeout = args.timeout;
         // One sample of slack: the first sample must still be inside the window at the end.
-        t.window = args.duration + args.every;
+        t.window = args.duration + args.every();
         t.warmup = warmup;
-        t.startup_grace = args.startup_grace;
+        t.startup_grace = Some(args.startup_grace.unwrap_or(Duration::ZERO));
         t.overhead_budget = args.overhead_budget;
     }
     Ok(config)
@@ -189,9 +228,16 @@ async fn run_async(args: WatchArgs) -> i32 {
         }
     };
     let targets = crate::targets::build_targets(&config);
-    let samples = usize::try_from(args.duration.as_nanos() / args.every.as_nanos().max(1))
-        .unwrap_or(usize::MAX - 1)
-        .saturating_add(1);
+    let samples = args.samples();
+    if let Some(why) = args.too_few_samples() {
+        eprintln!("leakwatch watch: {why}");
+    }
+    // A verdict needs the warm-up covered and the samples held, whichever comes later.
+    let verdict_after = config
+        .targets
+        .first()
+        .map_or(Duration::ZERO, |t| t.warmup)
+        .max(args.every() * (verdict_samples() as u32 - 1));
     let tty = std::io::stdout().is_terminal() && !args.json;
     let mut successes = vec![0usize; targets.len()];
     let mut dumps: Vec<Option<DumpPair>> = vec![None; targets.len()];
@@ -204,11 +250,9 @@ async fn run_async(args: WatchArgs) -> i32 {
         println!(
             "leakwatch watch: {} target(s), a sample every {} for {} ({samples} samples), verdict after {}",
             targets.len(),
-            crate::units::fmt_duration_human(args.every),
+            crate::units::fmt_duration_human(args.every()),
             crate::units::fmt_duration_human(args.duration),
-            crate::units::fmt_duration_human(
-                config.targets.first().map_or(Duration::ZERO, |t| t.warmup)
-            ),
+            crate::units::fmt_duration_human(verdict_after),
         );
     }
     let ctrl_c = tokio::signal::ctrl_c();
@@ -216,7 +260,7 @@ async fn run_async(args: WatchArgs) -> i32 {
     for i in 0..samples {
         let due = tokio_start
             + args
-                .every
+                .every()
                 .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
         // Redraw the progress bar while waiting on a TTY.
         loop {
@@ -338,7 +382,7 @@ async fn run_async(args: WatchArgs) -> i32 {
         let report = Report {
             leakwatch_version: env!("CARGO_PKG_VERSION"),
             duration_seconds: args.duration.as_secs_f64(),
-            every_seconds: args.every.as_secs_f64(),
+            every_seconds: args.every().as_secs_f64(),
             warmup_seconds: config
                 .targets
                 .first()
@@ -401,5 +445,50 @@ mod tests {
         assert_eq!(dir_name("127.0.0.1:6060"), "127.0.0.1:6060");
         assert_eq!(dir_name(".."), "target");
         assert_eq!(dir_name("a/b"), "a_b");
+    }
+
+    fn args(extra: &[&str]) -> WatchArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        let mut argv = vec!["watch", "http://127.0.0.1:6060"];
+        argv.extend(extra);
+        <Cli as clap::Parser>::parse_from(argv).watch
+    }
+
+    #[test]
+    fn every_defaults_to_fit_a_verdict_into_for() {
+        // (flags, every in ms, samples, said at the start?)
+        let cases: [(&[&str], u64, usize, bool); 6] = [
+            (&[], 30_000, 21, false),
+            (&["--for", "2m"], 7_500, 17, false),
+            (&["--for", "45s"], 2_812, 17, false),
+            (&["--for", "5s"], 1_000, 6, true),
+            (&["--for", "2m", "--every", "30s"], 30_000, 5, true),
+            (&["--for", "45s", "--every", "1s"], 1_000, 46, false),
+        ];
+        for (flags, every_ms, samples, warned) in cases {
+            let a = args(flags);
+            assert_eq!(a.every().as_millis() as u64, every_ms, "{flags:?}");
+            assert_eq!(a.samples(), samples, "{flags:?}");
+            assert_eq!(a.too_few_samples().is_some(), warned, "{flags:?}");
+        }
+        let why = args(&["--for", "2m", "--every", "30s"])
+            .too_few_samples()
+            .unwrap();
+        assert!(
+            why.contains("5 samples") && why.contains("needs 8"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_watch_has_no_start_up_grace_unless_asked() {
+        let c = watch_config(&args(&[])).unwrap();
+        assert_eq!(c.targets[0].startup_grace, Some(Duration::ZERO));
+        let c = watch_config(&args(&["--startup-grace", "10m"])).unwrap();
+        assert_eq!(c.targets[0].startup_grace, Some(Duration::from_secs(600)));
     }
 }

@@ -411,11 +411,12 @@ fn readme_example_leak() -> Vec<String> {
     caps[1].split_whitespace().map(String::from).collect()
 }
 
-/// The issue-14 case: the README's example leak watched for 2 minutes every 5 s. The
-/// live heap only moves at a GC and a growing heap makes GCs rarer (each doubles the
-/// next goal), so the window holds only a few GC cycles: the live heap looks like a
-/// step or a plateau. That is no evidence of "no leak": the run must say inconclusive,
-/// with the reason, and exit 2 (it printed "no leak found" and exited 0).
+/// The issue-14 case: the README's example leak watched for 2 minutes every 5 s, with a
+/// one-minute start-up grace. The live heap only moves at a GC and a growing heap makes
+/// GCs rarer (each doubles the next goal), so the minute after the grace holds only a
+/// GC or two: the live heap looks like a step or a plateau. That is no evidence of "no
+/// leak": the run must say inconclusive, with the reason, and exit 2 (it printed "no
+/// leak found" and exited 0).
 #[test]
 fn watch_few_gc_cycles_is_inconclusive_exit_2_not_no_leak() {
     let tc = &toolchains()[0];
@@ -423,7 +424,10 @@ fn watch_few_gc_cycles_is_inconclusive_exit_2_not_no_leak() {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let svc = LeakyService::start(tc, &flags);
     let gcs_before = svc.memstat("NumGC");
-    let run = watch(&[&svc.url], &["--for", "2m", "--every", "5s"]);
+    let run = watch(
+        &[&svc.url],
+        &["--for", "2m", "--every", "5s", "--startup-grace", "1m"],
+    );
     let gcs = svc.memstat("NumGC") - gcs_before;
     let context = format!(
         "Go {}, service flags {flags:?}, {gcs} GC cycles during the watch; exit {}\nstdout:\n{}\nstderr:\n{}",
@@ -455,4 +459,24 @@ fn watch_few_gc_cycles_is_inconclusive_exit_2_not_no_leak() {
         "watch few-GC: {gcs} GC cycles in 2 min; summary:\n{}",
         summary.join("\n")
     );
+}
+
+/// Issue 21's soak check: `watch URL --for 45s --every 1s` with the defaults on the
+/// README's example leak started just before fails the check (exit 1) and names the
+/// leaking function. With a start-up grace by default it ended INCONCLUSIVE (exit 2:
+/// "3 GC cycle(s) since the start-up grace gave 2 live-heap reading(s)").
+#[test]
+fn watch_soak_check_on_a_fresh_leak_exits_1_with_the_defaults() {
+    let tc = &toolchains()[0];
+    let flags = readme_example_leak();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let svc = LeakyService::start(tc, &flags);
+    let run = watch(&[&svc.url], &["--for", "45s", "--every", "1s"]);
+    let context = format!(
+        "Go {}, flags {flags:?}; exit {}\nstdout:\n{}\nstderr:\n{}",
+        tc.version, run.code, run.stdout, run.stderr
+    );
+    assert_eq!(run.code, 1, "{context}");
+    assert!(run.stdout.contains("LEAK SUSPECTED"), "{context}");
+    assert!(run.stdout.contains("main.newSession"), "{context}");
 }
