@@ -10,9 +10,10 @@
 //!   `MemStats.Sys` (`leakwatch_memory_usage_bytes{source}`);
 //! - `rate` is the Theil-Sen slope of that usage over the window.
 //!
-//! It assumes the growth stays linear. No series while the window is warming up,
-//! or while usage is "not growing": a slope below `usage_min_growth_bytes_per_hour`
-//! or a 95% confidence interval of the slope that reaches 0. The error comes from the
+//! It assumes the growth stays linear. No series before 6 samples, while usage is
+//! "not growing" (a slope below `usage_min_growth_bytes_per_hour` or a 95% confidence
+//! interval of the slope that reaches 0), or once growth has stopped at the newest
+//! samples ([`crate::analysis::trend::growth_stopped`]). The error comes from the
 //! slope: with its 95% interval `[low, high]` the time lies in
 //! `[(limit - usage) / high, (limit - usage) / low]` ([`TimeToLimit::earliest_seconds`],
 //! [`TimeToLimit::latest_seconds`]). A leak that accelerates reaches the limit sooner;
