@@ -154,25 +154,18 @@ fn target_dir() -> PathBuf {
 /// `target/leaky-service/go<version>/leaky-service`. The Go build cache and GOPATH live
 /// under target/ and the network is off (GOPROXY=off, GOTOOLCHAIN=local).
 pub fn build_leaky_service(tc: &GoToolchain) -> PathBuf {
-    type Builds = Mutex<HashMap<PathBuf, Arc<OnceLock<PathBuf>>>>;
-    static BUILDS: OnceLock<Builds> = OnceLock::new();
-    let slot = {
-        let mut builds = BUILDS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        Arc::clone(builds.entry(tc.go.clone()).or_default())
-    };
     // Builds for different toolchains run in parallel; the same one only once.
-    slot.get_or_init(|| {
-        let out = target_dir()
-            .join("leaky-service")
-            .join(format!("go{}", tc.version))
-            .join("leaky-service");
-        go_build(tc, "examples/leaky-service", &out, &[]);
-        out
-    })
-    .clone()
+    build_once(
+        format!("{}|examples/leaky-service", tc.go.display()),
+        || {
+            let out = target_dir()
+                .join("leaky-service")
+                .join(format!("go{}", tc.version))
+                .join("leaky-service");
+            go_build(tc, "examples/leaky-service", &out, &[]);
+            out
+        },
+    )
 }
 
 /// Builds the Go package in `src` (relative to the crate root) into `out` with `tc`
@@ -236,17 +229,7 @@ fn go_build(tc: &GoToolchain, src: &str, out: &Path, env: &[(&str, &str)]) {
 /// Builds the Go test program in `tests/<name>` (e.g. "squatter") with `tc`, once per
 /// toolchain per test process, into `target/leaky-service/go<version>/<name>`.
 pub fn build_test_program(tc: &GoToolchain, name: &str) -> PathBuf {
-    type Builds = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
-    static BUILDS: OnceLock<Builds> = OnceLock::new();
-    let key = format!("{}|{name}", tc.go.display());
-    let slot = {
-        let mut builds = BUILDS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        Arc::clone(builds.entry(key).or_default())
-    };
-    slot.get_or_init(|| {
+    build_once(format!("{}|tests/{name}", tc.go.display()), || {
         let out = target_dir()
             .join("leaky-service")
             .join(format!("go{}", tc.version))
@@ -254,7 +237,21 @@ pub fn build_test_program(tc: &GoToolchain, name: &str) -> PathBuf {
         go_build(tc, &format!("tests/{name}"), &out, &[]);
         out
     })
-    .clone()
+}
+
+/// Runs `build` once per `key` in this test process (concurrent callers of the same key
+/// wait for the one build) and returns its binary.
+fn build_once(key: String, build: impl FnOnce() -> PathBuf) -> PathBuf {
+    type Builds = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
+    static BUILDS: OnceLock<Builds> = OnceLock::new();
+    let slot = {
+        let mut builds = BUILDS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(builds.entry(key).or_default())
+    };
+    slot.get_or_init(build).clone()
 }
 
 // ---------------------------------------------------------------------------------
@@ -1026,18 +1023,8 @@ fn env_build_name(tc: &GoToolchain, env: &[(&str, &str)]) -> String {
 /// cache and offline settings; a new GOEXPERIMENT recompiles the std library once (about
 /// 35 s for Go 1.26 on 2 cores), later builds come from the cache.
 pub fn build_leaky_service_with_env(tc: &GoToolchain, env: &[(&str, &str)]) -> PathBuf {
-    type Builds = Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>;
-    static BUILDS: OnceLock<Builds> = OnceLock::new();
     let name = env_build_name(tc, env);
-    let key = format!("{}|{name}", tc.go.display());
-    let slot = {
-        let mut builds = BUILDS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        Arc::clone(builds.entry(key).or_default())
-    };
-    slot.get_or_init(|| {
+    build_once(format!("{}|examples/{name}", tc.go.display()), || {
         let out = target_dir()
             .join("leaky-service")
             .join(&name)
@@ -1045,7 +1032,6 @@ pub fn build_leaky_service_with_env(tc: &GoToolchain, env: &[(&str, &str)]) -> P
         go_build(tc, "examples/leaky-service", &out, env);
         out
     })
-    .clone()
 }
 
 impl LeakyService {
