@@ -216,6 +216,37 @@ pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
     }
 }
 
+/// Below this score a suspected kind clears (see [`hold`]); it is set at 0.5.
+pub const CLEAR_BELOW_SCORE: f64 = 0.3;
+
+/// Hysteresis: a kind suspected at the previous evaluation stays suspected while its
+/// new verdict says "no leak" or "inconclusive" with a score of at least
+/// [`CLEAR_BELOW_SCORE`]. Setting needs every criterion at its threshold (score 0.5);
+/// clearing needs one criterion clearly short of it (a slope at 60% of its floor,
+/// monotonicity 0.36 where 0.6 is needed), so a leak whose criteria hover around their
+/// thresholds does not flip on every scrape. A restart (warming up), a stale target or
+/// an explained kind is never held, and a held kind keeps the score at 0.5 and says so.
+pub fn hold(v: &mut Verdict, previous: Option<&Verdict>) {
+    let Some(previous) = previous else { return };
+    for kind in LeakKind::ALL {
+        let k = v.get_mut(kind);
+        let contrary = matches!(k.state, VerdictState::NoLeak | VerdictState::Inconclusive);
+        if previous.get(kind).suspected && contrary && k.score >= CLEAR_BELOW_SCORE {
+            k.reasons.insert(
+                0,
+                format!(
+                    "still suspected: the evidence weakened (score {:.2}) but a suspected leak \
+                     clears only below {CLEAR_BELOW_SCORE}",
+                    k.score
+                ),
+            );
+            k.score = 0.5;
+            k.suspected = true;
+            k.state = VerdictState::Suspected;
+        }
+    }
+}
+
 /// GC cycles after the start-up grace the heap's recent-growth test needs.
 const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
 /// Live-heap readings (one per GC) after the start-up grace the recent-growth test
@@ -341,7 +372,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
             vec![format!(
                 "inconclusive: HeapAlloc grew but only {n} GC cycle(s) ran in the window ({} \
                  needed); the live heap is measured only at a GC, so flat readings say \
-                 nothing (with `gc: auto` leakwatch asks for a GC when this happens)",
+                 nothing (`gc: auto`, the default, asks the service for a GC after a minute without one)",
                 th.min_gc_cycles
             )],
         );
@@ -382,7 +413,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
             format!(
                 "inconclusive: the live heap grew, but only {first} and {second} GC cycles \
                  measured it in the two halves of the window ({per_half} each needed); between GCs the live heap is not measured, so its shape cannot be \
-                 judged (watch longer, or set gc: auto)"
+                 judged (watch longer; `gc: false` never asks the service for a GC)"
             ),
         );
         return KindVerdict::new(kind, VerdictState::Inconclusive, a.score.min(0.49), reasons);
@@ -445,7 +476,7 @@ fn too_few_gcs_after_grace(
                 "inconclusive: {n} GC cycle(s) since the start-up grace gave {readings} \
                  live-heap reading(s) ({MIN_GC_READINGS_AFTER_GRACE} needed; a heap \
                  profile counts from the second GC after the grace) and HeapAlloc is not \
-                 flat; watch longer, or set gc: auto"
+                 flat; watch longer (`gc: false` never asks the service for a GC)"
             ),
         )
     } else {
@@ -487,4 +518,48 @@ fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdic
         return KindVerdict::new(kind, VerdictState::NoLeak, a.score, reasons);
     }
     after_grace(kind, ev, &e.recent, floors, a.score, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(state: VerdictState, score: f64) -> Verdict {
+        Verdict::from_fn(|kind| KindVerdict::new(kind, state, score, vec!["why".into()]))
+    }
+
+    #[test]
+    fn a_suspected_kind_clears_only_on_clearly_contrary_evidence() {
+        use VerdictState::*;
+        // (previous, new state, new score, held as suspected)
+        let cases = [
+            (Some(Suspected), NoLeak, 0.45, true),
+            (Some(Suspected), Inconclusive, 0.3, true),
+            (Some(Suspected), NoLeak, 0.29, false),
+            (Some(Suspected), Inconclusive, 0.0, false),
+            // A restart, a stale target or an explained kind is never held.
+            (Some(Suspected), WarmingUp, 0.45, false),
+            (Some(Suspected), Stale, 0.45, false),
+            (Some(Suspected), Explained, 0.45, false),
+            // Setting needs the full rule: nothing is held without a suspicion.
+            (Some(NoLeak), NoLeak, 0.45, false),
+            (None, NoLeak, 0.45, false),
+        ];
+        for (previous, state, score, held) in cases {
+            let before = previous.map(|p| all(p, if p == Suspected { 0.7 } else { 0.4 }));
+            let mut v = all(state, score);
+            hold(&mut v, before.as_ref());
+            for k in v.kinds() {
+                let case = format!("{previous:?} -> {state:?} {score}: {k:?}");
+                assert_eq!(k.suspected, held, "{case}");
+                if held {
+                    assert_eq!(k.state, Suspected, "{case}");
+                    assert_eq!(k.score, 0.5, "{case}");
+                    assert!(k.reasons[0].contains("still suspected"), "{case}");
+                } else {
+                    assert_eq!((k.state, k.score), (state, score), "{case}");
+                }
+            }
+        }
+    }
 }

@@ -18,16 +18,35 @@ pub enum HeapFormat {
 /// Whether leakwatch asks the service for a GC before a heap profile (`heap?gc=1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GcMode {
-    /// Never (the default): a forced GC perturbs the service.
-    #[default]
+    /// Never (`gc: false`): only the service's own GCs measure the live heap.
     Off,
     /// Before every heap profile (`gc: true`).
     Always,
-    /// Only when no GC ran for 2 minutes while HeapAlloc grew, so the live heap would
-    /// be a guess: at most once per 5 minutes. Cost: one GC cycle of the service
-    /// (stop-the-world pauses well under a millisecond, CPU in proportion to its live
-    /// heap), charged to the overhead budget with the heap request.
+    /// The default: only when no GC ran for a minute while HeapAlloc grew, at most once
+    /// a minute. The live heap is measured only at a GC, and a leaking heap makes its
+    /// own GCs ever rarer (GOGC doubles the goal as the live heap doubles): without
+    /// this, a leak gets a verdict only when its GCs happen to fall right. A service
+    /// that GCs at least once a minute on its own (any service under load) is never
+    /// asked. Cost: at most one GC cycle a minute (stop-the-world pauses well under a
+    /// millisecond, CPU in proportion to the live heap), timed with the heap request
+    /// and so charged to the overhead budget, which stretches the heap interval of a
+    /// service whose GC is costly.
+    #[default]
     Auto,
+}
+
+impl std::str::FromStr for GcMode {
+    type Err = String;
+
+    /// `auto`, `true` or `false` (also `off`), as in the config file.
+    fn from_str(v: &str) -> std::result::Result<GcMode, String> {
+        match v {
+            "auto" => Ok(GcMode::Auto),
+            "true" => Ok(GcMode::Always),
+            "false" | "off" => Ok(GcMode::Off),
+            _ => Err(format!("{v:?}: expected auto, true or false")),
+        }
+    }
 }
 
 struct GcModeVisitor;
@@ -44,12 +63,8 @@ impl serde::de::Visitor<'_> for GcModeVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<GcMode, E> {
-        match v {
-            "auto" => Ok(GcMode::Auto),
-            "true" => Ok(GcMode::Always),
-            "false" | "off" => Ok(GcMode::Off),
-            _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
-        }
+        v.parse()
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use super::endpoint::{
     ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, MemStatsSource,
 };
+use crate::analysis::window::Window;
 use crate::budget::{BudgetPolicy, EndpointBudget};
-use crate::config::{HeapFormat, TargetConfig};
+use crate::config::{GcMode, HeapFormat, TargetConfig};
 
 /// Each endpoint's schedule under the overhead budget, and what the target offers.
 #[derive(Debug)]
@@ -45,6 +46,28 @@ pub struct BudgetView {
 }
 
 impl Schedule {
+    /// Whether the next heap request asks for a GC first (see [`GcMode`]): with
+    /// `auto`, when `window` shows no GC for a fifth of the warm-up (at most a minute)
+    /// while HeapAlloc grew, and at most as often; scaled to the warm-up for short test
+    /// windows.
+    pub(super) fn wants_gc(&mut self, mode: GcMode, warmup: Duration, window: &Window) -> bool {
+        match mode {
+            GcMode::Off => false,
+            GcMode::Always => true,
+            GcMode::Auto => {
+                let after = GC_AUTO_AFTER.min(warmup / 5);
+                let due = self
+                    .last_forced_gc
+                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY.min(after));
+                let ask = due && gc_starved(window, after);
+                if ask {
+                    self.last_forced_gc = Some(Instant::now());
+                }
+                ask
+            }
+        }
+    }
+
     /// The schedule of a target with `config`: every endpoint at its configured
     /// interval, nothing detected yet.
     pub(super) fn new(config: &TargetConfig) -> Schedule {
@@ -129,6 +152,102 @@ impl Schedule {
                 .into_iter()
                 .map(|(name, b)| (name, b.effective_interval(), b.overhead_ratio()))
                 .collect(),
+        }
+    }
+}
+
+/// `gc: auto` asks for a GC when none ran for this long while HeapAlloc grew...
+const GC_AUTO_AFTER: Duration = Duration::from_secs(60);
+/// ...and at most this often.
+const GC_AUTO_EVERY: Duration = Duration::from_secs(60);
+
+/// No GC completed in the last `after` of the window (NumGC unchanged) while HeapAlloc
+/// grew: the live heap has not been measured for a while.
+fn gc_starved(w: &Window, after: Duration) -> bool {
+    let Some(newest) = w.samples().iter().rev().find(|s| s.num_gc.is_some()) else {
+        return false;
+    };
+    let since = w
+        .samples()
+        .iter()
+        .rev()
+        .take_while(|s| s.num_gc.is_none_or(|n| Some(n) == newest.num_gc))
+        .last();
+    let Some(first_same) = since else {
+        return false;
+    };
+    let quiet = newest.at.duration_since(first_same.at).unwrap_or_default();
+    let grew = matches!((first_same.heap_alloc, newest.heap_alloc), (Some(a), Some(b)) if b > a);
+    quiet >= after && grew
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::observation::Observation;
+    use crate::analysis::window::WindowConfig;
+    use crate::pprof::memstats::MemStats;
+    use std::time::SystemTime;
+
+    fn window(points: &[(u64, u64, u64)]) -> Window {
+        let mut w = Window::new(&WindowConfig::default());
+        for &(sec, heap_alloc, num_gc) in points {
+            let mut o =
+                Observation::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec));
+            o.pid = Some(1);
+            o.memstats = Some(MemStats {
+                heap_alloc: Some(heap_alloc),
+                total_alloc: Some(heap_alloc),
+                num_gc: Some(num_gc),
+                ..MemStats::default()
+            });
+            w.observe(o);
+        }
+        w
+    }
+
+    #[test]
+    fn gc_auto_asks_only_when_the_heap_grew_without_a_gc() {
+        let after = Duration::from_secs(120);
+        let mb = 1 << 20;
+        // (points (second, HeapAlloc, NumGC), starved?)
+        type Case<'a> = (&'a [(u64, u64, u64)], bool);
+        let cases: [Case; 4] = [
+            // No GC for 3 minutes while HeapAlloc grew: ask for one.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 20 * mb, 4),
+                    (120, 30 * mb, 4),
+                    (180, 40 * mb, 4),
+                ],
+                true,
+            ),
+            // A GC ran a minute ago: the live heap was just measured.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 20 * mb, 4),
+                    (120, 5 * mb, 5),
+                    (180, 15 * mb, 5),
+                ],
+                false,
+            ),
+            // No GC, but nothing grew either: nothing to measure.
+            (
+                &[
+                    (0, 10 * mb, 4),
+                    (60, 10 * mb, 4),
+                    (120, 10 * mb, 4),
+                    (180, 10 * mb, 4),
+                ],
+                false,
+            ),
+            // Not long enough yet.
+            (&[(0, 10 * mb, 4), (60, 20 * mb, 4)], false),
+        ];
+        for (points, want) in cases {
+            assert_eq!(gc_starved(&window(points), after), want, "{points:?}");
         }
     }
 }

@@ -164,6 +164,10 @@ impl TargetState {
             sched.goroutineleak_available = None;
             sched.memstats_source = None;
         }
+        crate::analysis::verdict::hold(
+            &mut signals.verdict,
+            st.signals.as_ref().map(|s| &s.verdict),
+        );
         fold_goroutineleak(&mut signals, &st);
         fold_oom_kills(
             &mut signals,
@@ -344,27 +348,14 @@ impl TargetState {
 
     /// Whether this heap request asks for a GC first (see [`GcMode`]).
     fn wants_gc(&self) -> bool {
-        match self.config.gc {
-            GcMode::Off => false,
-            GcMode::Always => true,
-            GcMode::Auto => {
-                // Scaled to the warm-up for short test windows: no GC for half the
-                // warm-up (at most 2 minutes), one forced GC per warm-up (at most 5).
-                let warmup = self.config.warmup;
-                let starved = gc_starved(&self.status().window, GC_AUTO_AFTER.min(warmup / 2));
-                let mut sched = self.schedule();
-                let due = sched
-                    .last_forced_gc
-                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY.min(warmup));
-                if starved && due {
-                    sched.last_forced_gc = Some(Instant::now());
-                    tracing::debug!(target_name = %self.config.name, "gc: auto: no GC for a while but HeapAlloc grew; asking for one");
-                    true
-                } else {
-                    false
-                }
-            }
+        let st = self.status();
+        let ask = self
+            .schedule()
+            .wants_gc(self.config.gc, self.config.warmup, &st.window);
+        if ask && self.config.gc == GcMode::Auto {
+            tracing::debug!(target_name = %self.config.name, "gc: auto: no GC for a while but HeapAlloc grew; asking for one");
         }
+        ask
     }
 
     async fn scrape_heap(&self, fetcher: &Fetcher) -> bool {
@@ -590,31 +581,6 @@ fn observation(st: &Status, at: SystemTime) -> Observation {
     obs
 }
 
-/// `gc: auto` asks for a GC when none ran for this long while HeapAlloc grew...
-const GC_AUTO_AFTER: Duration = Duration::from_secs(120);
-/// ...and at most this often.
-const GC_AUTO_EVERY: Duration = Duration::from_secs(300);
-
-/// No GC completed in the last `after` of the window (NumGC unchanged) while HeapAlloc
-/// grew: the live heap has not been measured for a while.
-pub(super) fn gc_starved(w: &crate::analysis::window::Window, after: Duration) -> bool {
-    let Some(newest) = w.samples().iter().rev().find(|s| s.num_gc.is_some()) else {
-        return false;
-    };
-    let since = w
-        .samples()
-        .iter()
-        .rev()
-        .take_while(|s| s.num_gc.is_none_or(|n| Some(n) == newest.num_gc))
-        .last();
-    let Some(first_same) = since else {
-        return false;
-    };
-    let quiet = newest.at.duration_since(first_same.at).unwrap_or_default();
-    let grew = matches!((first_same.heap_alloc, newest.heap_alloc), (Some(a), Some(b)) if b > a);
-    quiet >= after && grew
-}
-
 /// Bodies and profiles above these sizes are parsed and analysed on the blocking pool.
 const BIG_BODY: usize = 1 << 20;
 const BIG_RECORDS: usize = 20_000;
@@ -637,73 +603,4 @@ async fn off_thread<T: Send + 'static>(
             reason: format!("parser task failed: {e}"),
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::window::{Window, WindowConfig};
-    use crate::pprof::memstats::MemStats;
-
-    fn window(points: &[(u64, u64, u64)]) -> Window {
-        let mut w = Window::new(&WindowConfig::default());
-        for &(sec, heap_alloc, num_gc) in points {
-            let mut o =
-                Observation::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec));
-            o.pid = Some(1);
-            o.memstats = Some(MemStats {
-                heap_alloc: Some(heap_alloc),
-                total_alloc: Some(heap_alloc),
-                num_gc: Some(num_gc),
-                ..MemStats::default()
-            });
-            w.observe(o);
-        }
-        w
-    }
-
-    #[test]
-    fn gc_auto_asks_only_when_the_heap_grew_without_a_gc() {
-        let after = Duration::from_secs(120);
-        let mb = 1 << 20;
-        // (points (second, HeapAlloc, NumGC), starved?)
-        type Case<'a> = (&'a [(u64, u64, u64)], bool);
-        let cases: [Case; 4] = [
-            // No GC for 3 minutes while HeapAlloc grew: ask for one.
-            (
-                &[
-                    (0, 10 * mb, 4),
-                    (60, 20 * mb, 4),
-                    (120, 30 * mb, 4),
-                    (180, 40 * mb, 4),
-                ],
-                true,
-            ),
-            // A GC ran a minute ago: the live heap was just measured.
-            (
-                &[
-                    (0, 10 * mb, 4),
-                    (60, 20 * mb, 4),
-                    (120, 5 * mb, 5),
-                    (180, 15 * mb, 5),
-                ],
-                false,
-            ),
-            // No GC, but nothing grew either: nothing to measure.
-            (
-                &[
-                    (0, 10 * mb, 4),
-                    (60, 10 * mb, 4),
-                    (120, 10 * mb, 4),
-                    (180, 10 * mb, 4),
-                ],
-                false,
-            ),
-            // Not long enough yet.
-            (&[(0, 10 * mb, 4), (60, 20 * mb, 4)], false),
-        ];
-        for (points, want) in cases {
-            assert_eq!(gc_starved(&window(points), after), want, "{points:?}");
-        }
-    }
 }

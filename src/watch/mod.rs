@@ -61,6 +61,11 @@ pub struct WatchArgs {
     /// minute must fail on a clear leak].
     #[arg(long = "startup-grace", value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub startup_grace: Option<Duration>,
+    /// Whether to ask the service for a GC before a heap profile: auto (when no GC
+    /// ran for a fifth of the warm-up while HeapAlloc grew, at most as often; the live
+    /// heap is measured only at a GC), true (always) or false (never).
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub gc: crate::config::GcMode,
     /// Time one request may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_nonzero_duration)]
     pub timeout: Duration,
@@ -192,6 +197,7 @@ pub fn watch_config(args: &WatchArgs) -> crate::Result<Config> {
         t.warmup = warmup;
         t.startup_grace = Some(args.startup_grace.unwrap_or(Duration::ZERO));
         t.overhead_budget = args.overhead_budget;
+        t.gc = args.gc;
     }
     Ok(config)
 }

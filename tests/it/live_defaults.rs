@@ -3,17 +3,21 @@
 //! Prometheus 2.42, Alertmanager with the shipped inhibitions, and a webhook receiver
 //! inside the test.
 //!
-//! Eight services (Go 1.19 and 1.26), each in its own memory cgroup as in a container
+//! Nine services (Go 1.19 and 1.26), each in its own memory cgroup as in a container
 //! (otherwise their cgroup usage would be the whole test's): `fast` leaks into a cgroup
 //! v1 limit until the kernel OOM-kills it about 12 minutes in, and is not restarted;
-//! `slow_heap`, `slow_goroutine` and `slow_conn` leak slowly beside a healthy sawtooth;
+//! `slow_heap`, `slow_goroutine` and `slow_conn` leak slowly beside a healthy sawtooth,
+//! `sawtooth_heap` as slowly beside a sawtooth ten times what it leaks a minute;
 //! `healthy`, `bursty`, `plateau` (a start-up cache that fills for 9 minutes, then
 //! stays flat) and `ramp` (a start-up cache that loads 600 MiB into its 1 GiB limit in
-//! two minutes, then holds: issue 21's page at every deploy) do not leak. leakwatch's config names only the targets (`url` and a
+//! two minutes, then holds: issue 21's page at every deploy) do not leak. The test's
+//! own Prometheus, a real Go server nobody here wrote, is a target too. leakwatch's config names only the targets (`url` and a
 //! `process` regex; the cgroup comes from the pid), a dump dir and the kernel log: no
 //! interval, window or warm-up is overridden. Prometheus scrapes and evaluates every
 //! 15 s with alerts/leakwatch-rules.yml as shipped, plus the rule people use today,
-//! `predict_linear(usage[30m], 3600) > limit`, to compare with.
+//! `predict_linear(usage[30m], 3600) > limit`, to compare with. Side by side, the
+//! README's example runs as the README says: `go run . -addr 127.0.0.1:6060 -mode heap`
+//! and a second leakwatch with no flags at all.
 //!
 //! Asserted, with the issue's thresholds (the services are sized to fit CI's time, the
 //! thresholds are not): (a) `fast` is paged LeakwatchTimeToOOM (critical) at least 8
@@ -23,7 +27,11 @@
 //! minutes of leakwatch's start, and with no other leak alert; (e) the quiet services
 //! never reach the webhook and never have a warning or critical alert firing; (f) every
 //! rule evaluates without error; (g) after the kill, the only new page naming `fast` is
-//! LeakwatchContainerOOMKilled (issue 21: one cause, one page). Every check is run to the end and the
+//! LeakwatchContainerOOMKilled (issue 21: one cause, one page); (h) the README's
+//! example is suspected within the minutes the README states and never called
+//! `no_leak`; (i) a slow leak's verdict, once suspected, does not clear and come back;
+//! and (e) includes: the quiet services and Prometheus are never suspected, even
+//! briefly. Every check is run to the end and the
 //! failures are reported together, after the closing table: time from each service's
 //! start to its first page, next to the predict_linear rule's first firing.
 //!
@@ -64,6 +72,13 @@ const STALE_GRACE: Duration = Duration::from_secs(45);
 const FAST_LIMIT: u64 = 384 << 20;
 /// `ramp`'s cgroup limit: its start-up cache stops at about 60% of it.
 const RAMP_LIMIT: u64 = 1 << 30;
+/// A real Go server nobody here wrote, watched as a target: the test's own Prometheus
+/// (scraping itself every 5 s beside leakwatch). It must never be suspected.
+const PROM_TARGET: &str = "prometheus";
+/// The README's example: its leaky service and leakwatch with no flags, as the README
+/// says (leakwatch's built-in target and listen address).
+const README_TARGET: &str = "127.0.0.1:6060";
+const README_LEAKWATCH: &str = "http://127.0.0.1:10760";
 /// The comparison rule's name; it is not one of leakwatch's alerts.
 const PREDICT_LINEAR: &str = "PredictLinearOOM";
 const LEAK_KINDS: [&str; 3] = ["heap", "goroutine", "http_connections"];
@@ -140,6 +155,29 @@ const SCENARIOS: &[Scenario] = &[
         ],
         expect: Expect::Page("LeakwatchHeapLeakSuspected"),
         leak: "heap 59 MB/h + sawtooth",
+        limit: None,
+    },
+    Scenario {
+        name: "sawtooth_heap",
+        go: "1.26",
+        // The same 59 MB/h (about 1 MiB a minute) beside a sawtooth ten times that:
+        // 160 x 64 KiB = 10 MiB live at its peak, dropped every 160 ticks (16 s).
+        args: &[
+            "-mode",
+            "heap,healthy",
+            "-interval",
+            "100ms",
+            "-per-tick",
+            "1",
+            "-size",
+            "64KiB",
+            "-sawtooth",
+            "160",
+            "-leak-every",
+            "40",
+        ],
+        expect: Expect::Page("LeakwatchHeapLeakSuspected"),
+        leak: "heap 59 MB/h + 10 MiB sawtooth",
         limit: None,
     },
     Scenario {
@@ -305,6 +343,11 @@ struct FastSample {
 struct Seen {
     /// (target, kind) -> when `leakwatch_leak_suspected` was first 1.
     suspected: BTreeMap<(String, String), Instant>,
+    /// (target, kind) -> (episodes of `leak_suspected` 1, whether it is 1 now): a
+    /// suspicion that clears and comes back is a flicker.
+    episodes: BTreeMap<(String, String), (u32, bool)>,
+    /// The README example's heap verdict state over the run, from its own leakwatch.
+    readme: Vec<(Instant, Option<String>)>,
     /// (alertname, target, severity) -> when Prometheus first showed it firing.
     firing: BTreeMap<(String, String, String), Instant>,
     /// ... and pending: since when (now), and the longest pending stretch.
@@ -324,6 +367,16 @@ struct Seen {
     suspected_after_kill: Vec<String>,
     /// Each service's `/leaked` over the run (every 15 s), for the measured rates.
     leaked: BTreeMap<&'static str, Vec<LeakedCounts>>,
+}
+
+/// The README's promise for its own example leak: "suspected within N minutes".
+fn readme_promise() -> Duration {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let re = regex::Regex::new(r"(?s)example leak of.*?is suspected within (\d+) minutes").unwrap();
+    let caps = re
+        .captures(&readme)
+        .expect("README.md states when its example leak is suspected: 'example leak ... is suspected within N minutes'");
+    Duration::from_secs(caps[1].parse::<u64>().unwrap() * 60)
 }
 
 /// One read of a service's `/leaked`: when, and the count per mode.
@@ -495,14 +548,19 @@ impl Seen {
     fn poll_leakwatch(&mut self, lw: &Leakwatch, fast_cg: &TempCgroup, kill: Option<&Kill>) {
         let now = Instant::now();
         let m = lw.metrics();
-        for sc in SCENARIOS {
+        for name in SCENARIOS.iter().map(|sc| sc.name).chain([PROM_TARGET]) {
             for kind in LEAK_KINDS {
-                let labels = [("target", sc.name), ("kind", kind)];
-                if value(&m, "leakwatch_leak_suspected", &labels) == Some(1.0) {
-                    self.suspected
-                        .entry((sc.name.to_string(), kind.to_string()))
-                        .or_insert(now);
+                let labels = [("target", name), ("kind", kind)];
+                let on = value(&m, "leakwatch_leak_suspected", &labels) == Some(1.0);
+                let key = (name.to_string(), kind.to_string());
+                if on {
+                    self.suspected.entry(key.clone()).or_insert(now);
                 }
+                let e = self.episodes.entry(key).or_insert((0, false));
+                if on && !e.1 {
+                    e.0 += 1;
+                }
+                e.1 = on;
             }
         }
         let dumps = value(
@@ -549,6 +607,15 @@ impl Seen {
             lw_limit: with_source(&m, "leakwatch_memory_limit_bytes", "fast"),
             verdict: verdict_state(&m, "fast", "heap"),
         });
+    }
+
+    /// The README example's own leakwatch: its heap verdict state.
+    fn poll_readme(&mut self) {
+        let state = try_http_get(&format!("{README_LEAKWATCH}/metrics"))
+            .ok()
+            .and_then(|(_, body)| Metrics::parse(&String::from_utf8_lossy(&body)).ok())
+            .and_then(|m| verdict_state(&m, README_TARGET, "heap"));
+        self.readme.push((Instant::now(), state));
     }
 
     fn poll_prometheus(&mut self, prom_url: &str) {
@@ -615,7 +682,7 @@ impl Seen {
                     _ => "?".into(),
                 }
             }
-            "slow_heap" => count("heap").map_or("?".into(), |(n, m)| {
+            "slow_heap" | "sawtooth_heap" => count("heap").map_or("?".into(), |(n, m)| {
                 format!("{:.0} MB/h", n * 65536.0 / 1e6 / (m / 60.0))
             }),
             "slow_goroutine" => {
@@ -760,6 +827,21 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         });
     }
 
+    // The README's example as the README says: `go run` in examples/leaky-service with
+    // Debian's Go, and (below) leakwatch with no flags at all.
+    let readme_started = Instant::now();
+    let _readme_service = Proc::spawn(
+        "readme-service",
+        Command::new(&toolchain("1.19").go)
+            .args(["run", ".", "-addr", README_TARGET, "-mode", "heap"])
+            .env("GOTOOLCHAIN", "local")
+            .current_dir(root().join("examples/leaky-service")),
+        dir,
+    );
+
+    // Prometheus's address, chosen now: it is a target too.
+    let prom_url = format!("http://127.0.0.1:{}", free_port());
+
     // leakwatch: targets, a dump dir and the kernel log; everything else default.
     let mut config = format!("defaults:\n  dumps:\n    dir: {:?}\n", p("dumps"));
     if kernel_log {
@@ -774,10 +856,20 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
             r.sc.name, r.svc.url
         ));
     }
+    config.push_str(&format!("  - name: {PROM_TARGET}\n    url: {prom_url}\n"));
     leakwatch::config::Config::from_yaml(&config)
         .unwrap_or_else(|e| panic!("the leakwatch config is rejected: {e}\n{config}"));
     let lw = Leakwatch::start(&config);
     let lw_started = Instant::now();
+    let mut readme_lw = Proc::spawn(
+        "readme-leakwatch",
+        Command::new(env!("CARGO_BIN_EXE_leakwatch")).current_dir(dir),
+        dir,
+    );
+    readme_lw.wait_ready(
+        &format!("{README_LEAKWATCH}/-/ready"),
+        Duration::from_secs(20),
+    );
     eprintln!(
         "live_defaults: leakwatch started {:.1}s after the first service, config:\n{config}",
         (lw_started - running[0].started).as_secs_f64()
@@ -805,7 +897,14 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         "--evaluation-interval",
         "15s",
     ]);
-    let prom_url = format!("http://127.0.0.1:{}", free_port());
+    // Prometheus also scrapes itself every 5 s: steady work for a real Go server.
+    let mut prom_yml = std::fs::read_to_string(p("prometheus.yml")).unwrap();
+    prom_yml.push_str(&format!(
+        "  - job_name: self\n    scrape_interval: 5s\n    static_configs:\n      - targets: [{:?}]\n",
+        prom_url.trim_start_matches("http://")
+    ));
+    std::fs::write(p("prometheus.yml"), prom_yml).unwrap();
+    let prom_started = Instant::now();
     let mut prometheus = Proc::spawn(
         "prometheus",
         Command::new("prometheus")
@@ -858,6 +957,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         }
         if now >= next_lw {
             seen.poll_leakwatch(&lw, &running[0].cgroup, kill.as_ref());
+            seen.poll_readme();
             next_lw = now + every(5);
         }
         if now >= next_prom {
@@ -1143,15 +1243,45 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         ));
     }
 
-    // (e) the quiet services: nothing at the webhook, no warning/critical firing.
-    for r in running.iter().filter(|r| r.sc.expect == Expect::Quiet) {
-        let got: Vec<String> = pages(&webhook, r.sc.name)
-            .into_iter()
-            .filter(|(_, a, _)| a != PREDICT_LINEAR)
-            .map(|(at, a, s)| format!("{a}/{s} at {:.1} min", minutes(at - r.started)))
+    // (e) the quiet services and Prometheus: nothing at the webhook, no warning or
+    // critical alert firing, never suspected (a suspicion that clears at once is a
+    // false alarm all the same).
+    let quiet: Vec<(&str, Instant)> = running
+        .iter()
+        .filter(|r| r.sc.expect == Expect::Quiet)
+        .map(|r| (r.sc.name, r.started))
+        .chain([(PROM_TARGET, prom_started)])
+        .collect();
+    for &(name, started) in &quiet {
+        let false_alarms: Vec<String> = LEAK_KINDS
+            .iter()
+            .filter_map(|k| {
+                let key = (name.to_string(), k.to_string());
+                let at = seen.suspected.get(&key)?;
+                Some(format!(
+                    "{k} first at {:.1} min, {} episode(s)",
+                    minutes(*at - started),
+                    seen.episodes.get(&key).map_or(0, |e| e.0)
+                ))
+            })
             .collect();
         checks.push((
-            format!("(e) {} never reaches the webhook", r.sc.name),
+            format!("(e) {name} is never suspected"),
+            if false_alarms.is_empty() {
+                Ok("never".into())
+            } else {
+                Err(format!("false alarm(s): {false_alarms:?}"))
+            },
+        ));
+    }
+    for &(name, started) in &quiet {
+        let got: Vec<String> = pages(&webhook, name)
+            .into_iter()
+            .filter(|(_, a, _)| a != PREDICT_LINEAR)
+            .map(|(at, a, s)| format!("{a}/{s} at {:.1} min", minutes(at - started)))
+            .collect();
+        checks.push((
+            format!("(e) {} never reaches the webhook", name),
             if got.is_empty() {
                 Ok("nothing".into())
             } else {
@@ -1162,28 +1292,28 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
             .firing
             .iter()
             .filter(|((a, t, s), _)| {
-                t == r.sc.name && a != PREDICT_LINEAR && (s == "warning" || s == "critical")
+                t == name && a != PREDICT_LINEAR && (s == "warning" || s == "critical")
             })
-            .map(|((a, _, s), at)| format!("{a}/{s} at {:.1} min", minutes(*at - r.started)))
+            .map(|((a, _, s), at)| format!("{a}/{s} at {:.1} min", minutes(*at - started)))
             .collect();
         let closest: Vec<String> = seen
             .longest_pending
             .iter()
-            .filter(|((_, t, _), _)| t == r.sc.name)
+            .filter(|((_, t, _), _)| t == name)
             .map(|((a, _, s), d)| format!("{a}/{s} pending up to {:.1} min", minutes(*d)))
             .chain(
                 seen.firing
                     .iter()
-                    .filter(|((a, t, s), _)| t == r.sc.name && (s == "info" || a == PREDICT_LINEAR))
+                    .filter(|((a, t, s), _)| t == name && (s == "info" || a == PREDICT_LINEAR))
                     .map(|((a, _, s), at)| {
-                        format!("{a}/{s} fired at {:.1} min", minutes(*at - r.started))
+                        format!("{a}/{s} fired at {:.1} min", minutes(*at - started))
                     }),
             )
             .collect();
         checks.push((
             format!(
                 "(e) {} never has a warning/critical alert firing in Prometheus",
-                r.sc.name
+                name
             ),
             if fired.is_empty() {
                 Ok(if closest.is_empty() {
@@ -1196,6 +1326,76 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
             },
         ));
     }
+
+    // (i) no flicker: each slow leak's own kind, once suspected, stays suspected.
+    for r in &running {
+        let Expect::Page(alert) = r.sc.expect else {
+            continue;
+        };
+        let kind = LEAK_KINDS[LEAK_ALERTS.iter().position(|a| *a == alert).unwrap()];
+        let n = seen
+            .episodes
+            .get(&(r.sc.name.to_string(), kind.to_string()))
+            .map_or(0, |e| e.0);
+        checks.push((
+            format!("(i) {}'s {kind} verdict does not flicker", r.sc.name),
+            if n <= 1 {
+                Ok(format!("{n} episode(s) of suspicion"))
+            } else {
+                Err(format!(
+                    "suspected, cleared and suspected again: {n} episodes"
+                ))
+            },
+        ));
+    }
+
+    // (h) the README's example, run as the README says, is suspected within the time
+    // the README states, and never called "no leak" before.
+    let readme_within = readme_promise();
+    let first_readme = |state: &str| {
+        seen.readme
+            .iter()
+            .find(|(_, s)| s.as_deref() == Some(state))
+            .map(|(at, _)| *at)
+    };
+    let readme_trace: Vec<String> = {
+        let mut out: Vec<String> = Vec::new();
+        let mut last: Option<&Option<String>> = None;
+        for (at, st) in &seen.readme {
+            if last != Some(st) {
+                out.push(format!(
+                    "{:?} at {:.1} min",
+                    st,
+                    minutes(*at - readme_started)
+                ));
+                last = Some(st);
+            }
+        }
+        out
+    };
+    checks.push((
+        format!(
+            "(h) the README's example leak is suspected within {:.0} minutes (README), with the defaults",
+            minutes(readme_within)
+        ),
+        match first_readme("suspected") {
+            Some(at) if at - readme_started <= readme_within => Ok(format!(
+                "at {:.1} min; states {readme_trace:?}",
+                minutes(at - readme_started)
+            )),
+            _ => Err(format!("states {readme_trace:?}")),
+        },
+    ));
+    checks.push((
+        "(h) the README's example leak is never called no_leak".into(),
+        match first_readme("no_leak") {
+            None => Ok("never".into()),
+            Some(at) => Err(format!(
+                "no_leak at {:.1} min; states {readme_trace:?}",
+                minutes(at - readme_started)
+            )),
+        },
+    ));
 
     // (f) every rule evaluates.
     checks.push((
@@ -1260,6 +1460,59 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
             } else {
                 suspected.join(", ")
             }
+        ));
+    }
+    for (name, started) in [(PROM_TARGET, prom_started), (README_TARGET, readme_started)] {
+        let suspected = if name == README_TARGET {
+            seen.readme
+                .iter()
+                .find(|(_, s)| s.as_deref() == Some("suspected"))
+                .map_or("never".into(), |(at, _)| {
+                    format!("heap {:.1}", minutes(*at - started))
+                })
+        } else {
+            let v: Vec<String> = LEAK_KINDS
+                .iter()
+                .filter_map(|k| {
+                    seen.suspected
+                        .get(&(name.to_string(), k.to_string()))
+                        .map(|at| format!("{k} {:.1}", minutes(*at - started)))
+                })
+                .collect();
+            if v.is_empty() {
+                "never".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        let first = pages(&webhook, name)
+            .into_iter()
+            .find(|(_, a, _)| a != PREDICT_LINEAR)
+            .map_or("none".to_string(), |(at, a, s)| {
+                format!("{a}/{s} {:.1}", minutes(at - started))
+            });
+        table.push(format!(
+            "{:<15} {:<5} {:<30} {:<18} {:<54} {:<6} {:<8} {}",
+            if name == README_TARGET {
+                "readme"
+            } else {
+                name
+            },
+            if name == README_TARGET { "1.19" } else { "-" },
+            if name == README_TARGET {
+                "README: go run . -mode heap"
+            } else {
+                "none: real Prometheus 2.42"
+            },
+            "-",
+            if name == README_TARGET {
+                "(own leakwatch, no rules)".to_string()
+            } else {
+                first
+            },
+            "-",
+            fmt_at(seen.first_firing(PREDICT_LINEAR, name), started),
+            suspected
         ));
     }
     let expected: Vec<String> = running

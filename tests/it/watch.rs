@@ -412,7 +412,8 @@ fn readme_example_leak() -> Vec<String> {
 }
 
 /// The issue-14 case: the README's example leak watched for 2 minutes every 5 s, with a
-/// one-minute start-up grace. The live heap only moves at a GC and a growing heap makes
+/// one-minute start-up grace and no GC asked of the service (`--gc false`; by default
+/// watch asks for one when none ran for a while). The live heap only moves at a GC and a growing heap makes
 /// GCs rarer (each doubles the next goal), so the minute after the grace holds only a
 /// GC or two: the live heap looks like a step or a plateau. That is no evidence of "no
 /// leak": the run must say inconclusive, with the reason, and exit 2 (it printed "no
@@ -426,7 +427,16 @@ fn watch_few_gc_cycles_is_inconclusive_exit_2_not_no_leak() {
     let gcs_before = svc.memstat("NumGC");
     let run = watch(
         &[&svc.url],
-        &["--for", "2m", "--every", "5s", "--startup-grace", "1m"],
+        &[
+            "--for",
+            "2m",
+            "--every",
+            "5s",
+            "--startup-grace",
+            "1m",
+            "--gc",
+            "false",
+        ],
     );
     let gcs = svc.memstat("NumGC") - gcs_before;
     let context = format!(
