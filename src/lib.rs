@@ -21,6 +21,7 @@
 //! | [`watch`] | `leakwatch watch`: the terminal view on the same targets and verdict |
 //! | [`kernel_log`] | follows the kernel log and attributes OOM kills to targets |
 //! | [`secrets`] | a target's known secret values, scrubbed from every error text shown |
+//! | [`printable`] | text a target or a profile controls, control characters escaped for a terminal or a log |
 //! | [`files`] | capped reads and gzip of every file or stream a user hands in (a leaf) |
 //! | [`units`] | durations, sizes, UTC stamps and the clock: the one parser and formatter |
 //! | [`error`] | the one error enum |
@@ -37,6 +38,7 @@ pub mod http;
 pub mod kernel_log;
 pub mod metrics;
 pub mod pprof;
+pub mod printable;
 pub mod rules;
 pub mod scrape;
 pub mod secrets;

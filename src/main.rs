@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt as _;
 
 use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
 
@@ -214,7 +215,19 @@ fn tune_allocator() {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error may quote a profile's or a target's bytes.
+            let text = format!("{e:?}");
+            eprintln!("Error: {}", leakwatch::printable::printable(&text));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tune_allocator();
     let cli = parse_cli();
     let flags = &cli.serve;
@@ -228,6 +241,10 @@ fn main() -> anyhow::Result<()> {
         .or_else(|_| EnvFilter::try_new(level))
         .context("invalid --log.level")?;
     tracing_subscriber::fmt()
+        .fmt_fields(
+            tracing_subscriber::fmt::format::debug_fn(leakwatch::printable::log_field)
+                .delimited(" "),
+        )
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -455,7 +455,7 @@ impl TopReport {
                 percentage(sum, self.total),
                 fv(r.cum),
                 percentage(r.cum, self.total),
-                r.function
+                crate::printable::printable_line(&r.function)
             ));
         }
         out

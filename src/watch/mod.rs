@@ -425,7 +425,7 @@ async fn run_async(args: WatchArgs) -> i32 {
         if s.status == Outcome::Unreachable {
             eprintln!(
                 "leakwatch watch: {}",
-                s.notes.first().map_or("", String::as_str)
+                crate::printable::printable_line(s.notes.first().map_or("", String::as_str))
             );
         }
     }

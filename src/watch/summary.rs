@@ -8,6 +8,7 @@ use super::view::opt_rate;
 use crate::analysis::headline::Headline;
 use crate::analysis::kinds::{LeakKind, VerdictState};
 use crate::analysis::observation::LiveSource;
+use crate::printable::{printable, printable_line};
 use crate::scrape::redact_url;
 use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
@@ -307,7 +308,8 @@ pub fn wrap_lines(text: &str, width: usize) -> String {
     out
 }
 
-/// The text summary of one target.
+/// The text summary of one target: what the target sent (notes, errors, function,
+/// package and state names) escaped, each on its line.
 pub fn render_summary(s: &TargetSummary) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -323,7 +325,7 @@ pub fn render_summary(s: &TargetSummary) -> String {
         fmt_duration(s.window_seconds)
     ));
     for n in &s.notes {
-        out.push_str(&format!("  note: {n}\n"));
+        out.push_str(&format!("  note: {}\n", printable_line(n)));
     }
     if let Some(l) = &s.live_heap {
         out.push_str(&format!(
@@ -351,7 +353,7 @@ pub fn render_summary(s: &TargetSummary) -> String {
             out.push_str(&format!(
                 "    +{:<12} {}\n",
                 fmt_bytes(g.growth as f64),
-                g.function
+                printable_line(&g.function)
             ));
         }
     }
@@ -359,12 +361,16 @@ pub fn render_summary(s: &TargetSummary) -> String {
         let shares: Vec<String> = s
             .inuse_share_by_package
             .iter()
-            .map(|(p, v)| format!("{p} {:.0}%", v * 100.0))
+            .map(|(p, v)| format!("{} {:.0}%", printable_line(p), v * 100.0))
             .collect();
         out.push_str(&format!("  in-use by package: {}\n", shares.join(", ")));
     }
     if let Some(g) = &s.goroutines {
-        let states: Vec<String> = g.by_state.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let states: Vec<String> = g
+            .by_state
+            .iter()
+            .map(|(k, v)| format!("{}={v}", printable_line(k)))
+            .collect();
         out.push_str(&format!(
             "  goroutines: {} -> {} ({}/h); states: {}\n",
             g.first.map_or("-".to_string(), |f| f.to_string()),
@@ -374,7 +380,11 @@ pub fn render_summary(s: &TargetSummary) -> String {
             states.join(" ")
         ));
         for f in &g.top_growing {
-            out.push_str(&format!("    +{:<6} {}\n", f.growth, f.function));
+            out.push_str(&format!(
+                "    +{:<6} {}\n",
+                f.growth,
+                printable_line(&f.function)
+            ));
         }
     }
     if let Some(t) = s.time_to_oom_seconds {
@@ -391,7 +401,7 @@ pub fn render_summary(s: &TargetSummary) -> String {
         // as a suspicion); the other kinds when they are not a plain "no leak".
         let why = k.kind == LeakKind::Heap || k.state != VerdictState::NoLeak;
         for r in k.reasons.iter().filter(|_| why) {
-            out.push_str(&format!("    - {r}\n"));
+            out.push_str(&format!("    - {}\n", printable_line(r)));
         }
     }
     if let Some(b) = &s.baseline {
@@ -441,13 +451,13 @@ pub fn render_summary(s: &TargetSummary) -> String {
             out.push_str(&format!("  heap dump (last sample):  {f}\n"));
         }
         for e in &d.errors {
-            out.push_str(&format!("  heap dump failed: {e}\n"));
+            out.push_str(&format!("  heap dump failed: {}\n", printable_line(e)));
         }
         if let Some(c) = &d.diff_command {
             out.push_str(&format!("  compare them: {c}\n"));
         }
     }
-    out
+    printable(&out).into_owned()
 }
 
 /// Saves or compares `--baseline-file` for every target (see [`save_or_compare`]).

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use crate::analysis::headline::Headline;
+use crate::printable::printable_line;
 use crate::targets::TargetState;
 use crate::units::{fmt_bytes, fmt_duration};
 
@@ -54,8 +55,12 @@ pub(super) fn opt_rate(v: Option<f64>) -> String {
     })
 }
 
-/// The non-TTY line of one target at one sample.
+/// The non-TTY line of one target at one sample, what the target sent escaped.
 pub fn render_line(sample: usize, total: usize, elapsed: Duration, r: &Row) -> String {
+    printable_line(&raw_line(sample, total, elapsed, r)).into_owned()
+}
+
+fn raw_line(sample: usize, total: usize, elapsed: Duration, r: &Row) -> String {
     let mut line = format!(
         "[{sample}/{total}] t={:.1}s {} ",
         elapsed.as_secs_f64(),
@@ -80,7 +85,8 @@ pub fn render_line(sample: usize, total: usize, elapsed: Duration, r: &Row) -> S
     line
 }
 
-/// The TTY view: a progress bar, then a table of targets.
+/// The TTY view: a progress bar, then a table of targets (its own colours, and what the
+/// targets sent escaped).
 pub(super) fn render_screen(
     elapsed: Duration,
     total: Duration,
@@ -111,18 +117,18 @@ pub(super) fn render_screen(
             };
             out.push(format!(
                 "  {:<24} {:>11} {:>11} {:>14} {:>10}  {pre}{}{post}",
-                r.name,
+                printable_line(&r.name),
                 opt_bytes(r.live_heap),
                 opt_bytes(r.heap_alloc),
                 opt_rate(r.slope_per_hour),
                 r.goroutines.map_or("-".to_string(), |g| g.to_string()),
-                r.headline.line()
+                printable_line(&r.headline.line())
             ));
         } else {
             out.push(format!(
                 "  {:<24} \x1b[31mDOWN\x1b[0m {}",
-                r.name,
-                r.error.as_deref().unwrap_or("no response yet")
+                printable_line(&r.name),
+                printable_line(r.error.as_deref().unwrap_or("no response yet"))
             ));
         }
     }
@@ -175,5 +181,30 @@ mod tests {
             render_line(1, 2, Duration::ZERO, &down),
             "[1/2] t=0.0s 127.0.0.1:6060 DOWN error=heap: connection refused verdict=no data yet"
         );
+    }
+
+    #[test]
+    fn what_a_target_sent_is_escaped_in_lines_and_on_screen() {
+        let r = Row {
+            name: "127.0.0.1:6060".into(),
+            up: false,
+            live_heap: None,
+            heap_alloc: None,
+            slope_per_hour: None,
+            goroutines: None,
+            headline: Headline::NoData,
+            error: Some("heap: 500: \x1b]52;c;aGk=\x07\x1b[2J\nfake line".into()),
+        };
+        let line = render_line(1, 2, Duration::ZERO, &r);
+        assert!(
+            line.contains("\\x1b]52;c;aGk=\\x07\\x1b[2J\\nfake"),
+            "{line}"
+        );
+        assert!(!line.contains(['\x1b', '\x07', '\n']), "{line}");
+        let screen = render_screen(Duration::ZERO, Duration::from_secs(1), 1, 2, &[r]).join("\n");
+        // Only the view's own colour codes remain.
+        let own = screen.replace("\x1b[31m", "").replace("\x1b[0m", "");
+        assert!(!own.contains(['\x1b', '\x07']), "{screen:?}");
+        assert!(screen.contains("\\x1b[2J"), "{screen:?}");
     }
 }

@@ -10,6 +10,7 @@ mod diff;
 mod docs;
 mod dumps;
 mod e2e;
+mod escapes;
 mod goroutine;
 mod heap;
 mod hostile;
