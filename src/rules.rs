@@ -36,11 +36,27 @@ impl Default for RuleOptions {
     }
 }
 
+/// Every value goes into the file as a plain YAML scalar (`runbook_url: VALUE`,
+/// `expr: up{VALUE} == 0`): a line break, a tab or a control character, `": "`, `" #"`
+/// or a trailing `:` would end it early or start a key of its own, and promtool would
+/// refuse the file (or, worse, read another one).
+fn check_plain_yaml(flag: &str, value: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::Config(format!("{flag} {value:?}: {why}")));
+    if value
+        .chars()
+        .any(|c| c.is_control() || (c.is_whitespace() && c != ' '))
+    {
+        return bad("no line breaks, tabs or control characters");
+    }
+    if value.contains(": ") || value.contains(" #") || value.ends_with(':') {
+        return bad("no ': ', ' #' or trailing ':' (they end a YAML value)");
+    }
+    Ok(())
+}
+
 fn check_url(flag: &str, url: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::Config(format!("{flag} {url:?}: {why}")));
-    if url.chars().any(|c| c.is_whitespace() && c != ' ') || url.contains(" #") {
-        return bad("no line breaks, tabs or ' #'");
-    }
+    check_plain_yaml(flag, url)?;
     // Templates ({{ $labels.target }}) are Prometheus's business: check what is left.
     let plain = regex::Regex::new(r"\{\{[^}]*\}\}")
         .expect("valid regex")
@@ -53,6 +69,7 @@ fn check_url(flag: &str, url: &str) -> Result<()> {
 }
 
 fn check_selector(selector: &str) -> Result<()> {
+    check_plain_yaml("--selector", selector)?;
     let matcher = r#"[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\\n]|\\.)*""#;
     let re =
         regex::Regex::new(&format!(r"^\s*{matcher}(\s*,\s*{matcher})*\s*$")).expect("valid regex");
@@ -192,6 +209,42 @@ mod tests {
         assert!(!out.contains(r#"up{job="leakwatch"}"#));
     }
 
+    /// What is accepted reads back from the YAML as given, in every alert.
+    #[test]
+    fn accepted_values_read_back_from_the_yaml() {
+        let o = RuleOptions {
+            runbook_url: "https://wiki.example/a:b/runbook?x=1".into(),
+            dashboard_url: Some("https://g.example/d/x?var-t={{ $labels.target }}&a=b:c".into()),
+            selector: r#"job="lw:1", instance!~"a#b""#.into(),
+        };
+        let out = render(&o).unwrap();
+        let doc: serde_json::Value = serde_norway::from_str(&out).unwrap();
+        let rules: Vec<&serde_json::Value> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap())
+            .collect();
+        let alerts: Vec<_> = rules.iter().filter(|r| r.get("alert").is_some()).collect();
+        assert!(!alerts.is_empty());
+        for a in alerts {
+            let ann = &a["annotations"];
+            let runbook = ann["runbook_url"].as_str().unwrap();
+            assert!(
+                runbook.starts_with(&format!("{}#", o.runbook_url)),
+                "{runbook}"
+            );
+            assert_eq!(ann["dashboard_url"].as_str(), o.dashboard_url.as_deref());
+        }
+        let up = format!("up{{{}}}", o.selector);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["expr"].as_str().is_some_and(|e| e.contains(&up))),
+            "{up}"
+        );
+    }
+
     #[test]
     fn bad_options_are_refused_naming_the_flag() {
         let cases = [
@@ -222,6 +275,55 @@ mod tests {
                     ..RuleOptions::default()
                 },
                 "line breaks",
+            ),
+            (
+                RuleOptions {
+                    runbook_url: "https://x/a: b".into(),
+                    ..RuleOptions::default()
+                },
+                "': '",
+            ),
+            (
+                RuleOptions {
+                    dashboard_url: Some("https://g/d?x=1\r\nfoo".into()),
+                    ..RuleOptions::default()
+                },
+                "line breaks",
+            ),
+            (
+                RuleOptions {
+                    dashboard_url: Some("https://g/d?q=a: b".into()),
+                    ..RuleOptions::default()
+                },
+                "--dashboard-url",
+            ),
+            (
+                RuleOptions {
+                    dashboard_url: Some("https://g/d/x:".into()),
+                    ..RuleOptions::default()
+                },
+                "trailing ':'",
+            ),
+            (
+                RuleOptions {
+                    selector: "job=\"a\",\ninstance=\"b\"".into(),
+                    ..RuleOptions::default()
+                },
+                "line breaks",
+            ),
+            (
+                RuleOptions {
+                    selector: "job=\"a: b\"".into(),
+                    ..RuleOptions::default()
+                },
+                "--selector",
+            ),
+            (
+                RuleOptions {
+                    selector: "job=\"a #b\"".into(),
+                    ..RuleOptions::default()
+                },
+                "' #'",
             ),
             (
                 RuleOptions {

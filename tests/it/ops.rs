@@ -337,15 +337,26 @@ fn rules_command_prints_the_shipped_file() {
         String::from_utf8_lossy(&out.stdout) == read("alerts/leakwatch-rules.yml"),
         "`leakwatch rules` differs from alerts/leakwatch-rules.yml"
     );
-    // A bad flag is a clear error, not a broken file.
-    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
-        .args(["rules", "--runbook-url", "wiki/runbook"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--runbook-url"), "{err}");
+    // A bad flag is a clear error, not a broken file: a line break or ": " would end
+    // the YAML value and start a key of its own, which promtool refuses.
+    let bad = [
+        ("--runbook-url", "wiki/runbook"),
+        ("--runbook-url", "https://wiki.example/a: b"),
+        ("--dashboard-url", "https://g.example/d\nfor: 0s"),
+        ("--dashboard-url", "https://g.example/d?q=x: y"),
+        ("--selector", "job=\"leakwatch\",\ninstance=\"x\""),
+        ("--selector", "job=\"leak: watch\""),
+    ];
+    for (flag, value) in bad {
+        let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+            .args(["rules", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value:?} accepted");
+        assert!(out.stdout.is_empty(), "{flag} {value:?}");
+        assert!(err.contains(flag), "{flag} {value:?}: {err}");
+    }
 }
 
 /// Rules rendered for another install (runbook, dashboard, selector) still pass
