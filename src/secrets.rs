@@ -1,5 +1,6 @@
 //! Known secret values of a target (bearer token, basic-auth password and its
-//! `Authorization` encoding, header values) and their removal from error texts.
+//! `Authorization` encoding, header values) and their removal from error texts, as
+//! themselves or JSON-escaped or percent-encoded.
 //!
 //! A target may echo the request back in an error reply (a 401 page that prints the
 //! `Authorization` header it refused); the start of that reply becomes the target's
@@ -54,23 +55,113 @@ impl RequestAuth {
     }
 }
 
-/// The pure rule behind [`RequestAuth::scrub_secrets`].
+/// The pure rule behind [`RequestAuth::scrub_secrets`]: each secret is found as
+/// itself and encoded the ways an echo may carry it, character by character (so mixed
+/// forms are found too): percent-encoded (either case, `+` for a space), JSON-escaped
+/// (`\"`, `\/`, `\u00xx`, as Go's encoder writes `<`, `>` and `&`).
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
     for s in secrets {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), REDACTED);
+        let chars: Vec<Vec<String>> = s.chars().map(forms).collect();
+        out = scrub_one(&out, &chars);
+    }
+    out
+}
+
+/// The ways one character of a secret may appear in a text; the first is the
+/// character itself, the rest are encodings (matched ignoring ASCII case).
+fn forms(c: char) -> Vec<String> {
+    let mut buf = [0u8; 4];
+    let mut units = [0u16; 2];
+    let mut v = vec![
+        c.to_string(),
+        c.encode_utf8(&mut buf)
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect(),
+        c.encode_utf16(&mut units)
+            .iter()
+            .map(|u| format!("\\u{u:04X}"))
+            .collect(),
+    ];
+    let short = match c {
+        ' ' => "+",
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '/' => "\\/",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => "",
+    };
+    if !short.is_empty() {
+        v.push(short.to_string());
+    }
+    v
+}
+
+/// The text positions reached by matching `form` at each of `from`, and whether the
+/// text ends inside one of the forms (a reply cut in the middle of an encoding).
+fn step(text: &str, from: &[usize], forms: &[String]) -> (Vec<usize>, bool) {
+    let mut next = Vec::new();
+    let mut cut = false;
+    for &p in from {
+        let rest = &text.as_bytes()[p..];
+        for (k, f) in forms.iter().enumerate() {
+            let f = f.as_bytes();
+            let same = |a: &[u8], b: &[u8]| {
+                if k == 0 {
+                    a == b
+                } else {
+                    a.eq_ignore_ascii_case(b)
+                }
+            };
+            if rest.len() >= f.len() && same(&rest[..f.len()], f) {
+                next.push(p + f.len());
+            } else if !rest.is_empty() && rest.len() < f.len() && same(rest, &f[..rest.len()]) {
+                cut = true;
+            }
         }
     }
-    // A truncated reply may end in the first part of a secret.
-    for s in secrets {
-        let longest = (MIN_SECRET_LEN..s.len())
-            .rev()
-            .filter(|&n| s.is_char_boundary(n))
-            .find(|&n| out.ends_with(&s[..n]));
-        if let Some(n) = longest {
-            out.truncate(out.len() - n);
-            out.push_str(REDACTED);
+    next.sort_unstable();
+    next.dedup();
+    (next, cut)
+}
+
+/// `text` with every occurrence of one secret (its characters' forms) replaced,
+/// including one cut off at the end after at least [`MIN_SECRET_LEN`] characters
+/// (error replies are truncated to their first bytes).
+fn scrub_one(text: &str, chars: &[Vec<String>]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let mut reach = vec![i];
+        let mut end = None;
+        for (k, forms) in chars.iter().enumerate() {
+            let (next, cut) = step(text, &reach, forms);
+            // k characters matched and the text ends there or inside the next one.
+            if k >= MIN_SECRET_LEN && (cut || reach.contains(&text.len())) {
+                end = Some(text.len());
+                break;
+            }
+            if next.is_empty() {
+                break;
+            }
+            reach = next;
+            if k + 1 == chars.len() {
+                end = reach.last().copied();
+            }
+        }
+        match end {
+            Some(e) if e > i => {
+                out.push_str(REDACTED);
+                i = e;
+            }
+            _ => {
+                let c = text[i..].chars().next().expect("a char at a boundary");
+                out.push(c);
+                i += c.len_utf8();
+            }
         }
     }
     out
@@ -93,6 +184,43 @@ mod tests {
             // Too short a tail to be a secret's start: left alone.
             ("ends in s3c", "ends in s3c"),
             ("nothing here", "nothing here"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(scrub(text, &secrets), want, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn encoded_forms_are_found_too() {
+        let secrets = vec!["open/sesame+4<&\"z".to_string(), "pässwörd".to_string()];
+        let cases = [
+            // JSON: serde's, Go's (\u003c, \u0026, \/), mixed case hex.
+            (
+                r#"{"auth":"Bearer open/sesame+4<&\"z"}"#,
+                r#"{"auth":"Bearer <redacted>"}"#,
+            ),
+            (
+                r#"{"auth":"open\/sesame+4\u003c\u0026\"z"}"#,
+                r#"{"auth":"<redacted>"}"#,
+            ),
+            (r"x open\/sesame+4\u003C\u0026\u0022z y", "x <redacted> y"),
+            // Percent-encoded, either case; `+` stays or is encoded.
+            ("?t=open%2Fsesame%2B4%3C%26%22z&x=1", "?t=<redacted>&x=1"),
+            ("?t=open%2fsesame%2b4%3c%26%22z", "?t=<redacted>"),
+            ("?t=open/sesame+4%3C&%22z", "?t=<redacted>"),
+            (
+                r"p%C3%A4ssw%C3%B6rd and p\u00e4ssw\u00f6rd",
+                "<redacted> and <redacted>",
+            ),
+            // Cut off in the middle, even inside an encoding.
+            ("reply cut at open%2Fsesa", "reply cut at <redacted>"),
+            ("reply cut at open%2Fsesame%2", "reply cut at <redacted>"),
+            (r"reply cut at open\/sesame\u00", "reply cut at <redacted>"),
+            // Not a secret: left alone.
+            (
+                r"open%2F and 100% sure \u0041",
+                r"open%2F and 100% sure \u0041",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(scrub(text, &secrets), want, "for {text:?}");

@@ -639,7 +639,8 @@ fn sighup_reloads_the_config() {
 
 /// A target that echoes the credentials it refused in its 401 reply (finding 7): the
 /// last error shown on the landing and report pages and logged carries none of them,
-/// not even the start of one cut off where leakwatch truncates the reply.
+/// not even the start of one cut off where leakwatch truncates the reply, nor one
+/// echoed JSON-escaped (as Go writes it) or percent-encoded (issue 23, finding 8b).
 #[test]
 fn a_target_echoing_refused_credentials_shows_none_of_them() {
     const TOKEN: &str = "tok-5e1f-echoed-9a7b";
@@ -647,6 +648,8 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
     // base64("ops:pw-echoed-3c4d"), what the Basic Authorization header carries.
     const BASIC: &str = "b3BzOnB3LWVjaG9lZC0zYzRk";
     const API_KEY: &str = "key-echoed-77e2";
+    // A token whose encodings differ from it; "sesame" is found in no page but as it.
+    const ENCODED: &str = "open/sesame+42<&\"z";
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = rt.block_on(async {
         async fn echo(
@@ -660,11 +663,32 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
                     .unwrap_or("")
                     .to_string()
             };
-            let echoed = format!(
-                "refused Authorization: {}; X-Api-Key: {}\n",
-                h("authorization"),
-                h("x-api-key")
-            );
+            let auth = h("authorization");
+            let echoed = match kind.as_str() {
+                // Go's encoding/json: `<`, `>`, `&` as \u003c..., and `/` escaped too.
+                "json" => format!(
+                    "{{\"error\":\"refused\",\"authorization\":{}}}\n",
+                    serde_json::to_string(&auth)
+                        .unwrap()
+                        .replace('<', "\\u003c")
+                        .replace('&', "\\u0026")
+                        .replace('/', "\\/")
+                ),
+                "url" => format!(
+                    "refused: retry at /login?next=%2F&auth={}\n",
+                    auth.bytes()
+                        .map(|b| if b.is_ascii_alphanumeric() {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02x}")
+                        })
+                        .collect::<String>()
+                ),
+                _ => format!(
+                    "refused Authorization: {auth}; X-Api-Key: {}\n",
+                    h("x-api-key")
+                ),
+            };
             // "cut": padded so leakwatch's 200-byte cut falls inside the token.
             let body = if kind == "cut" {
                 format!("{}{echoed}", "x".repeat(160))
@@ -678,20 +702,25 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let encoded = dir.path().join("encoded");
+    std::fs::write(&encoded, ENCODED).unwrap();
     let pw = dir.path().join("password");
     std::fs::write(&pw, PASSWORD).unwrap();
     let yaml = format!(
         "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 200ms\n  overhead_budget: 0\ntargets:\n\
          \x20 - {{name: bearer, url: 'http://{addr}/bearer', bearer_token_file: '{t}', headers: {{X-Api-Key: {API_KEY}}}}}\n\
          \x20 - {{name: basic, url: 'http://{addr}/basic', basic_auth: {{username: ops, password_file: '{p}'}}}}\n\
-         \x20 - {{name: cut, url: 'http://{addr}/cut', bearer_token_file: '{t}'}}\n",
+         \x20 - {{name: cut, url: 'http://{addr}/cut', bearer_token_file: '{t}'}}\n\
+         \x20 - {{name: json, url: 'http://{addr}/json', bearer_token_file: '{e}'}}\n\
+         \x20 - {{name: url, url: 'http://{addr}/url', bearer_token_file: '{e}'}}\n",
         t = token.display(),
+        e = encoded.display(),
         p = pw.display(),
     );
     let lw = crate::support::Leakwatch::start(&yaml);
     crate::support::wait_until(Duration::from_secs(20), "every target failed", || {
         let m = lw.metrics();
-        ["bearer", "basic", "cut"]
+        ["bearer", "basic", "cut", "json", "url"]
             .iter()
             .all(|t| m.get("leakwatch_up", &[("target", t)]) == Some(0.0))
             .then_some(())
@@ -700,7 +729,7 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
         "/".to_string(),
         String::from_utf8_lossy(&lw.get("/").1).into_owned(),
     )];
-    for t in ["bearer", "basic", "cut"] {
+    for t in ["bearer", "basic", "cut", "json", "url"] {
         let path = format!("/targets/{t}");
         let page = String::from_utf8_lossy(&lw.get(&path).1).into_owned();
         shown.push((path, page));
@@ -714,12 +743,13 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
         "{landing}"
     );
     assert!(landing.contains("redacted"), "{landing}");
+    assert!(landing.contains("retry at /login"), "{landing}");
     let logs = &shown.last().unwrap().1;
     assert!(logs.contains("scrape failed"), "{logs}");
     let mut leaks = Vec::new();
     for (place, text) in &shown {
         // The start of the token catches a cut-off copy too.
-        for secret in [&TOKEN[..8], PASSWORD, BASIC, API_KEY] {
+        for secret in [&TOKEN[..8], PASSWORD, BASIC, API_KEY, "sesame"] {
             if text.contains(secret) {
                 leaks.push(format!("{secret:?} in {place}"));
             }
