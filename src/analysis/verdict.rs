@@ -41,8 +41,10 @@
 //!    grace must show an upward trend by the Mann-Kendall test (one-sided 5%) with a
 //!    Sen slope above the same floors; until the window reaches far enough past the
 //!    grace the state is **warming up**, with fewer than 4 live-heap readings after
-//!    it (a heap profile counts from the second GC after it) **inconclusive**, and
-//!    growth that stopped is **no leak**. The
+//!    it (a heap profile counts from the second GC after it) **inconclusive**,
+//!    growth that confidently stopped (its slope's 95% upper bound under the floor or
+//!    a quarter of the window's rate) is **no leak**, and growth not yet significant
+//!    nor stopped is **inconclusive**. The
 //!    grace counts from the process's start time (`/proc`), so a process that has run
 //!    for hours is judged as soon as rule 1 holds.
 //!
@@ -52,6 +54,10 @@
 //! count, with their own floors (default 60 goroutines/h and 5%/h; 30 connections/h
 //! and 5%/h). Bursty traffic raises and lowers these counts: it is not one-way and
 //! not sustained, so it does not fire.
+//!
+//! **Hysteresis** ([`hold`]): once suspected, a kind clears only when its score falls
+//! below 0.3 (it is set at 0.5), so a leak whose criteria hover around their
+//! thresholds does not flip on every scrape.
 //!
 //! **Score**: each criterion maps to 0..1, exactly 0.5 at its threshold, linear below,
 //! reaching 1 at four times the growth floors, monotonicity 0.9 and half fraction
@@ -191,7 +197,7 @@ pub fn explain_by_connections(v: &mut Verdict, ev: &Evidence<'_>) {
             goroutines <= GOROUTINES_PER_CONNECTION * connections,
             format!(
                 "explained by the HTTP client connection leak: {goroutines:+.0} goroutines/h is \
-                 what {connections:+.0} connections/h hold (two goroutines each)"
+                 what {connections:+.0} connections/h hold (two or three goroutines each)"
             ),
         ),
         (
@@ -253,9 +259,10 @@ const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
 /// needs: Mann-Kendall's minimum.
 const MIN_GC_READINGS_AFTER_GRACE: u64 = 4;
 
-/// Goroutines one leaked HTTP client connection holds (`readLoop`, `writeLoop`), with
-/// room for the request goroutine that may be blocked on it.
-const GOROUTINES_PER_CONNECTION: f64 = 2.5;
+/// Goroutines one leaked HTTP client connection holds: `readLoop` and `writeLoop`, and
+/// the server's connection goroutine when the server is the same process (a loopback
+/// call, common in sidecars and tests), with room for a request goroutine blocked on it.
+const GOROUTINES_PER_CONNECTION: f64 = 3.5;
 /// Live heap one leaked connection holds: its bufio reader and writer (4 KiB each),
 /// TLS state and the response; a generous bound.
 const BYTES_PER_CONNECTION: f64 = 64.0 * 1024.0;
@@ -282,12 +289,16 @@ fn cold(kind: LeakKind, ev: &Evidence<'_>) -> KindVerdict {
 
 /// The last step for a kind whose whole window passed every criterion: the growth
 /// must go on after the start-up grace (a cache that fills and stops is not a leak),
-/// tested with Mann-Kendall and Sen's slope on the points after it.
+/// tested with Mann-Kendall and Sen's slope on the points after it. "No leak" needs
+/// the growth to have confidently stopped (the slope's 95% upper bound under the
+/// floor, or under [`STOPPED_SHARE`] of the window's rate, `window_per_hour`); growth
+/// that is not yet significant, as a slow leak beside a big sawtooth is for minutes,
+/// is inconclusive.
 fn after_grace(
     kind: LeakKind,
     ev: &Evidence<'_>,
     recent: &[(f64, f64)],
-    floors: Floors,
+    (floors, window_per_hour): (Floors, f64),
     score: f64,
     mut reasons: Vec<String>,
 ) -> KindVerdict {
@@ -342,6 +353,21 @@ fn after_grace(
         }
         return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
     }
+    let stopped =
+        fit.is_some_and(|f| f.high * 3600.0 < floors.per_hour.max(STOPPED_SHARE * window_per_hour));
+    if !stopped {
+        reasons.insert(
+            0,
+            format!(
+                "inconclusive: growing over the window, but the growth after the start-up \
+                 grace is not significant yet (Mann-Kendall z {:.1} over {} points) nor \
+                 clearly stopped; watch longer",
+                mk.map_or(0.0, |m| m.z),
+                recent.len()
+            ),
+        );
+        return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
+    }
     reasons.insert(
         0,
         format!(
@@ -352,6 +378,10 @@ fn after_grace(
     );
     KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
 }
+
+/// Growth after the start-up grace has stopped when its slope's 95% upper bound is
+/// under this share of the window's rate (or under the floor).
+const STOPPED_SHARE: f64 = 0.25;
 
 /// The live heap's rule: GC cycles enough to measure it, the strongest estimator's
 /// growth, the runtime's corroboration, then growth after the start-up grace.
@@ -444,7 +474,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         reasons.insert(0, why);
         return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
-    after_grace(kind, ev, recent, floors, score, reasons)
+    after_grace(kind, ev, recent, (floors, a.per_hour), score, reasons)
 }
 
 /// Past the grace the live heap is measured only at GCs: without enough of them the
@@ -517,7 +547,7 @@ fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdic
     if !a.failures.is_empty() {
         return KindVerdict::new(kind, VerdictState::NoLeak, a.score, reasons);
     }
-    after_grace(kind, ev, &e.recent, floors, a.score, reasons)
+    after_grace(kind, ev, &e.recent, (floors, a.per_hour), a.score, reasons)
 }
 
 #[cfg(test)]
