@@ -1,5 +1,6 @@
 //! The guard in front of every route: writes need their flag (`--web.enable-lifecycle`,
-//! `--web.enable-admin-api`) and must not come from another site's page.
+//! `--web.enable-admin-api`) and must not come from another site's page, nor from a
+//! page that reached leakwatch through a DNS name rebound to its address.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -48,8 +49,22 @@ pub async fn guard_writes(State(access): State<WriteAccess>, req: Request, next:
 /// (only `same-origin` and `none`, a typed address, pass); older ones send `Origin`,
 /// which must name the `Host` asked for; requests with neither (curl, scripts,
 /// promtool) are not from a page and pass.
+///
+/// A page's own origin is not enough: evil.example's page, its DNS name rebound to
+/// 127.0.0.1, is same-origin with itself and reaches leakwatch with `Host:
+/// evil.example`. So a write from a browser must also name this server by address (an
+/// IP address or `localhost`), which no other site can make a browser send. No page of
+/// leakwatch writes: browsers only read.
 pub fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> Result<(), String> {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let host = text("host").or(authority).unwrap_or_default();
+    let from_browser = text("sec-fetch-site").is_some() || text("origin").is_some();
+    if from_browser && !names_an_address(host) {
+        return Err(format!(
+            "Host {host:?} is a DNS name (it may have been rebound to this address): \
+             a browser's write must ask for leakwatch by IP address or localhost"
+        ));
+    }
     if let Some(site) = text("sec-fetch-site") {
         return match site {
             "same-origin" | "none" => Ok(()),
@@ -59,7 +74,6 @@ pub fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> Result<(), S
     let Some(origin) = text("origin") else {
         return Ok(());
     };
-    let host = text("host").or(authority).unwrap_or_default();
     let origin_host = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));
@@ -67,6 +81,26 @@ pub fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> Result<(), S
         Some(o) if !host.is_empty() && o.eq_ignore_ascii_case(host) => Ok(()),
         _ => Err(format!("Origin {origin:?} is not this server ({host:?})")),
     }
+}
+
+/// Whether a `Host` (with or without its port) is an IP address or `localhost`: a
+/// name no DNS answer of another site can stand behind.
+fn names_an_address(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
 }
 
 #[cfg(test)]
@@ -86,27 +120,64 @@ mod tests {
             (
                 vec![
                     ("sec-fetch-site", "cross-site"),
-                    ("origin", "http://lw:10760"),
+                    ("origin", "http://localhost:10760"),
                 ],
                 false,
             ),
-            (vec![("origin", "http://lw:10760")], true),
-            (vec![("origin", "https://LW:10760")], true),
-            (vec![("origin", "http://lw:10761")], false),
+            (vec![("origin", "http://localhost:10760")], true),
+            (vec![("origin", "https://LOCALHOST:10760")], true),
+            (vec![("origin", "http://localhost:10761")], false),
             (vec![("origin", "http://evil.example")], false),
             (vec![("origin", "null")], false),
         ] {
             let mut h = HeaderMap::new();
-            h.insert(header::HOST, "lw:10760".parse().unwrap());
+            h.insert(header::HOST, "localhost:10760".parse().unwrap());
             for (k, v) in &headers {
                 h.insert(*k, v.parse().unwrap());
             }
             assert_eq!(same_origin(&h, None).is_ok(), ok, "{headers:?}");
         }
+    }
+
+    #[test]
+    fn a_browser_write_must_ask_for_an_address_not_a_name() {
+        // (Host, from a browser (same origin), allowed)
+        for (host, browser, ok) in [
+            ("127.0.0.1:10760", true, true),
+            ("[::1]:10760", true, true),
+            ("[::1]", true, true),
+            ("10.1.2.3", true, true),
+            ("localhost:10760", true, true),
+            ("LOCALHOST.:10760", true, true),
+            ("lw.localhost:10760", true, true),
+            // DNS rebinding: the attacker's name, rebound to this address.
+            ("evil.example:10760", true, false),
+            ("127.0.0.1.evil.example:10760", true, false),
+            ("localhost.evil.example", true, false),
+            ("[::1", true, false),
+            ("", true, false),
+            // Not a browser (curl --header Host:...): no page, no rebinding.
+            ("evil.example:10760", false, true),
+        ] {
+            let mut h = HeaderMap::new();
+            if !host.is_empty() {
+                h.insert(header::HOST, host.parse().unwrap());
+            }
+            if browser {
+                h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+                let origin = format!("http://{host}");
+                h.insert(header::ORIGIN, origin.parse().unwrap());
+            }
+            assert_eq!(same_origin(&h, None).is_ok(), ok, "{host}");
+        }
+    }
+
+    #[test]
+    fn http2_has_the_authority_instead_of_host() {
         // HTTP/2: no Host header, the authority of the request instead.
         let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, "https://lw:10760".parse().unwrap());
-        assert!(same_origin(&h, Some("lw:10760")).is_ok());
+        h.insert(header::ORIGIN, "https://127.0.0.1:10760".parse().unwrap());
+        assert!(same_origin(&h, Some("127.0.0.1:10760")).is_ok());
         assert!(same_origin(&h, None).is_err());
     }
 }

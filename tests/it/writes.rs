@@ -197,6 +197,53 @@ async fn write_endpoints_are_off_by_default_and_refused_cross_site() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// Issue 23, finding 8c: DNS rebinding. evil.example's page, its name rebound to
+/// 127.0.0.1, is same-origin with itself: the browser sends `Host: evil.example:PORT`
+/// with a matching `Origin` and `Sec-Fetch-Site: same-origin`. Refused (before: 200);
+/// the same page reached by address, and curl with any Host, still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_dns_name_cannot_write() {
+    let (svc, seen) = fake_service(Duration::ZERO, None).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let lw = start(
+        config(svc, "1h", tmp.path(), ""),
+        &["--web.enable-lifecycle", "--web.enable-admin-api"],
+    )
+    .await;
+    let port = lw.url.rsplit(':').next().unwrap().to_string();
+    let evil_host = format!("evil.example:{port}");
+    let evil_origin = format!("http://{evil_host}");
+    for path in ["/-/reload", "/api/v1/dump?target=t"] {
+        for headers in [
+            vec![
+                ("Host", evil_host.as_str()),
+                ("Origin", evil_origin.as_str()),
+                ("Sec-Fetch-Site", "same-origin"),
+            ],
+            vec![
+                ("Host", evil_host.as_str()),
+                ("Origin", evil_origin.as_str()),
+            ],
+        ] {
+            let (status, body) = post(&lw, path, &headers).await;
+            assert_eq!(status, 403, "{path} {headers:?}: {body}");
+            assert!(body.contains("rebound"), "{body}");
+        }
+    }
+    assert_eq!(seen.dump_requests.load(Ordering::SeqCst), 0);
+    let own = lw.url.clone();
+    let local = format!("localhost:{port}");
+    let local_origin = format!("http://{local}");
+    for headers in [
+        vec![("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")],
+        vec![("Host", local.as_str()), ("Origin", local_origin.as_str())],
+        vec![("Host", evil_host.as_str())],
+    ] {
+        let (status, body) = post(&lw, "/-/reload", &headers).await;
+        assert_eq!(status, 200, "{headers:?}: {body}");
+    }
+}
+
 /// Finding 5: baseline values outside 1 byte .. 1 TiB are refused (before:
 /// `u64::MAX` was taken and read as "fix confirmed").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
