@@ -50,5 +50,5 @@ pub mod watch;
 
 pub use app::{RunOptions, run};
 pub use error::{Error, Result};
-pub use state::{AppState, WriteAccess};
+pub use state::{AppState, MAX_CONCURRENT_PROBES, WriteAccess};
 pub use targets::MAX_CONCURRENT_SCRAPES;

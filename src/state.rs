@@ -33,6 +33,12 @@ impl WriteAccess {
     };
 }
 
+/// Upper bound on `/probe` requests fetching at once: their own permits, apart from
+/// the scrape loops' [`crate::MAX_CONCURRENT_SCRAPES`], so probes of slow targets
+/// never hold the permits configured targets need (before: 32 probes of a target
+/// sending 1 byte/s held them all and no configured target was scraped for 21 s).
+pub const MAX_CONCURRENT_PROBES: usize = 8;
+
 /// State shared by the HTTP handlers and the scrape loops.
 #[derive(Debug)]
 pub struct AppState {
@@ -50,6 +56,8 @@ pub struct AppState {
     pub dumps: Arc<DumpManager>,
     /// Which write endpoints are on (`--web.enable-lifecycle`, `--web.enable-admin-api`).
     pub write_access: WriteAccess,
+    /// The permits of `/probe` ([`MAX_CONCURRENT_PROBES`]).
+    pub probe_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -76,6 +84,7 @@ impl AppState {
             loops: None,
             dumps,
             write_access: WriteAccess::default(),
+            probe_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES)),
         })
     }
 

@@ -1,5 +1,5 @@
 //! The machine endpoints: `/metrics`, `POST /-/reload`, the baseline API and `/probe`
-//! (a fresh one-off scrape under the scrape concurrency limit).
+//! (a fresh one-off scrape under the probes' own concurrency limit and one deadline).
 
 use std::sync::Arc;
 
@@ -154,36 +154,32 @@ async fn probe(
         Ok(t) => t,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    // The scrape loops' client and their in-flight limit: probes queue with scrapes
-    // (up to the module's timeout) instead of multiplying the load on services.
-    let (fetcher, permits) = match &state.loops {
-        Some(l) => {
-            let (fetcher, permits) = l.fetcher_and_permits();
-            (fetcher, Some(permits))
-        }
+    // One deadline for the whole probe, the wait for a permit included: a probe
+    // answers within its module's timeout whatever the target does.
+    let deadline = tokio::time::Instant::now() + tc.timeout;
+    let fetcher = match &state.loops {
+        Some(l) => l.fetcher(),
         None => match crate::scrape::Fetcher::new() {
-            Ok(f) => (f, None),
+            Ok(f) => f,
             Err(e) => {
                 return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
             }
         },
     };
-    let _permit = match permits {
-        None => None,
-        Some(p) => match tokio::time::timeout(tc.timeout, p.acquire_owned()).await {
-            Ok(Ok(permit)) => Some(permit),
-            _ => {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many scrapes in flight; try again later\n",
-                )
-                    .into_response();
-            }
-        },
+    // Probes' own permits, not the scrape loops': a slow probe target delays only
+    // other probes, never the configured targets.
+    let permit = tokio::time::timeout_at(deadline, state.probe_permits.clone().acquire_owned());
+    let Ok(Ok(_permit)) = permit.await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many probes in flight; try again later\n",
+        )
+            .into_response();
     };
     // One shot of a remote-style target: no looking for a local process behind it.
-    let target =
-        crate::targets::TargetState::new(tc, Arc::new(config.system.clone())).without_listener();
+    let target = crate::targets::TargetState::new(tc, Arc::new(config.system.clone()))
+        .without_listener()
+        .with_deadline(deadline);
     let started = std::time::Instant::now();
     target.scrape_once(&fetcher).await;
     drop(_permit);

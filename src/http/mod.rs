@@ -5,7 +5,7 @@
 //! the landing page, the report page and its charts, the dumps pages and API, the
 //! runbook; and the server: TLS and basic auth from the web config file, the connection
 //! loop. Handlers only read state; they never scrape (except `/probe`, a fresh one-off
-//! scrape under the scrape concurrency limit).
+//! scrape under the probes' own concurrency limit and one deadline).
 //!
 //! Writes are off by default, as in Prometheus: `POST /-/reload` needs
 //! `--web.enable-lifecycle`, the dump and baseline APIs `--web.enable-admin-api`

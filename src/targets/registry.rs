@@ -132,9 +132,9 @@ impl Loops {
         }
     }
 
-    /// The client and the scrape permits the loops share (probes use them too).
-    pub fn fetcher_and_permits(&self) -> (Fetcher, Arc<tokio::sync::Semaphore>) {
-        (self.fetcher.clone(), self.permits.clone())
+    /// The client the loops share (probes use it too, under their own permits).
+    pub fn fetcher(&self) -> Fetcher {
+        self.fetcher.clone()
     }
 
     /// Makes the running loops match `targets`: loops of targets no longer present

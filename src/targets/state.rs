@@ -128,6 +128,8 @@ pub struct TargetState {
     pub(super) listener: Option<Listener>,
     status: Mutex<Status>,
     schedule: Mutex<Schedule>,
+    /// A probe's one deadline for all its requests ([`TargetState::with_deadline`]).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl TargetState {
@@ -164,6 +166,7 @@ impl TargetState {
             listener,
             status: Mutex::new(Status::new(window)),
             schedule: Mutex::new(schedule),
+            deadline: None,
         }
     }
 
@@ -172,6 +175,26 @@ impl TargetState {
     pub fn without_listener(mut self) -> Self {
         self.listener = None;
         self
+    }
+
+    /// The same target with one deadline for every request of its ticks (a probe:
+    /// before, each of its up to 5 sequential requests had the whole timeout, so a
+    /// target sending 1 byte/s held a probe for 5 timeouts).
+    pub fn with_deadline(mut self, at: tokio::time::Instant) -> Self {
+        self.deadline = Some(at);
+        self
+    }
+
+    /// The time the next request may take: the target's timeout, or less when a
+    /// deadline comes first (none left: zero, so the request fails at once).
+    pub(super) fn request_timeout(&self) -> Duration {
+        match self.deadline {
+            None => self.config.timeout,
+            Some(at) => self
+                .config
+                .timeout
+                .min(at.saturating_duration_since(tokio::time::Instant::now())),
+        }
     }
 
     /// Locks the status (never poisoned for long: a panic in a holder is a bug, and we

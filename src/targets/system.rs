@@ -78,7 +78,7 @@ impl TargetState {
                 listener: l,
                 cmdline: self.target_cmdline(fetcher).await,
                 first: first_look,
-                timeout: self.config.timeout,
+                timeout: self.request_timeout(),
             });
         }
         let checked = if look.is_some() {
@@ -119,7 +119,7 @@ impl TargetState {
         fetcher
             .get_with(
                 &url,
-                self.config.timeout,
+                self.request_timeout(),
                 MAX_CMDLINE_BYTES,
                 &self.config.auth,
             )

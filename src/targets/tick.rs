@@ -237,7 +237,7 @@ impl TargetState {
         fetcher
             .get_with(
                 &url,
-                self.config.timeout,
+                self.request_timeout(),
                 self.config.max_body_bytes,
                 &self.config.auth,
             )
@@ -308,7 +308,7 @@ impl TargetState {
         mut reader: R,
     ) -> crate::error::Result<(Duration, crate::error::Result<R>)> {
         let url = self.config.endpoint(path);
-        let timeout = self.config.timeout;
+        let timeout = self.request_timeout();
         let start = tokio::time::Instant::now();
         let mut deadline = start + timeout;
         let mut parsing = Duration::ZERO;

@@ -1,6 +1,6 @@
 //! Issue 15, findings 1, 4 and 5, against the real binary on loopback: write endpoints
 //! off by default and refused cross-site, manual dumps throttled (429 + Retry-After),
-//! baselines range-checked, `/probe` refusing userinfo and sharing the scrape limit,
+//! baselines range-checked, `/probe` refusing userinfo and under a concurrency limit,
 //! and no request of any kind (scrape, dump, probe, watch) following a redirect to
 //! another host.
 
@@ -394,10 +394,11 @@ async fn probe_refuses_userinfo_and_matches_the_parsed_url() {
     assert!(seen.requests.load(Ordering::SeqCst) > before);
 }
 
-/// Finding 5: 100 probes at once never put more requests in flight than the scrape
-/// limit (before: all 100 at once).
+/// Finding 5: 100 probes at once never put more requests in flight than the probes'
+/// own limit (before: all 100 at once), plus the configured target's own scrape
+/// (issue 23, finding 3: probes no longer take the scrape permits).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_share_the_scrape_concurrency_limit() {
+async fn probes_have_their_own_concurrency_limit() {
     let (svc, seen) = fake_service(Duration::from_millis(100), None).await;
     let tmp = tempfile::tempdir().unwrap();
     let lw = start(config(svc, "1h", tmp.path(), ""), &[]).await;
@@ -421,11 +422,11 @@ async fn probes_share_the_scrape_concurrency_limit() {
     }
     let max = seen.max_in_flight.load(Ordering::SeqCst);
     assert!(
-        max <= leakwatch::MAX_CONCURRENT_SCRAPES,
+        max <= leakwatch::MAX_CONCURRENT_PROBES + 1,
         "{max} requests in flight at once"
     );
     assert!(
-        ok >= leakwatch::MAX_CONCURRENT_SCRAPES,
+        ok >= 2 * leakwatch::MAX_CONCURRENT_PROBES,
         "only {ok} probes answered"
     );
 }

@@ -1,0 +1,180 @@
+//! Issue 23, against the real binary on loopback: crowds that used to take the
+//! exporter's own work away. Slow probes must not starve the configured targets'
+//! scrapes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+use crate::support::Leakwatch;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+async fn start(yaml: String, args: Vec<String>) -> Leakwatch {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Leakwatch::start_with_args(&yaml, &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// A fast fake Go service on 127.0.0.1 (a text heap profile, 404 for the rest) that
+/// records when each request arrived.
+async fn fast_service() -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let heap = Arc::new(std::fs::read(fixture("go1.23/heap/heap_debug1.txt")).unwrap());
+    let handler = move |State(seen): State<Arc<Mutex<Vec<Instant>>>>, req: Request| {
+        let heap = heap.clone();
+        async move {
+            seen.lock().unwrap().push(Instant::now());
+            if req.uri().path() == "/debug/pprof/heap" {
+                ([(header::CONTENT_TYPE, "text/plain")], heap.to_vec()).into_response()
+            } else {
+                StatusCode::NOT_FOUND.into_response()
+            }
+        }
+    };
+    let app = Router::new().fallback(handler).with_state(seen.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+/// A target that reads the request and then sends its answer at 1 byte/s.
+async fn one_byte_per_second_service() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+                for b in answer.iter().chain(std::iter::repeat(&b'x')) {
+                    if sock.write_all(&[*b]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The largest gap between consecutive instants of `times` within `[from, to]`, the
+/// edges of the span included.
+fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
+    let mut inside: Vec<Instant> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    inside.sort();
+    let mut points = vec![from];
+    points.extend(inside);
+    points.push(to);
+    points
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
+}
+
+/// Finding 3: 40 probes at a time of an allowed target that answers at 1 byte/s
+/// (default module: 10 s timeout) while a configured target is scraped every second.
+/// Before, probes took the scrape permits, each for up to 5 sequential timeouts, and
+/// the configured target went unscraped for the whole flood (gap 14 s of 14 s);
+/// now probes have their own permits and one deadline, and its scrapes keep their
+/// interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_probes_do_not_delay_configured_targets() {
+    let (fast, seen) = fast_service().await;
+    let slow = one_byte_per_second_service().await;
+    let yaml = format!(
+        "system:\n  kernel_log: 'off'\nprobe:\n  allow: ['http://127\\.0\\.0\\.1:{}/?']\ndefaults:\n  heap_format: text\ntargets:\n  - name: fast\n    url: http://{fast}\n    interval: 1s\n",
+        slow.port()
+    );
+    let lw = start(yaml, Vec::new()).await;
+    // Scraped at its interval before the flood.
+    let settle = Instant::now();
+    while seen.lock().unwrap().len() < 3 {
+        assert!(settle.elapsed() < Duration::from_secs(20), "never scraped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let probe = reqwest::Url::parse_with_params(
+        &format!("{}/probe", lw.url),
+        &[("target", format!("http://{slow}/"))],
+    )
+    .unwrap()
+    .to_string();
+    let flood_for = Duration::from_secs(14);
+    let started = Instant::now();
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let probers: Vec<_> = (0..40)
+        .map(|_| {
+            let (probe, answers) = (probe.clone(), answers.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap();
+                while started.elapsed() < flood_for {
+                    let status = match client.get(&probe).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    answers.lock().unwrap().push((status, started.elapsed()));
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(flood_for).await;
+    let ended = Instant::now();
+    // From the moment the probes are surely in: the first second is the flood arriving.
+    let gap = largest_gap(
+        &seen.lock().unwrap(),
+        started + Duration::from_secs(1),
+        ended,
+    );
+    for p in probers {
+        p.abort();
+    }
+    let answers = answers.lock().unwrap().clone();
+    eprintln!(
+        "largest gap between the configured target's requests under 40 slow probes: {gap:?}; \
+         probe answers (status, at): {answers:?}"
+    );
+    assert!(
+        gap < Duration::from_secs(4),
+        "the configured target (interval 1s) went {gap:?} without a request under 40 slow probes"
+    );
+    // Each probe gave up at its one deadline (10 s), not after 5 sequential timeouts.
+    assert!(
+        answers
+            .iter()
+            .any(|(s, at)| *s == 200 && *at < Duration::from_secs(13)),
+        "no probe answered within its deadline: {answers:?}"
+    );
+    let (_, metrics) = lw.get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("leakwatch_up{target=\"fast\""),
+        "{metrics}"
+    );
+}
+
