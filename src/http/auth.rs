@@ -1,5 +1,6 @@
 //! Basic auth for leakwatch's own endpoints (the web config's user table of bcrypt
-//! hashes, checked in constant work per attempt) and the extra response headers.
+//! hashes, checked in constant work per attempt, one at a time, in a bounded queue
+//! that turns the excess away at once) and the extra response headers.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,23 @@ pub const REALM: &str = "leakwatch";
 /// credentials, and re-verifying the legitimate one costs a single bcrypt.
 const AUTH_CACHE_MAX: usize = 256;
 
+/// bcrypt checks of credentials not known good that may be running or waiting at
+/// once. Beyond them a request is answered 429 at once (and its connection closed, so
+/// the client queues again behind everyone else for a connection): before, 600 clients
+/// with a wrong password waited on the bcrypt turn as requests in flight, held every
+/// connection slot, and Prometheus, its good credentials cached, got 0 of 7 scrapes
+/// through in 40 s. Waiting here lasts at most this many bcrypt computations.
+pub const BCRYPT_QUEUE: usize = 8;
+
+/// What a check of credentials found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Good,
+    Bad,
+    /// Not checked: [`BCRYPT_QUEUE`] checks are already running or waiting.
+    Busy,
+}
+
 /// Checks `Authorization: Basic` against bcrypt hashes. Every failed attempt costs
 /// one bcrypt computation whether or not the user exists (an unknown user is checked
 /// against a dummy hash of the same cost), so timing does not reveal user names.
@@ -28,8 +46,11 @@ struct UserTable {
     /// (user, password) pairs verified before; see [`AUTH_CACHE_MAX`].
     good: Mutex<HashSet<(String, Vec<u8>)>>,
     /// One bcrypt at a time, as exporter-toolkit does: a flood of bad passwords costs
-    /// one core, not all of them.
-    bcrypt_turn: tokio::sync::Mutex<()>,
+    /// one core, not all of them. Held by the computation itself, so a client that
+    /// hangs up mid-check does not let a second one start.
+    bcrypt_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Places in the line for the turn, the running check included ([`BCRYPT_QUEUE`]).
+    bcrypt_queue: Arc<tokio::sync::Semaphore>,
 }
 
 impl UserTable {
@@ -47,11 +68,14 @@ impl UserTable {
             users,
             dummy_hash,
             good: Mutex::new(HashSet::new()),
-            bcrypt_turn: tokio::sync::Mutex::new(()),
+            bcrypt_turn: Arc::new(tokio::sync::Mutex::new(())),
+            bcrypt_queue: Arc::new(tokio::sync::Semaphore::new(BCRYPT_QUEUE)),
         }
     }
 
-    async fn verify(&self, user: &str, password: &[u8]) -> bool {
+    /// Good at once for cached credentials; else a bcrypt check in the queue, or
+    /// [`Checked::Busy`] at once when the queue is full.
+    async fn verify(&self, user: &str, password: &[u8]) -> Checked {
         let entry = (user.to_string(), password.to_vec());
         if self
             .good
@@ -59,27 +83,35 @@ impl UserTable {
             .unwrap_or_else(|e| e.into_inner())
             .contains(&entry)
         {
-            return true;
+            return Checked::Good;
         }
+        let Ok(place) = self.bcrypt_queue.clone().try_acquire_owned() else {
+            return Checked::Busy;
+        };
         let (hash, known) = match self.users.get(user) {
             Some(h) => (h.clone(), true),
             None => (self.dummy_hash.clone(), false),
         };
-        let _turn = self.bcrypt_turn.lock().await;
+        let turn = self.bcrypt_turn.clone().lock_owned().await;
         let pw = password.to_vec();
-        let matches =
-            tokio::task::spawn_blocking(move || bcrypt::verify(pw, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+        let matches = tokio::task::spawn_blocking(move || {
+            let _held = (place, turn);
+            bcrypt::verify(pw, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
         let ok = known && matches;
-        if ok {
+        if !ok {
+            return Checked::Bad;
+        }
+        {
             let mut good = self.good.lock().unwrap_or_else(|e| e.into_inner());
             if good.len() >= AUTH_CACHE_MAX {
                 good.clear();
             }
             good.insert(entry);
         }
-        ok
+        Checked::Good
     }
 }
 
@@ -126,18 +158,43 @@ fn unauthorized() -> Response {
     resp
 }
 
+/// The answer when [`BCRYPT_QUEUE`] checks are already running or waiting: 429 at
+/// once, and the connection closed.
+fn busy() -> Response {
+    let mut resp = Response::new(Body::from(
+        "Too many password checks in progress; try again later\n",
+    ));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = resp.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
 async fn require_auth(State(auth): State<Arc<UserTable>>, req: Request, next: Next) -> Response {
     let creds = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(parse_basic);
-    match creds {
-        Some((user, password)) if auth.verify(&user, &password).await => next.run(req).await,
+    let checked = match creds {
+        Some((user, password)) => auth.verify(&user, &password).await,
+        None => Checked::Bad,
+    };
+    match checked {
+        Checked::Good => next.run(req).await,
         // Neither the user name nor the password is logged: a password typed into
         // the user field would end up in the log.
-        _ => {
+        Checked::Bad => {
             tracing::debug!(path = %req.uri().path(), "basic auth failed");
             unauthorized()
+        }
+        Checked::Busy => {
+            tracing::debug!(path = %req.uri().path(), "basic auth not checked: too many checks in progress");
+            busy()
         }
     }
 }

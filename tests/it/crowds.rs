@@ -1,7 +1,8 @@
-//! Issue 23, findings 3 and 5, against the real binary on loopback: crowds that used
-//! to take the exporter's own work or its `/metrics` away. Slow probes must not starve
-//! the configured targets' scrapes, and trickling connections must not hold every slot
-//! of the connection cap.
+//! Issue 23, findings 3, 5 and 6, against the real binary on loopback: crowds that
+//! used to take the exporter's own work or its `/metrics` away. Slow probes must not
+//! starve the configured targets' scrapes, trickling connections must not hold every
+//! slot of the connection cap, and wrong passwords must not lock out a client whose
+//! good credentials are cached.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -262,3 +263,100 @@ async fn trickling_connections_do_not_hold_the_connection_cap() {
     assert_eq!(ok, 6, "{answers:?}");
 }
 
+/// A child process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Finding 6: with basic auth on (bcrypt cost 10) and `--web.max-connections 64`, 100
+/// clients sending a wrong password as fast as they are answered. Before, their checks
+/// queued on the bcrypt turn as requests in flight, held every slot, and a client whose
+/// good credentials were cached got no answer at all; now at most 8 checks run or wait,
+/// the rest are answered 429 at once, and the good client keeps getting 200s promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_do_not_lock_out_cached_credentials() {
+    use base64::Engine as _;
+    let hash = bcrypt::hash("good-Pass", 10).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
+    let config = dir.path().join("leakwatch.yaml");
+    std::fs::write(&config, "system:\n  kernel_log: 'off'\n").unwrap();
+    let port = crate::support::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Not `Leakwatch::start`: its readiness check has no credentials.
+    let mut child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .arg("--web.config.file")
+            .arg(&web)
+            .args(["--web.max-connections", "64"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = Instant::now();
+    while get_metrics(addr, Duration::from_secs(2), None).await != Ok(401) {
+        assert!(child.0.try_wait().unwrap().is_none(), "leakwatch exited");
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "leakwatch never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let good = format!("Basic {}", b64("prometheus:good-Pass"));
+    let bad = format!("Basic {}", b64("prometheus:wrong"));
+    // The good credentials are checked once and cached.
+    assert_eq!(
+        get_metrics(addr, Duration::from_secs(20), Some(&good)).await,
+        Ok(200)
+    );
+
+    let crowd: Vec<_> = (0..100)
+        .map(|_| {
+            let bad = bad.clone();
+            tokio::spawn(async move {
+                loop {
+                    match get_metrics(addr, Duration::from_secs(60), Some(&bad)).await {
+                        Ok(401) => {}
+                        Ok(429) => tokio::time::sleep(Duration::from_millis(25)).await,
+                        other => {
+                            eprintln!("wrong password answered {other:?}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut answers = Vec::new();
+    for _ in 0..7 {
+        let asked = Instant::now();
+        let got = get_metrics(addr, Duration::from_secs(5), Some(&good)).await;
+        answers.push((got, asked.elapsed()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for t in crowd {
+        t.abort();
+    }
+    let ok = answers.iter().filter(|(r, _)| *r == Ok(200)).count();
+    eprintln!("good credentials under 100 wrong-password clients: {ok} of 7: {answers:?}");
+    assert_eq!(ok, 7, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(_, took)| *took < Duration::from_secs(2)),
+        "{answers:?}"
+    );
+}
