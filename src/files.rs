@@ -69,6 +69,18 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// raises the cap, for the error.
 pub fn read_capped(path: &Path, max_bytes: u64, flag: &str) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    read_capped_file(file, path, max_bytes, flag)
+}
+
+/// [`read_capped`] for a file the caller opened itself (for example inside a
+/// container's root, where the path alone must not be followed); `path` names it in
+/// errors.
+pub fn read_capped_file(
+    file: std::fs::File,
+    path: &Path,
+    max_bytes: u64,
+    flag: &str,
+) -> Result<Vec<u8>> {
     let too_big = |size: String| {
         let cap = crate::units::fmt_size(max_bytes);
         Error::io(

@@ -10,6 +10,7 @@
 //! | [`config`] | strict YAML config, defaults, validation; composes the section types of its users |
 //! | [`scrape`] | the one HTTP client: auth, same-origin redirects, timeouts, size caps, streaming |
 //! | [`targets`] | one target: its state, its loop and tick (fetch → parse → read system → analyse); the registry and loops |
+//! | [`fleet`] | fleet mode (`--discover`): every Go service with pprof on this node and its pod identity |
 //! | [`budget`] | the overhead budget: per-endpoint intervals stretched to cap the service's cost |
 //! | [`pprof`] | pure parsers of Go's pprof text and protobuf formats; loading profile files |
 //! | [`system`] | cgroup v1/v2 memory files, `/proc`, kernel OOM-kill log: readers and parsers |
@@ -34,6 +35,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod http;
 pub mod kernel_log;
 pub mod metrics;
