@@ -55,4 +55,6 @@ pub use profile::{Pool, ProfileType, Reason};
 pub use record::{DumpStats, DumpTarget, TargetDumps};
 pub use roster::{DumpList, DumpRoster};
 pub use schedule::SHUTDOWN_GRACE;
-pub use store::{DumpFile, file_name, parse_file_name, plan_prune, write_atomically};
+pub use store::{
+    DumpFile, ensure_dump_dir, file_name, parse_file_name, plan_prune, write_atomically,
+};

@@ -7,8 +7,13 @@
 //! directory fsynced: a crash, timeout, size overrun or broken connection never
 //! leaves a partial file under a dump name. Temporary files are removed on failure
 //! (also when the dumping task is cancelled) and stale ones at start.
+//!
+//! Dumps hold a service's memory contents: files are 0600, directories made 0700, and
+//! a target's directory that is a symbolic link is refused, never followed to write,
+//! index or delete (leakwatch often runs as root; `dumps.dir` may be writable by others).
 
 use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -139,9 +144,59 @@ pub(super) struct IndexedFile {
     pub(super) this_run: bool,
 }
 
+/// Mode of dump files and of the directories leakwatch makes for them.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn symlinked(dir: &Path) -> Error {
+    Error::BadFile {
+        path: dir.to_path_buf(),
+        reason: "is a symbolic link: leakwatch does not follow it to write or delete dumps \
+                 (remove it; dumps.dir itself may be a link)"
+            .to_string(),
+    }
+}
+
+/// Makes a target's dump directory (0700, parents too) when missing; refuses one that
+/// is a symbolic link or not a directory.
+pub fn ensure_dump_dir(dir: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(|e| Error::io("creating dump directory", dir, e))?;
+            // Made by us, or planted in between: look again.
+            std::fs::symlink_metadata(dir)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("reading", dir, e))?;
+    if meta.file_type().is_symlink() {
+        Err(symlinked(dir))
+    } else if !meta.is_dir() {
+        Err(Error::BadFile {
+            path: dir.to_path_buf(),
+            reason: "is not a directory: cannot hold dumps".to_string(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// Indexes the dumps already in a target's directory and removes stale temporary
-/// files left by a crash. Symlinks and unknown names are neither indexed nor touched.
+/// files left by a crash. Symlinks and unknown names are neither indexed nor touched,
+/// nor is anything in a directory that is itself a symbolic link.
 pub(super) fn scan_dir(dir: &Path, target: &str) -> Vec<IndexedFile> {
+    if is_symlink(dir) {
+        tracing::error!(target_name = %target, error = %symlinked(dir), "dump directory refused");
+        return Vec::new();
+    }
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -197,6 +252,10 @@ pub(super) fn scan_dir(dir: &Path, target: &str) -> Vec<IndexedFile> {
 
 pub(super) fn remove_files(paths: Vec<PathBuf>, target: &str) {
     for p in paths {
+        if p.parent().is_some_and(is_symlink) {
+            tracing::error!(target_name = %target, file = %p.display(), "not pruned: its directory became a symbolic link");
+            continue;
+        }
         match std::fs::remove_file(&p) {
             Ok(()) => {
                 tracing::info!(target_name = %target, file = %p.display(), "pruned dump (retention)")
@@ -307,15 +366,18 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".tmp-{name}-{:08x}", fastrand::u32(..)))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a
-/// rename, so a reader never sees half a file (`leakwatch watch`'s dumps and baseline
-/// file).
+/// Writes `bytes` to `path` (0600) through a temporary file in the same directory and
+/// a rename, so a reader never sees half a file (`leakwatch watch`'s dumps and baseline
+/// file; a dump's directory goes through [`ensure_dump_dir`] first).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -324,7 +386,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut guard = TempFile {
         path: Some(tmp.clone()),
     };
-    let mut f = std::fs::File::create_new(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -346,9 +412,7 @@ pub(super) async fn write_dump(
     max_bytes: u64,
     timeout: Duration,
 ) -> Result<u64> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| Error::io("creating dump directory", dir, e))?;
+    ensure_dump_dir(dir)?;
     let tmp = temp_path(dir, name);
     let mut guard = TempFile {
         path: Some(tmp.clone()),
@@ -356,6 +420,7 @@ pub(super) async fn write_dump(
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(FILE_MODE)
         .open(&tmp)
         .await
         .map_err(|e| Error::io("creating", &tmp, e))?;
@@ -400,6 +465,27 @@ pub(super) async fn write_dump(
 mod tests {
     use super::*;
     use crate::units::ByteSize;
+
+    #[test]
+    fn dump_dirs_are_private_and_never_links() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tmp.path().join("root/svc");
+        ensure_dump_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let file = dir.join("heap-20260101T000000Z-final.pb.gz");
+        write_atomically(&file, b"x").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        let link = tmp.path().join("root/link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = ensure_dump_dir(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(scan_dir(&link, "link").is_empty());
+        assert_eq!(scan_dir(&dir, "svc").len(), 1);
+        let e = ensure_dump_dir(&file).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+    }
 
     #[test]
     fn file_names_round_trip_and_refuse_the_rest() {

@@ -25,7 +25,7 @@ pub use summary::{
 pub use view::{Row, render_line};
 
 use crate::config::{Config, TargetConfig};
-use crate::dump::{ProfileType, Reason, file_name, write_atomically};
+use crate::dump::{ProfileType, Reason, ensure_dump_dir, file_name, write_atomically};
 use crate::scrape::{Fetcher, redact_url};
 use summary::{apply_baseline, summarize};
 use view::{redraw, render_screen, row_of};
@@ -132,13 +132,16 @@ async fn dump_heap(
         return Err(format!("{}: not a gzipped pprof profile", redact_url(&url)));
     }
     let name = file_name(ProfileType::Heap, crate::units::unix_now(), reason, 1);
-    let path = dir.join(dir_name(&cfg.name)).join(name);
+    let target_dir = dir.join(dir_name(&cfg.name));
+    let path = target_dir.join(name);
     let body = got.body;
     let p = path.clone();
-    tokio::task::spawn_blocking(move || write_atomically(&p, &body))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tokio::task::spawn_blocking(move || {
+        ensure_dump_dir(&target_dir).map_err(|e| e.to_string())?;
+        write_atomically(&p, &body).map_err(|e| format!("writing {}: {e}", p.display()))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     Ok(path)
 }
 

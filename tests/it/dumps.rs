@@ -413,6 +413,56 @@ async fn stale_temp_files_are_removed_and_old_dumps_indexed_at_start() {
     assert_eq!(files[0].size, 513);
 }
 
+/// Issue 23, finding 8d: `<dumps.dir>/<target>` planted as a symbolic link is refused:
+/// nothing where it points is indexed, pruned, removed or written (before: the stale
+/// `.tmp-*` file there was deleted at start, the dump written there and the older
+/// dumps there pruned, with 0644 modes). An ordinary directory is made 0700 and its
+/// dumps are 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_target_directory_is_refused_and_dumps_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let addr = serve_fixtures().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    plant(&victim, "heap-20260101T000000Z-schedule.pb.gz");
+    plant(&victim, "heap-20260101T000100Z-schedule.pb.gz");
+    std::fs::write(victim.join(".tmp-precious"), "kept").unwrap();
+    let root = tmp.path().join("dumps");
+    std::fs::create_dir(&root).unwrap();
+    std::os::unix::fs::symlink(&victim, root.join("svc")).unwrap();
+    let before = dir_names(&victim);
+    assert_eq!(before.len(), 3);
+
+    let cfg = config(&root, |c| c.retention.max_files = 1);
+    let m = manager(vec![
+        DumpTarget::new("svc", url(addr), cfg.clone()),
+        DumpTarget::new("ok", url(addr), cfg),
+    ]);
+    assert!(
+        m.list(Some("svc")).is_empty(),
+        "nothing indexed through the link"
+    );
+    let err = m
+        .dump_now("svc", ProfileType::Heap, Reason::Manual)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(
+        dir_names(&victim),
+        before,
+        "nothing written or removed there"
+    );
+
+    let f = m
+        .dump_now("ok", ProfileType::Heap, Reason::Manual)
+        .await
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join("ok")), 0o700);
+    assert_eq!(mode(&f.path), 0o600);
+}
+
 /// Copies the fixture into `<dir>/<name>` as if an earlier run had dumped it.
 fn plant(dir: &Path, name: &str) {
     std::fs::create_dir_all(dir).unwrap();
