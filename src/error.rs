@@ -47,6 +47,60 @@ pub enum Error {
     /// A file was read but its content is not what the kernel writes there.
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
+    /// Reaching into another process's network namespace failed at `step`.
+    #[error("network namespace of pid {pid}: {step}: {source}{}", .step.hint(.source.kind()))]
+    Netns {
+        pid: u32,
+        step: NetnsStep,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The steps of reaching a listener inside another network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetnsStep {
+    /// Opening `/proc/PID/ns/net` (ptrace read access to the process).
+    Open,
+    /// `setns` into it on a dedicated thread.
+    Enter,
+    /// The pid now lives in another namespace than when first looked at.
+    Changed,
+    /// Connecting to a loopback listener inside it.
+    Connect(std::net::SocketAddr),
+    /// Binding the forwarder's listener on the host's loopback.
+    Listen,
+}
+
+impl NetnsStep {
+    /// What to do about a failure at this step: the privilege missing, the process gone.
+    pub fn hint(self, kind: std::io::ErrorKind) -> &'static str {
+        use std::io::ErrorKind::{ConnectionRefused, NotFound, PermissionDenied};
+        match (self, kind) {
+            (NetnsStep::Open, NotFound) => " (the process has exited)",
+            (NetnsStep::Open, PermissionDenied) => {
+                " (needs CAP_SYS_PTRACE, unless leakwatch runs as the process's user with at least its capabilities)"
+            }
+            (NetnsStep::Enter, PermissionDenied) => " (setns needs CAP_SYS_ADMIN)",
+            (NetnsStep::Changed, _) => " (the process restarted or its pid was reused)",
+            (NetnsStep::Connect(_), ConnectionRefused) => {
+                " (nothing listens there inside the namespace)"
+            }
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for NetnsStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetnsStep::Open => f.write_str("opening /proc/PID/ns/net"),
+            NetnsStep::Enter => f.write_str("entering it (setns)"),
+            NetnsStep::Changed => f.write_str("checking it is still the same namespace"),
+            NetnsStep::Connect(to) => write!(f, "connecting to {to} inside it"),
+            NetnsStep::Listen => f.write_str("binding the forwarder on the host's 127.0.0.1"),
+        }
+    }
 }
 
 /// Why a fetch failed: a small closed set, used as the `reason` label of

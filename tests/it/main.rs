@@ -12,6 +12,8 @@ mod docs;
 mod dumps;
 mod e2e;
 mod escapes;
+mod fleet_gobuild;
+mod fleet_netns;
 mod goroutine;
 mod heap;
 mod hostile;
