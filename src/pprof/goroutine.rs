@@ -47,7 +47,11 @@ pub fn parse_goroutine_text(input: &[u8]) -> Result<GoroutineText> {
         format: TEXT,
         reason: format!("not UTF-8 text: {e}"),
     })?;
-    let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l));
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate()
+        .map(|(i, l)| (i + 1, l));
     let (_, header) = lines.next().unwrap_or((1, ""));
     let (kind, total) = parse_text_header(header)?;
     let mut records: Vec<GoroutineTextRecord> = Vec::new();
@@ -317,7 +321,11 @@ pub fn parse_goroutine_traceback(input: &[u8]) -> Result<Vec<Traceback>> {
     let mut out = Vec::new();
     let mut current: Option<Traceback> = None;
     // After `created by`, the next position line belongs to the creator.
-    for (i, line) in text.split('\n').enumerate() {
+    for (i, line) in text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate()
+    {
         let no = i + 1;
         if line.is_empty() {
             if let Some(t) = current.take() {
@@ -619,6 +627,21 @@ pub fn http_client_connections(p: &GoroutineProfile) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_line_ends_read_as_lf() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go1.23/heap");
+        let lf = std::fs::read_to_string(root.join("goroutine_debug1.txt")).unwrap();
+        let want = parse_goroutine_text(lf.as_bytes()).unwrap();
+        let got = parse_goroutine_text(lf.replace('\n', "\r\n").as_bytes()).unwrap();
+        assert_eq!(got, want);
+        let lf = std::fs::read_to_string(root.join("goroutine_debug2.txt")).unwrap();
+        let want = parse_goroutine_traceback(lf.as_bytes()).unwrap();
+        let got = parse_goroutine_traceback(lf.replace('\n', "\r\n").as_bytes()).unwrap();
+        assert_eq!(got, want);
+        assert!(!want.is_empty());
+    }
 
     #[test]
     fn wait_reasons() {

@@ -139,13 +139,15 @@ impl<S: RecordSink> HeapTextReader<S> {
     }
 
     /// `block.split('\n')`, each line read; valid UTF-8 (the usual case) in place,
-    /// anything else once, lossily.
+    /// anything else once, lossily. A line's `\r` goes: a profile saved on Windows or
+    /// passed through a CRLF proxy reads as Go wrote it.
     fn read_lines(&mut self, block: &[u8]) -> Result<()> {
         let text = match std::str::from_utf8(block) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(block),
         };
         for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
             self.at.read(line, &mut self.sink)?;
         }
         Ok(())
