@@ -279,7 +279,7 @@ mod tests {
             ),
             (
                 "defaults:\n  interval: 0s\n",
-                "config: defaults.interval: must be greater than 0 at line 2",
+                "config: defaults.interval: 0s is shorter than the minimum of 100ms at line 2",
             ),
             (
                 "bogus: 1\n",
@@ -373,6 +373,26 @@ mod tests {
             (
                 "defaults:\n  window: 1h\n  warmup: 2h\n".into(),
                 "config: defaults.warmup: 2h is longer than the window (1h): the verdict would never leave warm-up at line 3",
+            ),
+            (
+                "defaults:\n  interval: 1ns\n".into(),
+                "config: defaults.interval: 1ns is shorter than the minimum of 100ms at line 2",
+            ),
+            (
+                format!("{t}    goroutineleak_interval: 10ms\n"),
+                "config: targets[0].goroutineleak_interval: 10ms is shorter than the minimum of 100ms at line 4",
+            ),
+            (
+                format!("{t}    dumps:\n      dir: /tmp/x\n      heap_every: 1ms\n"),
+                "config: targets[0].dumps.heap_every: 1ms is shorter than the minimum of 1s at line 6",
+            ),
+            (
+                "defaults:\n  dumps:\n    goroutine_every: 500ms\n".into(),
+                "config: defaults.dumps.goroutine_every: 500ms is shorter than the minimum of 1s at line 3",
+            ),
+            (
+                format!("{t}    dumps: {{cooldown: 0s}}\n"),
+                "config: targets[0].dumps.cooldown: 0s is shorter than the minimum of 1s at line 4",
             ),
             (
                 "defaults:\n  interval: 100000h\n".into(),

@@ -3,7 +3,9 @@
 //!
 //! The upper bounds are far above any sensible setting; they exist so that a typo
 //! (`interval: 15000h`, `max_body_bytes: 18446744073709551615`) is refused at load
-//! instead of turning into a silent never-scrape or an unbounded allocation.
+//! instead of turning into a silent never-scrape or an unbounded allocation. The lower
+//! bounds of periods keep a typo (`interval: 1ns`, `heap_every: 1ms`, `cooldown: 0s`)
+//! from turning into a loop hammering the service or the disk.
 
 use std::time::Duration;
 
@@ -23,6 +25,13 @@ const PIB: u64 = 1024 * 1024 * GIB;
 
 /// Longest scrape interval, goroutineleak interval and dump period.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(DAY);
+/// Shortest scrape and goroutineleak interval (the overhead budget stretches them
+/// further when requests are expensive).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest dump period (`heap_every`, `goroutine_every`; `off` or 0s turn one off).
+pub const MIN_DUMP_PERIOD: Duration = Duration::from_secs(1);
+/// Shortest dump cooldown: the gap between two dumps taken off the schedule.
+pub const MIN_COOLDOWN: Duration = Duration::from_secs(1);
 /// Longest request timeout (scrapes and dumps).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(HOUR);
 /// Longest analysis window, warm-up, start-up grace, budget boost and dump cooldown.
@@ -56,6 +65,21 @@ pub fn duration(key: &str, d: Duration, max: Duration) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A duration of at least `min` (which the error names) and at most `max`.
+pub fn duration_at_least(key: &str, d: Duration, min: Duration, max: Duration) -> Result<()> {
+    if d < min {
+        return Err(err(
+            key,
+            format_args!(
+                "{} is shorter than the minimum of {}",
+                crate::units::fmt_duration_human(d),
+                crate::units::fmt_duration_human(min)
+            ),
+        ));
+    }
+    duration(key, d, max)
 }
 
 /// A start-up grace: 0 (judge growth from the first sample, for processes known to be
@@ -165,14 +189,27 @@ pub fn signals(key: &str, s: &SignalConfig) -> Result<()> {
 /// Dump settings beyond `DumpConfig::validate`: bounded periods, timeout and sizes.
 pub fn dumps(key: &str, d: &DumpConfig) -> Result<()> {
     if let Some(every) = d.heap_every {
-        duration(&format!("{key}.heap_every"), every, MAX_SPAN)?;
+        duration_at_least(
+            &format!("{key}.heap_every"),
+            every,
+            MIN_DUMP_PERIOD,
+            MAX_SPAN,
+        )?;
     }
     if let Some(every) = d.goroutine_every {
-        duration(&format!("{key}.goroutine_every"), every, MAX_SPAN)?;
+        duration_at_least(
+            &format!("{key}.goroutine_every"),
+            every,
+            MIN_DUMP_PERIOD,
+            MAX_SPAN,
+        )?;
     }
-    if d.cooldown > MAX_SPAN {
-        duration(&format!("{key}.cooldown"), d.cooldown, MAX_SPAN)?;
-    }
+    duration_at_least(
+        &format!("{key}.cooldown"),
+        d.cooldown,
+        MIN_COOLDOWN,
+        MAX_SPAN,
+    )?;
     duration(&format!("{key}.timeout"), d.timeout, MAX_TIMEOUT)?;
     size(
         &format!("{key}.max_bytes"),
@@ -216,7 +253,7 @@ pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<
     };
     let merged = own.clone().or(inherited);
     if let Some(d) = own.interval {
-        duration(&k("interval"), d, MAX_INTERVAL)?;
+        duration_at_least(&k("interval"), d, MIN_INTERVAL, MAX_INTERVAL)?;
     }
     if let Some(d) = own.timeout {
         duration(&k("timeout"), d, MAX_TIMEOUT)?;
@@ -280,7 +317,7 @@ pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<
         ));
     }
     if let Some(d) = own.goroutineleak_interval {
-        duration(&k("goroutineleak_interval"), d, MAX_INTERVAL)?;
+        duration_at_least(&k("goroutineleak_interval"), d, MIN_INTERVAL, MAX_INTERVAL)?;
     }
     if own.dumps.is_some() {
         let d = merged.dump_config();

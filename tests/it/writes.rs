@@ -327,11 +327,12 @@ async fn manual_dumps_go_through_cooldown_and_overhead_budget() {
     );
     drop(lw);
 
-    // No cooldown, a 1% budget and a 300 ms dump: the next one in about 30 s.
+    // The shortest cooldown (1 s), a 1% budget and a 300 ms dump: the next one in
+    // about 30 s.
     let (slow, seen) = fake_service(Duration::from_millis(300), None).await;
     let tmp = tempfile::tempdir().unwrap();
     let lw = start(
-        config(slow, "1h", tmp.path(), "      cooldown: 0s\n")
+        config(slow, "1h", tmp.path(), "      cooldown: 1s\n")
             .replace("    dumps:\n", "    overhead_budget: 0.01\n    dumps:\n"),
         &["--web.enable-admin-api"],
     )
