@@ -2,7 +2,9 @@
 //! largest capture (go1.23/callsites, 1,216 records, ~2 MB once gunzipped); and of
 //! `leakwatch top` on a 24.7 MB text profile next to `go tool pprof -top` on the same
 //! file in the same run (the Go toolchain from `LEAKWATCH_BENCH_GO`, else
-//! /opt/leakwatch-go/1.26/go, else `go` on PATH; skipped when none runs).
+//! /opt/leakwatch-go/1.26/go, else `go` on PATH; skipped when none runs). And the
+//! protobuf heap decoder (decoded as it downloads, into interned stacks) next to
+//! decoding the whole message first, on a 30,000-record profile shaped like issue 23's.
 
 use std::hint::black_box;
 use std::io::Read;
@@ -13,6 +15,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leakwatch::analysis::diff::{TopOptions, top};
 use leakwatch::pprof::heap::{parse_heap_estimate, parse_heap_text};
 use leakwatch::pprof::load::{DEFAULT_MAX_INPUT_BYTES, load_profile_file};
+use leakwatch::pprof::proto::{decode, heap_profile, synthetic_heap_profile};
+use leakwatch::pprof::proto_heap::decode_heap_profile;
+use prost::Message;
 
 fn callsites_body() -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -123,5 +128,27 @@ fn top_big_text(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, heap_text, top_big_text);
+/// The protobuf heap profile (raw, 5.5 MB): streamed into compact tables, against the
+/// whole `Profile` message decoded first.
+fn heap_proto(c: &mut Criterion) {
+    let body = synthetic_heap_profile(30_000).encode_to_vec();
+    let mut group = c.benchmark_group("heap_proto_30k");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.sample_size(10);
+    group.bench_function("decode_heap_profile", |b| {
+        b.iter(|| {
+            decode_heap_profile(black_box(&body), DEFAULT_MAX_INPUT_BYTES).map(|p| p.samples.len())
+        })
+    });
+    group.bench_function("decode_then_heap_profile", |b| {
+        b.iter(|| {
+            decode(black_box(&body), DEFAULT_MAX_INPUT_BYTES)
+                .and_then(|p| heap_profile(&p))
+                .map(|p| p.samples.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, heap_text, top_big_text, heap_proto);
 criterion_main!(benches);

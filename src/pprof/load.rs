@@ -32,10 +32,7 @@ pub fn load_profile(bytes: &[u8], max_bytes: u64) -> Result<HeapProfile> {
                      save the whole /debug/pprof/heap?debug=1 (or /debug/pprof/heap)"
                 .to_string(),
         }),
-        Form::Proto => {
-            let p = crate::pprof::proto::decode(&plain, max_bytes)?;
-            crate::pprof::proto::heap_profile(&p)
-        }
+        Form::Proto => crate::pprof::proto_heap::decode_heap_profile(&plain, max_bytes),
     }
 }
 

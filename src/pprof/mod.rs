@@ -6,7 +6,9 @@
 //!   `heap_stream`: the reader that cuts a body, whole or arriving in chunks, into lines.
 //! - [`memstats`]: the `runtime.MemStats` fields, from the text trailer or expvar JSON.
 //! - [`goroutine`]: `goroutine?debug=1` (and `goroutineleak?debug=1`) text, `debug=2` tracebacks.
-//! - [`proto`]: gzipped `perftools.profiles.Profile` protobuf (heap and goroutine).
+//! - [`proto`]: gzipped `perftools.profiles.Profile` protobuf (heap and goroutine);
+//!   [`proto_heap`]: a heap profile decoded as it downloads, into interned stacks;
+//!   `proto_fields`: the gunzip and top-level field cutter it reads through.
 //! - [`funcname`]: Go symbol helpers (package of a function, runtime frames).
 //! - [`stacks`]: the interned names and stacks of a heap profile.
 //! - [`load`]: loading a profile in any form (gzipped or not, protobuf or text).
@@ -24,6 +26,8 @@ pub mod load;
 pub mod memstats;
 mod profile;
 pub mod proto;
+mod proto_fields;
+pub mod proto_heap;
 pub mod stacks;
 
 pub use profile::{

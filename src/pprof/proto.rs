@@ -331,6 +331,77 @@ pub fn goroutine_profile(p: &Profile) -> Result<GoroutineProfile> {
     Ok(GoroutineProfile { total, records })
 }
 
+/// For tests and benchmarks, a heap profile shaped like issue 23's attack: `records` samples, each with its own leaf
+/// location (one line, its own function and name) over 7 frames of a shared pool,
+/// four values and Go's `bytes` label. 300,000 records: ~54 MB.
+pub fn synthetic_heap_profile(records: u64) -> Profile {
+    let mut strings: Vec<String> = ["", "alloc_objects", "count", "alloc_space", "bytes"]
+        .iter()
+        .chain(&["inuse_objects", "count", "inuse_space", "bytes", "space"])
+        .map(|s| s.to_string())
+        .collect();
+    let vt = |t: i64, u: i64| ValueType { r#type: t, unit: u };
+    let mut p = Profile {
+        sample_type: vec![vt(1, 2), vt(3, 4), vt(5, 6), vt(7, 8)],
+        period: 524288,
+        period_type: Some(vt(9, 4)),
+        ..Default::default()
+    };
+    let mut add = |p: &mut Profile, name: String, file: String| {
+        let id = p.function.len() as u64 + 1;
+        strings.push(name);
+        strings.push(file);
+        p.function.push(Function {
+            id,
+            name: strings.len() as i64 - 2,
+            system_name: strings.len() as i64 - 2,
+            filename: strings.len() as i64 - 1,
+            start_line: 10,
+        });
+        p.location.push(Location {
+            id,
+            mapping_id: 1,
+            address: 0x400000 + 16 * id,
+            line: vec![Line {
+                function_id: id,
+                line: 42,
+                column: 0,
+            }],
+            is_folded: false,
+        });
+        id
+    };
+    let pool: Vec<u64> = (0..1000)
+        .map(|i| {
+            add(
+                &mut p,
+                format!("github.com/acme/service/internal/pool{i}.(*Worker).Run"),
+                format!("/src/service/internal/pool{i}/worker.go"),
+            )
+        })
+        .collect();
+    for i in 0..records {
+        let leaf = add(
+            &mut p,
+            format!("github.com/acme/service/internal/cache.(*Store).leak{i}"),
+            format!("/src/service/internal/cache/store{i}.go"),
+        );
+        let mut location_id = vec![leaf];
+        location_id.extend((0..7).map(|k| pool[((i * 7 + k * 131) % 1000) as usize]));
+        p.sample.push(ProfileSample {
+            location_id,
+            value: vec![1 + i as i64 % 7, 4096 + i as i64, 1, 4096 + i as i64],
+            label: vec![Label {
+                key: 4,
+                num: 4096 + i as i64,
+                ..Default::default()
+            }],
+        });
+    }
+    p.string_table = strings;
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,14 @@ pub struct Stacks {
 }
 
 impl Stacks {
+    /// Bytes the table holds (its names, their ends and every stack's frames).
+    pub fn held_bytes(&self) -> u64 {
+        let n = self.text.capacity()
+            + self.ends.capacity() * std::mem::size_of::<u32>()
+            + self.frames.capacity() * std::mem::size_of::<Sym>();
+        n as u64
+    }
+
     pub fn get(&self, r: StackRef) -> Stack<'_> {
         let start = r.start as usize;
         let syms = self

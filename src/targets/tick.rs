@@ -21,7 +21,8 @@ use crate::analysis::window::{
 use crate::budget::EndpointBudget;
 use crate::config::{GcMode, GoroutineFormat, HeapFormat};
 use crate::error::Error;
-use crate::pprof::heap::{ChunkReader, HeapEstimate, HeapEstimateReader, HeapMemStatsReader};
+use crate::pprof::heap::{ChunkReader, HeapEstimateReader, HeapMemStatsReader};
+use crate::pprof::proto_heap::HeapProtoReader;
 use crate::scrape::Fetcher;
 
 /// Runs one target's scrape loop until `shutdown` is cancelled: a jittered first
@@ -294,19 +295,24 @@ impl TargetState {
         // Booked with the target's time: without the time spent parsing.
         let fetched = self.download_into(fetcher, path, reader).await;
         let parsed = self.settle(endpoint, started, fetched)?;
-        Some(parsed.and_then(ChunkReader::finish))
+        // A reader may leave work to its end (a gzipped protobuf is decoded there).
+        Some(match parsed {
+            Ok((reader, size)) => off_thread(size >= BIG_BODY, move || reader.finish()).await,
+            Err(e) => Err(e),
+        })
     }
 
     /// The download of [`Target::fetch_parsed`]: the target's timeout covers the target's
     /// time only (the time spent parsing is added to the deadline, so a slow parse, in a
     /// debug build or on a busy machine, never becomes the target's timeout). Returns
-    /// that time and the reader, or the parse error that stopped the download.
+    /// that time and the reader with the body's size, or the parse error that stopped
+    /// the download.
     async fn download_into<R: ChunkReader>(
         &self,
         fetcher: &Fetcher,
         path: &str,
         mut reader: R,
-    ) -> crate::error::Result<(Duration, crate::error::Result<R>)> {
+    ) -> crate::error::Result<(Duration, crate::error::Result<(R, usize)>)> {
         let url = self.config.endpoint(path);
         let timeout = self.request_timeout();
         let start = tokio::time::Instant::now();
@@ -317,6 +323,7 @@ impl TargetState {
             .await
             .map_err(|_| crate::scrape::timed_out(&url, timeout))??;
         let mut batch: Vec<bytes::Bytes> = Vec::new();
+        let mut size = 0;
         loop {
             let next = tokio::time::timeout_at(deadline, resp.chunk()).await;
             let chunk = next.map_err(|_| crate::scrape::timed_out(&url, timeout))??;
@@ -324,6 +331,7 @@ impl TargetState {
             batch.extend(chunk);
             let batched: usize = batch.iter().map(|c| c.len()).sum();
             if batched >= BIG_BODY || (end && batched > 0) {
+                size += batched;
                 let before = tokio::time::Instant::now();
                 let pieces = std::mem::take(&mut batch);
                 let fed = off_thread(batched >= BIG_BODY, move || {
@@ -341,7 +349,7 @@ impl TargetState {
                 }
             }
             if end {
-                return Ok((start.elapsed().saturating_sub(parsing), Ok(reader)));
+                return Ok((start.elapsed().saturating_sub(parsing), Ok((reader, size))));
             }
         }
     }
@@ -358,62 +366,42 @@ impl TargetState {
         ask
     }
 
+    /// The heap profile, parsed (text) or decoded (protobuf) as it downloads: never held
+    /// whole. The text brings MemStats too (`Some`, even when it has none).
     async fn scrape_heap(&self, fetcher: &Fetcher) -> bool {
         let force_gc = self.wants_gc();
-        let gc = if force_gc { "&gc=1" } else { "" };
-        match self.config.heap_format {
+        let parsed = match self.config.heap_format {
             HeapFormat::Text => {
+                let gc = if force_gc { "&gc=1" } else { "" };
                 let path = format!("/debug/pprof/heap?debug=1{gc}");
                 let reader = HeapEstimateReader::new();
-                let Some(parsed) = self
-                    .fetch_parsed(fetcher, ENDPOINT_HEAP, &path, reader)
+                let parsed = self.fetch_parsed(fetcher, ENDPOINT_HEAP, &path, reader);
+                parsed
                     .await
-                else {
-                    return false;
-                };
-                match parsed {
-                    Ok(HeapEstimate {
-                        profile, memstats, ..
-                    }) => {
-                        let mut st = self.status();
-                        st.heap_totals = Some(profile.totals());
-                        st.heap = Some(Arc::new(profile));
-                        st.memstats = memstats.map(|m| (m, MemStatsSource::HeapDebug1));
-                        true
-                    }
-                    Err(e) => {
-                        self.record_error(ENDPOINT_HEAP, &e);
-                        false
-                    }
-                }
+                    .map(|r| r.map(|e| (e.profile, Some(e.memstats))))
             }
             HeapFormat::Proto => {
-                let path = if force_gc {
-                    "/debug/pprof/heap?gc=1"
-                } else {
-                    "/debug/pprof/heap"
-                };
-                let Some(body) = self.fetch(fetcher, ENDPOINT_HEAP, path).await else {
-                    return false;
-                };
-                let max = self.config.max_body_bytes;
-                let parsed = off_thread(body.len() > BIG_BODY, move || {
-                    crate::pprof::proto::decode(&body, max)
-                        .and_then(|p| crate::pprof::proto::heap_profile(&p))
-                })
-                .await;
-                match parsed {
-                    Ok(profile) => {
-                        let mut st = self.status();
-                        st.heap_totals = Some(profile.totals());
-                        st.heap = Some(Arc::new(profile));
-                        true
-                    }
-                    Err(e) => {
-                        self.record_error(ENDPOINT_HEAP, &e);
-                        false
-                    }
+                let gc = if force_gc { "?gc=1" } else { "" };
+                let path = format!("/debug/pprof/heap{gc}");
+                let reader = HeapProtoReader::new(self.config.max_body_bytes);
+                let parsed = self.fetch_parsed(fetcher, ENDPOINT_HEAP, &path, reader);
+                parsed.await.map(|r| r.map(|p| (p, None)))
+            }
+        };
+        match parsed {
+            None => false,
+            Some(Ok((profile, memstats))) => {
+                let mut st = self.status();
+                st.heap_totals = Some(profile.totals());
+                st.heap = Some(Arc::new(profile));
+                if let Some(m) = memstats {
+                    st.memstats = m.map(|m| (m, MemStatsSource::HeapDebug1));
                 }
+                true
+            }
+            Some(Err(e)) => {
+                self.record_error(ENDPOINT_HEAP, &e);
+                false
             }
         }
     }

@@ -672,6 +672,7 @@ fn every_parser(data: &[u8]) -> usize {
         count(proto::heap_profile(&p).is_ok());
         count(proto::goroutine_profile(&p).is_ok());
     }
+    count(leakwatch::pprof::proto_heap::decode_heap_profile(data, MIB).is_ok());
     count(memstats::parse_expvar(data).is_ok());
     if let Ok(p) = load_profile(data, MIB) {
         let _ = diff(&p, &p, &TopOptions::default());
@@ -864,6 +865,11 @@ fn hostile_bodies_through_the_parsers() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("exceeds the limit"), "{err}");
+    // Decoded as it is gunzipped: zeros are no protobuf, refused at the first byte.
+    let err = leakwatch::pprof::proto_heap::decode_heap_profile(&bomb, MAX_BODY)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid tag value: 0"), "{err}");
 
     let bad = corrupt(
         &read_fixture("go1.26/heap/heap_debug1.txt"),

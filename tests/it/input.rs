@@ -243,7 +243,7 @@ fn dense_body() -> Vec<u8> {
 }
 
 /// Serves `/small/...` (the go1.26 capture) and `/NAME/...` for each of `bodies`
-/// as heap text on loopback.
+/// as a heap profile on loopback (text, or gzipped protobuf).
 fn serve_heaps(bodies: Vec<(&'static str, Arc<Vec<u8>>)>) -> String {
     let small: Arc<Vec<u8>> =
         Arc::new(std::fs::read(fixture("go1.26/heap/heap_debug1.txt")).unwrap());
@@ -272,11 +272,16 @@ fn respond(mut sock: TcpStream, bodies: &[(&str, Arc<Vec<u8>>)]) {
     }
     let head = String::from_utf8_lossy(&head);
     let path = head.split_whitespace().nth(1).unwrap_or("/");
+    // Text at `heap?debug=1`, a protobuf (gzipped) at `heap`.
+    let at = |name: &str, b: &[u8]| match b.starts_with(&[0x1f, 0x8b]) {
+        true => format!("/{name}/debug/pprof/heap"),
+        false => format!("/{name}/debug/pprof/heap?debug=1"),
+    };
     let body: &[u8] = bodies
         .iter()
-        .find(|(name, _)| path == format!("/{name}/debug/pprof/heap?debug=1"))
+        .find(|(name, b)| path == at(name, b))
         .map_or(b"Unknown profile\n", |(_, b)| b.as_slice());
-    let status = if body.starts_with(b"heap") {
+    let status = if body.starts_with(b"heap") || body.starts_with(&[0x1f, 0x8b]) {
         "200 OK"
     } else {
         "404 Not Found"
@@ -402,5 +407,125 @@ fn record_dense_text_profile_is_parsed_in_bounded_memory_and_given_back() {
             ));
         }
     }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// Issue 23's protobuf heap profile: 300,000 records, 54.7 MB once gunzipped.
+const PROTO_RECORDS: u64 = 300_000;
+
+/// The exporter's RSS growth while `run` runs (VmHWM reset first), and what is still
+/// resident 5 s after `undo`: (RSS before, peak, kept).
+fn rss_of(pid: u32, run: impl FnOnce(), undo: impl FnOnce()) -> (u64, u64, u64) {
+    std::thread::sleep(Duration::from_secs(3));
+    // The peak of this case alone: reset the high-water mark (Linux >= 4.0).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let hwm_before = status_bytes(pid, "VmHWM").unwrap();
+    let rss_before = status_bytes(pid, "VmRSS").unwrap();
+    run();
+    let hwm = status_bytes(pid, "VmHWM").unwrap();
+    undo();
+    std::thread::sleep(Duration::from_secs(5));
+    let rss_after = status_bytes(pid, "VmRSS").unwrap();
+    (
+        rss_before,
+        hwm.saturating_sub(rss_before.min(hwm_before)),
+        rss_after.saturating_sub(rss_before),
+    )
+}
+
+/// The attack's protobuf heap profile (6.1 MB gzipped, 54 MB raw, 300k records) raised
+/// the peak RSS by ~390 MB through one `/probe` and left 450 MB resident; as a target,
+/// 333 MB peak and 153 MB kept. Decoded as it downloads into compact tables, then
+/// interned stacks, it peaks within 3x its raw size, and under a tenth of it stays.
+#[test]
+fn record_dense_proto_profile_is_decoded_in_bounded_memory_and_given_back() {
+    use leakwatch::pprof::proto::synthetic_heap_profile;
+    use prost::Message;
+    let raw = synthetic_heap_profile(PROTO_RECORDS).encode_to_vec();
+    let raw_len = raw.len() as u64;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let body = Arc::new(gz.finish().unwrap());
+    drop(raw);
+    let url = serve_heaps(vec![("pb", body.clone())]);
+    let allow = format!(
+        "probe:\n  allow: ['{}/pb']\n  modules:\n    pb: {{timeout: 60s, heap_format: proto}}\n",
+        url.replace('.', "\\.")
+    );
+    let with = |target: bool| {
+        let mut y = config(&url, None);
+        if target {
+            y.push_str(&format!(
+                "  - name: pb\n    url: {url}/pb\n    interval: 10m\n    heap_format: proto\n"
+            ));
+        }
+        y + &allow
+    };
+    let lw = Leakwatch::start(&with(false));
+    let cfg = lw.dir().join("leakwatch.yaml");
+    let pid = lw.pid();
+    wait_until(Duration::from_secs(20), "the small target scraped", || {
+        lw.metrics()
+            .get("leakwatch_heap_profile_records", &[("target", "small")])
+    });
+    let records = |lw: &Leakwatch| {
+        lw.metrics()
+            .get("leakwatch_heap_profile_records", &[("target", "pb")])
+    };
+    let mut fails = Vec::new();
+    let mut check = |what: &str, (before, peak, kept): (u64, u64, u64)| {
+        let (p, k) = (peak as f64 / raw_len as f64, kept as f64 / raw_len as f64);
+        eprintln!(
+            "{what}: {PROTO_RECORDS} records, {:.1} MB ({:.1} MB gzipped); RSS before {} MiB, \
+             peak +{} MiB (+{p:.2}x the raw body), kept +{} MiB (+{k:.3}x)",
+            raw_len as f64 / 1e6,
+            body.len() as f64 / 1e6,
+            before / MIB,
+            peak / MIB,
+            kept / MIB,
+        );
+        if p > 3.0 {
+            fails.push(format!("{what}: peak +{p:.2}x the raw body, over 3x"));
+        }
+        if k >= 0.1 {
+            fails.push(format!(
+                "{what}: +{k:.3}x the raw body kept, a tenth or more"
+            ));
+        }
+    };
+
+    // The probe first: the peak of a fresh exporter, as in the attack.
+    let probe = rss_of(
+        pid,
+        || {
+            let (status, page) = lw.get(&format!("/probe?target={url}/pb&module=pb"));
+            let page = String::from_utf8_lossy(&page);
+            assert_eq!(status, 200, "{page}");
+            assert!(
+                page.contains(&format!("leakwatch_heap_profile_records {PROTO_RECORDS}")),
+                "{page}"
+            );
+        },
+        || {},
+    );
+    check("probe", probe);
+
+    let configured = rss_of(
+        pid,
+        || {
+            reload(&lw, &cfg, &with(true));
+            let n = wait_until(Duration::from_secs(120), "the profile decoded", || {
+                records(&lw)
+            });
+            assert_eq!(n, PROTO_RECORDS as f64);
+        },
+        || {
+            reload(&lw, &cfg, &with(false));
+            wait_until(Duration::from_secs(30), "the target removed", || {
+                records(&lw).is_none().then_some(())
+            });
+        },
+    );
+    check("configured target", configured);
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
