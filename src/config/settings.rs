@@ -43,9 +43,9 @@ pub struct TargetSettings {
     pub startup_grace: Option<Duration>,
     pub heap_format: Option<HeapFormat>,
     pub goroutine_format: Option<GoroutineFormat>,
-    /// Ask the service to run a GC before the heap profile (`gc=1`): `false` (never:
-    /// it perturbs the service), `true` (always) or `auto` (only when no GC ran for a
-    /// while but HeapAlloc grew, at most once per 5 minutes).
+    /// Ask the service to run a GC before the heap profile (`gc=1`): `auto` (the
+    /// default: only when no GC ran for a minute but HeapAlloc grew, at most once a
+    /// minute), `true` (always) or `false` (never).
     pub gc: Option<GcMode>,
     /// Memory limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
     pub memory_limit: Option<ByteSize>,

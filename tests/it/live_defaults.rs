@@ -40,7 +40,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
@@ -367,6 +367,17 @@ struct Seen {
     suspected_after_kill: Vec<String>,
     /// Each service's `/leaked` over the run (every 15 s), for the measured rates.
     leaked: BTreeMap<&'static str, Vec<LeakedCounts>>,
+}
+
+/// Kills a whole process group (`kill -KILL -- -PGID`) on drop.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .status();
+    }
 }
 
 /// The README's promise for its own example leak: "suspected within N minutes".
@@ -829,14 +840,27 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
 
     // The README's example as the README says: `go run` in examples/leaky-service with
     // Debian's Go, and (below) leakwatch with no flags at all.
+    // `go run` runs the service as its child, which outlives a killed `go run`: both
+    // run in a process group of their own, killed whole at the end. The port must be
+    // free, or the test would judge whatever holds it.
+    assert!(
+        std::net::TcpListener::bind(README_TARGET).is_ok(),
+        "{README_TARGET} is taken: the README's example needs it"
+    );
     let readme_started = Instant::now();
-    let _readme_service = Proc::spawn(
+    let mut readme_service = Proc::spawn(
         "readme-service",
         Command::new(&toolchain("1.19").go)
             .args(["run", ".", "-addr", README_TARGET, "-mode", "heap"])
             .env("GOTOOLCHAIN", "local")
+            .process_group(0)
             .current_dir(root().join("examples/leaky-service")),
         dir,
+    );
+    let _readme_group = KillGroup(readme_service.child.id());
+    readme_service.wait_ready(
+        &format!("http://{README_TARGET}/healthz"),
+        Duration::from_secs(120),
     );
 
     // Prometheus's address, chosen now: it is a target too.
