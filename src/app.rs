@@ -1,5 +1,6 @@
-//! The running exporter: one [`run`] that starts a scrape loop per target, the dump
-//! scheduler, the kernel-log follower and the HTTP server, and reloads on SIGHUP.
+//! The running exporter: one [`run`] that starts a scrape loop per target, fleet mode's
+//! discovery, the dump scheduler, the kernel-log follower and the HTTP server, and
+//! reloads on SIGHUP.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub async fn run(
     state.write_access = options.write;
     let state = Arc::new(state);
     loops.sync(&state.targets());
+    if state.config().discover.enabled {
+        tokio::spawn(crate::fleet::runner::run(state.clone(), cancel.clone()));
+    }
     tokio::spawn(state.dumps.clone().run(cancel.clone()));
     let kernel_reader = kernel_log::start(&system, state.targets.clone(), state.kernel.clone());
     spawn_sighup_reloader(state.clone(), cancel.clone());

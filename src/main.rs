@@ -41,6 +41,13 @@ struct ServeArgs {
     #[arg(long = "target", value_name = "URL", global = true)]
     targets: Vec<String>,
 
+    /// Fleet mode: watch every Go process on this node that serves net/http/pprof on a
+    /// listening port (in any network namespace, as root), named and labelled by its
+    /// pod or unit; `discover:` in the config sets the rescan interval, the cap and
+    /// allow/deny rules. Without --config or --target, no default target is added.
+    #[arg(long, global = true)]
+    discover: bool,
+
     /// Address for leakwatch's own HTTP server (/metrics, /, /-/healthy, /-/ready).
     /// [default: the config's `listen`, else 127.0.0.1:10760]
     #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
@@ -318,9 +325,10 @@ fn read_profile(
 }
 
 fn load_config(cli: &ServeArgs) -> anyhow::Result<Config> {
-    let config = match (&cli.config, cli.targets.is_empty()) {
+    let mut config = match (&cli.config, cli.targets.is_empty()) {
         (Some(path), _) => Config::load(path)?,
         (None, false) => Config::from_urls(&cli.targets)?,
+        (None, true) if cli.discover => Config::from_urls(&[])?,
         (None, true) => {
             tracing::info!(
                 url = DEFAULT_TARGET_URL,
@@ -329,6 +337,7 @@ fn load_config(cli: &ServeArgs) -> anyhow::Result<Config> {
             Config::default_target()
         }
     };
+    config.discover.enabled |= cli.discover;
     match &cli.shard {
         None => Ok(config),
         Some(s) => {

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
 
-use crate::config::{Config, ReloadStatus};
+use crate::config::{Config, ReloadStatus, TargetConfig};
 use crate::dump::DumpManager;
 use crate::error::{Error, Result};
 use crate::kernel_log::KernelLogStatus;
@@ -58,6 +58,8 @@ pub struct AppState {
     pub write_access: WriteAccess,
     /// The permits of `/probe` ([`MAX_CONCURRENT_PROBES`]).
     pub probe_permits: Arc<tokio::sync::Semaphore>,
+    /// The targets fleet mode found (`--discover`), watched beside the configured ones.
+    discovered: RwLock<Vec<TargetConfig>>,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             dumps,
             write_access: WriteAccess::default(),
             probe_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES)),
+            discovered: RwLock::new(Vec::new()),
         })
     }
 
@@ -133,13 +136,46 @@ impl AppState {
         if old.system.kernel_log != new.system.kernel_log {
             tracing::warn!("system.kernel_log changes take effect on restart");
         }
-        let next = self.targets.reload(&new, system_changed);
+        let next = self
+            .targets
+            .reload(&self.with_discovered(&new), system_changed);
         let n = next.len();
         if let Some(loops) = &self.loops {
             loops.sync(&next);
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         n
+    }
+
+    /// `config` with the discovered targets after its own (a configured name wins).
+    fn with_discovered(&self, config: &Config) -> Config {
+        let found = self.discovered.read().unwrap_or_else(|e| e.into_inner());
+        let mut all = config.clone();
+        all.targets.extend(
+            found
+                .iter()
+                .filter(|d| !config.targets.iter().any(|t| t.name == d.name))
+                .cloned(),
+        );
+        all
+    }
+
+    /// Swaps in the targets fleet mode found: unchanged ones keep their state, new
+    /// ones start, gone ones stop. A no-op when nothing changed.
+    pub fn set_discovered(&self, found: Vec<TargetConfig>) {
+        {
+            let mut d = self.discovered.write().unwrap_or_else(|e| e.into_inner());
+            if *d == found {
+                return;
+            }
+            *d = found;
+        }
+        let next = self
+            .targets
+            .reload(&self.with_discovered(&self.config()), false);
+        if let Some(loops) = &self.loops {
+            loops.sync(&next);
+        }
     }
 
     pub fn targets(&self) -> Vec<Arc<TargetState>> {

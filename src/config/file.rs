@@ -161,6 +161,8 @@ pub(super) struct RawConfig {
     pub system: SystemConfig,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub discover: super::discover::DiscoverConfig,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 
+use super::discover::DiscoverConfig;
 use super::file::{ProbeConfig, RawConfig, RawTarget, SystemConfig};
 use super::ranges::{self, Scope};
 use super::settings::TargetSettings;
@@ -31,6 +32,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// Compiled `probe.allow`, anchored.
     pub probe_allow: Vec<RegexEq>,
+    /// Fleet mode (`discover:`; `--discover` turns it on).
+    pub discover: DiscoverConfig,
 }
 
 /// A compiled regex that compares by its source (so configs can be compared).
@@ -79,6 +82,38 @@ impl Config {
             .into_iter()
             .next()
             .ok_or_else(|| Error::Config("probe target".to_string()))
+    }
+
+    /// The target config of a process fleet mode found: `defaults:` as its settings,
+    /// its pid (so its cgroup and `/proc` are read), and its identity as labels.
+    pub fn discovered_target(
+        &self,
+        name: &str,
+        url: &reqwest::Url,
+        pid: u32,
+        labels: &[(&str, &str)],
+    ) -> Result<TargetConfig> {
+        let raw = RawTarget {
+            name: name.to_string(),
+            url: url.to_string(),
+            pid: Some(pid),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..RawTarget::default()
+        };
+        let cfg = RawConfig {
+            defaults: self.defaults.clone(),
+            system: self.system.clone(),
+            targets: vec![raw],
+            ..RawConfig::default()
+        }
+        .resolve()?;
+        cfg.targets
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config("discovered target".to_string()))
     }
 
     /// Reads and validates a config file.
@@ -171,7 +206,9 @@ impl RawConfig {
                 .map_err(|e| Error::Config(format!("probe.allow[{i}]: invalid regex: {e}")))?;
             probe_allow.push(RegexEq(re));
         }
+        self.discover.filter()?;
         Ok(Config {
+            discover: self.discover,
             listen: self.listen,
             system: self.system,
             targets,
@@ -283,7 +320,7 @@ mod tests {
             ),
             (
                 "bogus: 1\n",
-                "config: unknown field `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`",
+                "config: unknown field `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover`",
             ),
         ];
         for (yaml, want) in cases {

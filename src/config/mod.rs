@@ -9,6 +9,7 @@
 //! keys shared with their own) into `settings`; `ranges` checks values; `target`
 //! resolves one target and `load` the whole configuration.
 
+mod discover;
 mod file;
 mod formats;
 mod load;
@@ -18,6 +19,7 @@ mod section;
 mod settings;
 mod target;
 
+pub use discover::{Candidate, DiscoverConfig, DiscoverFilter, DiscoverRule};
 pub use file::{ProbeConfig, ProbeModule, SystemConfig};
 pub use formats::{GcMode, GoroutineFormat, HeapFormat};
 pub use load::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL, RegexEq, hashmod};

@@ -400,11 +400,13 @@ pub fn read_pod_view(proc_root: &Path, pid: u32, pod_uid: &str) -> PodView {
     }
 }
 
-/// Whether `pid` has a UTS namespace of its own (not PID 1's): only then is its
-/// hostname its pod's. Unknown (links not readable) counts as not.
+/// Whether `pid` has a UTS namespace of its own (not the node's): only then is its
+/// hostname its pod's. The node's is PID 1's; where PID 1's link cannot be read (a
+/// sandbox whose PID 1 is more privileged than leakwatch), leakwatch's own stands in
+/// (a DaemonSet with `hostNetwork` shares the node's). Unknown counts as not.
 fn private_uts(proc_root: &Path, pid: u32) -> bool {
     let link = |p: &str| std::fs::read_link(proc_root.join(p).join("ns/uts")).ok();
-    match (link(&pid.to_string()), link("1")) {
+    match (link(&pid.to_string()), link("1").or_else(|| link("self"))) {
         (Some(own), Some(host)) => own != host,
         _ => false,
     }

@@ -82,6 +82,8 @@ pub struct TcpSocket {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub established: bool,
+    /// In the LISTEN state: a server socket.
+    pub listening: bool,
     pub inode: u64,
 }
 
@@ -109,6 +111,7 @@ pub fn parse_net_tcp(text: &str) -> Result<Vec<TcpSocket>> {
             local: plain(e.local_address),
             remote: plain(e.remote_address),
             established: e.state == TcpState::Established,
+            listening: e.state == TcpState::Listen,
             inode: e.inode,
         })
         .collect())
@@ -132,9 +135,43 @@ pub fn serving_socket(
 /// The TCP sockets of `{proc_root}/net/tcp` and `tcp6` (leakwatch's own network
 /// namespace, the one its loopback connections use).
 pub fn read_net_tcp(proc_root: &Path) -> Result<Vec<TcpSocket>> {
+    read_net_tcp_in(&proc_root.join("net"))
+}
+
+/// The listening TCP sockets process `pid` holds open, as its own network namespace
+/// sees them (`/proc/PID/net/tcp{,6}`: a pod's sockets, not the node's), one per port,
+/// lowest port first.
+pub fn listening_sockets(proc_root: &Path, pid: u32) -> Result<Vec<TcpSocket>> {
+    let dir = proc_root.join(pid.to_string());
+    let mut listening: Vec<TcpSocket> = read_net_tcp_in(&dir.join("net"))?
+        .into_iter()
+        .filter(|s| s.listening && s.inode != 0)
+        .collect();
+    let p = Process::new_with_root(dir.clone()).map_err(|e| Error::Io {
+        action: "reading",
+        path: dir,
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let held: std::collections::HashSet<u64> = match p.fd() {
+        Ok(fds) => fds
+            .flatten()
+            .filter_map(|fd| match fd.target {
+                FDTarget::Socket(i) => Some(i),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Default::default(),
+    };
+    listening.retain(|s| held.contains(&s.inode));
+    listening.sort_by_key(|s| (s.local.port(), s.local.is_ipv6()));
+    listening.dedup_by_key(|s| s.local.port());
+    Ok(listening)
+}
+
+fn read_net_tcp_in(net: &Path) -> Result<Vec<TcpSocket>> {
     let mut sockets = Vec::new();
     for file in ["tcp", "tcp6"] {
-        let path = proc_root.join("net").join(file);
+        let path = net.join(file);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             // No IPv6 on this host: no tcp6 file.
@@ -376,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn listening_sockets_are_the_ones_the_process_holds() {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("[::1]:0").ok();
+        let proc_root = Path::new("/proc");
+        let mine = listening_sockets(proc_root, std::process::id()).unwrap();
+        let ports: Vec<u16> = mine.iter().map(|s| s.local.port()).collect();
+        assert!(ports.contains(&a.local_addr().unwrap().port()), "{mine:?}");
+        if let Some(b) = &b {
+            assert!(ports.contains(&b.local_addr().unwrap().port()), "{mine:?}");
+        }
+        assert!(mine.iter().all(|s| s.listening && !s.established));
+        // pid 1 (not this process) holds none of them.
+        let init = listening_sockets(proc_root, 1).unwrap_or_default();
+        assert!(
+            !init
+                .iter()
+                .any(|s| s.local.port() == a.local_addr().unwrap().port()),
+            "{init:?}"
+        );
+    }
+
+    #[test]
     fn net_tcp_lines_ipv4_ipv6_and_v4_mapped() {
         let v4 = parse_net_tcp(&net_tcp()).unwrap();
         assert_eq!(v4.len(), 5);
@@ -385,6 +444,7 @@ mod tests {
                 local: addr("127.0.0.1:6060"),
                 remote: addr("127.0.0.1:40000"),
                 established: true,
+                listening: false,
                 inode: 333,
             }
         );

@@ -55,7 +55,9 @@ impl Targets {
 
     /// Swaps in `config`'s targets (a reload) and returns their states. A target whose
     /// config is unchanged keeps its state and analysis window (unless the system
-    /// settings changed); one keeping its name and dump directory keeps its dump record
+    /// settings changed); one keeping its name keeps its OOM-kill history (a restarted
+    /// container fleet mode finds again under its name: its kills are its leak's
+    /// evidence) and, with its dump directory, its dump record
     /// ([`TargetDumps::carry`]); others start afresh.
     pub fn reload(&self, config: &Config, system_changed: bool) -> Vec<Arc<TargetState>> {
         let previous = self.list().clone();
@@ -68,7 +70,14 @@ impl Targets {
                     .iter()
                     .find(|w| !system_changed && w.state.config == *tc)
                     .map(|w| w.state.clone())
-                    .unwrap_or_else(|| Arc::new(TargetState::new(tc.clone(), system.clone())));
+                    .unwrap_or_else(|| {
+                        let fresh = Arc::new(TargetState::new(tc.clone(), system.clone()));
+                        if let Some(old) = previous.iter().find(|w| w.state.config.name == tc.name)
+                        {
+                            fresh.status().oom = old.state.status().oom.clone();
+                        }
+                        fresh
+                    });
                 let old = previous.iter().find(|w| w.dumps.name() == tc.name);
                 let dumps = TargetDumps::carry(old.map(|w| &w.dumps), dump_target(tc));
                 Watched { state, dumps }
@@ -164,5 +173,41 @@ impl Loops {
             ));
             running.push((t.clone(), token));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(targets: &[(&str, &str)]) -> Config {
+        let mut yaml = String::from("system:\n  kernel_log: 'off'\ntargets:\n");
+        for (name, url) in targets {
+            yaml.push_str(&format!("  - name: {name}\n    url: {url}\n"));
+        }
+        Config::from_yaml(&yaml).unwrap()
+    }
+
+    /// A target that keeps its name across a reload keeps its OOM-kill history, even
+    /// when the rest of its config changed (fleet mode's restarted container: a new
+    /// pid, a new forwarder port); a new name starts with none.
+    #[test]
+    fn oom_kill_history_follows_the_name() {
+        let targets = Targets::new(&config(&[
+            ("a", "http://127.0.0.1:1"),
+            ("b", "http://127.0.0.1:2"),
+        ]));
+        for t in targets.snapshot() {
+            t.record_oom_kill(1_800_000_000.0, None);
+        }
+        let next = targets.reload(
+            &config(&[("a", "http://127.0.0.1:3"), ("c", "http://127.0.0.1:2")]),
+            false,
+        );
+        let kills: Vec<(String, u64)> = next
+            .iter()
+            .map(|t| (t.config.name.clone(), t.status().oom.kills))
+            .collect();
+        assert_eq!(kills, [("a".to_string(), 1), ("c".to_string(), 0)]);
     }
 }

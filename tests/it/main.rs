@@ -12,6 +12,7 @@ mod docs;
 mod dumps;
 mod e2e;
 mod escapes;
+mod fleet;
 mod fleet_gobuild;
 mod fleet_netns;
 mod goroutine;

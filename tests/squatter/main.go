@@ -8,12 +8,17 @@
 //	SQUAT_ROLE=supervise  listen there, start a copy of itself with the same command
 //	                      line serving that socket (it inherits the listening socket
 //	                      as fd 3), and never accept a connection itself
+//	SQUAT_ROLE=plain      listen there and serve HTTP without pprof (404 everywhere):
+//	                      a Go program with a port but no pprof
+//	SQUAT_ROLE=forward    listen there and pipe every connection to SQUAT_TO: a port
+//	                      forwarder in Go (its pprof answers are another process's)
 //
 // Each logs "squatter pid N serving ADDR" from the process that serves.
 package main
 
 import (
 	_ "expvar"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -36,12 +41,40 @@ func main() {
 	if err != nil {
 		log.Fatalf("squatter: %v", err)
 	}
-	if role == "supervise" {
+	switch role {
+	case "supervise":
 		supervise(ln.(*net.TCPListener))
+		return
+	case "plain":
+		log.Printf("squatter pid %d serving plain HTTP on %s", os.Getpid(), ln.Addr())
+		log.Fatal(http.Serve(ln, http.NewServeMux()))
+	case "forward":
+		log.Printf("squatter pid %d forwarding %s to %s", os.Getpid(), ln.Addr(), os.Getenv("SQUAT_TO"))
+		forward(ln, os.Getenv("SQUAT_TO"))
 		return
 	}
 	log.Printf("squatter pid %d serving %s", os.Getpid(), ln.Addr())
 	log.Fatal(http.Serve(ln, nil))
+}
+
+// forward pipes each accepted connection to a new one to `to`.
+func forward(ln net.Listener, to string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatalf("squatter: %v", err)
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", to)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go io.Copy(up, c)
+			io.Copy(c, up)
+		}()
+	}
 }
 
 // supervise starts the server with this process's command line and waits for it,
