@@ -113,6 +113,11 @@ fn manifests_pass_strict_kubernetes_schema_validation() {
     assert_eq!(
         kinds,
         [
+            "daemonset/configmap.yaml configmap/leakwatch-node",
+            "daemonset/daemonset.yaml daemonset/leakwatch-node",
+            "daemonset/daemonset.yaml serviceaccount/leakwatch-node",
+            "daemonset/podmonitor.yaml podmonitor/leakwatch-node",
+            "daemonset/prometheus.yaml configmap/prometheus-leakwatch-node",
             "probe/configmap.yaml configmap/leakwatch-probe",
             "probe/deployment.yaml deployment/leakwatch-probe",
             "probe/deployment.yaml service/leakwatch-probe",
@@ -127,6 +132,18 @@ fn manifests_pass_strict_kubernetes_schema_validation() {
             "sidecar/service.yaml service/orders-leakwatch",
         ]
     );
+    // The Prometheus Operator's CRDs are not in the validator's schemas:
+    // podmonitor_selects_the_daemonset_pods checks those.
+    let is_crd = |d: &Value| {
+        d["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+    };
+    let files: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| !documents(f).iter().any(is_crd))
+        .collect();
+    let docs: Vec<_> = docs.into_iter().filter(|(_, d)| !is_crd(d)).collect();
     // The oldest version the examples support (pod-index label: 1.28) and the newest
     // schemas the validator bundles. Strict: unknown fields are errors.
     for version in ["1.29.0", "1.37.0"] {
@@ -409,54 +426,21 @@ fn shards_partition_the_targets_like_prometheus_hashmod() {
     }
 }
 
-#[test]
-fn prometheus_jobs_pass_promtool() {
-    let text = config_of("prometheus-leakwatch", "prometheus.yml");
-    let mut prom: Value = serde_norway::from_str(&text).unwrap();
-    let jobs = prom["scrape_configs"].as_sequence_mut().unwrap();
-    let names: Vec<&str> = jobs
-        .iter()
-        .map(|j| j["job_name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "leakwatch-probe",
-            "leakwatch-probe-shard-0",
-            "leakwatch-probe-shard-1",
-            "leakwatch-probe-shard-2",
-            "leakwatch-shards"
-        ]
-    );
-    // Each shard job keeps its own hashmod bucket (modulus = replicas) and sends the
-    // probe to the replica of the same index.
-    for (i, job) in jobs.iter().enumerate().skip(1).take(3) {
-        let shard = i - 1;
-        let rules = job["relabel_configs"].as_sequence().unwrap();
-        let hashmod = rules
-            .iter()
-            .find(|r| r["action"].as_str() == Some("hashmod"))
-            .unwrap();
-        assert_eq!(hashmod["modulus"].as_u64(), Some(3));
-        assert_eq!(
-            strings(&hashmod["source_labels"]),
-            ["__tmp_hostport".to_string()]
-        );
-        assert!(rules.iter().any(|r| r["action"].as_str() == Some("keep")
-            && r["regex"].as_str() == Some(&shard.to_string())
-            && strings(&r["source_labels"]) == ["__tmp_shard".to_string()]));
-        let address = rules.last().unwrap();
-        assert_eq!(address["target_label"].as_str(), Some("__address__"));
-        assert_eq!(
-            address["replacement"].as_str().unwrap(),
-            format!("leakwatch-shard-{shard}.leakwatch-shard.monitoring.svc:10760")
-        );
-        assert_eq!(job["metrics_path"].as_str(), Some("/probe"));
+/// `promtool check config` on a Prometheus config of the examples. Debian's promtool is
+/// built without Kubernetes service discovery, so the check runs on the same jobs with a
+/// static target in place of kubernetes_sd_configs: everything else (relabel rules,
+/// regexes, paths, rule files) is checked as written. Rule files named are the shipped
+/// ones in alerts/.
+fn promtool_check_config(mut prom: Value) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in strings(&prom["rule_files"]) {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("alerts")
+            .join(&f);
+        std::fs::copy(&shipped, dir.path().join(&f))
+            .unwrap_or_else(|e| panic!("rule file {f}: {e}"));
     }
-    // Debian's promtool is built without Kubernetes service discovery, so the check
-    // runs on the same jobs with a static target in place of kubernetes_sd_configs:
-    // everything else (relabel rules, regexes, hashmod, paths) is checked as written.
-    for job in jobs.iter_mut() {
+    for job in prom["scrape_configs"].as_sequence_mut().unwrap() {
         let m = job.as_mapping_mut().unwrap();
         assert!(m.remove("kubernetes_sd_configs").is_some());
         m.insert(
@@ -464,7 +448,6 @@ fn prometheus_jobs_pass_promtool() {
             serde_norway::from_str("[{targets: ['10.244.3.17:6060']}]").unwrap(),
         );
     }
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("prometheus.yml");
     std::fs::write(&file, serde_norway::to_string(&prom).unwrap()).unwrap();
     let out = Command::new("promtool")
@@ -478,4 +461,332 @@ fn prometheus_jobs_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn prometheus_jobs_pass_promtool() {
+    let text = config_of("prometheus-leakwatch", "prometheus.yml");
+    let prom: Value = serde_norway::from_str(&text).unwrap();
+    let jobs = prom["scrape_configs"].as_sequence().unwrap();
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["job_name"].as_str().unwrap())
+        .collect();
+    // No hashmod split of /probe: a probe keeps no history, so no replica owns a target
+    // for it (the shards' split is for configured targets: sharded.yaml).
+    assert_eq!(names, ["leakwatch-probe", "leakwatch-shards"]);
+    assert!(!text.contains("hashmod"));
+    assert_eq!(jobs[0]["metrics_path"].as_str(), Some("/probe"));
+    promtool_check_config(prom);
+}
+
+/// A relabel rule of a Prometheus job (snake_case keys) or of a PodMonitor (camelCase).
+fn relabels(rules: &Value, target: &str) -> Vec<String> {
+    rules
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["target_label"].as_str() == Some(target) || r["targetLabel"].as_str() == Some(target)
+        })
+        .map(|r| {
+            let src = if r["source_labels"].is_null() {
+                &r["sourceLabels"]
+            } else {
+                &r["source_labels"]
+            };
+            strings(src).join(";")
+        })
+        .collect()
+}
+
+#[test]
+fn daemonset_runs_fleet_mode_with_the_node_in_view() {
+    let cfg = Config::from_yaml(&config_of("leakwatch-node", "leakwatch.yml")).unwrap();
+    let ds = find("DaemonSet", "leakwatch-node");
+    let pod = &ds["spec"]["template"]["spec"];
+    let lw = container(pod, "leakwatch");
+    let args = strings(&lw["args"]);
+    // Fleet mode on: in the config and on the command line, no target list.
+    assert!(cfg.discover.enabled);
+    assert!(args.contains(&"--discover".to_string()), "{args:?}");
+    assert!(args.contains(&"--config=/etc/leakwatch/leakwatch.yml".to_string()));
+    assert!(cfg.targets.is_empty());
+    // kube-system is denied, by namespace.
+    assert!(
+        cfg.discover
+            .deny
+            .iter()
+            .any(|r| r.namespace.as_deref() == Some("kube-system"))
+    );
+    // The labels on the pod template are the DaemonSet's selector (else the API refuses
+    // it) and what the Prometheus job and the PodMonitor select.
+    let selector = &ds["spec"]["selector"]["matchLabels"];
+    assert_eq!(&pod_labels(&ds), selector);
+
+    // Host PID namespace: /proc is the node's; root with the least capabilities.
+    assert_eq!(pod["hostPID"].as_bool(), Some(true));
+    assert_eq!(cfg.system.proc_root, Path::new("/proc"));
+    assert_eq!(pod["securityContext"]["runAsUser"].as_u64(), Some(0));
+    let sc = &lw["securityContext"];
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(
+        strings(&sc["capabilities"]["add"]),
+        ["SYS_PTRACE", "SYS_ADMIN", "SYSLOG"]
+    );
+    assert_eq!(sc["privileged"].as_bool(), Some(false));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert!(
+        pod["hostNetwork"].is_null(),
+        "pods are reached by setns, not hostNetwork"
+    );
+
+    // Mounts: each hostPath where the config expects it, read-only but the dumps.
+    let volumes = pod["volumes"].as_sequence().unwrap();
+    let host_path = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .and_then(|v| v["hostPath"]["path"].as_str())
+            .map(str::to_string)
+    };
+    let mounts = lw["volumeMounts"].as_sequence().unwrap();
+    let mount_of = |host: &str| {
+        mounts
+            .iter()
+            .find(|m| host_path(m["name"].as_str().unwrap()).as_deref() == Some(host))
+            .unwrap_or_else(|| panic!("no hostPath mount of {host}"))
+    };
+    let cgroup = mount_of("/sys/fs/cgroup");
+    assert_eq!(
+        cfg.system.cgroup_root,
+        Path::new(cgroup["mountPath"].as_str().unwrap())
+    );
+    assert_eq!(cgroup["readOnly"].as_bool(), Some(true));
+    let kmsg = mount_of("/dev/kmsg");
+    assert_eq!(cfg.system.kernel_log, kmsg["mountPath"].as_str().unwrap());
+    assert_eq!(kmsg["readOnly"].as_bool(), Some(true));
+    let dumps = mount_of("/var/lib/leakwatch/dumps");
+    assert!(dumps["readOnly"].is_null());
+    let dump_dir = cfg.defaults.dumps.as_ref().and_then(|d| d.dir.clone());
+    assert_eq!(
+        dump_dir.as_deref(),
+        Some(Path::new(dumps["mountPath"].as_str().unwrap()))
+    );
+    let config = mounts
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some("/etc/leakwatch"))
+        .unwrap();
+    assert_eq!(config["readOnly"].as_bool(), Some(true));
+    let cm = volumes
+        .iter()
+        .find(|v| v["name"] == config["name"])
+        .unwrap();
+    assert_eq!(cm["configMap"]["name"].as_str(), Some("leakwatch-node"));
+
+    // Its own ServiceAccount, without an API token (leakwatch calls no API).
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("leakwatch-node"));
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    find("ServiceAccount", "leakwatch-node");
+    // Requests and a memory limit.
+    for key in ["requests.cpu", "requests.memory", "limits.memory"] {
+        let (a, b) = key.split_once('.').unwrap();
+        assert!(lw["resources"][a][b].as_str().is_some(), "no {key}");
+    }
+    // The listen port is the named container port the jobs keep.
+    assert_eq!(cfg.listen.unwrap().port(), 10760);
+    assert_eq!(lw["ports"][0]["containerPort"].as_u64(), Some(10760));
+    assert_eq!(lw["ports"][0]["name"].as_str(), Some("http"));
+}
+
+fn pod_labels(workload: &Value) -> Value {
+    workload["spec"]["template"]["metadata"]["labels"].clone()
+}
+
+#[test]
+fn daemonset_prometheus_job_selects_its_pods_and_passes_promtool() {
+    let ds = find("DaemonSet", "leakwatch-node");
+    let labels = pod_labels(&ds);
+    let prom: Value =
+        serde_norway::from_str(&config_of("prometheus-leakwatch-node", "prometheus.yml")).unwrap();
+    let job = &prom["scrape_configs"][0];
+    assert_eq!(job["job_name"].as_str(), Some("leakwatch-node"));
+    assert_eq!(
+        job["kubernetes_sd_configs"][0]["role"].as_str(),
+        Some("pod")
+    );
+    assert_eq!(
+        strings(&job["kubernetes_sd_configs"][0]["namespaces"]["names"]),
+        [ds["metadata"]["namespace"].as_str().unwrap()]
+    );
+    let rules = &job["relabel_configs"];
+    // The keep rule on the pod labels matches the DaemonSet's pods, with their values.
+    let keep = rules
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["action"].as_str() == Some("keep")
+                && strings(&r["source_labels"])[0].starts_with("__meta_kubernetes_pod_label_")
+        })
+        .unwrap();
+    let values: Vec<String> = strings(&keep["source_labels"])
+        .iter()
+        .map(|l| {
+            let key = l.strip_prefix("__meta_kubernetes_pod_label_").unwrap();
+            // Prometheus writes a label key's `.`, `/` and `-` as `_`.
+            let (_, v) = labels
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
+                .find(|(k, _)| k.replace(['.', '/', '-'], "_") == key)
+                .unwrap_or_else(|| panic!("no pod label for {l}"));
+            v.to_string()
+        })
+        .collect();
+    let re = regex::Regex::new(&format!("^(?:{})$", keep["regex"].as_str().unwrap())).unwrap();
+    assert!(re.is_match(&values.join(";")), "{values:?}");
+    // leakwatch's own namespace/pod/container labels (the watched pod's) are not
+    // overwritten by the leakwatch pod's: the job sets node and leakwatch_pod instead.
+    for taken in ["namespace", "pod", "container"] {
+        assert!(relabels(rules, taken).is_empty(), "{taken} set by the job");
+    }
+    assert_eq!(relabels(rules, "node"), ["__meta_kubernetes_pod_node_name"]);
+    assert_eq!(
+        relabels(rules, "leakwatch_pod"),
+        ["__meta_kubernetes_pod_name"]
+    );
+    assert_eq!(
+        strings(&prom["rule_files"]),
+        ["leakwatch-rules.yml", "leakwatch-kube.yml"]
+    );
+    promtool_check_config(prom);
+}
+
+#[test]
+fn podmonitor_selects_the_daemonset_pods() {
+    let ds = find("DaemonSet", "leakwatch-node");
+    let pm = find("PodMonitor", "leakwatch-node");
+    // The Operator's CRD, checked field by field (its schema is not in the validator's).
+    assert_eq!(pm["apiVersion"].as_str(), Some("monitoring.coreos.com/v1"));
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&pm), ["apiVersion", "kind", "metadata", "spec"]);
+    let spec = &pm["spec"];
+    assert_eq!(
+        keys(spec),
+        ["namespaceSelector", "podMetricsEndpoints", "selector"]
+    );
+    assert_eq!(spec["selector"]["matchLabels"], pod_labels(&ds));
+    assert_eq!(
+        strings(&spec["namespaceSelector"]["matchNames"]),
+        [ds["metadata"]["namespace"].as_str().unwrap()]
+    );
+    assert_eq!(pm["metadata"]["namespace"], ds["metadata"]["namespace"]);
+    let endpoints = spec["podMetricsEndpoints"].as_sequence().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let ep = &endpoints[0];
+    assert_eq!(
+        keys(ep),
+        ["interval", "path", "port", "relabelings", "scrapeTimeout"]
+    );
+    let lw = container(&ds["spec"]["template"]["spec"], "leakwatch");
+    assert_eq!(ep["port"], lw["ports"][0]["name"]);
+    assert_eq!(ep["path"].as_str(), Some("/metrics"));
+    let duration = regex::Regex::new(r"^[0-9]+(ms|s|m|h)$").unwrap();
+    for k in ["interval", "scrapeTimeout"] {
+        assert!(duration.is_match(ep[k].as_str().unwrap()), "{k}");
+    }
+    // Relabelings: the RelabelConfig fields of the CRD, actions it knows.
+    let fields = [
+        "sourceLabels",
+        "separator",
+        "targetLabel",
+        "regex",
+        "modulus",
+        "replacement",
+        "action",
+    ];
+    for r in ep["relabelings"].as_sequence().unwrap() {
+        for k in keys(r) {
+            assert!(fields.contains(&k.as_str()), "relabeling field {k}");
+        }
+        if let Some(re) = r["regex"].as_str() {
+            regex::Regex::new(re).unwrap();
+        }
+        let action = r["action"].as_str().unwrap_or("replace");
+        assert!(
+            [
+                "replace",
+                "keep",
+                "drop",
+                "labeldrop",
+                "labelkeep",
+                "labelmap",
+                "hashmod"
+            ]
+            .contains(&action),
+            "{action}"
+        );
+    }
+    let rules = &ep["relabelings"];
+    // Same labels as the plain job: node, leakwatch_pod, job leakwatch-node, and the
+    // Operator's namespace/pod/container target labels dropped (leakwatch's win).
+    assert_eq!(relabels(rules, "node"), ["__meta_kubernetes_pod_node_name"]);
+    assert_eq!(
+        relabels(rules, "leakwatch_pod"),
+        ["__meta_kubernetes_pod_name"]
+    );
+    let job = rules
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["targetLabel"].as_str() == Some("job"))
+        .unwrap();
+    assert_eq!(job["replacement"].as_str(), Some("leakwatch-node"));
+    let drop = rules
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"].as_str() == Some("labeldrop"))
+        .unwrap();
+    let re = regex::Regex::new(&format!("^(?:{})$", drop["regex"].as_str().unwrap())).unwrap();
+    for l in ["namespace", "pod", "container"] {
+        assert!(re.is_match(l), "{l} not dropped");
+    }
+    assert!(!re.is_match("node") && !re.is_match("target"));
+}
+
+/// The kube-state-metrics joins (alerts/leakwatch-kube.yml) pass their unit tests.
+#[test]
+fn kube_recording_rules_pass_promtool_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(root.join("alerts/tests/kube.yml"))
+        .output()
+        .expect("promtool");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("SUCCESS"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = std::fs::read_to_string(root.join("alerts/leakwatch-kube.yml")).unwrap();
+    for series in [
+        "kube_pod_info",
+        "kube_pod_container_info",
+        "kube_replicaset_owner",
+    ] {
+        assert!(rules.contains(series), "{series}");
+    }
 }

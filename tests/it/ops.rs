@@ -388,6 +388,12 @@ fn rules_with_custom_urls_pass_promtool() {
     assert!(!rendered.contains(RUNBOOK_BASE));
     assert!(rendered.contains(r#"absent(up{job="leakwatch", instance!=""})"#));
     std::fs::write(dir.path().join("leakwatch-rules.yml"), &rendered).unwrap();
+    // The other rule files (leakwatch-kube.yml) as shipped: the tests load them too.
+    for f in files("alerts", ".yml") {
+        if f.file_name().unwrap() != "leakwatch-rules.yml" {
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
     let mut test_files = Vec::new();
     for f in files("alerts/tests", ".yml") {
         let mut text = String::new();
