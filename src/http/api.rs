@@ -1,5 +1,7 @@
 //! The machine endpoints: `/metrics`, `POST /-/reload`, the baseline API and `/probe`
-//! (a fresh one-off scrape under the probes' own concurrency limit and one deadline).
+//! (a fresh one-off scrape under the probes' own concurrency limit and one deadline);
+//! the two metrics pages answer gzip or zstd when the client's `Accept-Encoding`
+//! offers it ([`compression`]).
 
 use std::sync::Arc;
 
@@ -18,15 +20,32 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// baseline but a typo, and `u64::MAX` would read as "fix confirmed" forever.
 pub const MAX_BASELINE_BYTES: u64 = 1 << 40;
 
-/// The machine routes.
+/// The machine routes; `/metrics` and `/probe` behind [`compression`].
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    let pages = Router::new()
         .route("/metrics", get(metrics))
+        .route("/probe", get(probe))
+        .layer(compression());
+    Router::new()
+        .merge(pages)
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload))
-        .route("/probe", get(probe))
         .route("/api/v1/targets/{name}/baseline", post(set_baseline))
+}
+
+/// Compression of the metrics pages, negotiated from `Accept-Encoding` (tower-http):
+/// zstd or gzip, whichever the client gives the higher q-value (Prometheus 3 offers
+/// both, 2.x gzip only); `q=0` refuses one; identity when nothing offered is
+/// acceptable. Bodies under 32 bytes go plain. The body is compressed as it is
+/// written, so a slow reader still moves bytes and the idle timeout of
+/// [`super::server`] holds as for a plain answer.
+pub fn compression() -> tower_http::compression::CompressionLayer {
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .zstd(true)
+        .no_br()
+        .no_deflate()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -757,3 +757,107 @@ fn a_target_echoing_refused_credentials_shows_none_of_them() {
     }
     assert!(leaks.is_empty(), "{leaks:?}\n{landing}");
 }
+
+/// GET `path` with `Accept-Encoding: accept` (none when empty): status,
+/// `Content-Encoding` (empty when absent) and the body exactly as sent. This reqwest
+/// has no decoders, so it neither offers an encoding nor undoes one.
+async fn get_encoded(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
+    let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+    if !accept.is_empty() {
+        req = req.header("accept-encoding", accept);
+    }
+    let resp = req.send().await.unwrap();
+    let encoding = resp
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let status = resp.status().as_u16();
+    (status, encoding, resp.bytes().await.unwrap().to_vec())
+}
+
+fn decode(encoding: &str, body: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    match encoding {
+        "" => text = String::from_utf8(body.to_vec()).unwrap(),
+        "gzip" => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        "zstd" => text = String::from_utf8(zstd::decode_all(body).unwrap()).unwrap(),
+        other => panic!("unexpected Content-Encoding {other:?}"),
+    }
+    text
+}
+
+/// Every series of a metrics page without its value: what stays put between two
+/// requests while counters and timestamps move.
+fn series_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| match l.starts_with('#') {
+            true => l.to_string(),
+            false => l.rsplit_once(' ').map_or(l, |(s, _)| s).to_string(),
+        })
+        .collect()
+}
+
+/// `/metrics` and `/probe` answer the encoding `Accept-Encoding` prefers (gzip, zstd,
+/// q-values honoured, `q=0` refusing one), plain text when nothing acceptable is
+/// offered, and the decoded page is the plain one; other routes stay plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_probe_are_compressed_as_the_client_asks() {
+    let svc = serve_capture("go1.26/heap").await;
+    let exporter = start_exporter(&format!(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: c\n    url: http://{svc}\n    interval: 1h\n"
+    ))
+    .await;
+    metrics_until(exporter.addr, "the first scrape", |t| {
+        series_value(t, "leakwatch_up{target=\"c\"}") == Some(1.0)
+    })
+    .await;
+    let probe = format!("/probe?target=http://{svc}/");
+    for path in ["/metrics", probe.as_str()] {
+        let (status, enc, plain) = get_encoded(exporter.addr, path, "").await;
+        assert_eq!((status, enc.as_str()), (200, ""), "{path}");
+        let plain = decode("", &plain);
+        assert!(plain.contains("leakwatch_"), "{path}: {plain}");
+        for (accept, want) in [
+            ("gzip", "gzip"),
+            ("zstd", "zstd"),
+            ("gzip, zstd;q=0.9", "gzip"),
+            ("gzip;q=0.5, zstd", "zstd"),
+            ("zstd;q=0, gzip;q=0.1", "gzip"),
+            ("gzip;q=0", ""),
+            ("identity", ""),
+            ("br, deflate", ""),
+            ("", ""),
+        ] {
+            let (status, enc, body) = get_encoded(exporter.addr, path, accept).await;
+            assert_eq!(
+                (status, enc.as_str()),
+                (200, want),
+                "{path} with Accept-Encoding {accept:?}"
+            );
+            let text = decode(&enc, &body);
+            assert_eq!(
+                series_of(&text),
+                series_of(&plain),
+                "{path} with Accept-Encoding {accept:?}"
+            );
+            if !want.is_empty() {
+                assert!(
+                    body.len() * 3 < plain.len(),
+                    "{path} {want}: {} of {}",
+                    body.len(),
+                    plain.len()
+                );
+            }
+        }
+    }
+    for path in ["/-/healthy", "/"] {
+        let (status, enc, _) = get_encoded(exporter.addr, path, "gzip, zstd").await;
+        assert_eq!((status, enc.as_str()), (200, ""), "{path}");
+    }
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod architecture;
 mod cli;
+mod compression;
 mod crowds;
 mod demo;
 mod diff;
