@@ -71,17 +71,7 @@ impl Config {
             },
             ..RawTarget::default()
         };
-        let cfg = RawConfig {
-            defaults: self.defaults.clone(),
-            system: self.system.clone(),
-            targets: vec![raw],
-            ..RawConfig::default()
-        }
-        .resolve()?;
-        cfg.targets
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Config("probe target".to_string()))
+        self.resolve_one(raw)
     }
 
     /// The target config of a process fleet mode found: `defaults:` as its settings,
@@ -103,6 +93,13 @@ impl Config {
                 .collect(),
             ..RawTarget::default()
         };
+        self.resolve_one(raw)
+    }
+
+    /// One target outside the file (a probe, a discovered process), resolved with this
+    /// config's `defaults:` and `system:` like the file's own.
+    fn resolve_one(&self, raw: RawTarget) -> Result<TargetConfig> {
+        let name = raw.name.clone();
         let cfg = RawConfig {
             defaults: self.defaults.clone(),
             system: self.system.clone(),
@@ -113,7 +110,7 @@ impl Config {
         cfg.targets
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Config("discovered target".to_string()))
+            .ok_or_else(|| Error::Config(format!("target {name:?}")))
     }
 
     /// Reads and validates a config file.
