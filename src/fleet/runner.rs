@@ -78,6 +78,7 @@ impl Fleet {
     /// Looks at the node again: drops what ended, checks what is new. Returns the
     /// target configs of everything adopted, built from `config`'s defaults.
     pub async fn rescan(&mut self, config: &Config) -> Vec<TargetConfig> {
+        let started = std::time::Instant::now();
         let mut scanner = std::mem::take(&mut self.scanner);
         let procs = match tokio::task::spawn_blocking(move || {
             let procs = scanner.scan();
@@ -142,6 +143,14 @@ impl Fleet {
             );
         }
         self.over_cap = over;
+        let scanned = started.elapsed();
+        tracing::debug!(
+            ms = scanned.as_secs_f64() * 1000.0,
+            go_processes = procs.len(),
+            adopted = self.adopted.len(),
+            refused = self.refused.len(),
+            "fleet rescan done"
+        );
         self.targets(config)
     }
 
