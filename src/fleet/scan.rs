@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::gobuild::{GoBuild, read_go_build};
 use super::identity::{CgroupIdentity, PodView, parse_cgroup_identity, read_pod_view};
-use crate::system::listener::listening_sockets;
+use crate::system::listener::{NetnsListeners, listening_sockets_in};
 
 /// A process as one incarnation: a restart (same pid reused or not) is a new key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +65,8 @@ impl Scanner {
         };
         let mut alive = Vec::new();
         let mut found = Vec::new();
+        // Each network namespace's socket tables, read once this scan.
+        let mut netns = NetnsListeners::new();
         for p in all.flatten() {
             let Ok(pid) = u32::try_from(p.pid()) else {
                 continue;
@@ -93,7 +95,7 @@ impl Scanner {
                     }
                 },
             };
-            let Ok(sockets) = listening_sockets(&self.proc_root, pid) else {
+            let Ok(sockets) = listening_sockets_in(&self.proc_root, pid, &mut netns) else {
                 continue;
             };
             if sockets.is_empty() {

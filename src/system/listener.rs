@@ -142,14 +142,25 @@ pub fn read_net_tcp(proc_root: &Path) -> Result<Vec<TcpSocket>> {
 /// sees them (`/proc/PID/net/tcp{,6}`: a pod's sockets, not the node's), one per port,
 /// lowest port first.
 pub fn listening_sockets(proc_root: &Path, pid: u32) -> Result<Vec<TcpSocket>> {
+    listening_sockets_in(proc_root, pid, &mut NetnsListeners::new())
+}
+
+/// The listening sockets of each network namespace read so far in one scan, by the
+/// inode of its `ns/net`: the kernel builds `/proc/PID/net/tcp` by walking the whole
+/// connection table (about 10 ms on a busy node), so a scan reads it once per namespace.
+pub type NetnsListeners = std::collections::HashMap<u64, Vec<TcpSocket>>;
+
+/// [`listening_sockets`] reading each network namespace's tables once per `seen`; a
+/// process holding no socket costs no table read.
+pub fn listening_sockets_in(
+    proc_root: &Path,
+    pid: u32,
+    seen: &mut NetnsListeners,
+) -> Result<Vec<TcpSocket>> {
     let dir = proc_root.join(pid.to_string());
-    let mut listening: Vec<TcpSocket> = read_net_tcp_in(&dir.join("net"))?
-        .into_iter()
-        .filter(|s| s.listening && s.inode != 0)
-        .collect();
     let p = Process::new_with_root(dir.clone()).map_err(|e| Error::Io {
         action: "reading",
-        path: dir,
+        path: dir.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
     let held: std::collections::HashSet<u64> = match p.fd() {
@@ -162,7 +173,30 @@ pub fn listening_sockets(proc_root: &Path, pid: u32) -> Result<Vec<TcpSocket>> {
             .collect(),
         Err(_) => Default::default(),
     };
-    listening.retain(|s| held.contains(&s.inode));
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ns = std::fs::metadata(dir.join("ns/net"))
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let cached = ns.and_then(|i| seen.get(&i));
+    let all = match cached {
+        Some(v) => v.clone(),
+        None => {
+            let v: Vec<TcpSocket> = read_net_tcp_in(&dir.join("net"))?
+                .into_iter()
+                .filter(|s| s.listening && s.inode != 0)
+                .collect();
+            if let Some(i) = ns {
+                seen.insert(i, v.clone());
+            }
+            v
+        }
+    };
+    let mut listening: Vec<TcpSocket> = all
+        .into_iter()
+        .filter(|s| held.contains(&s.inode))
+        .collect();
     listening.sort_by_key(|s| (s.local.port(), s.local.is_ipv6()));
     listening.dedup_by_key(|s| s.local.port());
     Ok(listening)
@@ -424,6 +458,13 @@ mod tests {
             assert!(ports.contains(&b.local_addr().unwrap().port()), "{mine:?}");
         }
         assert!(mine.iter().all(|s| s.listening && !s.established));
+        // One table read per network namespace: a second process of the same one (here
+        // the same process again) comes from the scan's cache, with the same answer.
+        let mut seen = NetnsListeners::new();
+        let first = listening_sockets_in(proc_root, std::process::id(), &mut seen).unwrap();
+        assert_eq!(seen.len(), 1);
+        let again = listening_sockets_in(proc_root, std::process::id(), &mut seen).unwrap();
+        assert_eq!((first.len(), seen.len()), (again.len(), 1));
         // pid 1 (not this process) holds none of them.
         let init = listening_sockets(proc_root, 1).unwrap_or_default();
         assert!(
