@@ -3,16 +3,9 @@
 //! against the service's own `/debug/vars` read just before and just after the scrape
 //! they came from; its goroutine count against the service's `runtime.NumGoroutine()`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::support::{Leakwatch, LeakyService, Metrics, toolchains, wait_until};
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
 
 fn config(url: &str) -> String {
     format!(
@@ -22,29 +15,61 @@ fn config(url: &str) -> String {
 
 /// Waits for a scrape that *started* after `t0` (its end is more than a second past
 /// `t0` and it took well under a second) and returns the metrics page.
-fn metrics_after(lw: &Leakwatch, t0: f64) -> Metrics {
-    wait_until(
-        Duration::from_secs(20),
-        "a scrape after the first read",
-        || {
-            let m = lw.metrics();
-            let last = m.get(
-                "leakwatch_last_success_timestamp_seconds",
-                &[("target", "svc")],
-            )?;
-            let took = m.get(
-                "leakwatch_scrape_duration_seconds",
-                &[("target", "svc"), ("endpoint", "heap")],
-            )?;
-            (last - took > t0 + 0.05).then_some(m)
-        },
-    )
+/// The service's own MemStats fields and goroutine count, lowest and highest over the
+/// reads taken while leakwatch scraped it.
+#[derive(Default)]
+struct Span(std::collections::BTreeMap<String, (f64, f64)>);
+
+impl Span {
+    fn read(&mut self, svc: &LeakyService, fields: &[&str]) {
+        let vars = svc.vars()["memstats"].clone();
+        let goroutines = svc.leaked()["goroutines"] as f64;
+        let values = fields
+            .iter()
+            .map(|f| (f.to_string(), vars[*f].as_f64()))
+            .chain([("goroutines".to_string(), Some(goroutines))]);
+        for (f, v) in values {
+            let v = v.unwrap_or_else(|| panic!("/debug/vars has no {f}"));
+            let e = self.0.entry(f).or_insert((v, v));
+            *e = (e.0.min(v), e.1.max(v));
+        }
+    }
+
+    fn get(&self, f: &str) -> (f64, f64) {
+        self.0[f]
+    }
 }
 
-/// Cumulative MemStats counters: the scrape happened between the two reads, so its
-/// value lies between them. Gauges move both ways between reads: within 25% of the
-/// range the two reads span, or a floor in the gauge's own unit (1 MiB of a size,
-/// 1,000 objects of a count: a byte floor on a count could never fail).
+/// Metrics from a tick that began after the first read of the service, read while
+/// reading the service again and again: the second tick to finish analysing after that
+/// read began after it (the first may have been running), and its values are shown
+/// whole (a tick's requests, then its analysis, then its metrics).
+fn metrics_spanned(
+    lw: &Leakwatch,
+    svc: &LeakyService,
+    fields: &[&str],
+    span: &mut Span,
+) -> Metrics {
+    let samples = |m: &Metrics| m.get("leakwatch_window_samples", &[("target", "svc")]);
+    span.read(svc, fields);
+    let s0 = samples(&lw.metrics()).unwrap_or(0.0);
+    let m = wait_until(
+        Duration::from_secs(20),
+        "a tick begun after the first read",
+        || {
+            span.read(svc, fields);
+            let m = lw.metrics();
+            (samples(&m)? >= s0 + 2.0).then_some(m)
+        },
+    );
+    span.read(svc, fields);
+    m
+}
+
+/// Cumulative MemStats counters: the scrape happened within the reads, so its value
+/// lies within theirs. Gauges move both ways: within 25% of the range the reads span,
+/// or a floor in the gauge's own unit (1 MiB of a size, 1,000 objects of a count: a byte
+/// floor on a count could never fail).
 #[test]
 fn memstats_match_the_service_own_expvar() {
     for tc in toolchains() {
@@ -66,38 +91,15 @@ fn memstats_match_the_service_own_expvar() {
             (lw.metrics().get("leakwatch_up", &[("target", "svc")]) == Some(1.0)).then_some(())
         });
 
-        let t0 = now_unix();
-        let before = svc.vars()["memstats"].clone();
-        let goroutines_before = svc.leaked()["goroutines"];
-        let m = metrics_after(&lw, t0);
-        let after = svc.vars()["memstats"].clone();
-        let goroutines_after = svc.leaked()["goroutines"];
-        let v = |name: &str| {
-            m.get(name, &[("target", "svc")])
-                .unwrap_or_else(|| panic!("go{}: no {name} in\n{}", tc.version, m.text))
-        };
-        let field = |j: &serde_json::Value, f: &str| {
-            j[f].as_f64()
-                .unwrap_or_else(|| panic!("go{}: /debug/vars has no {f}", tc.version))
-        };
-
-        let counters = [
+        const COUNTERS: [(&str, &str); 4] = [
             ("leakwatch_go_memstats_alloc_bytes_total", "TotalAlloc"),
             ("leakwatch_go_memstats_mallocs_total", "Mallocs"),
             ("leakwatch_go_memstats_frees_total", "Frees"),
             ("leakwatch_go_memstats_gc_cycles_total", "NumGC"),
         ];
-        for (metric, f) in counters {
-            let (lo, hi, got) = (field(&before, f), field(&after, f), v(metric));
-            assert!(
-                lo <= got && got <= hi,
-                "go{}: {metric} = {got} is not between /debug/vars {f} before ({lo}) and after ({hi})",
-                tc.version
-            );
-        }
         const MIB: f64 = 1024.0 * 1024.0;
         const OBJECTS: f64 = 1000.0;
-        let gauges = [
+        const GAUGES: [(&str, &str, f64); 8] = [
             ("leakwatch_go_memstats_heap_alloc_bytes", "HeapAlloc", MIB),
             ("leakwatch_go_memstats_alloc_bytes", "Alloc", MIB),
             ("leakwatch_go_memstats_sys_bytes", "Sys", MIB),
@@ -107,20 +109,39 @@ fn memstats_match_the_service_own_expvar() {
             ("leakwatch_go_memstats_next_gc_bytes", "NextGC", MIB),
             ("leakwatch_go_memstats_stack_inuse_bytes", "StackInuse", MIB),
         ];
-        for (metric, f, floor) in gauges {
-            let (a, b, got) = (field(&before, f), field(&after, f), v(metric));
-            let (lo, hi) = (a.min(b), a.max(b));
+        let fields: Vec<&str> = COUNTERS
+            .iter()
+            .map(|c| c.1)
+            .chain(GAUGES.iter().map(|g| g.1))
+            .collect();
+        let mut span = Span::default();
+        let m = metrics_spanned(&lw, &svc, &fields, &mut span);
+        let v = |name: &str| {
+            m.get(name, &[("target", "svc")])
+                .unwrap_or_else(|| panic!("go{}: no {name} in\n{}", tc.version, m.text))
+        };
+        for (metric, f) in COUNTERS {
+            let ((lo, hi), got) = (span.get(f), v(metric));
+            assert!(
+                lo <= got && got <= hi,
+                "go{}: {metric} = {got} is not within /debug/vars {f} {lo}..{hi}",
+                tc.version
+            );
+        }
+        for (metric, f, floor) in GAUGES {
+            let ((lo, hi), got) = (span.get(f), v(metric));
             let slack = (hi * 0.25).max(floor);
             assert!(
                 got >= lo - slack && got <= hi + slack,
-                "go{}: {metric} = {got}, /debug/vars {f} before {a}, after {b}",
+                "go{}: {metric} = {got}, /debug/vars {f} {lo}..{hi}",
                 tc.version
             );
         }
         // Goroutines: the leak adds 2 per 50 ms; the service's own HTTP handlers add a few.
         let g = v("leakwatch_goroutines");
+        let (goroutines_before, goroutines_after) = span.get("goroutines");
         assert!(
-            g >= goroutines_before as f64 - 3.0 && g <= goroutines_after as f64 + 3.0,
+            g >= goroutines_before - 3.0 && g <= goroutines_after + 3.0,
             "go{}: leakwatch_goroutines {g}, service said {goroutines_before}..{goroutines_after}",
             tc.version
         );
@@ -131,7 +152,7 @@ fn memstats_match_the_service_own_expvar() {
             )
             .unwrap();
         assert!(
-            waiting >= goroutines_before as f64 - 10.0,
+            waiting >= goroutines_before - 10.0,
             "go{}: {waiting} goroutines in chan_receive, expected about {goroutines_before}",
             tc.version
         );
