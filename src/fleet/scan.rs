@@ -3,7 +3,7 @@
 //! that is not Go is remembered by its pid and start time and not read again until it
 //! restarts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,7 @@ pub struct GoProcess {
 pub struct Scanner {
     proc_root: PathBuf,
     /// Processes that are not Go (or whose executable cannot be read), until they end.
-    skipped: HashMap<ProcessKey, ()>,
+    skipped: HashSet<ProcessKey>,
     /// Go build info of the processes seen, read once per incarnation.
     go: HashMap<ProcessKey, GoBuild>,
 }
@@ -63,7 +63,7 @@ impl Scanner {
         let Ok(all) = procfs::process::all_processes_with_root(&self.proc_root) else {
             return Vec::new();
         };
-        let mut alive = Vec::new();
+        let mut alive = HashSet::new();
         let mut found = Vec::new();
         // Each network namespace's socket tables, read once this scan.
         let mut netns = NetnsListeners::new();
@@ -76,9 +76,9 @@ impl Scanner {
                 pid,
                 start_ticks: stat.starttime,
             };
-            alive.push(key);
+            alive.insert(key);
             // Kernel threads have no executable; leakwatch is not a target of itself.
-            if pid == own || self.skipped.contains_key(&key) || stat.flags & PF_KTHREAD != 0 {
+            if pid == own || self.skipped.contains(&key) || stat.flags & PF_KTHREAD != 0 {
                 continue;
             }
             let dir = self.proc_root.join(pid.to_string());
@@ -90,7 +90,7 @@ impl Scanner {
                         b
                     }
                     Ok(None) | Err(_) => {
-                        self.skipped.insert(key, ());
+                        self.skipped.insert(key);
                         continue;
                     }
                 },
@@ -123,7 +123,7 @@ impl Scanner {
                 view,
             });
         }
-        self.skipped.retain(|k, _| alive.contains(k));
+        self.skipped.retain(|k| alive.contains(k));
         self.go.retain(|k, _| alive.contains(k));
         found.sort_by_key(|g| g.key);
         found
