@@ -254,8 +254,14 @@ fn norm(path: &str) -> &str {
 
 /// Which target a kill belongs to. Targets are `(name, pid, cgroup path)`. In order:
 /// the victim's memcg equals a target's cgroup; the victim's pid is a target's pid; the
-/// victim's memcg is inside a target's cgroup (the deepest such target). The root
-/// cgroup `/` never matches by path: everything is inside it.
+/// victim's memcg is inside the cgroup of a target whose process is not known (the
+/// deepest such target: a target watched by its cgroup alone, such as a pod's). The
+/// root cgroup `/` never matches by path: everything is inside it.
+///
+/// A target whose pid is known owns only kills of that pid or of its own cgroup: a kill
+/// in a cgroup below it is another process's (a pod or a unit nested under the cgroup a
+/// service runs in, as on a v1 host where processes and child cgroups share a node),
+/// and giving it to the service would page an OOM kill that never touched it.
 pub fn attribute<'a>(
     kill: &OomKill,
     targets: &[(&'a str, Option<u32>, Option<&str>)],
@@ -273,6 +279,7 @@ pub fn attribute<'a>(
     let m = memcg?;
     targets
         .iter()
+        .filter(|(_, pid, _)| pid.is_none())
         .filter_map(|(name, _, cg)| {
             let cg = norm((*cg)?);
             let inside = cg != "/" && m.strip_prefix(cg).is_some_and(|rest| rest.starts_with('/'));
@@ -686,16 +693,29 @@ mod tests {
             ("svc", Some(10), Some("/system.slice/svc.service/")),
             ("parent", Some(20), Some("/system.slice")),
             ("nocg", Some(30), None),
+            // Watched by its cgroup alone: a pod, whose containers are below it.
+            ("pod", None, Some("/kubepods/burstable/podA")),
+            ("session", Some(40), Some("/user.slice/session-1.scope")),
         ];
         let cases = [
             (kill(99, Some("/system.slice/svc.service")), Some("svc")),
             (kill(20, Some("/system.slice/svc.service")), Some("svc")),
             (kill(30, Some("/other")), Some("nocg")),
+            // Below a target whose process is known: another process's kill.
+            (kill(99, Some("/system.slice/svc.service/child")), None),
+            (kill(99, Some("/system.slice/x.service")), None),
             (
-                kill(99, Some("/system.slice/svc.service/child")),
-                Some("svc"),
+                kill(99, Some("/user.slice/session-1.scope/kubepods/podB/c1")),
+                None,
             ),
-            (kill(99, Some("/system.slice/x.service")), Some("parent")),
+            // Its own pid, wherever the kernel put it.
+            (
+                kill(40, Some("/user.slice/session-1.scope/sub")),
+                Some("session"),
+            ),
+            // Below a target watched by its cgroup alone: the pod's container.
+            (kill(99, Some("/kubepods/burstable/podA/c1")), Some("pod")),
+            (kill(99, Some("/kubepods/burstable/podAB/c1")), None),
             (kill(99, Some("/system.slicex")), None),
             (kill(99, Some("/")), None),
             (kill(1, Some("/")), Some("root")),

@@ -32,7 +32,9 @@
 //! example is suspected within the minutes the README states and never called
 //! `no_leak`; (i) a slow leak's verdict, once suspected, does not clear and come back;
 //! and (e) includes: the quiet services and Prometheus are never suspected, even
-//! briefly. Every check is run to the end and the
+//! briefly; (j) fleet mode side by side (issue 22, [`crate::live_fleet`]): a fast leak
+//! in a pod found by `leakwatch --discover` with no target configuration is paged
+//! with its pod label before its OOM kill, and the kill is its own. Every check is run to the end and the
 //! failures are reported together, after the closing table: time from each service's
 //! start to its first page, next to the predict_linear rule's first firing.
 //!
@@ -48,6 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value as Json;
 
+use crate::live_fleet::FleetPod;
 use crate::stack::{GoService, Proc, Webhook, ops_config, prom_get, root, write_limit};
 use crate::support::{
     Leakwatch, Metrics, TempCgroup, free_port, parse_leaked, toolchain, try_http_get,
@@ -845,6 +848,13 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         });
     }
 
+    // Fleet mode side by side: a fast leak in a pod, found by `leakwatch --discover`.
+    let mut fleet = FleetPod::start(
+        &crate::support::build_leaky_service(&toolchain("1.26")),
+        dir,
+        kernel_log,
+    );
+
     // The README's example as the README says: `go run` in examples/leaky-service with
     // Debian's Go, and (below) leakwatch with no flags at all.
     // `go run` runs the service as its child, which outlives a killed `go run`: both
@@ -934,6 +944,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         "  - job_name: self\n    scrape_interval: 5s\n    static_configs:\n      - targets: [{:?}]\n",
         prom_url.trim_start_matches("http://")
     ));
+    prom_yml.push_str(&fleet.scrape_job());
     std::fs::write(p("prometheus.yml"), prom_yml).unwrap();
     let prom_started = Instant::now();
     let mut prometheus = Proc::spawn(
@@ -989,6 +1000,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         if now >= next_lw {
             seen.poll_leakwatch(&lw, &running[0].cgroup, kill.as_ref());
             seen.poll_readme();
+            fleet.poll();
             next_lw = now + every(5);
         }
         if now >= next_prom {
@@ -1007,6 +1019,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
     }
     seen.poll_leakwatch(&lw, &running[0].cgroup, kill.as_ref());
     seen.poll_prometheus(&prom_url);
+    fleet.poll();
     let broken_rules = rule_errors(&prom_url);
 
     // ---------------------------------------------------------------------------------
@@ -1431,6 +1444,9 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         },
     ));
 
+    // (j) the fleet pod: discovered, paged before its kill, the kill its own.
+    checks.extend(fleet.checks(&webhook, &lw.metrics(), &["fast"]));
+
     // (f) every rule evaluates.
     checks.push((
         "(f) every rule (shipped and comparison) evaluates without error".into(),
@@ -1549,6 +1565,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
             suspected
         ));
     }
+    table.push(fleet.row(&webhook));
     let expected: Vec<String> = running
         .iter()
         .filter_map(|r| match r.sc.expect {
@@ -1603,6 +1620,7 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
     }
     drop(prometheus);
     drop(alertmanager);
+    drop(fleet);
     drop(lw);
     drop(running);
     assert!(

@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod pods;
 mod stack;
 mod support;
 
@@ -26,6 +27,7 @@ mod listener;
 mod live_core;
 mod live_defaults;
 mod live_evidence;
+mod live_fleet;
 mod live_gc_auto;
 mod live_goroutineleak;
 mod live_oom;
