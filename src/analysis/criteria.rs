@@ -13,6 +13,8 @@ pub(crate) struct Assessment {
     pub(crate) growth: f64,
     pub(crate) span_seconds: f64,
     pub(crate) monotonicity: f64,
+    /// Whether `monotonicity` is the lower envelope's (higher than the readings' own).
+    pub(crate) envelope: bool,
     pub(crate) half_fraction: f64,
     pub(crate) score: f64,
     /// One sentence per failed criterion; empty when every criterion holds.
@@ -45,7 +47,7 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
         (Some(a), Some(b)) if t.fit.slope > 0.0 => a.min(b) / t.fit.slope,
         _ => 0.0,
     };
-    let mono = t.monotonicity;
+    let mono = t.one_way();
     let score = [
         ramp(per_hour, min_abs, 4.0 * min_abs),
         ramp(relative_per_hour, min_rel, 4.0 * min_rel),
@@ -96,6 +98,7 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
         growth: t.fit.slope * t.span_seconds,
         span_seconds: t.span_seconds,
         monotonicity: mono,
+        envelope: t.floor_monotonicity.is_some_and(|f| f > t.monotonicity),
         half_fraction,
         score,
         failures,
@@ -123,11 +126,16 @@ pub(crate) fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
         ),
     };
     format!(
-        "{what}: {growth} over {} ({rate}/h, {:+.1}%/h of {level}); monotonicity {:.2}; \
+        "{what}: {growth} over {} ({rate}/h, {:+.1}%/h of {level}); monotonicity {:.2}{}; \
          weaker half grew at {:.0}% of the window's rate",
         fmt_duration(a.span_seconds),
         a.relative_per_hour * 100.0,
         a.monotonicity,
+        if a.envelope {
+            " (of its floor: the lowest reading in each sixteenth of the window)"
+        } else {
+            ""
+        },
         a.half_fraction.max(0.0) * 100.0
     )
 }

@@ -178,7 +178,7 @@ fn facts_table(s: &Signals) -> Markup {
             format!(
                 "{}/h, monotonicity {:.2}",
                 fmt_bytes(l.fit.slope * 3600.0),
-                l.monotonicity
+                l.one_way()
             ),
         ));
     }

@@ -341,7 +341,7 @@ pub fn signals(s: &Signals, out: &mut Sink) {
     opt("leakwatch_heap_live_slope_bytes_per_second", slope(&s.live));
     opt(
         "leakwatch_heap_growth_monotonicity",
-        s.live.as_ref().map(|t| t.monotonicity),
+        s.live.as_ref().map(|t| t.one_way()),
     );
     opt("leakwatch_alloc_free_bytes_ratio", s.alloc_free_bytes_ratio);
     opt(

@@ -270,7 +270,7 @@ impl TargetState {
             s.time_to_oom.is_some()
                 || s.live
                     .as_ref()
-                    .is_some_and(|t| t.fit.slope > 0.0 && t.monotonicity >= 0.6)
+                    .is_some_and(|t| t.fit.slope > 0.0 && t.one_way() >= 0.6)
         });
         if grew {
             st.oom.after_growth.push(unix_seconds);

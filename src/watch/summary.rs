@@ -179,7 +179,7 @@ pub(super) fn summarize(t: &TargetState, successes: usize, samples: usize) -> Ta
                 .unwrap_or(i64::MAX)
                 .saturating_sub(i64::try_from(first.1).unwrap_or(i64::MAX)),
             slope_bytes_per_hour: sig.live.as_ref().map(|t| t.fit.slope * 3600.0),
-            monotonicity: sig.live.as_ref().map(|t| t.monotonicity),
+            monotonicity: sig.live.as_ref().map(|t| t.one_way()),
         }),
         _ => None,
     };
