@@ -167,6 +167,12 @@ struct TopArgs {
     /// for object samples, a count).
     #[arg(long, value_name = "SIZE")]
     min_delta: Option<String>,
+    /// Leave out every sample whose stack has a function matching this regex (pprof's
+    /// `-ignore`). Rows that are mostly the service serving profiles (leakwatch's own
+    /// polls) are named in a note on stderr; `--ignore '^(net/http/pprof|runtime/pprof)\.'`
+    /// leaves them out.
+    #[arg(long, value_name = "REGEX")]
+    ignore: Option<String>,
     /// Largest profile read, as a file or stream and again once decompressed, e.g.
     /// 512MiB: more is an error, never an unbounded buffer.
     #[arg(
@@ -264,6 +270,9 @@ fn run() -> anyhow::Result<()> {
             let p = read_profile(profile, opts)?;
             let report = leakwatch::analysis::diff::top(&p, &opts.to_options()?);
             print!("{}", report.render());
+            if let Some(note) = report.serving_note() {
+                eprint!("{note}");
+            }
             Ok(())
         }
         Some(Command::Rules(args)) => {
@@ -280,6 +289,9 @@ fn run() -> anyhow::Result<()> {
             let n = read_profile(new, opts)?;
             let report = leakwatch::analysis::diff::diff(&b, &n, &opts.to_options()?);
             print!("{}", report.render());
+            if let Some(note) = report.serving_note() {
+                eprint!("{note}");
+            }
             Ok(())
         }
     }
@@ -306,6 +318,13 @@ impl TopArgs {
             top: self.top,
             cum: self.cum,
             min_delta,
+            ignore: match &self.ignore {
+                None => None,
+                Some(re) => Some(leakwatch::analysis::diff::Ignore(
+                    regex::Regex::new(re)
+                        .with_context(|| format!("--ignore {re:?}: not a regex"))?,
+                )),
+            },
         })
     }
 }

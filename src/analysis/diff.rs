@@ -1,6 +1,7 @@
 //! Heap top and heap diff: `go tool pprof -top` and `-top -base BASE` over
 //! [`HeapProfile`]s, with pprof's node trimming, ordering and number formatting,
-//! plus per-function growth for the leak signals.
+//! plus per-function growth for the leak signals, pprof's `-ignore`, and a note naming
+//! the rows that are mostly the cost of serving profiles (leakwatch's own polls).
 //!
 //! Differences from pprof, by design: nodes are keyed by function name only (as
 //! pprof's default `functions` granularity does), samples with the same stack are
@@ -91,6 +92,28 @@ pub struct TopOptions {
     pub cum: bool,
     /// Also hide rows whose |flat| and |cum| are both below this.
     pub min_delta: Option<i64>,
+    /// Leave out every sample whose stack has a function matching this (pprof's
+    /// `-ignore`).
+    pub ignore: Option<Ignore>,
+}
+
+/// A regex over function names for [`TopOptions::ignore`]; equal when the patterns are.
+#[derive(Debug, Clone)]
+pub struct Ignore(pub regex::Regex);
+
+impl PartialEq for Ignore {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Ignore {}
+
+impl Ignore {
+    /// Whether a stack goes through a function the regex matches.
+    fn drops(&self, stack: Stack<'_>) -> bool {
+        stack.names().any(|f| f.with_text(|t| self.0.is_match(t)))
+    }
 }
 
 impl Default for TopOptions {
@@ -100,6 +123,7 @@ impl Default for TopOptions {
             top: 0,
             cum: false,
             min_delta: None,
+            ignore: None,
         }
     }
 }
@@ -111,6 +135,9 @@ pub struct TopRow {
     pub function: String,
     pub flat: i64,
     pub cum: i64,
+    /// The part of `flat` from stacks that serve profiles
+    /// ([`crate::pprof::funcname::PROFILE_SERVING`]): the cost of being watched.
+    pub serving_flat: i64,
 }
 
 /// The result of [`top`] or [`diff`], in the order pprof prints it.
@@ -127,6 +154,8 @@ pub struct TopReport {
     pub dropped_nodes: usize,
     /// Nodes left after that cutoff, before `top` cut the list.
     pub nodes_before_top: usize,
+    /// Sum of |value| over the samples whose stack serves a profile.
+    pub serving_total: i64,
 }
 
 /// pprof's default `-nodefraction`.
@@ -221,7 +250,12 @@ fn merged_delta<'a>(
 }
 
 fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> TopReport {
+    // With `ignore`, pprof still states the total (and cuts nodes at a fraction of the
+    // flat sum) of the whole profile, so the rows' percentages are of everything.
     let mut total: i64 = 0;
+    let mut ignored_flat: i64 = 0;
+    let mut serving_total: i64 = 0;
+    let mut serving_flat: HashMap<Name<'_>, i64, RandomState> = HashMap::default();
     let mut nodes: HashMap<Name<'_>, (i64, i64), RandomState> = HashMap::default();
     let mut seen: HashSet<Name<'_>, RandomState> = HashSet::default();
     for &(stack, v) in samples {
@@ -230,6 +264,12 @@ fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> Top
             continue;
         }
         total = total.saturating_add(v.saturating_abs());
+        if opts.ignore.as_ref().is_some_and(|i| i.drops(stack)) {
+            if stack.leaf().is_some() {
+                ignored_flat = ignored_flat.saturating_add(v);
+            }
+            continue;
+        }
         seen.clear();
         for f in stack.names() {
             if seen.insert(f) {
@@ -237,13 +277,25 @@ fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> Top
                 n.1 = n.1.saturating_add(v);
             }
         }
+        let serving = stack
+            .names()
+            .any(|f| f.with_text(crate::pprof::funcname::serves_profiles));
+        if serving {
+            serving_total = serving_total.saturating_add(v.saturating_abs());
+        }
         if let Some(leaf) = stack.leaf() {
             let n = nodes.entry(leaf).or_insert((0, 0));
             n.0 = n.0.saturating_add(v);
+            if serving {
+                let s = serving_flat.entry(leaf).or_insert(0);
+                *s = s.saturating_add(v);
+            }
         }
     }
     // pprof cuts at a fraction of the sum of flat values (not of |values|).
-    let flat_sum: i64 = nodes.values().fold(0i64, |a, n| a.saturating_add(n.0));
+    let flat_sum: i64 = nodes
+        .values()
+        .fold(ignored_flat, |a, n| a.saturating_add(n.0));
     let cutoff = ((flat_sum as f64) * NODE_FRACTION) as i64;
     let cutoff = cutoff.saturating_abs();
     let all = nodes.len();
@@ -254,6 +306,7 @@ fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> Top
             function: f.to_string(),
             flat,
             cum,
+            serving_flat: serving_flat.get(&f).copied().unwrap_or(0),
         })
         .collect();
     let dropped_nodes = all - rows.len();
@@ -289,6 +342,7 @@ fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> Top
         is_diff,
         dropped_nodes,
         nodes_before_top,
+        serving_total,
     }
 }
 
@@ -462,6 +516,49 @@ impl TopReport {
     }
 }
 
+impl TopReport {
+    /// Rows shown whose flat value is mostly (over half) from stacks that serve
+    /// profiles, with that part.
+    pub fn serving_rows(&self) -> Vec<(&str, i64)> {
+        self.rows
+            .iter()
+            .filter(|r| r.flat != 0 && r.serving_flat.unsigned_abs() * 2 > r.flat.unsigned_abs())
+            .map(|r| (r.function.as_str(), r.serving_flat))
+            .collect()
+    }
+
+    /// A note for the reader (printed after the table, not in it, so the table stays
+    /// pprof's): which rows shown are mostly the cost of serving profiles, and how to
+    /// leave them out. `None` when no row shown is.
+    pub fn serving_note(&self) -> Option<String> {
+        let rows = self.serving_rows();
+        if rows.is_empty() {
+            return None;
+        }
+        let unit = self.unit();
+        let mut out = format!(
+            "note: {} of the total {} ({}) was allocated while serving profiles \
+             (stacks through net/http/pprof or runtime/pprof: leakwatch's polls and any \
+             other profiler's), not by the service's own work; these rows are mostly that:\n",
+            self.format_value(unit, self.serving_total),
+            self.format_value(unit, self.total),
+            percentage(self.serving_total, self.total).trim()
+        );
+        for (f, v) in rows {
+            out.push_str(&format!(
+                "  {:>10}  {}\n",
+                self.format_value(unit, v),
+                crate::printable::printable_line(f)
+            ));
+        }
+        out.push_str(&format!(
+            "  leave them out with --ignore '{re}' (go tool pprof: -ignore '{re}')\n",
+            re = crate::pprof::funcname::PROFILE_SERVING_REGEX
+        ));
+        Some(out)
+    }
+}
+
 /// pprof's `measurement.Percentage`: `  100%`, `%5.2f%%` from 1%, Go's `%5.2g%%` below.
 fn percentage(value: i64, total: i64) -> String {
     let ratio = if total != 0 {
@@ -507,6 +604,7 @@ fn go_g2(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::pprof::HeapValues;
+    use crate::pprof::funcname::PROFILE_SERVING_REGEX;
 
     #[test]
     fn go_percentages() {
@@ -554,6 +652,62 @@ mod tests {
         assert_eq!(r.rows[0].function, "leaf");
         let g = growth_by_function(&HeapProfile::default(), &p, SampleType::InuseSpace);
         assert_eq!(g, vec![("leaf".into(), 1000), ("rec".into(), 500)]);
+    }
+
+    /// Rows mostly from stacks that serve profiles are named (and only those); the
+    /// table itself does not change; `ignore` drops every stack through a match.
+    #[test]
+    fn rows_that_serve_profiles() {
+        let gzip = [
+            "compress/flate.NewWriter",
+            "net/http/pprof.handler.ServeHTTP",
+        ];
+        let proto = [
+            "runtime/pprof.(*profileBuilder).build",
+            "net/http.(*conn).serve",
+        ];
+        let p = profile(&[
+            (&gzip, 3000),
+            (&["compress/flate.NewWriter", "main.archive"], 1000),
+            (&proto, 400),
+            (
+                &["runtime.mallocgc", "runtime/pprof.(*profMap).lookup"],
+                300,
+            ),
+            (&["runtime.mallocgc", "main.newSession"], 900),
+            (&["main.newSession", "main.loop"], 2000),
+        ]);
+        let r = top(&p, &TopOptions::default());
+        assert_eq!((r.total, r.serving_total), (7600, 3700));
+        // (function, part of its flat from serving stacks) for each row mostly that:
+        // runtime.mallocgc's 300 of 1200 is not "mostly".
+        let mut rows = r.serving_rows();
+        rows.sort();
+        assert_eq!(
+            rows,
+            vec![
+                ("compress/flate.NewWriter", 3000),
+                ("runtime/pprof.(*profileBuilder).build", 400)
+            ]
+        );
+        let note = r.serving_note().unwrap();
+        assert!(note.contains("3700B of the total 7600B (48.68%)"), "{note}");
+        assert!(note.contains(PROFILE_SERVING_REGEX), "{note}");
+        let ignore = Ignore(regex::Regex::new(PROFILE_SERVING_REGEX).unwrap());
+        let kept = top(
+            &p,
+            &TopOptions {
+                ignore: Some(ignore),
+                ..TopOptions::default()
+            },
+        );
+        assert_eq!(
+            (kept.total, kept.serving_total),
+            (7600, 0),
+            "pprof keeps the whole total"
+        );
+        assert_eq!(kept.rows[0].function, "main.newSession");
+        assert!(kept.serving_note().is_none());
     }
 
     /// Each profile has its own name table: stacks pair up by their names, PCs included.

@@ -143,12 +143,10 @@ pub struct Window {
 /// allocates there (`compress/flate` buffers of the gzipped profile, the profile
 /// builder) is the cost of being watched, not the service's growth, and is left out of
 /// the per-site snapshots behind the culprit rankings.
-const PROFILE_SERVING: [&str; 2] = ["net/http/pprof.", "runtime/pprof."];
-
 fn serves_a_profile(stack: Stack<'_>) -> bool {
     stack
         .names()
-        .any(|f| PROFILE_SERVING.iter().any(|p| f.starts_with(p)))
+        .any(|f| f.with_text(crate::pprof::funcname::serves_profiles))
 }
 
 /// Whether a cumulative counter went down between two samples.

@@ -1,5 +1,6 @@
-//! Go symbol helpers: the package a function belongs to, and which frame of an
-//! allocation stack is the "allocation site" worth blaming.
+//! Go symbol helpers: the package a function belongs to, which frame of an
+//! allocation stack is the "allocation site" worth blaming, and which frames serve
+//! profiles (the cost of being watched).
 //!
 //! Go prints functions as `IMPORT/PATH.Name`, `PATH.(*Type).Method`,
 //! `PATH.Type[...].Method`, `PATH.outer.func1`, `PATH.glob..func1`. The package is
@@ -106,6 +107,19 @@ pub fn default_alloc_helpers() -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+/// Package prefixes of the frames that answer profile requests: a stack through one of
+/// them allocated while serving `/debug/pprof/*` (leakwatch's polls, or any other
+/// profiler's), not for the service's own work.
+pub const PROFILE_SERVING: [&str; 2] = ["net/http/pprof.", "runtime/pprof."];
+
+/// The same as a regex for `leakwatch top --ignore` and `go tool pprof -ignore`.
+pub const PROFILE_SERVING_REGEX: &str = "^(net/http/pprof|runtime/pprof)\\.";
+
+/// Whether `func` is one of the frames that serve profiles ([`PROFILE_SERVING`]).
+pub fn serves_profiles(func: &str) -> bool {
+    PROFILE_SERVING.iter().any(|p| func.starts_with(p))
 }
 
 #[cfg(test)]

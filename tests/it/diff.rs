@@ -95,12 +95,14 @@ fn option_sets() -> Vec<TopOptions> {
         top: 5,
         cum: true,
         min_delta: None,
+        ignore: None,
     });
     v.push(TopOptions {
         sample: SampleType::AllocObjects,
         top: 3,
         cum: false,
         min_delta: None,
+        ignore: None,
     });
     v
 }
@@ -371,6 +373,126 @@ fn live_diff_matches_go_tool_pprof_base() {
     assert_eq!(growth[0].0, "main.newSession", "{growth:?}");
     // ~150 ticks x 4 items x 32 KiB in 3 s: megabytes, whatever the sampling.
     assert!(growth[0].1 > 4 << 20, "{growth:?}");
+}
+
+/// The service pays for being watched: every profile it serves allocates gzip buffers
+/// (`compress/flate.NewWriter` under `net/http/pprof`), which rank high in an
+/// `alloc_space` top. `leakwatch top` keeps pprof's table and names those rows in a note
+/// on stderr; `--ignore` with the regex the note gives leaves them out exactly as
+/// `go tool pprof -ignore` does, and the leak is then the top row.
+#[test]
+fn live_top_names_the_cost_of_serving_profiles() {
+    let tc = crate::support::toolchain("1.26");
+    let svc = crate::support::LeakyService::start(
+        &tc,
+        &[
+            "-mode",
+            "heap",
+            "-interval",
+            "100ms",
+            "-per-tick",
+            "1",
+            "-size",
+            "65536",
+        ],
+    );
+    // Polled like a watcher at a short interval: 40 profiles, each gzipped by the
+    // service (Go's MemProfileRate samples one allocation per 512 KiB on average, so
+    // many responses are needed for their buffers to be sampled at all).
+    // The leak (64 KiB every 100 ms) runs meanwhile: ~4 s, ~2.5 MiB.
+    for _ in 0..40 {
+        let (status, _) = svc.get("/debug/pprof/heap");
+        assert_eq!(status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heap.pb.gz");
+    let (status, body) = svc.get("/debug/pprof/heap");
+    assert_eq!(status, 200);
+    std::fs::write(&path, &body).unwrap();
+    let p = load_profile(&body, MAX).unwrap();
+    let all = top(
+        &p,
+        &TopOptions {
+            sample: SampleType::AllocSpace,
+            ..TopOptions::default()
+        },
+    );
+    let serving = all.serving_rows();
+    assert!(
+        serving
+            .iter()
+            .any(|(f, _)| f.starts_with("compress/flate.")),
+        "no gzip row named as the cost of serving profiles: {serving:?}\n{}",
+        all.render()
+    );
+    assert!(all.serving_total > 0 && all.serving_total <= all.total);
+    let re = leakwatch::pprof::funcname::PROFILE_SERVING_REGEX;
+    let ignored = top(
+        &p,
+        &TopOptions {
+            sample: SampleType::AllocSpace,
+            ignore: Some(leakwatch::analysis::diff::Ignore(
+                regex::Regex::new(re).unwrap(),
+            )),
+            ..TopOptions::default()
+        },
+    );
+    let want = pprof_top_with(
+        &tc.go,
+        &["-sample_index=alloc_space", "-ignore", re],
+        &path,
+        None,
+    );
+    assert_eq!(ours(&ignored), want, "--ignore vs go tool pprof -ignore");
+    assert!(ignored.serving_rows().is_empty() && ignored.serving_total == 0);
+    assert!(ignored.serving_note().is_none());
+    assert!(
+        ignored
+            .rows
+            .iter()
+            .all(|r| !r.function.starts_with("compress/")),
+        "{}",
+        ignored.render()
+    );
+    assert!(
+        ignored.rows.iter().any(|r| r.function == "main.newSession"),
+        "{}",
+        ignored.render()
+    );
+    // The binary as a user runs it: pprof's table on stdout, the note on stderr naming
+    // the rows and the flag, and the flag as the note writes it.
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .args(["top", "--sample", "alloc_space"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        stdout.starts_with("Type: alloc_space") && !stdout.contains("note:"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.starts_with("note: ") && stderr.contains("compress/flate."),
+        "{stderr}"
+    );
+    let flag = format!("--ignore '{re}'");
+    assert!(stderr.contains(&flag), "{stderr}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} top --sample alloc_space {flag} {}",
+            env!("CARGO_BIN_EXE_leakwatch"),
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("compress/flate"));
 }
 
 /// Proto-first and text must give the same signals on the same capture: the in-use
