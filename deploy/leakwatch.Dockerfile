@@ -5,6 +5,9 @@ WORKDIR /src
 # Manifests first so the dependency layer is cached across source edits.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Compiled into the binary: the runbook page (/runbook) and `leakwatch rules`.
+COPY docs ./docs
+COPY alerts ./alerts
 COPY benches ./benches
 COPY tests ./tests
 RUN cargo build --release --locked --bin leakwatch \

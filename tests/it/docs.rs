@@ -89,3 +89,63 @@ fn brace_groups_expand() {
     );
     assert_eq!(expand("leakwatch_up"), ["leakwatch_up"]);
 }
+
+/// The README's table of contents links every `## ` section, in order, by the anchor
+/// GitHub gives its heading.
+#[test]
+fn readme_contents_link_every_section_in_order() {
+    let text = readme();
+    let headings: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .filter(|h| *h != "Contents")
+        .collect();
+    let (_, after) = text
+        .split_once("## Contents\n")
+        .expect("a ## Contents section");
+    let toc = after.split("\n## ").next().unwrap();
+    let link = Regex::new(r"(?m)^- \[(.+)\]\(#([^)]+)\)$").unwrap();
+    let entries: Vec<(String, String)> = link
+        .captures_iter(toc)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect();
+    let titles: Vec<&str> = entries.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(titles, headings, "the contents and the sections differ");
+    for (title, anchor) in &entries {
+        let want = leakwatch::http::runbook::anchor(&title.replace('`', ""));
+        assert_eq!(anchor, &want, "{title}");
+    }
+}
+
+/// The README's two Go lines (what a service needs) compile as it says: the import in
+/// any file, the call in `main`, with Debian's Go 1.19 and Go 1.26.
+#[test]
+fn readme_go_snippet_compiles() {
+    let text = readme();
+    let (_, rest) = text.split_once("```go\n").expect("a ```go block");
+    let block = rest.split("```").next().unwrap();
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 2, "two lines: {lines:?}");
+    let program = format!(
+        "package main\n\nimport \"net/http\"\n\n{}\n\nfunc main() {{\n\t{}\n\tselect {{}}\n}}\n",
+        lines[0], lines[1]
+    );
+    for version in ["1.19", "1.26"] {
+        let tc = crate::support::toolchain(version);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.go"), &program).unwrap();
+        std::fs::write(dir.path().join("go.mod"), "module snippet\n\ngo 1.19\n").unwrap();
+        let out = std::process::Command::new(&tc.go)
+            .args(["vet", "."])
+            .current_dir(dir.path())
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Go {version}: go vet of\n{program}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

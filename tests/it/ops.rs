@@ -8,7 +8,7 @@
 //! metric fails here instead of silently blanking a panel or an alert.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use leakwatch::metrics::{Kind, METRICS};
@@ -969,6 +969,117 @@ fn compose_file_is_valid_and_everything_it_builds_or_mounts_exists() {
             "leakwatch.Dockerfile lacks {needle}"
         );
     }
+}
+
+/// Copies `src` to `dest` as a build context would: recursively, leaving out what the
+/// Dockerfile's `.dockerignore` leaves out (`target`, `.git`, `*.profraw`).
+fn copy_context(src: &Path, dest: &Path) {
+    let name = src.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name == "target" || name == ".git" || name.ends_with(".profraw") {
+        return;
+    }
+    if src.is_dir() {
+        std::fs::create_dir_all(dest).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            copy_context(&e.path(), &dest.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(src, dest).unwrap();
+    }
+}
+
+/// The release path without a Rust toolchain is the container image: its builder stage
+/// must compile from exactly what it copies (a file the crate includes at compile time,
+/// such as `docs/runbook.md` for `/runbook` or `alerts/leakwatch-rules.yml` for
+/// `leakwatch rules`, once was not copied, and `docker build` failed). No Docker engine
+/// runs here, so the stage's COPY lines are replayed into a directory and the crate is
+/// checked there with the lock file (`--locked`, as the RUN line builds it); the
+/// runtime stage runs the binary the builder made with the command the image gives it.
+#[test]
+fn container_image_builds_from_what_its_dockerfile_copies() {
+    let text = read("deploy/leakwatch.Dockerfile");
+    let builder: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("FROM "))
+        .collect();
+    let ignore = read("deploy/leakwatch.Dockerfile.dockerignore");
+    for line in ["target", ".git"] {
+        assert!(
+            ignore.lines().any(|l| l == line),
+            ".dockerignore lacks {line}"
+        );
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    let mut copied = Vec::new();
+    for line in &builder {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() != Some(&"COPY") {
+            continue;
+        }
+        let (dest, srcs) = words[1..].split_last().unwrap();
+        for src in srcs {
+            let to = if dest.ends_with('/') {
+                ctx.path().join(dest).join(src)
+            } else {
+                ctx.path().join(dest)
+            };
+            copy_context(&root().join(src), &to);
+            copied.push(src.to_string());
+        }
+    }
+    assert!(copied.contains(&"Cargo.lock".to_string()), "{copied:?}");
+    let run = builder
+        .iter()
+        .find(|l| l.starts_with("RUN "))
+        .expect("a RUN line in the builder stage");
+    assert!(
+        run.contains("cargo build --release --locked --bin leakwatch"),
+        "{run}"
+    );
+    // The same compile without codegen, sharing this repo's target dir (the lint step
+    // checked the dependencies already): what fails here fails `docker build`.
+    let out = Command::new("cargo")
+        .args(["check", "--locked", "--offline", "--bin", "leakwatch"])
+        .current_dir(ctx.path())
+        .env("CARGO_TARGET_DIR", root().join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the image's builder stage cannot compile from what it copies ({copied:?}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The runtime stage: the binary where ENTRYPOINT runs it, started with CMD.
+    assert!(
+        text.contains("COPY --from=builder /src/target/release/leakwatch /usr/local/bin/leakwatch")
+    );
+    assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/leakwatch"]"#));
+    let cmd_line = text
+        .lines()
+        .find(|l| l.starts_with("CMD "))
+        .expect("a CMD line");
+    let cmd: Vec<String> = serde_json::from_str(cmd_line.trim_start_matches("CMD ")).unwrap();
+    assert_eq!(cmd[..2], ["--config", "/etc/leakwatch/leakwatch.yml"]);
+    // docker-compose mounts deploy/leakwatch/leakwatch.yml there.
+    let mut args = cmd.clone();
+    args[1] = root()
+        .join("deploy/leakwatch/leakwatch.yml")
+        .display()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .args(&args)
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "leakwatch {args:?} --config.check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
