@@ -161,12 +161,21 @@ impl Headline {
                 "{} ({}): {}",
                 state.words(),
                 kind.as_str(),
-                reason.as_deref().unwrap_or("")
+                reason.as_deref().map_or("", |r| plain_reason(*state, r))
             ),
             Headline::NoLeak => "no leak suspected".into(),
             Headline::NoData => self.line(),
         }
     }
+}
+
+/// A kind's reason without the state its line already names: under "inconclusive
+/// (heap)", "inconclusive: only 1 GC cycle ran" reads "only 1 GC cycle ran".
+pub fn plain_reason(state: VerdictState, reason: &str) -> &str {
+    reason
+        .strip_prefix(state.words())
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(reason)
 }
 
 #[cfg(test)]
@@ -181,6 +190,24 @@ mod tests {
             let state = states.next().expect("one state per kind");
             KindVerdict::new(kind, state, 0.0, vec![format!("why {state:?}")])
         })
+    }
+
+    #[test]
+    fn the_state_is_said_once() {
+        let h = Headline::Undecided {
+            kind: LeakKind::Heap,
+            state: VerdictState::Inconclusive,
+            reason: Some("inconclusive: only 1 GC cycle(s) ran in the window".into()),
+        };
+        assert_eq!(
+            h.sentence(),
+            "inconclusive (heap): only 1 GC cycle(s) ran in the window"
+        );
+        // Another state's word is not taken for this one's.
+        assert_eq!(
+            plain_reason(VerdictState::WarmingUp, "inconclusive: x"),
+            "inconclusive: x"
+        );
     }
 
     #[test]
