@@ -1,6 +1,6 @@
-//! Inline SVG line charts drawn on the server (readable without JavaScript, nothing
-//! fetched from anywhere): axes, grid, legend, and downsampling to a bounded number
-//! of points.
+//! Line charts drawn on the server (readable without JavaScript, nothing fetched from
+//! anywhere): the lines and grid as inline SVG stretched to the page's width, the axis
+//! labels and legend as HTML text, and downsampling to a bounded number of points.
 
 use std::fmt::Write as _;
 
@@ -105,16 +105,17 @@ fn nice_ceiling_bytes(v: f64) -> f64 {
     top
 }
 
-const W: f64 = 860.0;
-const H: f64 = 220.0;
-const LEFT: f64 = 76.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 28.0;
+/// The plot area's coordinates: the SVG stretches them to the page's width
+/// (`preserveAspectRatio="none"`, strokes that do not scale), so only the lines are in
+/// the SVG; the axis labels are HTML text beside it, at the page's font size at any
+/// width (drawn inside a scaled SVG they shrank to 5 px on a phone).
+const W: f64 = 1000.0;
+const H: f64 = 200.0;
 
-/// An inline SVG line chart with axes, grid and a legend; `span` is the x range in
-/// seconds (the data held), drawn from `-span` to `now`. It scales to the page's
-/// width (at most its natural width).
+/// A line chart: an SVG of the lines and grid with HTML axis labels and a legend;
+/// `span` is the x range in seconds (the data held), drawn from `-span` to `now`. It
+/// takes the page's width. The legend gives each series' newest value (the newest
+/// sample's, not a downsampled point).
 pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Markup {
     let drawn: Vec<(&Series, Vec<(f64, f64)>)> = series
         .iter()
@@ -138,23 +139,22 @@ pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Marku
         Unit::Count => nice_ceiling(vmax.max(1.0)),
     };
     let span = if span > 0.0 { span } else { 1.0 };
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let x = |t: f64| LEFT + pw * ((t + span) / span).clamp(0.0, 1.0);
-    let y = |v: f64| TOP + ph * (1.0 - (v / top).clamp(0.0, 1.0));
+    // Shares of the plot (0..1) from the left and from the top.
+    let fx = |t: f64| ((t + span) / span).clamp(0.0, 1.0);
+    let fy = |v: f64| 1.0 - (v / top).clamp(0.0, 1.0);
     let f1 = |v: f64| format!("{v:.1}");
     let points = |pts: &[(f64, f64)]| {
         let mut p = String::with_capacity(pts.len() * 14);
         for (t, v) in pts {
-            let _ = write!(p, "{:.1},{:.1} ", x(*t), y(*v));
+            let _ = write!(p, "{:.1},{:.1} ", W * fx(*t), H * fy(*v));
         }
         p.trim_end().to_string()
     };
-    // Y labels 0, 1/4 .. top; x labels -span .. now in fifths.
+    // Y labels 0, 1/4 .. top; x labels -span .. now in quarters.
     let yticks: Vec<(f64, String)> = (0..=4)
         .map(|i| {
             let v = top * f64::from(i) / 4.0;
-            (y(v), unit.fmt(v))
+            (fy(v), unit.fmt(v))
         })
         .collect();
     let xticks: Vec<(f64, String, &str)> = (0..=4)
@@ -165,41 +165,50 @@ pub fn svg_chart(title: &str, unit: Unit, span: f64, series: &[Series]) -> Marku
             } else {
                 format!("-{}", fmt_duration(-t))
             };
-            let anchor = match i {
-                0 => "start",
-                4 => "end",
-                _ => "middle",
+            let place = match i {
+                0 => "xlabel first",
+                4 => "xlabel last",
+                _ => "xlabel",
             };
-            (x(t), label, anchor)
+            (fx(t), label, place)
         })
         .collect();
+    let pct = |share: f64| format!("{:.1}%", share * 100.0);
     html! {
         figure class="chart" {
             figcaption { (title) }
-            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) }
-                style={ "width:100%;max-width:" (W) "px;height:auto" } role="img" aria-label=(title) {
-                @for (yy, label) in &yticks {
-                    line class="grid" x1=(LEFT) y1=(f1(*yy)) x2=(f1(W - RIGHT)) y2=(f1(*yy)) {}
-                    text class="ylabel" x=(f1(LEFT - 6.0)) y=(f1(yy + 4.0)) text-anchor="end" { (label) }
+            div class="plot" {
+                div class="yaxis" aria-hidden="true" {
+                    @for (yy, label) in &yticks {
+                        span class="ylabel" style={ "top:" (pct(*yy)) } { (super::html::nb(label)) }
+                    }
                 }
-                @for (xx, label, anchor) in &xticks {
-                    text class="xlabel" x=(f1(*xx)) y=(f1(H - 8.0)) text-anchor=(anchor) { (label) }
+                svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H) }
+                    preserveAspectRatio="none" role="img" aria-label=(title) {
+                    @for (yy, _) in &yticks {
+                        line class="grid" x1="0" y1=(f1(H * yy)) x2=(W) y2=(f1(H * yy))
+                            vector-effect="non-scaling-stroke" {}
+                    }
+                    @for (s, pts) in &drawn {
+                        polyline data-series=(s.label) fill="none" stroke=(s.color) stroke-width="1.8"
+                            vector-effect="non-scaling-stroke" stroke-dasharray=[s.dashed.then_some("6 4")]
+                            points=(points(pts)) {
+                            title { (s.label) }
+                        }
+                    }
                 }
-                line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(f1(TOP + ph)) {}
-                line class="axis" x1=(LEFT) y1=(f1(TOP + ph)) x2=(f1(W - RIGHT)) y2=(f1(TOP + ph)) {}
-                @for (s, pts) in &drawn {
-                    polyline data-series=(s.label) fill="none" stroke=(s.color) stroke-width="1.8"
-                        vector-effect="non-scaling-stroke" stroke-dasharray=[s.dashed.then_some("6 4")]
-                        points=(points(pts)) {
-                        title { (s.label) }
+                div {}
+                div class="xaxis" aria-hidden="true" {
+                    @for (xx, label, place) in &xticks {
+                        span class=(place) style={ "left:" (pct(*xx)) } { (label) }
                     }
                 }
             }
             div class="legend" {
-                @for (s, pts) in &drawn {
+                @for (s, _) in &drawn {
                     span {
                         i style={ "background:" (s.color) } {}
-                        (s.label) " " b { (pts.last().map(|p| unit.fmt(p.1)).unwrap_or_default()) }
+                        (s.label) " " b { (s.points.last().map(|p| super::html::nb(&unit.fmt(p.1))).unwrap_or_default()) }
                     }
                 }
             }
@@ -253,13 +262,23 @@ mod tests {
         let svg = svg_chart("t & <x>", Unit::Bytes, 10.0, &[s]).into_string();
         assert!(svg.contains("t &amp; &lt;x&gt;"));
         assert!(svg.contains("data-series=\"a&lt;b\""));
-        // x from 76 to 848, y from 192 (0) to 12 (1 KiB top).
+        // x from 0 to 1000, y from 200 (0) to 0 (1 KiB top).
         assert!(
-            svg.contains("points=\"76.0,192.0 462.0,102.0 848.0,12.0\""),
+            svg.contains("points=\"0.0,200.0 500.0,100.0 1000.0,0.0\""),
             "{svg}"
         );
-        assert!(svg.contains(">1.0 KiB</text>"));
-        assert!(svg.contains(">now</text>") && svg.contains(">-10s</text>"));
+        // The labels are HTML beside the plot: 1 KiB at the top, 0 at the bottom.
+        assert!(
+            svg.contains("<span class=\"ylabel\" style=\"top:0.0%\">1.0\u{a0}KiB</span>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("style=\"top:100.0%\">0\u{a0}B</span>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">now</span>") && svg.contains(">-10s</span>"));
+        // The legend's value is the newest point's.
+        assert!(svg.contains("<b>1.0\u{a0}KiB</b>"), "{svg}");
         let empty = svg_chart("none", Unit::Count, 10.0, &[]).into_string();
         assert!(empty.contains("no data in the window yet"));
     }

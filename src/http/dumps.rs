@@ -1,4 +1,5 @@
-//! The dump routes: `POST /api/v1/dump`, the `/dumps/` listing (HTML or JSON) and
+//! The dump routes: `POST /api/v1/dump`, the `/dumps/` listing (HTML or JSON, each
+//! suspect pair with the commands that fetch it from this instance and compare it) and
 //! downloads, over a [`DumpManager`]. Manual dumps are throttled by the manager (429
 //! with `Retry-After`); whether writes are allowed at all is decided by
 //! [`super::guard::guard_writes`] in front of every route.
@@ -15,6 +16,8 @@ use axum::routing::{get, post};
 use maud::html;
 use serde::Serialize;
 
+use super::address::Instance;
+use super::commands;
 use super::layout::{Width, page};
 use crate::dump::{DumpFile, DumpManager, ManualRefusal, ProfileType, Refusal};
 use crate::error::{Error, FetchReason};
@@ -127,27 +130,30 @@ fn wants_json(headers: &HeaderMap, q: &HashMap<String, String>) -> bool {
 
 async fn list_all(
     State(m): State<Arc<DumpManager>>,
+    at: Instance,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    listing(&m, None, &headers, &q)
+    listing(&m, None, &at, &headers, &q)
 }
 
 async fn list_target(
     State(m): State<Arc<DumpManager>>,
     UrlPath(target): UrlPath<String>,
+    at: Instance,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if !m.has_target(&target) {
         return (StatusCode::NOT_FOUND, "unknown target\n").into_response();
     }
-    listing(&m, Some(&target), &headers, &q)
+    listing(&m, Some(&target), &at, &headers, &q)
 }
 
 fn listing(
     m: &DumpManager,
     target: Option<&str>,
+    at: &Instance,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
 ) -> Response {
@@ -158,11 +164,15 @@ fn listing(
         .iter()
         .filter_map(|t| {
             let (base, new) = m.pair_for(t)?;
+            let c = commands::pair(at, t, &base.name, &new.name);
             Some(serde_json::json!({
                 "target": t,
                 "base": base.name,
                 "new": new.name,
-                "command": m.diff_command(t),
+                "base_url": commands::dump_url(at, t, &base.name),
+                "new_url": commands::dump_url(at, t, &new.name),
+                "command": c.one_line,
+                "pprof_command": c.pprof,
             }))
         })
         .collect();
@@ -174,12 +184,16 @@ fn listing(
         h1 { "Profile dumps" }
         p { a href="/dumps/?format=json" { "JSON" } }
         @for p in &pairs {
+            @let s = |k: &str| p[k].as_str().unwrap_or_default().to_string();
             p {
-                "Leak suspected on " b { (p["target"].as_str().unwrap_or_default()) }
-                "; compare: " code { (p["command"].as_str().unwrap_or_default()) }
+                "Leak suspected on " b { (s("target")) }
+                ": fetch the baseline and the suspect from this leakwatch and compare them:"
             }
+            pre class="cmd" { (s("command")) }
+            p { "Or with Go's pprof, straight from the URLs:" }
+            pre class="cmd" { (s("pprof_command")) }
         }
-        table {
+        div class="scroll" { table {
             tr {
                 th { "target" } th { "file" } th { "profile" } th { "reason" }
                 th { "time (UTC)" } th { "bytes" }
@@ -197,7 +211,7 @@ fn listing(
             @if files.is_empty() {
                 tr { td colspan="6" { "no dumps yet" } }
             }
-        }
+        } }
     };
     page("leakwatch dumps", Width::Wide, body).into_response()
 }

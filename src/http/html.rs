@@ -1,13 +1,16 @@
 //! Fragments more than one page shows: a target's link, its headline with the evidence
-//! of each kind, its live heap, how long ago, and the self-refresh.
+//! of each kind and their colours, its live heap, its time to OOM, links into the
+//! runbook, how long ago, and the self-refresh.
 
 use std::time::SystemTime;
 
 use maud::{Markup, PreEscaped, html};
 
-use crate::analysis::headline::Headline;
+use crate::analysis::headline::{Headline, plain_reason};
+use crate::analysis::oom::{LimitSource, UsageSource};
 use crate::analysis::verdict::VerdictState;
 use crate::targets::Status;
+use crate::units::{fmt_bytes, fmt_duration};
 
 /// A link to a target's report.
 pub fn target_link(name: &str) -> Markup {
@@ -22,28 +25,131 @@ pub fn ago(t: Option<SystemTime>) -> String {
     }
 }
 
-/// The target's live heap as every page shows it: `48.0 MiB (heap profile)`, or empty.
-pub fn live_heap(st: &Status) -> String {
-    st.signals
-        .as_ref()
-        .and_then(|s| s.live_heap())
-        .map(|l| l.to_string())
-        .unwrap_or_default()
-}
-
-/// The CSS class of a headline: `suspect` (a leak), `ok` (judged, no leak) or `unsure`
-/// (anything that cannot tell yet).
-pub fn headline_class(h: &Headline) -> &'static str {
-    match h {
-        Headline::Suspected { .. } => "suspect",
-        Headline::NoLeak => "ok",
-        _ => "unsure",
+/// The target's live heap as every page shows it, from the one figure of its state
+/// ([`crate::analysis::signals::Signals::live_heap`]): the bytes, then their source
+/// (`48.0 MiB` `heap profile`), or empty.
+pub fn live_heap(st: &Status) -> Markup {
+    match st.signals.as_ref().and_then(|s| s.live_heap()) {
+        Some(l) => html! {
+            span class="live-heap" { b { (nb(&fmt_bytes(l.bytes as f64))) } " " span class="src" { "(" (l.source.words()) ")" } }
+        },
+        None => html! {},
     }
 }
 
-/// The verdict cell of the landing page: the headline, then each kind with its
-/// evidence once there is a verdict to explain.
-pub fn verdict_cell(st: &Status) -> Markup {
+/// Text for a table cell that wraps only at its spaces: each word a browser would
+/// break inside (after a `-` or `/`, before a `(`...) is kept whole (`.w`).
+pub fn words(text: &str) -> Markup {
+    let breaks = |w: &str| {
+        w.chars()
+            .any(|c| !c.is_alphanumeric() && !"._:,;'\"".contains(c))
+    };
+    html! {
+        @for (i, w) in text.split(' ').enumerate() {
+            @if i > 0 { " " }
+            @if breaks(w) { span class="w" { (w) } } @else { (w) }
+        }
+    }
+}
+
+/// A cell of a `cards` table: on a phone each row is a card and each cell shows its
+/// `label` beside its value (`.k`, hidden on a desktop where the header row says it);
+/// an empty cell is left out of the card.
+pub fn labelled(label: &str, class: Option<&str>, value: Markup) -> Markup {
+    let class = match (class, value.0.is_empty()) {
+        (Some(c), _) => Some(c.to_string()),
+        (None, true) => Some("empty".to_string()),
+        (None, false) => None,
+    };
+    html! {
+        td data-label=(label) class=[class] {
+            span class="k" { (label) }
+            div class="v" { (value) }
+        }
+    }
+}
+
+/// `s` with its spaces made non-breaking: a value and its unit stay on one line.
+pub fn nb(s: &str) -> String {
+    s.replace(' ', "\u{a0}")
+}
+
+/// How a state reads at a glance, as a colour: red (a leak), amber (cannot tell yet),
+/// green (judged, no leak), grey (unknown: no data, stale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Red,
+    Amber,
+    Green,
+    Grey,
+}
+
+impl Tone {
+    /// The CSS class (colours in the layout's stylesheet).
+    pub fn class(self) -> &'static str {
+        match self {
+            Tone::Red => "st-red",
+            Tone::Amber => "st-amber",
+            Tone::Green => "st-green",
+            Tone::Grey => "st-grey",
+        }
+    }
+
+    /// The tone of a target's headline.
+    pub fn of_headline(h: &Headline) -> Tone {
+        match h {
+            Headline::Suspected { .. } => Tone::Red,
+            Headline::NoLeak => Tone::Green,
+            Headline::WarmingUp { .. } | Headline::Undecided { .. } => Tone::Amber,
+            Headline::NoData | Headline::Stale { .. } => Tone::Grey,
+        }
+    }
+
+    /// The tone of one kind's verdict.
+    pub fn of_state(s: VerdictState) -> Tone {
+        match s {
+            VerdictState::Suspected => Tone::Red,
+            VerdictState::NoLeak => Tone::Green,
+            VerdictState::Inconclusive | VerdictState::WarmingUp | VerdictState::Explained => {
+                Tone::Amber
+            }
+            VerdictState::Stale => Tone::Grey,
+        }
+    }
+}
+
+/// The runbook rendered for `target`, at its section `anchor`:
+/// `/runbook?target=orders#leakwatchheapleaksuspected`.
+pub fn runbook_link(target: &str, anchor: &str) -> String {
+    let mut u = reqwest::Url::parse("http://x/runbook").expect("a URL");
+    u.query_pairs_mut().append_pair("target", target);
+    format!("{}?{}#{anchor}", u.path(), u.query().unwrap_or_default())
+}
+
+/// The runbook section of a headline that has one: the first suspected kind's alert,
+/// or the target-down section for a stale verdict.
+pub fn headline_anchor(h: &Headline) -> Option<&'static str> {
+    match h {
+        Headline::Suspected { kinds } => kinds.first().map(|k| k.spec().runbook_anchor),
+        Headline::Undecided { kind, .. } => Some(kind.spec().runbook_anchor),
+        Headline::Stale { .. } => Some(TARGET_DOWN_ANCHOR),
+        _ => None,
+    }
+}
+
+/// The runbook section of a target that is down or gone.
+pub const TARGET_DOWN_ANCHOR: &str = "leakwatchtargetdown";
+/// The runbook section of the time to OOM.
+pub const TIME_TO_OOM_ANCHOR: &str = "leakwatchtimetooom";
+
+/// A reason without the state its line already names ([`plain_reason`]).
+pub fn reason_text(state: VerdictState, reason: &str) -> &str {
+    plain_reason(state, reason)
+}
+
+/// The verdict cell of the landing page: the headline, then each kind with its state,
+/// linked to its runbook section, and its evidence once there is a verdict to explain.
+pub fn verdict_cell(name: &str, st: &Status) -> Markup {
     let h = st.headline();
     let kinds = match &h {
         Headline::Suspected { .. } | Headline::Undecided { .. } | Headline::NoLeak => {
@@ -52,25 +158,77 @@ pub fn verdict_cell(st: &Status) -> Markup {
         _ => None,
     };
     html! {
-        div class=(headline_class(&h)) { (h.line()) }
+        div class={ "headline " (Tone::of_headline(&h).class()) } { (h.line()) }
         @if let Headline::Stale { reason } = &h {
-            ul { li { (reason) } }
+            ul { li { (words(reason)) } }
         }
         @for k in kinds.into_iter().flatten() {
-            @let (class, word) = match k.state {
-                VerdictState::Suspected => ("suspect", "LEAK SUSPECTED"),
-                VerdictState::NoLeak => ("ok", "ok"),
-                other => ("unsure", other.words()),
-            };
-            div class=(class) { (k.kind.as_str()) ": " (word) " (score " (format!("{:.2}", k.score)) ")" }
+            div class={ "kind " (Tone::of_state(k.state).class()) } {
+                a href=(runbook_link(name, k.kind.spec().runbook_anchor)) { (k.kind.as_str()) }
+                ": " (k.state.words()) " " span class="src" { "(score\u{a0}" (format!("{:.2}", k.score)) ")" }
+            }
             @if k.suspected {
-                ul { @for r in &k.reasons { li { (r) } } }
+                ul { @for r in &k.reasons { li { (words(r)) } } }
             } @else if k.state != VerdictState::NoLeak {
                 @if let Some(r) = k.reasons.first() {
-                    ul { li { (r) } }
+                    ul { li { (words(reason_text(k.state, r))) } }
                 }
             }
         }
+    }
+}
+
+/// What a limit is called where a reader sees it.
+fn limit_words(l: LimitSource) -> &'static str {
+    match l {
+        LimitSource::Cgroup => "cgroup limit",
+        LimitSource::Gomemlimit => "GOMEMLIMIT",
+        LimitSource::Config => "memory_limit",
+        LimitSource::Host => "host memory",
+    }
+}
+
+/// What a usage is called where a reader sees it.
+fn usage_words(u: UsageSource) -> &'static str {
+    match u {
+        UsageSource::WorkingSet => "working set",
+        UsageSource::Rss => "RSS",
+        UsageSource::GoSys => "Go Sys",
+    }
+}
+
+/// The time to OOM in a few words and its source: (`42m`, `Go Sys of 256.0 MiB
+/// memory_limit`, tone); `not growing` with the limit; `no limit known`; `no data yet`.
+pub fn time_to_oom(st: &Status) -> (String, String, Tone) {
+    let Some(s) = st
+        .signals
+        .as_ref()
+        .filter(|_| st.headline() != Headline::NoData)
+    else {
+        return ("no data yet".into(), String::new(), Tone::Grey);
+    };
+    let bytes = |b: u64| nb(&fmt_bytes(b as f64));
+    match (&s.time_to_oom, &s.memory_limit, &s.memory_usage) {
+        (Some(t), Some((lsrc, limit)), Some((usrc, _))) => (
+            fmt_duration(t.seconds),
+            format!(
+                "{} toward {} {}",
+                usage_words(*usrc),
+                bytes(*limit),
+                limit_words(*lsrc)
+            ),
+            Tone::Red,
+        ),
+        (None, Some((lsrc, limit)), _) => (
+            "not growing".into(),
+            format!("toward {} {}", bytes(*limit), limit_words(*lsrc)),
+            Tone::Green,
+        ),
+        _ => (
+            "no limit known".into(),
+            "no cgroup limit, GOMEMLIMIT or memory_limit".into(),
+            Tone::Grey,
+        ),
     }
 }
 
@@ -102,6 +260,48 @@ mod tests {
         assert_eq!(
             target_link("a\"b<").into_string(),
             "<a href=\"/targets/a&quot;b&lt;\">a&quot;b&lt;</a>"
+        );
+    }
+
+    #[test]
+    fn tones_match_states() {
+        use VerdictState::*;
+        let cases = [
+            (Suspected, Tone::Red),
+            (NoLeak, Tone::Green),
+            (Inconclusive, Tone::Amber),
+            (WarmingUp, Tone::Amber),
+            (Explained, Tone::Amber),
+            (Stale, Tone::Grey),
+        ];
+        for (state, tone) in cases {
+            assert_eq!(Tone::of_state(state), tone, "{state:?}");
+        }
+        assert_eq!(
+            Tone::of_headline(&Headline::Undecided {
+                kind: crate::analysis::kinds::LeakKind::Heap,
+                state: Inconclusive,
+                reason: None
+            }),
+            Tone::Amber
+        );
+        assert_eq!(Tone::of_headline(&Headline::NoData), Tone::Grey);
+        assert_eq!(Tone::of_headline(&Headline::NoLeak), Tone::Green);
+    }
+
+    #[test]
+    fn runbook_links_and_reasons() {
+        assert_eq!(
+            runbook_link("a b&c", "leakwatchtimetooom"),
+            "/runbook?target=a+b%26c#leakwatchtimetooom"
+        );
+        assert_eq!(
+            reason_text(VerdictState::Inconclusive, "inconclusive: only 1 GC cycle"),
+            "only 1 GC cycle"
+        );
+        assert_eq!(
+            reason_text(VerdictState::NoLeak, "inconclusive: x"),
+            "inconclusive: x"
         );
     }
 }

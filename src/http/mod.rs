@@ -12,9 +12,11 @@
 //! ([`WriteAccess`]), and every write, when on, is refused from a cross-site page
 //! ([`guard_writes`]).
 
+pub mod address;
 pub mod api;
 pub mod auth;
 pub mod charts;
+pub mod commands;
 pub mod dumps;
 pub mod guard;
 pub mod html;

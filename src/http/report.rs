@@ -13,10 +13,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use maud::{Markup, html};
 
+use super::address::Instance;
 use super::charts::{Series, Unit, svg_chart};
-use super::html::{ago, live_heap, refresh_script, refresh_seconds, target_link};
+use super::commands;
+use super::html::{
+    TIME_TO_OOM_ANCHOR, Tone, ago, headline_anchor, labelled, live_heap, reason_text,
+    refresh_script, refresh_seconds, runbook_link, target_link, words,
+};
 use super::layout::{Width, page};
-use crate::analysis::headline::Headline;
 use crate::analysis::signals::Signals;
 use crate::analysis::window::Sample;
 use crate::dump::DumpManager;
@@ -29,7 +33,11 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/targets/{name}", get(report))
 }
 
-async fn report(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+async fn report(
+    State(state): State<Arc<AppState>>,
+    at: Instance,
+    Path(name): Path<String>,
+) -> Response {
     let targets = state.targets();
     let Some(t) = targets.iter().find(|t| t.config.name == name) else {
         let body = html! {
@@ -50,7 +58,7 @@ async fn report(State(state): State<Arc<AppState>>, Path(name): Path<String>) ->
         )
             .into_response();
     };
-    render(t, Some(state.dumps.as_ref())).into_response()
+    render(t, Some(state.dumps.as_ref()), &at).into_response()
 }
 
 /// A series of the window's samples, x relative to the newest sample.
@@ -79,8 +87,8 @@ fn series(
     }
 }
 
-/// The whole report page of one target.
-pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> Markup {
+/// The whole report page of one target, its commands written for `at`.
+pub fn render(t: &TargetState, dumps: Option<&DumpManager>, at: &Instance) -> Markup {
     let st = t.status();
     let name = &t.config.name;
     let live = live_heap(&st);
@@ -90,7 +98,11 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> Markup {
         p {
             code { (crate::scrape::redact_url(t.config.url.as_str())) } " · "
             @if st.up { span class="up" { "up" } } @else { span class="down" { "down" } }
-            @if !live.is_empty() { " · live heap " (live) }
+            @if !live.0.is_empty() { " · live heap " (live) }
+            @let (oom, oom_src, tone) = super::html::time_to_oom(&st);
+            " · time to OOM "
+            a id="ttoom" class=(tone.class()) href=(runbook_link(name, TIME_TO_OOM_ANCHOR)) { (oom) }
+            @if !oom_src.is_empty() { " " span class="src" { "(" (oom_src) ")" } }
             " · last scrape " (ago(st.last_scrape))
             " · scrape every " (fmt_duration_human(t.config.interval))
             " · window " (fmt_duration_human(t.config.window))
@@ -100,13 +112,13 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> Markup {
         @if let Some(e) = st.last_error.as_deref().filter(|_| !st.up) {
             p class="down" { "last error: " (e) }
         }
-        (verdict_section(&st))
+        (verdict_section(name, &st))
         (charts_section(&st))
         (heap_sections(&st))
         (goroutine_section(&st))
-        (oom_section(&st))
+        (oom_section(name, &st))
         h2 { "Recent dumps" }
-        (dumps_section(dumps, name))
+        (dumps_section(dumps, name, at))
         p class="muted" {
             "This page refreshes every " (secs) " s, keeping your place ("
             a href="?refresh=0" { "stop" } ")."
@@ -116,13 +128,15 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>) -> Markup {
     page(&format!("{name} – leakwatch report"), Width::Wide, body)
 }
 
-fn verdict_section(st: &Status) -> Markup {
+fn verdict_section(name: &str, st: &Status) -> Markup {
     let headline = st.headline();
-    let box_class = match headline {
-        Headline::Suspected { .. } => "bad",
-        Headline::NoLeak => "good",
-        _ => "cold",
+    let box_class = match Tone::of_headline(&headline) {
+        Tone::Red => "bad",
+        Tone::Green => "good",
+        Tone::Amber => "unsure",
+        Tone::Grey => "cold",
     };
+    let runbook = headline_anchor(&headline).map(|a| runbook_link(name, a));
     // While the window warms up: how far, as a bar.
     let warming = st.signals.as_ref().filter(|s| !s.warm);
     let need = st.window.warmup().as_secs_f64().max(1.0);
@@ -131,7 +145,10 @@ fn verdict_section(st: &Status) -> Markup {
         // The evidence table (warm) or the provisional figures (warming up) below say
         // more than a second headline would.
         div class={ "verdict-box " (box_class) } id="verdict" {
-            strong { (headline.sentence()) }
+            strong class=(Tone::of_headline(&headline).class()) { (headline.sentence()) }
+            @if let Some(href) = &runbook {
+                " · " a href=(href) { "what to do (runbook)" }
+            }
             @if let Some(s) = warming {
                 @let have = s.window_span_seconds.clamp(0.0, need);
                 div {
@@ -153,13 +170,21 @@ fn verdict_section(st: &Status) -> Markup {
                 }
             } @else {
                 // The evidence: every kind with its reasons, suspected or not.
-                table id="evidence" {
-                    tr { th { "kind" } th { "score" } th { "evidence" } }
-                    @for k in s.verdict.kinds() {
-                        tr {
-                            td class=(if k.suspected { "suspect" } else { "ok" }) { (k.kind.as_str()) }
-                            td class="num" { (format!("{:.2}", k.score)) }
-                            td { ul { @for r in &k.reasons { li { (r) } } } }
+                div class="scroll" {
+                    table id="evidence" class="cards" {
+                        tr { th { "kind" } th { "state" } th { "score" } th { "evidence" } }
+                        @for k in s.verdict.kinds() {
+                            @let tone = Tone::of_state(k.state).class();
+                            tr {
+                                (labelled("kind", Some(tone), html! {
+                                    a href=(runbook_link(name, k.kind.spec().runbook_anchor)) { (k.kind.as_str()) }
+                                }))
+                                (labelled("state", Some(tone), html! { span class="w" { (k.state.words()) } }))
+                                (labelled("score", Some("num"), html! { (format!("{:.2}", k.score)) }))
+                                (labelled("evidence", None, html! {
+                                    ul { @for r in &k.reasons { li { (words(reason_text(k.state, r))) } } }
+                                }))
+                            }
                         }
                     }
                 }
@@ -228,8 +253,10 @@ fn facts_table(s: &Signals) -> Markup {
     }
     html! {
         @if !facts.is_empty() {
-            table id="facts" style="margin-top:1em" {
-                @for (k, v) in &facts { tr { th { (k) } td { (v) } } }
+            div class="scroll" {
+                table id="facts" style="margin-top:1em" {
+                    @for (k, v) in &facts { tr { th { (k) } td { (words(v)) } } }
+                }
             }
         }
     }
@@ -334,10 +361,12 @@ fn heap_sections(st: &Status) -> Markup {
                 @if growth.is_empty() {
                     p class="muted" { "no allocation site grew across the window" }
                 } @else {
-                    table id="growth" {
-                        tr { th { "allocation site" } th { "in-use growth" } }
-                        @for (f, g) in growth {
-                            tr { td { code { (f) } } td class="num" { "+" (fmt_bytes(*g as f64)) } }
+                    div class="scroll" {
+                        table id="growth" {
+                            tr { th { "allocation site" } th { "in-use growth" } }
+                            @for (f, g) in growth {
+                                tr { td { code { (f) } } td class="num" { "+" (fmt_bytes(*g as f64)) } }
+                            }
                         }
                     }
                 }
@@ -347,15 +376,17 @@ fn heap_sections(st: &Status) -> Markup {
                 @if s.inuse_share.is_empty() {
                     p class="muted" { "no heap profile yet" }
                 } @else {
-                    table id="packages" {
-                        tr { th { "package" } th { "share" } }
-                        @for (p, v) in s.inuse_share.iter().filter(|(p, v)| p != "other" || *v > 0.0) {
-                            @let pct = (v * 100.0).clamp(0.0, 100.0);
-                            tr {
-                                td { code { (p) } }
-                                td {
-                                    span class="bar" style=(format!("width:{:.0}px", pct * 1.5)) {}
-                                    (format!("{pct:.1}%"))
+                    div class="scroll" {
+                        table id="packages" {
+                            tr { th { "package" } th { "share" } }
+                            @for (p, v) in s.inuse_share.iter().filter(|(p, v)| p != "other" || *v > 0.0) {
+                                @let pct = (v * 100.0).clamp(0.0, 100.0);
+                                tr {
+                                    td { code { (p) } }
+                                    td {
+                                        span class="bar" style=(format!("width:{:.0}px", pct * 1.5)) {}
+                                        (format!("{pct:.1}%"))
+                                    }
                                 }
                             }
                         }
@@ -380,11 +411,13 @@ fn goroutine_section(st: &Status) -> Markup {
         p { (g.total) " goroutines, " (g.http_client_connections) " HTTP client connections." }
         div class="grid2" {
             div {
-                table id="states" {
-                    tr { th { "state" } th { "count" } }
-                    @for (state, n) in &g.by_state {
-                        tr class=[(*n == 0).then_some("muted")] {
-                            td { (state) } td class="num" { (n) }
+                div class="scroll" {
+                    table id="states" {
+                        tr { th { "state" } th { "count" } }
+                        @for (state, n) in &g.by_state {
+                            tr class=[(*n == 0).then_some("muted")] {
+                                td { (state) } td class="num" { (n) }
+                            }
                         }
                     }
                 }
@@ -393,10 +426,12 @@ fn goroutine_section(st: &Status) -> Markup {
                 @if growth.is_empty() {
                     p class="muted" { "no blocking site grew across the window" }
                 } @else {
-                    table id="goroutine-growth" {
-                        tr { th { "blocked in" } th { "growth" } }
-                        @for (f, n) in growth {
-                            tr { td { code { (f) } } td class="num" { "+" (n) } }
+                    div class="scroll" {
+                        table id="goroutine-growth" {
+                            tr { th { "blocked in" } th { "growth" } }
+                            @for (f, n) in growth {
+                                tr { td { code { (f) } } td class="num" { "+" (n) } }
+                            }
                         }
                     }
                 }
@@ -415,16 +450,17 @@ fn goroutine_section(st: &Status) -> Markup {
     }
 }
 
-fn oom_section(st: &Status) -> Markup {
+fn oom_section(name: &str, st: &Status) -> Markup {
     let Some(s) = &st.signals else {
         return html! { h2 { "Time to OOM" } p class="muted" { "no data yet" } };
     };
     let bytes = |b: u64| fmt_bytes(b as f64);
+    let (_, _, tone) = super::html::time_to_oom(st);
     html! {
         h2 { "Time to OOM" }
         @match (&s.time_to_oom, &s.memory_limit, &s.memory_usage) {
             (Some(t), Some((lsrc, limit)), Some((usrc, usage))) => {
-                p id="oom" class="suspect" {
+                p id="oom" class=(tone.class()) {
                     (fmt_duration(t.seconds)) " at the current rate ("
                     (fmt_duration(t.earliest_seconds)) " to " (fmt_duration(t.latest_seconds))
                     "): " (bytes(*usage)) " (" (usrc.as_str()) ") of " (bytes(*limit))
@@ -433,7 +469,7 @@ fn oom_section(st: &Status) -> Markup {
                 }
             }
             (None, Some((lsrc, limit)), _) => {
-                p id="oom" {
+                p id="oom" class=(tone.class()) {
                     "Not growing towards the " (lsrc.as_str()) " limit (" (bytes(*limit)) ")."
                 }
             }
@@ -444,15 +480,17 @@ fn oom_section(st: &Status) -> Markup {
                 }
             }
         }
+        p { a href=(runbook_link(name, TIME_TO_OOM_ANCHOR)) { "Time to OOM in the runbook" } }
         @if st.oom.kills > 0 {
-            p class="suspect" { (st.oom.kills) " OOM kill(s) of this target seen in the kernel log." }
+            p class="st-red" { (st.oom.kills) " OOM kill(s) of this target seen in the kernel log." }
         }
     }
 }
 
 /// The "recent dumps" section: the target's newest dumps with download links and the
-/// `leakwatch diff` command for its latest suspect pair; `None` when dumps are off.
-pub fn dumps_section(dumps: Option<&DumpManager>, target: &str) -> Markup {
+/// commands comparing its latest suspect pair, fetched from this instance (`at`) over
+/// HTTP; a hint when dumps are off.
+pub fn dumps_section(dumps: Option<&DumpManager>, target: &str, at: &Instance) -> Markup {
     let Some(m) = dumps.filter(|m| m.enabled(target)) else {
         return html! {
             p id="dumps" class="muted" {
@@ -462,24 +500,28 @@ pub fn dumps_section(dumps: Option<&DumpManager>, target: &str) -> Markup {
         };
     };
     let files = m.list(Some(target));
-    let quote = |p: &std::path::Path| crate::dump::shell_quote(&p.to_string_lossy());
     html! {
         div id="dumps" {
             @if let Some((base, new)) = m.pair_for(target) {
-                p { "Latest suspect pair, ready to compare:" }
-                pre { "leakwatch diff " (quote(&base.path)) " " (quote(&new.path)) }
+                @let c = commands::pair(at, target, &base.name, &new.name);
+                p { "Latest suspect pair (the baseline, then the suspect), fetched from this leakwatch and compared:" }
+                pre class="cmd" { (c.fetch[0]) "\n" (c.fetch[1]) "\n" (c.diff) }
+                p { "Or with Go's pprof, straight from the URLs:" }
+                pre class="cmd" { (c.pprof) }
             }
             @if files.is_empty() {
                 p class="muted" { "no dumps yet" }
             } @else {
-                table {
-                    tr { th { "file" } th { "profile" } th { "reason" } th { "size" } }
-                    @for f in files.iter().take(20) {
-                        tr {
-                            td { a href={ "/dumps/" (target) "/" (f.name) } { (f.name) } }
-                            td { (f.profile.as_str()) }
-                            td { (f.reason.as_str()) }
-                            td class="num" { (fmt_bytes(f.size as f64)) }
+                div class="scroll" {
+                    table {
+                        tr { th { "file" } th { "profile" } th { "reason" } th { "size" } }
+                        @for f in files.iter().take(20) {
+                            tr {
+                                td { a href={ "/dumps/" (target) "/" (f.name) } { (f.name) } }
+                                td { (f.profile.as_str()) }
+                                td { (f.reason.as_str()) }
+                                td class="num" { (fmt_bytes(f.size as f64)) }
+                            }
                         }
                     }
                 }

@@ -412,7 +412,7 @@ async fn connection(
 ) {
     let conn = slot.conn.clone();
     match tls {
-        None => serve_http(io, slot, app, limits, stopping).await,
+        None => serve_http(io, false, slot, app, limits, stopping).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)) => r,
@@ -420,7 +420,7 @@ async fn connection(
                 _ = stopping.cancelled() => return,
             };
             match handshake {
-                Ok(Ok(tls)) => serve_http(tls, slot, app, limits, stopping).await,
+                Ok(Ok(tls)) => serve_http(tls, true, slot, app, limits, stopping).await,
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -431,6 +431,7 @@ async fn connection(
 /// HTTP/1.1 on an accepted (and, with TLS, handshaken) connection.
 async fn serve_http<I>(
     io: I,
+    tls: bool,
     slot: Slot,
     app: axum::Router,
     limits: ServerLimits,
@@ -448,8 +449,12 @@ async fn serve_http<I>(
             .store(ANSWERING, Ordering::Relaxed);
         let running = InFlight::new(&for_requests);
         let (app, table, conn) = (app.clone(), table.clone(), for_requests.clone());
+        let mut req = req.map(Body::new);
+        if tls {
+            req.extensions_mut().insert(super::address::ServedOverTls);
+        }
         async move {
-            let response = app.oneshot(req.map(Body::new)).await;
+            let response = app.oneshot(req).await;
             drop(running);
             response.map(|r| r.map(|body| Answer { body, table, conn }))
         }

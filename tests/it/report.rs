@@ -334,3 +334,260 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Measures the page as rendered, appended to the page the test loads: every word in
+/// every visible table cell (a `\S+` run of a text node) and how many lines it takes
+/// (its `Range.getClientRects()` boxes at more than one height = broken inside
+/// itself), the phone cards' labels and where they sit beside their values, the
+/// rendered height of the chart axis labels, whether the page scrolls sideways, and the
+/// figures the test compares. The result goes into the DOM as base64 JSON.
+const MEASURE: &str = r#"<script>(function(){
+var out={width:window.innerWidth,scroll_width:document.documentElement.scrollWidth,
+  words:0,broken:[],cards:0,labels_bad:[],axis:[],oom:[],landing_heap:[],report_heap:null,legend:{}};
+function visible(el){var s=getComputedStyle(el);return s.display!=='none'&&s.visibility!=='hidden'&&el.getClientRects().length>0;}
+document.querySelectorAll('table td, table th').forEach(function(td){
+  if(!visible(td))return;
+  var w=document.createTreeWalker(td,NodeFilter.SHOW_TEXT),n;
+  while((n=w.nextNode())){
+    if(!n.parentElement||!visible(n.parentElement))continue;
+    var re=/\S+/g,m;
+    while((m=re.exec(n.textContent))){
+      var r=document.createRange();r.setStart(n,m.index);r.setEnd(n,m.index+m[0].length);
+      var rs=Array.from(r.getClientRects()).filter(function(x){return x.width>0&&x.height>0;});
+      if(!rs.length)continue;
+      out.words++;
+      var tops=rs.map(function(x){return x.top;}),h=Math.min.apply(null,rs.map(function(x){return x.height;}));
+      if(Math.max.apply(null,tops)-Math.min.apply(null,tops)>h/2)out.broken.push(m[0]+' ('+rs.length+' boxes)');
+    }
+  }
+});
+document.querySelectorAll('table.cards td[data-label]').forEach(function(td){
+  if(!visible(td))return;
+  var k=td.querySelector('.k'),v=td.querySelector('.v');
+  if(!k||!v)return;
+  if(!visible(k)){if(out.width<700)out.labels_bad.push(td.dataset.label+': label hidden');return;}
+  out.cards++;
+  var kr=k.getBoundingClientRect(),vr=v.getClientRects()[0];
+  if(k.textContent!==td.dataset.label)out.labels_bad.push(td.dataset.label+': label reads '+k.textContent);
+  if(!vr||kr.right>vr.left+1||Math.abs(kr.top-vr.top)>4)out.labels_bad.push(td.dataset.label+': label not beside its value '+JSON.stringify([kr.left,kr.right,kr.top,vr&&vr.left,vr&&vr.top]));
+});
+document.querySelectorAll('.ylabel,.xlabel').forEach(function(el){
+  var r=el.getBoundingClientRect();
+  out.axis.push({text:el.textContent,height:r.height,font:parseFloat(getComputedStyle(el).fontSize),inside:r.left>=-1&&r.right<=window.innerWidth+1});
+});
+document.querySelectorAll('td[data-label="time to OOM"]').forEach(function(td){out.oom.push(td.querySelector('.v').textContent.trim());});
+document.querySelectorAll('td[data-label="live heap"]').forEach(function(td){out.landing_heap.push(td.querySelector('.v').textContent.trim());});
+var lh=document.querySelector('p .live-heap');if(lh)out.report_heap=lh.textContent.trim();
+document.querySelectorAll('.legend span').forEach(function(s){var b=s.querySelector('b');if(b)out.legend[s.textContent.replace(b.textContent,'').trim()]=b.textContent;});
+var pre=document.createElement('pre');pre.id='lw-measure';
+pre.textContent=btoa(unescape(encodeURIComponent(JSON.stringify(out))));
+window.parent.document.body.appendChild(pre);
+})();</script>"#;
+
+/// `path` on `lw` as chromium renders it `width` CSS pixels wide, measured by
+/// [`MEASURE`]: the page is fetched from leakwatch, the script appended, and the copy
+/// rendered in an `<iframe srcdoc>` exactly `width` pixels wide (its stylesheet is
+/// inline, so it renders as served; headless chromium makes no window narrower than
+/// 500 px, so a 390 px phone is only reached in a frame); the script writes its
+/// result into the outer page, which is what `--dump-dom` prints.
+fn measure(base: &str, path: &str, width: u32, dir: &Path) -> serde_json::Value {
+    let (status, body) = crate::support::http_get(&format!("{base}{path}"));
+    assert_eq!(status, 200, "{path}");
+    let html = String::from_utf8(body).unwrap();
+    let page = html.replacen("</body>", &format!("{MEASURE}</body>"), 1);
+    assert_ne!(page, html, "{path}: no </body>");
+    let framed = format!(
+        "<!doctype html><html><body style=\"margin:0\"><iframe width=\"{width}\" height=\"844\" style=\"border:0;display:block\" srcdoc=\"{}\"></iframe></body></html>",
+        page.replace('&', "&amp;").replace('"', "&quot;")
+    );
+    let file = dir.join(format!(
+        "{}-{width}.html",
+        path.trim_matches('/').replace('/', "_")
+    ));
+    std::fs::write(&file, framed).unwrap();
+    let dom = chromium_at(
+        &format!("file://{}", file.display()),
+        "--dump-dom",
+        width.max(500) + 40,
+    );
+    assert!(
+        console_errors(&dom.log).is_empty(),
+        "{path} at {width}: {:?}",
+        console_errors(&dom.log)
+    );
+    let b64 = dom
+        .stdout
+        .split("<pre id=\"lw-measure\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .unwrap_or_else(|| panic!("{path} at {width}: the script did not run\n{}", dom.stdout));
+    use base64::Engine as _;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// Issue 25's pages at a glance, in headless Chromium at 1280 and 390 CSS pixels, for a
+/// leaking service with a hyphenated name and a memory limit, a healthy one and one
+/// that is down: no word or number in any table renders on more than one line (the
+/// tables scroll sideways in their own box, the page never does), the phone's cards
+/// show each value beside its label, the chart axis labels render at least 11 px tall
+/// on both widths, `/` shows each target's time to OOM with its source, and the report
+/// shows one live-heap figure (the header's, the same as its chart legend's series of
+/// that source).
+#[test]
+fn pages_read_at_a_glance_at_desktop_and_phone_width() {
+    let tc = &toolchains()[0];
+    let leak = LeakyService::start(
+        tc,
+        &[
+            "-mode",
+            "heap,healthy",
+            "-interval",
+            "20ms",
+            "-per-tick",
+            "4",
+            "-size",
+            "32KiB",
+            "-sawtooth",
+            "25",
+            "-leak-every",
+            "5",
+        ],
+    );
+    let healthy = LeakyService::start(tc, &["-mode", "healthy", "-interval", "50ms"]);
+    let down = crate::support::free_port();
+    let lw = Leakwatch::start(&format!(
+        "system:\n  kernel_log: \"off\"\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  memory_limit: 64GiB\ntargets:\n  - name: orders-api-with-a-long-name\n    url: {}\n  - name: healthy\n    url: {}\n  - name: gone\n    url: http://127.0.0.1:{down}\n",
+        leak.url, healthy.url
+    ));
+    let report = "/targets/orders-api-with-a-long-name";
+    wait_until(Duration::from_secs(60), "a warm verdict", || {
+        let (status, body) = lw.get(report);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        (status == 200 && body.contains("id=\"evidence\"")).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let dir = tempfile::tempdir().unwrap();
+    let oom_re =
+        regex::Regex::new(r"^(\d+[hms]\S*|not growing) \(.*toward 64\.0\u{a0}GiB memory_limit\)$")
+            .unwrap();
+    for width in [1280u32, 390] {
+        for path in ["/", report] {
+            let m = measure(&lw.url, path, width, dir.path());
+            let at = format!("{path} at {width} px");
+            eprintln!(
+                "{at}: {} words, {} broken; {} labelled cells; page {} of {} px wide; axis label heights {:?}",
+                m["words"],
+                m["broken"].as_array().unwrap().len(),
+                m["cards"],
+                m["scroll_width"],
+                m["width"],
+                m["axis"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["height"].as_f64().unwrap().round() as i64)
+                    .collect::<std::collections::BTreeSet<_>>()
+            );
+            assert!(m["words"].as_u64().unwrap() > 20, "{at}: {m}");
+            assert_eq!(
+                m["broken"].as_array().unwrap().len(),
+                0,
+                "{at}: words broken across lines: {}",
+                m["broken"]
+            );
+            assert!(
+                m["scroll_width"].as_f64() <= m["width"].as_f64().map(|w| w + 1.0),
+                "{at}: the page scrolls sideways: {m}"
+            );
+            assert_eq!(
+                m["labels_bad"].as_array().unwrap().len(),
+                0,
+                "{at}: {}",
+                m["labels_bad"]
+            );
+            if width < 700 {
+                // Each visible card cell has its label beside it: on / at least target,
+                // verdict, state, last scrape, url for 3 targets; the evidence's 4 a kind.
+                assert!(m["cards"].as_u64().unwrap() >= 12, "{at}: {m}");
+            } else {
+                assert_eq!(m["cards"].as_u64(), Some(0), "{at}: labels on a desktop");
+            }
+            if path == "/" {
+                let oom: Vec<&str> = m["oom"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                assert_eq!(oom.len(), 3, "{at}: {oom:?}");
+                // The leaking target's: a duration or "not growing", with its limit.
+                assert!(oom_re.is_match(oom[0]), "{at}: time to OOM {:?}", oom[0]);
+                assert_eq!(oom[2], "no data yet", "{at}: the target that is down");
+            } else {
+                let axis = m["axis"].as_array().unwrap();
+                assert!(axis.len() >= 20, "{at}: {axis:?}");
+                for a in axis {
+                    assert!(
+                        a["height"].as_f64().unwrap() >= 11.0
+                            && a["font"].as_f64().unwrap() >= 11.0,
+                        "{at}: axis label too small: {a}"
+                    );
+                    assert_eq!(a["inside"], true, "{at}: axis label off the screen: {a}");
+                }
+                // One live-heap figure: the header's is its source's series in the legend.
+                let header = m["report_heap"]
+                    .as_str()
+                    .expect("a live heap in the header");
+                let (bytes, source) = header
+                    .split_once(" (")
+                    .unwrap_or_else(|| panic!("{at}: {header:?}"));
+                let series = format!("live heap ({}", source);
+                assert_eq!(
+                    m["legend"][&series].as_str(),
+                    Some(bytes),
+                    "{at}: header {header:?}, legend {}",
+                    m["legend"]
+                );
+            }
+        }
+    }
+    // One live-heap figure: `/` shows the report's (the same bytes and source, read
+    // from the two pages fetched back to back; a scrape between them may move it).
+    let heap = regex::Regex::new(r#"<span class="live-heap">(.*?)</span></span>"#).unwrap();
+    let first_heap = |path: &str| {
+        let (_, body) = lw.get(path);
+        heap.captures(&String::from_utf8_lossy(&body))
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| panic!("no live heap on {path}"))
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the same live heap on / and the report",
+        || {
+            let (landing, on_report) = (first_heap("/"), first_heap(report));
+            (landing == on_report).then_some(())
+        },
+    );
+    // The colours say the state: the healthy target is green, the one down grey.
+    let (_, body) = lw.get("/");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let row = |name: &str| {
+        body.split("<tr>")
+            .find(|r| r.contains(&format!(">{name}</a>")))
+            .unwrap_or_else(|| panic!("no row for {name}"))
+            .to_string()
+    };
+    assert!(
+        row("gone").contains("<div class=\"headline st-grey\">no data yet</div>"),
+        "{}",
+        row("gone")
+    );
+    let healthy_row = row("healthy");
+    assert!(
+        healthy_row.contains("href=\"/runbook?target=healthy#leakwatchheapleaksuspected\""),
+        "each kind links to its runbook section: {healthy_row}"
+    );
+}
