@@ -216,3 +216,232 @@ fn runbook_commands_run_as_written() {
     // Both files of the watch --baseline-file steps exist where the runbook says.
     assert!(work.path().join("orders-baseline.json").exists());
 }
+
+/// `s` with the five entities maud and pulldown-cmark write turned back into text.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The lines of every `<pre ...>` block of a page (a runbook block's `<code>` inside it
+/// included), unescaped: what a reader copies.
+fn pre_lines(page: &str) -> Vec<String> {
+    let block = Regex::new(r"(?s)<pre[^>]*>(?:<code[^>]*>)?(.*?)(?:</code>)?</pre>").unwrap();
+    block
+        .captures_iter(page)
+        .flat_map(|c| {
+            unescape(&c[1])
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Inline `<code>` spans of the served runbook that are whole commands: a `curl`,
+/// `leakwatch` or `go tool pprof` line with an address, a pipe, a redirect or a dump
+/// file in it (a bare "`leakwatch diff`" is a mention).
+fn inline_commands(page: &str) -> Vec<String> {
+    let span = Regex::new(r"<code>((?:curl|leakwatch|go tool pprof) [^<]+)</code>").unwrap();
+    span.captures_iter(page)
+        .map(|c| unescape(&c[1]))
+        .filter(|c| {
+            c.contains("://") || c.contains(" | ") || c.contains(" > ") || c.contains(".pb.gz")
+        })
+        .collect()
+}
+
+/// Issue 25 item 2: every command leakwatch prints for a live suspected leak runs as
+/// written, through `sh -c`, in a fresh directory on "another machine" (neither
+/// leakwatch's working directory nor its dump directory, whose paths no command may
+/// name): the report page's, the dumps page's, the dumps JSON's (`pairs[].command` and
+/// `pprof_command`) and those of `/runbook?target=orders`, the runbook rendered for
+/// this instance and target (reached from the verdict's link). Each exits 0 (`watch`:
+/// an answer, 0..2) and shows what it is for: the diffs name the leak's site, the
+/// downloads are gzipped profiles. Only two waits are shortened (`sleep 300` to 8 s,
+/// `--for 10m`); the `pprof -http` UI is run as written and must serve its page.
+#[test]
+fn served_commands_run_as_written_from_another_directory() {
+    let tc = toolchains().pop().expect("a toolchain");
+    let svc = LeakyService::start(
+        &tc,
+        &[
+            "-mode",
+            "heap,healthy",
+            "-interval",
+            "20ms",
+            "-per-tick",
+            "4",
+            "-size",
+            "32KiB",
+            "-sawtooth",
+            "25",
+            "-leak-every",
+            "5",
+        ],
+    );
+    let dumps = tempfile::tempdir().unwrap();
+    let lw = Leakwatch::start_with_args(
+        &format!(
+            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
+            dumps.path().display(),
+            svc.url
+        ),
+        &["--web.enable-admin-api"],
+    );
+    let get = |path: &str| {
+        let (status, body) = lw.get(path);
+        assert_eq!(status, 200, "{path}");
+        String::from_utf8(body).unwrap()
+    };
+    let json: serde_json::Value = wait_until(Duration::from_secs(90), "a dump pair", || {
+        let (_, body) = lw.get("/dumps/orders/?format=json");
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v["pairs"].as_array()?.first()?;
+        Some(v)
+    });
+    let report = get("/targets/orders");
+    // The verdict links to its runbook section, rendered for this target.
+    let link = "/runbook?target=orders#leakwatchheapleaksuspected";
+    assert!(
+        report.contains(&format!("href=\"{link}\"")),
+        "no runbook link in {report}"
+    );
+    let runbook = get("/runbook?target=orders");
+    assert!(runbook.contains("id=\"leakwatchheapleaksuspected\""));
+    let lw_host = lw.url.trim_start_matches("http://");
+    let dumps_html = get("/dumps/orders/");
+    let report_dumps = report
+        .split("id=\"dumps\"")
+        .nth(1)
+        .expect("a dumps section");
+    let pair = &json["pairs"][0];
+    let sources: Vec<(&str, Vec<String>)> = vec![
+        ("report page", pre_lines(report_dumps)),
+        ("dumps page", pre_lines(&dumps_html)),
+        (
+            "dumps JSON",
+            ["command", "pprof_command"]
+                .iter()
+                .map(|k| pair[k].as_str().unwrap().to_string())
+                .collect(),
+        ),
+        ("/runbook?target=orders", {
+            let mut c = pre_lines(&runbook);
+            c.extend(inline_commands(&runbook));
+            c
+        }),
+    ];
+
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_leakwatch")).parent().unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin_dir.display(),
+        tc.go.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dump_dir = dumps.path().display().to_string();
+    let mut ran = BTreeMap::new();
+    for (source, cmds) in &sources {
+        assert!(cmds.len() >= 2, "{source}: {cmds:?}");
+        // A fresh directory per page: what one page prints must run on its own.
+        let work = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        for cmd in cmds {
+            // Written for this instance and target, never for the leakwatch host's disk.
+            assert!(!cmd.contains(&dump_dir), "{source}: a host path in `{cmd}`");
+            for placeholder in ["leakwatch:10760", "orders:6060", " BASE ", "PACKAGE"] {
+                assert!(!cmd.contains(placeholder), "{source}: `{cmd}`");
+            }
+            let line = cmd.replace("sleep 300", "sleep 8").replace(
+                "--for 10m",
+                "--for 12s --every 1s --warmup 4s --startup-grace 0s",
+            );
+            if line.contains("pprof -http") {
+                serves_pprof_ui(&line, work.path(), &path);
+                n += 1;
+                continue;
+            }
+            eprintln!("{source}: {line}");
+            let out = Command::new("sh")
+                .args(["-c", &line])
+                .current_dir(work.path())
+                .env("PATH", &path)
+                .env("PPROF_TMPDIR", work.path())
+                .output()
+                .unwrap();
+            let code = out.status.code().unwrap_or(-1);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let answered = if line.contains("leakwatch watch") {
+                (0..=2).contains(&code)
+            } else {
+                code == 0
+            };
+            assert!(
+                answered,
+                "{source}: `{line}` exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            );
+            // What each shows: a diff or pprof ranking names the leak's site; a
+            // download is a gzipped profile; anything else prints something.
+            if line.contains("leakwatch diff") || line.contains("pprof -top -base") {
+                assert!(
+                    stdout.contains("main.newSession") || line.contains("| grep"),
+                    "{source}: `{line}` does not name the leak:\n{stdout}\n{stderr}"
+                );
+            }
+            if line.starts_with("curl -fsS -o ") {
+                let file = line.split_whitespace().nth(3).unwrap();
+                let bytes = std::fs::read(work.path().join(file)).unwrap();
+                assert_eq!(&bytes[..2], b"\x1f\x8b", "{source}: `{line}`: not gzip");
+            } else if !line.contains(" -o ") && !line.contains(" > ") && !line.starts_with("sleep")
+            {
+                assert!(
+                    !stdout.trim().is_empty(),
+                    "{source}: `{line}` printed nothing\nstderr:\n{stderr}"
+                );
+            }
+            n += 1;
+        }
+        ran.insert(*source, n);
+    }
+    eprintln!("ran as written: {ran:?} (leakwatch at {lw_host})");
+    assert!(ran["/runbook?target=orders"] >= 12, "{ran:?}");
+}
+
+/// Runs the runbook's `go tool pprof -http ADDR ...` as written (a web UI that runs
+/// until stopped), asserts the UI answers at its address, then stops it.
+fn serves_pprof_ui(line: &str, dir: &Path, path: &str) {
+    use std::os::unix::process::CommandExt as _;
+    let addr = Regex::new(r"-http (\S+)").unwrap().captures(line).unwrap()[1].to_string();
+    let mut child = Command::new("sh")
+        .args(["-c", line])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("PPROF_TMPDIR", dir)
+        .env("BROWSER", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id();
+    let served = wait_until(Duration::from_secs(60), "the pprof web UI", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("`{line}` exited {status} before serving");
+        }
+        crate::support::try_http_get(&format!("http://{addr}/ui/top"))
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+    });
+    let _ = Command::new("kill")
+        .args(["--", &format!("-{pgid}")])
+        .status();
+    let _ = child.wait();
+    assert!(served.contains("newSession"), "{served}");
+}
