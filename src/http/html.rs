@@ -38,11 +38,15 @@ pub fn live_heap(st: &Status) -> Markup {
 }
 
 /// Text for a table cell that wraps only at its spaces: each word a browser would
-/// break inside (after a `-` or `/`, before a `(`...) is kept whole (`.w`).
+/// break inside is kept whole (`.w`). The line-breaking rules (Unicode UAX #14) open a
+/// break after `-`, `/`, `?`, `!`, `|` and `}` followed by a letter, and around most
+/// punctuation outside ASCII; brackets, quotes, `.,:;` and digits never break a word,
+/// so `(up`, `3),` or `127.0.0.1:6061` stay as they are (text a reader or a test
+/// searches for stays unsplit).
 pub fn words(text: &str) -> Markup {
     let breaks = |w: &str| {
         w.chars()
-            .any(|c| !c.is_alphanumeric() && !"._:,;'\"".contains(c))
+            .any(|c| "-/?!|}".contains(c) || (!c.is_ascii() && !c.is_alphanumeric()))
     };
     html! {
         @for (i, w) in text.split(' ').enumerate() {
@@ -261,6 +265,24 @@ mod tests {
             target_link("a\"b<").into_string(),
             "<a href=\"/targets/a&quot;b&lt;\">a&quot;b&lt;</a>"
         );
+    }
+
+    #[test]
+    fn words_that_would_break_are_kept_whole() {
+        // (text, HTML)
+        let cases = [
+            ("most in main.orphan (42)", "most in main.orphan (42)"),
+            ("up 127.0.0.1:6061", "up 127.0.0.1:6061"),
+            (
+                "GET http://h/a-b failed",
+                "GET <span class=\"w\">http://h/a-b</span> failed",
+            ),
+            ("retry?x", "<span class=\"w\">retry?x</span>"),
+            ("a\u{2013}b", "<span class=\"w\">a\u{2013}b</span>"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(words(text).into_string(), want, "{text:?}");
+        }
     }
 
     #[test]
