@@ -443,7 +443,7 @@ pub static METRICS: &[MetricDef] = &[
     g(
         "leakwatch_heap_growth_monotonicity",
         &[],
-        "How one-way the live heap grew over the window, 0..1 (1 = never went down).",
+        "How one-way the live heap grew over the window, 0..1 (1 = never went down): of the readings or of their floor (lowest per sixteenth of the window), the higher.",
     ),
     g(
         "leakwatch_alloc_free_bytes_ratio",
