@@ -16,6 +16,9 @@ pub struct Observation {
     pub pid: Option<u32>,
     pub memstats: Option<MemStats>,
     pub heap: Option<Arc<HeapProfile>>,
+    /// The heap profile was read right after a GC leakwatch asked for (`gc=1`): it
+    /// describes the heap of that moment, not of up to two GC cycles earlier.
+    pub heap_current: bool,
     pub goroutines: Option<GoroutineObservation>,
     pub container: Option<ContainerObservation>,
     /// Resident set size of the process (`VmRSS`).
@@ -38,6 +41,7 @@ impl Observation {
             pid: None,
             memstats: None,
             heap: None,
+            heap_current: false,
             goroutines: None,
             container: None,
             rss: None,
@@ -98,6 +102,9 @@ pub struct Sample {
     pub profile_inuse: Option<u64>,
     /// Heap profile allocated bytes since start (cumulative: a drop means a restart).
     pub profile_alloc: Option<u64>,
+    /// `profile_inuse` is of this moment: read right after a GC leakwatch asked for
+    /// (else it may be up to two GC cycles old).
+    pub profile_current: bool,
     /// `NextGC / (1 + GOGC/100)`: the live heap the last GC measured, from MemStats.
     pub nextgc_live: Option<u64>,
     pub goroutines: Option<u64>,

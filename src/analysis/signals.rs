@@ -402,7 +402,9 @@ fn grace(window: &Window) -> Grace {
 /// Where the heap profile's points after the grace start. The profile publishes what
 /// happened up to two GC cycles earlier: right after the grace it can still show
 /// growth that stopped before it (a cache that filled just in time). Its points count
-/// from the second GC after the grace on.
+/// from the second GC after the grace on, or from the first profile after the grace
+/// read right after a GC leakwatch asked for (`gc: auto`), which is of its moment:
+/// whichever comes first.
 fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
     if grace.end_x <= 0.0 {
         return grace.end_x;
@@ -413,12 +415,15 @@ fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
             .iter()
             .filter(|s| x_of(window, s) >= grace.end_x)
     };
-    match after_grace().find_map(|s| s.num_gc) {
+    let lagged = match after_grace().find_map(|s| s.num_gc) {
         Some(b) => after_grace()
             .find(|s| s.num_gc.is_some_and(|n| n >= b + PROFILE_LAG_GC_CYCLES))
             .map_or(f64::INFINITY, |s| x_of(window, s)),
         None => grace.end_x,
-    }
+    };
+    after_grace()
+        .find(|s| s.profile_current)
+        .map_or(lagged, |s| x_of(window, s).min(lagged))
 }
 
 /// GC cycles in the points from `from_x` on: unknown (no check) unless MemStats were
@@ -1044,6 +1049,60 @@ mod tests {
                     r.last.gc_cycles
                 );
             }
+        }
+    }
+
+    /// After the start-up grace, the heap profile's readings count from the second GC
+    /// (a profile can be two GC cycles old), or from the first profile read right after
+    /// a GC leakwatch asked for, which is of its moment.
+    #[test]
+    fn readings_after_the_grace_start_at_the_first_current_profile() {
+        // Grace 60 s from the process's start; a scrape every 15 s; the service's own
+        // GC at 30 s and 120 s, leakwatch's at 90 s (case: which samples are current,
+        // where the readings after the grace start).
+        let gcs_by = |sec: u64| [30, 90, 120].iter().filter(|g| **g <= sec).count() as u64;
+        let cases: [(&str, &[u64], f64); 3] = [
+            ("none current: the second GC after the grace", &[], 120.0),
+            ("the forced GC at 90 s", &[90], 90.0),
+            ("current before the grace does not count", &[45], 120.0),
+        ];
+        for (case, current, want) in cases {
+            let wcfg = WindowConfig {
+                warmup: Duration::from_secs(60),
+                startup_grace: Some(Duration::from_secs(60)),
+                ..WindowConfig::default()
+            };
+            let mut window = Window::new(&wcfg);
+            for sec in (0..=150).step_by(15) {
+                let heap = crate::pprof::HeapProfile::from_samples(
+                    1,
+                    [(
+                        &["main.leak"][..],
+                        crate::pprof::HeapValues {
+                            inuse_bytes: (10 + sec) << 20,
+                            inuse_objects: 1,
+                            alloc_bytes: (10 + sec) << 20,
+                            alloc_objects: 1,
+                        },
+                    )],
+                )
+                .unwrap();
+                window.observe(Observation {
+                    pid: Some(7),
+                    process_start: Some(at(0)),
+                    memstats: Some(crate::pprof::memstats::MemStats {
+                        num_gc: Some(gcs_by(sec)),
+                        heap_alloc: Some((20 + sec) << 20),
+                        ..crate::pprof::memstats::MemStats::default()
+                    }),
+                    heap: Some(Arc::new(heap)),
+                    heap_current: current.contains(&sec),
+                    ..Observation::at(at(sec))
+                });
+            }
+            let g = grace(&window);
+            assert_eq!(g.end_x, 60.0, "{case}");
+            assert_eq!(profile_from_x(&window, &g), want, "{case}");
         }
     }
 

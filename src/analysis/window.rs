@@ -271,6 +271,7 @@ impl Window {
             go_sys: f(|m| m.sys),
             profile_inuse: totals.map(|t| t.inuse_bytes),
             profile_alloc: totals.map(|t| t.alloc_bytes),
+            profile_current: obs.heap_current && totals.is_some(),
             nextgc_live,
             goroutines: obs.goroutines.as_ref().map(|g| g.total),
             http_client_connections: obs.goroutines.as_ref().map(|g| g.http_client_connections),

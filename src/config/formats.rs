@@ -22,12 +22,14 @@ pub enum GcMode {
     Off,
     /// Before every heap profile (`gc: true`).
     Always,
-    /// The default: only when no GC ran for a minute while HeapAlloc grew, at most once
-    /// a minute. The live heap is measured only at a GC, and a leaking heap makes its
+    /// The default: only when no GC ran for 30 s while HeapAlloc grew, at most once
+    /// every 30 s. The live heap is measured only at a GC, and a leaking heap makes its
     /// own GCs ever rarer (GOGC doubles the goal as the live heap doubles): without
-    /// this, a leak gets a verdict only when its GCs happen to fall right. A service
-    /// that GCs at least once a minute on its own (any service under load) is never
-    /// asked. Cost: at most one GC cycle a minute (stop-the-world pauses well under a
+    /// this, a leak gets a verdict only when its GCs happen to fall right. A profile
+    /// read right after such a GC is of its moment (not up to two GC cycles old), so
+    /// the growth after the start-up grace is judged from the first one. A service
+    /// that GCs at least every 30 s on its own (any service under load) is never
+    /// asked. Cost: at most one GC cycle every 30 s (stop-the-world pauses well under a
     /// millisecond, CPU in proportion to the live heap), timed with the heap request
     /// and so charged to the overhead budget, which stretches the heap interval of a
     /// service whose GC is costly.

@@ -44,8 +44,8 @@ pub struct TargetSettings {
     pub heap_format: Option<HeapFormat>,
     pub goroutine_format: Option<GoroutineFormat>,
     /// Ask the service to run a GC before the heap profile (`gc=1`): `auto` (the
-    /// default: only when no GC ran for a minute but HeapAlloc grew, at most once a
-    /// minute), `true` (always) or `false` (never).
+    /// default: only when no GC ran for 30 s but HeapAlloc grew, at most once every
+    /// 30 s), `true` (always) or `false` (never).
     pub gc: Option<GcMode>,
     /// Memory limit for time-to-OOM when neither a cgroup limit nor GOMEMLIMIT is known.
     pub memory_limit: Option<ByteSize>,

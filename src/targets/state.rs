@@ -70,6 +70,8 @@ pub struct Status {
     pub errors: BTreeMap<(&'static str, FetchReason), u64>,
     pub memstats: Option<(MemStats, MemStatsSource)>,
     pub heap: Option<Arc<HeapProfile>>,
+    /// `heap` was read right after a GC leakwatch asked for (`gc=1`).
+    pub heap_current: bool,
     pub heap_totals: Option<HeapTotals>,
     pub goroutines: Option<GoroutineSummary>,
     pub system: SystemStatus,
@@ -103,6 +105,7 @@ impl Status {
             errors: BTreeMap::new(),
             memstats: None,
             heap: None,
+            heap_current: false,
             heap_totals: None,
             goroutines: None,
             system: SystemStatus::default(),

@@ -394,6 +394,7 @@ impl TargetState {
                 let mut st = self.status();
                 st.heap_totals = Some(profile.totals());
                 st.heap = Some(Arc::new(profile));
+                st.heap_current = force_gc;
                 if let Some(m) = memstats {
                     st.memstats = m.map(|m| (m, MemStatsSource::HeapDebug1));
                 }
@@ -542,6 +543,7 @@ fn observation(st: &Status, at: SystemTime) -> Observation {
     obs.pid = st.system.pid;
     obs.memstats = st.memstats.as_ref().map(|(m, _)| m.clone());
     obs.heap = st.heap.clone();
+    obs.heap_current = st.heap_current;
     obs.goroutines = st.goroutines.as_ref().map(|g| GoroutineObservation {
         total: g.total,
         http_client_connections: g.http_client_connections,
