@@ -24,6 +24,9 @@ pub(super) struct Schedule {
     pub(super) goroutineleak_available: Option<bool>,
     /// When `gc: auto` last asked the service for a GC.
     pub(super) last_forced_gc: Option<Instant>,
+    /// Per endpoint (heap, memstats, goroutine, goroutineleak), the effective interval
+    /// last logged (at first the configured one): see [`adaptation_worth_logging`].
+    logged: [Duration; 4],
 }
 
 /// What one tick requests.
@@ -71,11 +74,18 @@ impl Schedule {
     /// The schedule of a target with `config`: every endpoint at its configured
     /// interval, nothing detected yet.
     pub(super) fn new(config: &TargetConfig) -> Schedule {
+        let goroutineleak = config.goroutineleak_interval.max(config.interval);
         Schedule {
             heap: EndpointBudget::new(config.interval),
             memstats: EndpointBudget::new(config.interval),
             goroutine: EndpointBudget::new(config.interval),
-            goroutineleak: EndpointBudget::new(config.goroutineleak_interval.max(config.interval)),
+            goroutineleak: EndpointBudget::new(goroutineleak),
+            logged: [
+                config.interval,
+                config.interval,
+                config.interval,
+                goroutineleak,
+            ],
             policy: BudgetPolicy::new(
                 config.overhead_budget,
                 config.budget_boost,
@@ -112,15 +122,18 @@ impl Schedule {
     ) {
         let budget = self.policy.current(started);
         let boosted = self.policy.boosted(started);
-        let slot = match endpoint {
-            ENDPOINT_HEAP => &mut self.heap,
-            ENDPOINT_MEMSTATS => &mut self.memstats,
-            ENDPOINT_GOROUTINE => &mut self.goroutine,
-            ENDPOINT_GOROUTINELEAK => &mut self.goroutineleak,
+        let (slot, logged) = match endpoint {
+            ENDPOINT_HEAP => (&mut self.heap, &mut self.logged[0]),
+            ENDPOINT_MEMSTATS => (&mut self.memstats, &mut self.logged[1]),
+            ENDPOINT_GOROUTINE => (&mut self.goroutine, &mut self.logged[2]),
+            ENDPOINT_GOROUTINELEAK => (&mut self.goroutineleak, &mut self.logged[3]),
             _ => return,
         };
-        if let Some(new) = slot.record(started, took, budget) {
-            let configured = slot.configured_interval();
+        slot.record(started, took, budget);
+        let new = slot.effective_interval();
+        let configured = slot.configured_interval();
+        if adaptation_worth_logging(*logged, new, configured) {
+            *logged = new;
             tracing::info!(
                 target_name = %target_name,
                 endpoint,
@@ -154,6 +167,22 @@ impl Schedule {
                 .collect(),
         }
     }
+}
+
+/// Whether an endpoint's effective interval moved far enough from the one last logged
+/// (`logged`) to be logged again: to at least twice or at most half of it, or back to
+/// the configured interval. A cost
+/// hovering near the budget moves the interval by 10-50% from one request to the
+/// next (a 1s interval logged 115 lines in 7 minutes when every 10% was logged); the
+/// factor of two keeps a stretch (1s -> 2s, 107s) and its end (back to 1s) and drops
+/// the wobble in between. The effective-interval series shows every change.
+pub(super) fn adaptation_worth_logging(
+    logged: Duration,
+    new: Duration,
+    configured: Duration,
+) -> bool {
+    let (was, now) = (logged.as_secs_f64(), new.as_secs_f64());
+    now >= 2.0 * was || 2.0 * now <= was || (new == configured && logged != configured)
 }
 
 /// `gc: auto` asks for a GC when none ran for this long while HeapAlloc grew...
@@ -206,6 +235,71 @@ mod tests {
             w.observe(o);
         }
         w
+    }
+
+    #[test]
+    fn adaptation_is_logged_when_the_interval_doubles_or_halves() {
+        let s = Duration::from_secs_f64;
+        // (last logged, new, logged?) with 1s configured
+        let cases = [
+            (1.0, 1.0, false),
+            (1.0, 1.4, false),
+            (1.0, 1.99, false),
+            (1.0, 2.0, true),
+            (1.0, 107.4, true),
+            (2.0, 1.2, false),
+            (2.0, 1.0, true),
+            (1.2, 1.0, true),
+            (107.4, 60.0, false),
+            (107.4, 15.0, true),
+        ];
+        for (logged, new, want) in cases {
+            assert_eq!(
+                adaptation_worth_logging(s(logged), s(new), s(1.0)),
+                want,
+                "{logged} -> {new}"
+            );
+        }
+    }
+
+    /// The case of issue 25: a 1s interval whose requests cost 5-20 ms at a 1% budget
+    /// (wanted 0.5-2s), scraped for 7 minutes. Logging every change over 10% logged
+    /// dozens of lines per endpoint; the rule logs a stretch and its end.
+    #[test]
+    fn a_wobbling_cost_is_logged_once_per_change_not_per_scrape() {
+        let mut rng = fastrand::Rng::with_seed(25);
+        let t0 = Instant::now();
+        let configured = Duration::from_secs(1);
+        let mut b = EndpointBudget::new(configured);
+        let mut logged = configured;
+        let (mut every_10_percent, mut lines) = (0, 0);
+        let mut at = t0;
+        // 7 minutes of wobble, then 2 minutes of requests 20x dearer, then cheap again.
+        let phases = [(420, 5..20), (60, 200..220), (120, 5..10)];
+        let mut per_phase = Vec::new();
+        for (scrapes, cost_ms) in phases {
+            let before = lines;
+            for _ in 0..scrapes {
+                let took = Duration::from_millis(rng.u64(cost_ms.clone()));
+                every_10_percent += usize::from(b.record(at, took, 0.01).is_some());
+                if adaptation_worth_logging(logged, b.effective_interval(), configured) {
+                    logged = b.effective_interval();
+                    lines += 1;
+                }
+                at += b.effective_interval();
+            }
+            per_phase.push(lines - before);
+        }
+        assert!(every_10_percent > 50, "{every_10_percent}");
+        // Nothing while it wobbles; the stretch in at most three doublings as the
+        // smoothed cost climbs to 20x, the return in at most five steps (halvings, then
+        // back to the configured interval). Measured: [0, 2, 4] lines, where logging
+        // every change over 10% logged 192 of the 600 requests.
+        println!("lines per phase {per_phase:?}, changes over 10%: {every_10_percent}");
+        assert_eq!(per_phase[0], 0, "{per_phase:?}");
+        assert!((1..=3).contains(&per_phase[1]), "{per_phase:?}");
+        assert!((1..=5).contains(&per_phase[2]), "{per_phase:?}");
+        assert_eq!(logged, configured);
     }
 
     #[test]
