@@ -39,6 +39,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    for w in &config.warnings {
+        tracing::warn!("config: {w}");
+    }
     let cancel = CancellationToken::new();
     let system = config.system.clone();
     let mut state = AppState::new(config)?;

@@ -188,8 +188,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// or name nothing to find, are returned as they are.
 pub fn with_line(text: &str, msg: String) -> String {
     static KEY_PATH: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:targets\[(\d+)\]|(defaults|probe|system))((?:\.[A-Za-z0-9_-]+)*)")
-            .expect("valid regex")
+        Regex::new(
+            r"^(?:targets\[(\d+)\]|(defaults|probe|system|discover|listen))((?:\.[A-Za-z0-9_-]+)*)",
+        )
+        .expect("valid regex")
     });
     if msg.contains(" at line ") {
         return msg;

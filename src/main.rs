@@ -386,6 +386,9 @@ fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     });
     if cli.check {
+        for w in &config.warnings {
+            eprintln!("warning: config: {w}");
+        }
         println!("config OK: {} target(s)", config.targets.len());
         return Ok(());
     }

@@ -132,6 +132,10 @@ impl AppState {
     /// Swaps in a validated config; returns the number of targets.
     fn apply(&self, new: Config) -> usize {
         let old = self.config();
+        // Each warning once: those the running config already had were logged.
+        for w in new.warnings.iter().filter(|w| !old.warnings.contains(w)) {
+            tracing::warn!("config: {w}");
+        }
         let system_changed = old.system != new.system;
         if old.system.kernel_log != new.system.kernel_log {
             tracing::warn!("system.kernel_log changes take effect on restart");

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -16,9 +16,42 @@ const MIB: f64 = 1024.0 * 1024.0;
 // Durations
 // ---------------------------------------------------------------------------------
 
-/// Parses a duration such as `15s`, `500ms`, `5m`, `1h30m`.
+/// What a duration looks like, for error messages.
+pub const DURATION_EXPECTED: &str = "a duration such as 500ms, 15s, 5m or 1h30m";
+/// What a schedule looks like, for error messages.
+pub const EVERY_EXPECTED: &str = "a duration such as 30s, 5m or 1h, or off";
+/// What a size looks like, for error messages.
+pub const SIZE_EXPECTED: &str = "a size such as 64MiB, 512KiB, 1GB or a number of bytes";
+
+/// Parses a duration such as `15s`, `500ms`, `5m`, `1h30m`; the error says what is
+/// wrong with it and what a duration looks like.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!(
+            "invalid duration {s:?} ({}), expected {DURATION_EXPECTED}",
+            duration_problem(s.trim(), &e)
+        )
+    })
+}
+
+/// What is wrong with a duration humantime refused, in a few words.
+fn duration_problem(s: &str, e: &humantime::DurationError) -> String {
+    use humantime::DurationError as E;
+    match e {
+        E::Empty => "empty".to_string(),
+        E::NumberOverflow => "too large".to_string(),
+        E::UnknownUnit { unit, .. } if unit.is_empty() => "no unit".to_string(),
+        E::UnknownUnit { unit, .. } => format!("unknown unit {unit:?}"),
+        E::NumberExpected(_) if s.chars().next().is_some_and(|c| c == '-') => {
+            "negative".to_string()
+        }
+        E::NumberExpected(_) => "no number".to_string(),
+        E::InvalidCharacter(at) => match s.get(*at..).and_then(|r| r.chars().next()) {
+            Some('-') => "negative".to_string(),
+            Some(c) => format!("unexpected {c:?}"),
+            None => "unexpected character".to_string(),
+        },
+    }
 }
 
 /// Like [`parse_duration`], for flags where zero makes no sense.
@@ -36,38 +69,73 @@ pub fn parse_every(s: &str) -> Result<Option<Duration>, String> {
     if t.eq_ignore_ascii_case("off") || t == "0" {
         return Ok(None);
     }
-    let d = parse_duration(t)?;
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "invalid duration {s:?} ({}), expected {EVERY_EXPECTED}",
+            duration_problem(t, &e)
+        )
+    })?;
     Ok((!d.is_zero()).then_some(d))
 }
 
-/// Reads a duration string inside the deserializer's own call, so a bad value is
-/// reported at its key and line (`targets[0].interval: ... at line 4 column 15`).
-struct DurationVisitor;
+/// Reads a duration (or, for a schedule, `off`) inside the deserializer's own call, so
+/// a bad value is reported at its key, line and column
+/// (`targets[0].interval: invalid duration "5" (no unit), expected ... at line 4 column 15`).
+/// Every duration of the config file is read through it, whatever its Rust type.
+#[derive(Clone, Copy)]
+struct DurationVisitor {
+    /// A schedule: `off`, `0` and `0s` mean none.
+    every: bool,
+}
 
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-        parse_duration(v).map_err(E::custom)
+impl DurationVisitor {
+    fn parse<E: serde::de::Error>(self, v: &str) -> Result<Option<Duration>, E> {
+        if self.every {
+            parse_every(v).map_err(E::custom)
+        } else {
+            parse_duration(v).map(Some).map_err(E::custom)
+        }
     }
 }
 
-/// `#[serde(deserialize_with = "crate::units::de_duration")]`
-pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_str(DurationVisitor)
-}
-
-struct OptDurationVisitor;
-
-impl<'de> serde::de::Visitor<'de> for OptDurationVisitor {
+impl<'de> serde::de::Visitor<'de> for DurationVisitor {
     type Value = Option<Duration>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 15s, 5m or 1h")
+        f.write_str(if self.every {
+            EVERY_EXPECTED
+        } else {
+            DURATION_EXPECTED
+        })
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.parse(v)
+    }
+
+    // A bare number in YAML: refused as "no unit" (which unit would it be?), except a
+    // schedule's `0` (off).
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.parse(&v.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.parse(&v.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.parse(&v.to_string())
+    }
+}
+
+/// An optional reading: `null` (or `~`) is `None`, anything else goes to the visitor.
+struct Nullable(DurationVisitor);
+
+impl<'de> serde::de::Visitor<'de> for Nullable {
+    type Value = Option<Option<Duration>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        self.0.expecting(f)
     }
 
     fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
@@ -79,13 +147,23 @@ impl<'de> serde::de::Visitor<'de> for OptDurationVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        de_duration(d).map(Some)
+        d.deserialize_any(self.0).map(Some)
     }
+}
+
+fn read<'de, D: Deserializer<'de>>(d: D, every: bool) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(DurationVisitor { every })
+}
+
+/// `#[serde(deserialize_with = "crate::units::de_duration")]`
+pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    read(d, false).map(|d| d.unwrap_or_default())
 }
 
 /// An optional duration (`null`/absent is `None`).
 pub fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    d.deserialize_option(OptDurationVisitor)
+    d.deserialize_option(Nullable(DurationVisitor { every: false }))
+        .map(Option::flatten)
 }
 
 /// A present duration for an `Option<Duration>` override field (absent is left to
@@ -96,8 +174,7 @@ pub fn de_some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Durati
 
 /// A schedule (`off` or a duration).
 pub fn de_every<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_every(&s).map_err(serde::de::Error::custom)
+    read(d, true)
 }
 
 /// A present schedule for an override field.
@@ -140,8 +217,94 @@ pub fn fmt_duration(seconds: f64) -> String {
 // ---------------------------------------------------------------------------------
 
 /// A byte size as the config file and flags write it (`64MiB`, `1GiB`, a plain number
-/// of bytes), with its serde and `FromStr` forms.
-pub use bytesize::ByteSize;
+/// of bytes). Read from the config file by its own visitor, so a bad one is reported at
+/// its key and line with what a size looks like (`bytesize`'s own reader says only
+/// "expected parsable string").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    pub const fn b(bytes: u64) -> ByteSize {
+        ByteSize(bytes)
+    }
+
+    pub const fn kib(n: u64) -> ByteSize {
+        ByteSize(n * 1024)
+    }
+
+    pub const fn mib(n: u64) -> ByteSize {
+        ByteSize(n * 1024 * 1024)
+    }
+
+    pub const fn gib(n: u64) -> ByteSize {
+        ByteSize(n * 1024 * 1024 * 1024)
+    }
+
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&fmt_size(self.0))
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    /// `64MiB`, `100MB`, `1.5GiB`, `1024`; the error says what a size looks like.
+    fn from_str(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        if t.starts_with('-') {
+            return Err(format!(
+                "invalid size {s:?} (negative), expected {SIZE_EXPECTED}"
+            ));
+        }
+        t.parse::<bytesize::ByteSize>()
+            .map(|b| ByteSize(b.as_u64()))
+            .map_err(|_| format!("invalid size {s:?}, expected {SIZE_EXPECTED}"))
+    }
+}
+
+struct SizeVisitor;
+
+impl serde::de::Visitor<'_> for SizeVisitor {
+    type Value = ByteSize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(SIZE_EXPECTED)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+        Ok(ByteSize(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+        u64::try_from(v).map(ByteSize).map_err(|_| {
+            E::custom(format!(
+                "invalid size {v} (negative), expected {SIZE_EXPECTED}"
+            ))
+        })
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ByteSize, E> {
+        Err(E::custom(format!(
+            "invalid size {v} (a fraction of a byte), expected {SIZE_EXPECTED}"
+        )))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        d.deserialize_any(SizeVisitor)
+    }
+}
 
 /// A size from text such as `5MB`, `512KiB` or `1024` (bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -150,7 +313,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// `2.0 GiB`, `64.0 MiB`, `1 B` (IEC units): a size limit as errors and flags show it.
 pub fn fmt_size(bytes: u64) -> String {
-    ByteSize::b(bytes).display().iec().to_string()
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
 /// `12.3 MiB`, `-512 B`, with a sign for negative values.

@@ -110,16 +110,19 @@ impl DiscoverFilter {
 impl DiscoverConfig {
     /// Checks the values and compiles the rules; errors name the key.
     pub fn filter(&self) -> Result<DiscoverFilter> {
-        if self.rescan_interval < Duration::from_secs(1) {
-            return Err(Error::Config(format!(
-                "discover.rescan_interval: {:?} is shorter than the minimum of 1s",
-                self.rescan_interval
-            )));
-        }
-        if self.max_targets == 0 || self.max_ports_per_process == 0 {
-            return Err(Error::Config(
-                "discover.max_targets and discover.max_ports_per_process must be at least 1".into(),
-            ));
+        super::ranges::duration_at_least(
+            "discover.rescan_interval",
+            self.rescan_interval,
+            Duration::from_secs(1),
+            super::ranges::MAX_INTERVAL,
+        )?;
+        for (key, n) in [
+            ("max_targets", self.max_targets),
+            ("max_ports_per_process", self.max_ports_per_process),
+        ] {
+            if n == 0 {
+                return Err(Error::Config(format!("discover.{key}: must be at least 1")));
+            }
         }
         let compile = |list: &[DiscoverRule], key: &str| -> Result<Vec<CompiledRule>> {
             list.iter()
@@ -128,11 +131,11 @@ impl DiscoverConfig {
                     let re = |field: &str, v: &Option<String>| -> Result<Option<Regex>> {
                         v.as_ref()
                             .map(|p| {
-                                Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                                    Error::Config(format!(
-                                        "discover.{key}[{i}].{field}: invalid regex: {e}"
-                                    ))
-                                })
+                                super::errors::regex(
+                                    &format!("discover.{key}[{i}].{field}"),
+                                    p,
+                                    true,
+                                )
                             })
                             .transpose()
                     };

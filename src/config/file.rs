@@ -151,7 +151,7 @@ impl<'de> Deserialize<'de> for RawTarget {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_listen")]
     pub listen: Option<SocketAddr>,
     #[serde(default)]
     pub probe: ProbeConfig,
@@ -164,6 +164,28 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub discover: super::discover::DiscoverConfig,
 }
+
+/// `listen:` as an IP address and port, the error saying so.
+fn de_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    struct Listen;
+    impl serde::de::Visitor<'_> for Listen {
+        type Value = Option<SocketAddr>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(LISTEN_EXPECTED)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.parse().map(Some).map_err(|_| {
+                E::custom(format!("invalid address {v:?}, expected {LISTEN_EXPECTED}"))
+            })
+        }
+    }
+    d.deserialize_any(Listen)
+}
+
+const LISTEN_EXPECTED: &str = "an IP address and port such as 127.0.0.1:10760 or [::]:10760";
 
 #[cfg(test)]
 mod tests {
@@ -206,7 +228,7 @@ mod tests {
             ),
             (
                 "max_body_bytes: 1MiB\ntimeout: soon\n",
-                "timeout: invalid duration \"soon\": expected number at 0 at line 2 column 10",
+                "timeout: invalid duration \"soon\" (no number), expected a duration such as 500ms, 15s, 5m or 1h30m at line 2 column 10",
             ),
             (
                 "5",

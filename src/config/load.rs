@@ -34,6 +34,10 @@ pub struct Config {
     pub probe_allow: Vec<RegexEq>,
     /// Fleet mode (`discover:`; `--discover` turns it on).
     pub discover: DiscoverConfig,
+    /// Valid but unreasonable values, each naming its key (and line): logged once when
+    /// the config is loaded (a reload logs only the new ones), printed by
+    /// `--config.check`.
+    pub warnings: Vec<String>,
 }
 
 /// A compiled regex that compares by its source (so configs can be compared).
@@ -113,27 +117,38 @@ impl Config {
             .ok_or_else(|| Error::Config(format!("target {name:?}")))
     }
 
-    /// Reads and validates a config file.
+    /// Reads and validates a config file: errors and warnings start with its path.
     pub fn load(path: &Path) -> Result<Config> {
         let text = crate::files::read_config_text(path)?;
-        Config::from_yaml(&text).map_err(|e| match e {
-            Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
-            other => other,
-        })
+        let in_file = |msg: &str| format!("{}: {msg}", path.display());
+        match Config::from_yaml(&text) {
+            Ok(mut c) => {
+                c.warnings = c.warnings.iter().map(|w| in_file(w)).collect();
+                Ok(c)
+            }
+            Err(Error::Config(msg)) => Err(Error::Config(in_file(&msg))),
+            Err(other) => Err(other),
+        }
     }
 
-    /// Parses and validates YAML text.
+    /// Parses and validates YAML text. An error names the key (its full path), what
+    /// was expected and its line (and column, where the YAML reader knows it).
     pub fn from_yaml(text: &str) -> Result<Config> {
         let raw: RawConfig = if text.trim().is_empty() {
             serde_norway::from_str("{}")
         } else {
             serde_norway::from_str(text)
         }
-        .map_err(|e| Error::Config(e.to_string()))?;
-        raw.resolve().map_err(|e| match e {
+        .map_err(|e| Error::Config(super::errors::parse_error(&e)))?;
+        let mut config = raw.resolve().map_err(|e| match e {
             Error::Config(msg) => Error::Config(crate::error::with_line(text, msg)),
             other => other,
-        })
+        })?;
+        config.warnings = std::mem::take(&mut config.warnings)
+            .into_iter()
+            .map(|w| crate::error::with_line(text, w))
+            .collect();
+        Ok(config)
     }
 
     /// A config with the given target URLs (from `--target`), named after host:port.
@@ -183,24 +198,31 @@ impl Config {
 
 impl RawConfig {
     fn resolve(self) -> Result<Config> {
-        ranges::settings("defaults", &self.defaults, Scope::Defaults)?;
+        let mut warnings = Vec::new();
+        ranges::settings("defaults", &self.defaults, Scope::Defaults, &mut warnings)?;
         let mut seen = HashSet::new();
         let mut targets = Vec::with_capacity(self.targets.len());
         for (i, t) in self.targets.into_iter().enumerate() {
             let key = format!("targets[{i}]");
-            targets.push(TargetConfig::resolve(&key, t, &self.defaults, &mut seen)?);
+            targets.push(TargetConfig::resolve(
+                &key,
+                t,
+                &self.defaults,
+                &mut seen,
+                &mut warnings,
+            )?);
         }
         for (name, m) in &self.probe.modules {
             ranges::settings(
                 &format!("probe.modules.{name}"),
                 &m.settings,
                 Scope::Defaults,
+                &mut warnings,
             )?;
         }
         let mut probe_allow = Vec::new();
         for (i, p) in self.probe.allow.iter().enumerate() {
-            let re = Regex::new(&format!("^(?:{p})$"))
-                .map_err(|e| Error::Config(format!("probe.allow[{i}]: invalid regex: {e}")))?;
+            let re = super::errors::regex(&format!("probe.allow[{i}]"), p, true)?;
             probe_allow.push(RegexEq(re));
         }
         self.discover.filter()?;
@@ -212,6 +234,7 @@ impl RawConfig {
             defaults: self.defaults,
             probe: self.probe,
             probe_allow,
+            warnings,
         })
     }
 }
@@ -269,11 +292,11 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "targets:\n  - name: a\n    url: http://x\n    intervl: 1s\n",
-                "config: targets[0]: unknown field `intervl`, expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `startup_grace`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
+                "config: targets[0]: unknown key `intervl` (did you mean `interval`?), expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `startup_grace`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    interval: soon\n",
-                "config: targets[0].interval: invalid duration \"soon\": expected number at 0 at line 4 column 15",
+                "config: targets[0].interval: invalid duration \"soon\" (no number), expected a duration such as 500ms, 15s, 5m or 1h30m at line 4 column 15",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    gc: maybe\n",
@@ -289,7 +312,7 @@ mod tests {
             ),
             (
                 "targets:\n  - name: a\n    url: ftp://x\n",
-                "config: targets[0].url: \"ftp://x\": scheme must be http or https at line 3",
+                "config: targets[0].url: invalid URL \"ftp://x\" (scheme ftp), expected an http or https URL such as http://127.0.0.1:6060 at line 3",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    labels: {target: y}\n",
@@ -301,7 +324,7 @@ mod tests {
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    process: '('\n",
-                "config: targets[0].process: invalid regex: regex parse error:\n    (\n    ^\nerror: unclosed group at line 4",
+                "config: targets[0].process: invalid regex \"(\" (unclosed group), expected a regular expression (Rust regex syntax) at line 4",
             ),
             (
                 "targets:\n  - name: a\n    url: http://x\n    overhead_budget: 5\n",
@@ -317,7 +340,7 @@ mod tests {
             ),
             (
                 "bogus: 1\n",
-                "config: unknown field `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover`",
+                "config: unknown key `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover` at line 1 column 1",
             ),
         ];
         for (yaml, want) in cases {
@@ -414,7 +437,7 @@ mod tests {
             ),
             (
                 format!("{t}    goroutineleak_interval: 10ms\n"),
-                "config: targets[0].goroutineleak_interval: 10ms is shorter than the minimum of 100ms at line 4",
+                "config: targets[0].goroutineleak_interval: 10ms is shorter than the minimum of 1s at line 4",
             ),
             (
                 format!("{t}    dumps:\n      dir: /tmp/x\n      heap_every: 1ms\n"),

@@ -6,10 +6,12 @@
 //! [`Config::from_yaml`] return a fully resolved [`Config`].
 //!
 //! Inside: `file` (the file's sections and keys) reads through `section` (settings
-//! keys shared with their own) into `settings`; `ranges` checks values; `target`
-//! resolves one target and `load` the whole configuration.
+//! keys shared with their own) into `settings`; `ranges` checks values (and warns of
+//! unreasonable ones); `target` resolves one target and `load` the whole
+//! configuration; `errors` words the YAML reader's errors and compiles regexes.
 
 mod discover;
+mod errors;
 mod file;
 mod formats;
 mod load;

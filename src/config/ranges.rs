@@ -6,6 +6,11 @@
 //! instead of turning into a silent never-scrape or an unbounded allocation. The lower
 //! bounds of periods keep a typo (`interval: 1ns`, `heap_every: 1ms`, `cooldown: 0s`)
 //! from turning into a loop hammering the service or the disk.
+//!
+//! Valid but unreasonable values are warnings, each named once where it is written:
+//! a scrape interval under 1s (tests and demos use one; a service in production
+//! should not pay a profile a second) and a dump period under the scrape interval
+//! (dumps are full profiles, taken more often than leakwatch scrapes).
 
 use std::time::Duration;
 
@@ -25,9 +30,13 @@ const PIB: u64 = 1024 * 1024 * GIB;
 
 /// Longest scrape interval, goroutineleak interval and dump period.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(DAY);
-/// Shortest scrape and goroutineleak interval (the overhead budget stretches them
-/// further when requests are expensive).
+/// Shortest scrape interval (the overhead budget stretches it further when requests
+/// are expensive).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Scrape intervals under this are accepted with a warning.
+pub const USUAL_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest goroutineleak interval: each request runs a full GC in the service.
+pub const MIN_GOROUTINELEAK_INTERVAL: Duration = Duration::from_secs(1);
 /// Shortest dump period (`heap_every`, `goroutine_every`; `off` or 0s turn one off).
 pub const MIN_DUMP_PERIOD: Duration = Duration::from_secs(1);
 /// Shortest dump cooldown: the gap between two dumps taken off the schedule.
@@ -243,7 +252,14 @@ pub(super) enum Scope<'a> {
 /// The settings a section sets itself (`own`), each in its range: `key` names the
 /// section (`defaults`, `targets[2]`, `probe.modules.fast`). An inherited value was
 /// checked where it was set; the warm-up is checked against the window it ends up with.
-pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<()> {
+/// Warnings about valid but unreasonable values go to `warnings`, each under the key
+/// written in this section (a target inheriting the value is not warned again).
+pub(super) fn settings(
+    key: &str,
+    own: &TargetSettings,
+    scope: Scope,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let k = |name: &str| format!("{key}.{name}");
     let builtin = TargetSettings::builtin();
     let is_target = matches!(scope, Scope::Target { .. });
@@ -254,6 +270,14 @@ pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<
     let merged = own.clone().or(inherited);
     if let Some(d) = own.interval {
         duration_at_least(&k("interval"), d, MIN_INTERVAL, MAX_INTERVAL)?;
+        if d < USUAL_MIN_INTERVAL {
+            warnings.push(format!(
+                "{}: {} is under {}: every scrape costs the service a heap and a goroutine profile (fine for a test or a demo, not for production)",
+                k("interval"),
+                human(d),
+                human(USUAL_MIN_INTERVAL)
+            ));
+        }
     }
     if let Some(d) = own.timeout {
         duration(&k("timeout"), d, MAX_TIMEOUT)?;
@@ -317,14 +341,73 @@ pub(super) fn settings(key: &str, own: &TargetSettings, scope: Scope) -> Result<
         ));
     }
     if let Some(d) = own.goroutineleak_interval {
-        duration_at_least(&k("goroutineleak_interval"), d, MIN_INTERVAL, MAX_INTERVAL)?;
+        duration_at_least(
+            &k("goroutineleak_interval"),
+            d,
+            MIN_GOROUTINELEAK_INTERVAL,
+            MAX_INTERVAL,
+        )?;
     }
     if own.dumps.is_some() {
         let d = merged.dump_config();
         d.validate(&k("dumps"))?;
         dumps(&k("dumps"), &d)?;
     }
+    if own.dumps.is_some() || own.interval.is_some() {
+        let defaults = match scope {
+            Scope::Defaults => None,
+            Scope::Target { defaults } => Some(defaults),
+        };
+        dumps_under_interval(key, own, defaults, &merged, warnings);
+    }
     Ok(())
+}
+
+/// A dump period shorter than the scrape interval, when dumps are on: a warning under
+/// the period's key, saying where an inherited value was set.
+fn dumps_under_interval(
+    key: &str,
+    own: &TargetSettings,
+    defaults: Option<&TargetSettings>,
+    merged: &TargetSettings,
+    warnings: &mut Vec<String>,
+) {
+    let d = merged.dump_config();
+    let Some(interval) = merged.interval else {
+        return;
+    };
+    if d.dir.is_none() {
+        return;
+    }
+    type Pick = fn(&crate::dump::DumpOverrides) -> Option<Option<Duration>>;
+    let periods: [(&str, Option<Duration>, Pick); 2] = [
+        ("heap_every", d.heap_every, |o| o.heap_every),
+        ("goroutine_every", d.goroutine_every, |o| o.goroutine_every),
+    ];
+    for (name, every, pick) in periods {
+        let Some(every) = every.filter(|e| *e < interval) else {
+            continue;
+        };
+        let set_here = own.dumps.as_ref().and_then(pick).is_some();
+        let set_in_defaults = defaults
+            .and_then(|s| s.dumps.as_ref())
+            .and_then(pick)
+            .is_some();
+        let from = match (set_here, set_in_defaults) {
+            (true, _) => String::new(),
+            (false, true) => format!(" (from defaults.dumps.{name})"),
+            (false, false) => " (the built-in period)".to_string(),
+        };
+        warnings.push(format!(
+            "{key}.dumps.{name}: {} is shorter than the scrape interval ({}){from}: each dump costs the service a full profile, more often than leakwatch scrapes it",
+            human(every),
+            human(interval)
+        ));
+    }
+}
+
+fn human(d: Duration) -> String {
+    crate::units::fmt_duration_human(d)
 }
 
 /// Appends a note to a config error's message.

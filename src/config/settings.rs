@@ -71,6 +71,27 @@ pub struct TargetSettings {
     pub dumps: Option<DumpOverrides>,
 }
 
+/// The keys of `defaults:` (every field of [`TargetSettings`]), as the file writes them.
+pub(super) const KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "max_body_bytes",
+    "window",
+    "warmup",
+    "startup_grace",
+    "heap_format",
+    "goroutine_format",
+    "gc",
+    "memory_limit",
+    "signals",
+    "overhead_budget",
+    "budget_boost",
+    "budget_boost_for",
+    "memstats_text_every",
+    "goroutineleak_interval",
+    "dumps",
+];
+
 impl TargetSettings {
     /// The built-in values, used where neither a target nor `defaults:` sets a key. The
     /// window's length and warm-up are the analysis window's own defaults.
@@ -129,5 +150,20 @@ impl TargetSettings {
             .clone()
             .unwrap_or_default()
             .apply(&DumpConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `KEYS` is exactly the keys the derived reader accepts, in its order.
+    #[test]
+    fn keys_are_the_fields() {
+        let err = serde_norway::from_str::<TargetSettings>("zzz: 1\n")
+            .unwrap_err()
+            .to_string();
+        let listed: Vec<&str> = err.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, KEYS, "{err}");
     }
 }

@@ -82,6 +82,7 @@ impl TargetConfig {
         t: RawTarget,
         defaults: &TargetSettings,
         seen: &mut HashSet<String>,
+        warnings: &mut Vec<String>,
     ) -> Result<Self> {
         if !TARGET_NAME.is_match(&t.name) || t.name.starts_with('.') {
             return Err(Error::Config(format!(
@@ -96,7 +97,7 @@ impl TargetConfig {
             )));
         }
         let url = parse_url(&t.url, &format!("{key}.url"))?;
-        ranges::settings(key, &t.settings, Scope::Target { defaults })?;
+        ranges::settings(key, &t.settings, Scope::Target { defaults }, warnings)?;
         for k in t.labels.keys() {
             if !LABEL_NAME.is_match(k) || k.starts_with("__") {
                 return Err(Error::Config(format!(
@@ -116,8 +117,7 @@ impl TargetConfig {
             )));
         }
         if let Some(p) = &t.process {
-            Regex::new(p)
-                .map_err(|e| Error::Config(format!("{key}.process: invalid regex: {e}")))?;
+            super::errors::regex(&format!("{key}.process"), p, false)?;
         }
         t.auth.validate(key)?;
         let s = t
@@ -210,16 +210,22 @@ impl TargetConfig {
     }
 }
 
+/// What a target URL looks like, for error messages.
+const URL_EXPECTED: &str = "an http or https URL such as http://127.0.0.1:6060";
+
 /// An http(s) URL with a host; `key` names it in the error.
 pub(super) fn parse_url(s: &str, key: &str) -> Result<reqwest::Url> {
-    let url = reqwest::Url::parse(s).map_err(|e| Error::Config(format!("{key}: {s:?}: {e}")))?;
+    let bad = |why: &dyn std::fmt::Display| {
+        Error::Config(format!(
+            "{key}: invalid URL {s:?} ({why}), expected {URL_EXPECTED}"
+        ))
+    };
+    let url = reqwest::Url::parse(s).map_err(|e| bad(&e))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::Config(format!(
-            "{key}: {s:?}: scheme must be http or https"
-        )));
+        return Err(bad(&format_args!("scheme {}", url.scheme())));
     }
     if url.host_str().is_none() {
-        return Err(Error::Config(format!("{key}: {s:?}: no host")));
+        return Err(bad(&"no host"));
     }
     Ok(url)
 }

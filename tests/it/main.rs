@@ -7,6 +7,7 @@ mod support;
 mod architecture;
 mod cli;
 mod compression;
+mod config_errors;
 mod crowds;
 mod demo;
 mod diff;
