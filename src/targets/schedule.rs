@@ -112,14 +112,23 @@ impl Schedule {
         }
     }
 
-    /// Records the cost of a request to `endpoint` and reschedules it under the budget.
+    /// The MemStats endpoint's configured interval, once its source is known (expvar at
+    /// the scrape interval, `heap?debug=1` `memstats_text_every` times less often): a
+    /// fresh budget, and nothing adapted yet to log.
+    pub(super) fn set_memstats_interval(&mut self, interval: Duration) {
+        self.memstats = EndpointBudget::new(interval);
+        self.logged[1] = interval;
+    }
+
+    /// Records the cost of a request to `endpoint` and reschedules it under the budget;
+    /// true when the change was worth a log line (and was logged).
     pub(super) fn charge(
         &mut self,
         target_name: &str,
         endpoint: &'static str,
         started: Instant,
         took: Duration,
-    ) {
+    ) -> bool {
         let budget = self.policy.current(started);
         let boosted = self.policy.boosted(started);
         let (slot, logged) = match endpoint {
@@ -127,7 +136,7 @@ impl Schedule {
             ENDPOINT_MEMSTATS => (&mut self.memstats, &mut self.logged[1]),
             ENDPOINT_GOROUTINE => (&mut self.goroutine, &mut self.logged[2]),
             ENDPOINT_GOROUTINELEAK => (&mut self.goroutineleak, &mut self.logged[3]),
-            _ => return,
+            _ => return false,
         };
         slot.record(started, took, budget);
         let new = slot.effective_interval();
@@ -144,7 +153,9 @@ impl Schedule {
                 ?configured,
                 "overhead budget: interval adapted"
             );
+            return true;
         }
+        false
     }
 
     /// The budget's state now, for its series.
@@ -300,6 +311,37 @@ mod tests {
         assert!((1..=3).contains(&per_phase[1]), "{per_phase:?}");
         assert!((1..=5).contains(&per_phase[2]), "{per_phase:?}");
         assert_eq!(logged, configured);
+    }
+
+    /// One target's schedule as the tick drives it: requests far under the budget log
+    /// nothing, not even when MemStats moves to `heap?debug=1`'s longer interval (it
+    /// logged "adapted ... effective_interval=2s configured=2s" at its first request);
+    /// a cost 20x the budget logs each endpoint once as it stretches.
+    #[test]
+    fn a_target_logs_an_endpoint_once_per_change() {
+        let yaml = "targets:\n  - name: a\n    url: http://127.0.0.1:1\n    interval: 500ms\n";
+        let config = crate::config::Config::from_yaml(yaml).unwrap();
+        let mut s = Schedule::new(&config.targets[0]);
+        s.set_memstats_interval(Duration::from_secs(2));
+        let endpoints = [ENDPOINT_HEAP, ENDPOINT_MEMSTATS, ENDPOINT_GOROUTINE];
+        let mut at = Instant::now();
+        let mut lines = Vec::new();
+        for (requests, took) in [(100, 1), (100, 200), (100, 1)] {
+            let mut n = 0;
+            for _ in 0..requests {
+                for e in endpoints {
+                    n += usize::from(s.charge("a", e, at, Duration::from_millis(took)));
+                }
+                at += Duration::from_millis(500);
+            }
+            lines.push(n);
+        }
+        // Cheap: none. 200 ms at 1% wants 20s: each endpoint stretches by doublings of
+        // its smoothed cost, then returns by halvings to its configured interval.
+        assert_eq!(lines[0], 0, "{lines:?}");
+        assert!((3..=3 * 4).contains(&lines[1]), "{lines:?}");
+        assert!((3..=3 * 6).contains(&lines[2]), "{lines:?}");
+        println!("log lines per phase over 300 requests each: {lines:?}");
     }
 
     #[test]

@@ -18,7 +18,6 @@ use super::verdict::{fold_goroutineleak, fold_oom_kills, log_verdict_changes, st
 use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
 };
-use crate::budget::EndpointBudget;
 use crate::config::{GcMode, GoroutineFormat, HeapFormat};
 use crate::error::Error;
 use crate::pprof::heap::{ChunkReader, HeapEstimateReader, HeapMemStatsReader};
@@ -204,7 +203,7 @@ impl TargetState {
         let mut s = self.schedule();
         s.memstats_source = Some(source);
         s.expvar_failures = 0;
-        s.memstats = EndpointBudget::new(interval);
+        s.set_memstats_interval(interval);
     }
 
     /// Whether the `/debug/pprof/` index lists `goroutineleak` (Go 1.27, or 1.26 built
