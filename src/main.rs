@@ -32,7 +32,13 @@ struct Cli {
 /// the later one winning (clap's global arguments).
 #[derive(Debug, Clone, Default, clap::Args)]
 struct ServeArgs {
-    /// YAML config file with targets and settings (see README "Configuration").
+    /// YAML config file with targets and settings (see README "Configuration"). Values:
+    /// durations `500ms`, `15s`, `5m`, `1h30m` (a unit is required; dump schedules also
+    /// take `off`); sizes `64MiB`, `512KiB`, `1GB` or a number of bytes; `heap_format`
+    /// and `goroutine_format` `proto` or `text`; `gc` `auto`, `true` or `false`; target
+    /// URLs `http(s)://host:port`; `listen` `IP:port`; regexes in Rust syntax. An error
+    /// names the key, the line and what was expected; leakwatch exits at startup, and
+    /// keeps the old config on a reload (SIGHUP, POST /-/reload).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 
@@ -84,7 +90,8 @@ struct ServeArgs {
     #[arg(long = "log.level", value_name = "FILTER", global = true)]
     log_level: Option<String>,
 
-    /// Check the config file and exit.
+    /// Check the config file and exit: 1 with the error, or 0 printing `config OK` and
+    /// any warnings (an `interval` under 1s, a dump period under the scrape interval).
     #[arg(long = "config.check", global = true)]
     check: bool,
 

@@ -402,3 +402,79 @@ fn startup_and_reload_show_the_same_error_and_warn_once() {
     assert_eq!(count(warning), 1, "{}", lw.stderr());
     assert_eq!(lw.metrics().get("leakwatch_targets", &[]), Some(2.0));
 }
+
+/// The keys a section accepts, as its unknown-key error lists them.
+fn keys_of(yaml_with_zzz: &str) -> Vec<String> {
+    let err = Config::from_yaml(yaml_with_zzz).unwrap_err().to_string();
+    let list = err.split("expected one of ").nth(1).expect("a key list");
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// `leakwatch --help` says what values look like, and the README's table of value
+/// kinds names every key of `defaults:` and `dumps:` that takes a value.
+#[test]
+fn help_and_readme_say_what_each_value_looks_like() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for form in [
+        "500ms",
+        "a unit is required",
+        "off",
+        "64MiB",
+        "a number of bytes",
+        "proto",
+        "auto",
+        "http(s)://",
+        "IP:port",
+        "regexes",
+        "warnings",
+    ] {
+        assert!(help.contains(form), "--help lacks {form:?}:\n{help}");
+    }
+
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Configuration section");
+    let table: String = section
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut missing = Vec::new();
+    for key in keys_of("defaults:\n  zzz: 1\n") {
+        if !["signals", "dumps"].contains(&key.as_str()) && !table.contains(&format!("`{key}`")) {
+            missing.push(key);
+        }
+    }
+    for key in keys_of("defaults:\n  dumps:\n    zzz: 1\n") {
+        if !["dir", "retention"].contains(&key.as_str())
+            && !table.contains(&format!("`dumps.{key}`"))
+        {
+            missing.push(format!("dumps.{key}"));
+        }
+    }
+    assert!(missing.is_empty(), "README's value table lacks {missing:?}");
+    for needle in [
+        "**Refused**",
+        "**Warned**",
+        "under 1s",
+        "shorter than the scrape interval",
+        "keeps\nserving with the old configuration",
+    ] {
+        assert!(
+            section.contains(needle),
+            "README's Configuration lacks {needle:?}"
+        );
+    }
+}
