@@ -45,11 +45,10 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let system = config.system.clone();
     let mut state = AppState::new(config)?;
-    let loops = Arc::new(Loops::new(
-        Fetcher::new()?,
-        cancel.clone(),
-        state.dumps.clone(),
-    ));
+    let loops = Arc::new(
+        Loops::new(Fetcher::new()?, cancel.clone(), state.dumps.clone())
+            .observed_by(state.metrics.clone()),
+    );
     state.config_path = options.config_path;
     state.loops = Some(loops.clone());
     state.write_access = options.write;

@@ -1,10 +1,8 @@
 //! The exporter's shared state, read by the HTTP handlers and the loops: the target
 //! registry, the config in force and its reload, the kernel-log status, the metrics
-//! registry and which write endpoints are on.
+//! page and which write endpoints are on.
 
 use std::sync::{Arc, RwLock};
-
-use prometheus_client::registry::Registry;
 
 use crate::config::{Config, ReloadStatus, TargetConfig};
 use crate::dump::DumpManager;
@@ -44,7 +42,8 @@ pub const MAX_CONCURRENT_PROBES: usize = 8;
 pub struct AppState {
     pub targets: Arc<Targets>,
     pub kernel: Arc<KernelLogStatus>,
-    pub registry: Registry,
+    /// The `/metrics` page: per-target blocks encoded once per tick (the loops tell it).
+    pub metrics: Arc<TargetsCollector>,
     pub reload: Arc<ReloadStatus>,
     /// The config in force (probe allowlist and modules are read from it).
     pub config: RwLock<Arc<Config>>,
@@ -69,17 +68,16 @@ impl AppState {
         let dumps = Arc::new(DumpManager::over(targets.clone(), Fetcher::new()?));
         let kernel = Arc::new(KernelLogStatus::default());
         let reload = Arc::new(ReloadStatus::default());
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(TargetsCollector {
-            targets: targets.clone(),
-            kernel: kernel.clone(),
-            reload: reload.clone(),
-            dumps: dumps.clone(),
-        }));
+        let metrics = Arc::new(TargetsCollector::new(
+            targets.clone(),
+            kernel.clone(),
+            reload.clone(),
+            dumps.clone(),
+        ));
         Ok(AppState {
             targets,
             kernel,
-            registry,
+            metrics,
             reload,
             config: RwLock::new(Arc::new(config)),
             config_path: None,

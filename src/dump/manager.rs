@@ -284,6 +284,25 @@ impl DumpManager {
         })?
     }
 
+    /// [`DumpManager::stats`] of every target with dumps on, by name, in one pass (one
+    /// look-up per target would walk the roster once per target).
+    pub fn all_stats(&self) -> std::collections::HashMap<String, DumpStats> {
+        self.roster
+            .all_dumps()
+            .into_iter()
+            .filter_map(|r| {
+                let e = r.lock();
+                e.dir.as_ref()?;
+                let stats = DumpStats {
+                    counts: e.counts.clone(),
+                    bytes: e.bytes,
+                    last_success: e.last_success,
+                };
+                Some((r.name().to_string(), stats))
+            })
+            .collect()
+    }
+
     /// The path of a dump to serve, after every check: the name must be a dump name
     /// (no `..`, `/`, hidden or temporary files), the target known with dumps on, the
     /// target directory and the file real (not symlinks), and the canonical path

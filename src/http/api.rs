@@ -48,19 +48,10 @@ pub fn compression() -> tower_http::compression::CompressionLayer {
         .no_deflate()
 }
 
+/// `GET /metrics`: the targets' blocks, each encoded once per tick, concatenated.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut body = String::with_capacity(64 * 1024);
-    match prometheus_client::encoding::prometheus_text::encode(&mut body, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "encoding metrics failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding metrics failed\n",
-            )
-                .into_response()
-        }
-    }
+    let body = state.metrics.render();
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response()
 }
 
 /// `POST /-/reload`: re-read the config file; the old config stays on failure.
@@ -205,18 +196,12 @@ async fn probe(
     let took = started.elapsed().as_secs_f64();
     let mut sink = crate::metrics::Sink::new();
     crate::metrics::emit::probe(&target, took, &mut sink);
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(crate::metrics::OneShot(vec![
-        crate::metrics::LabelledSamples {
-            target_labels: Vec::new(),
-            samples: sink.samples,
-        },
-    ])));
-    let mut body = String::new();
-    match prometheus_client::encoding::prometheus_text::encode(&mut body, &registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
-    }
+    let block = crate::metrics::Block::encode(&crate::metrics::LabelledSamples {
+        target_labels: Vec::new(),
+        samples: sink.samples,
+    });
+    let body = crate::metrics::render(&[&block]);
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response()
 }
 
 #[cfg(test)]

@@ -1,34 +1,107 @@
-//! The scrape-time collector: builds every series of `/metrics` from the targets'
-//! current state, the kernel-log follower's health and the last reload, on each request.
+//! The `/metrics` page: each target's series encoded once per tick into a block
+//! (at the end of the tick, or on the first read after it), the page the
+//! concatenation of the blocks with the exporter's own series and the dump series of
+//! the moment.
+//!
+//! A block is never half-updated: it is encoded from one reading of the target's
+//! status, and while a tick is under way (some of its pieces written, not yet all)
+//! the block of the last whole state is served. A block is encoded again only when
+//! the target's state moved on ([`TickMark`]) or the collectors in force changed;
+//! a removed target's block goes with it.
 
-use std::sync::Arc;
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::emit;
-use super::sink::{LabelledSamples, Sink, encode_groups};
+use super::sink::{LabelledSamples, Sink};
+use super::text::{Block, render};
 use crate::config::ReloadStatus;
 use crate::dump;
 use crate::kernel_log::KernelLogStatus;
-use crate::targets::Targets;
+use crate::targets::{TargetState, Targets, TickMark, TickObserver};
 
-/// Builds every series at scrape time from the targets' current state.
+/// Builds `/metrics` from the targets' current state.
 #[derive(Debug)]
 pub struct TargetsCollector {
     pub targets: Arc<Targets>,
     pub kernel: Arc<KernelLogStatus>,
     pub reload: Arc<ReloadStatus>,
     pub dumps: Arc<dump::DumpManager>,
+    blocks: Mutex<HashMap<usize, Cached>>,
 }
 
-impl Collector for TargetsCollector {
-    fn encode(&self, encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
-        let targets = self.targets.snapshot();
-        let mut groups = Vec::with_capacity(targets.len() + 1);
+/// A target's encoded block and the state it was encoded from.
+#[derive(Debug)]
+struct Cached {
+    /// Holds the target's allocation, so its address (the key) is not reused while
+    /// the entry lives.
+    target: Weak<TargetState>,
+    mark: TickMark,
+    block: Arc<Block>,
+}
+
+impl TargetsCollector {
+    pub fn new(
+        targets: Arc<Targets>,
+        kernel: Arc<KernelLogStatus>,
+        reload: Arc<ReloadStatus>,
+        dumps: Arc<dump::DumpManager>,
+    ) -> Self {
+        TargetsCollector {
+            targets,
+            kernel,
+            reload,
+            dumps,
+            blocks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Cached>> {
+        self.blocks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `t`'s block: the cached one while its state has not moved, else encoded now.
+    /// Encoded mid-tick, the new block is served only when no whole one exists.
+    pub fn block(&self, t: &Arc<TargetState>) -> Arc<Block> {
+        let key = Arc::as_ptr(t) as usize;
+        let current = t.tick_mark();
+        let old = self.cache().get(&key).map(|c| (c.mark, c.block.clone()));
+        if let Some((mark, block)) = &old
+            && mark.whole
+            && mark.generation == current.generation
+        {
+            return block.clone();
+        }
+        let (mark, block) = encode(t);
+        match old {
+            Some((old_mark, old_block)) if !mark.whole && old_mark.whole => old_block,
+            _ => self.store(t, mark, block),
+        }
+    }
+
+    fn store(&self, t: &Arc<TargetState>, mark: TickMark, block: Block) -> Arc<Block> {
+        let block = Arc::new(block);
+        let cached = Cached {
+            target: Arc::downgrade(t),
+            mark,
+            block: block.clone(),
+        };
+        self.cache().insert(Arc::as_ptr(t) as usize, cached);
+        block
+    }
+
+    /// Drops the blocks of targets no longer watched.
+    fn prune(&self, live: &[Arc<TargetState>]) {
+        let keep: HashSet<usize> = live.iter().map(|t| Arc::as_ptr(t) as usize).collect();
+        self.cache()
+            .retain(|k, c| keep.contains(k) && c.target.strong_count() > 0);
+    }
+
+    /// The exporter's own series: version, targets, reloads, the kernel log.
+    fn global(&self, targets: usize) -> Block {
         let mut global = Sink::new();
         global.gauge_with("leakwatch_build_info", &[env!("CARGO_PKG_VERSION")], 1u64);
-        global.gauge("leakwatch_targets", targets.len() as u64);
+        global.gauge("leakwatch_targets", targets as u64);
         global.gauge(
             "leakwatch_config_last_reload_successful",
             self.reload
@@ -58,19 +131,196 @@ impl Collector for TargetsCollector {
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
         }
-        groups.push(LabelledSamples {
+        Block::encode(&LabelledSamples {
             target_labels: Vec::new(),
             samples: global.samples,
-        });
-        for t in &targets {
-            let mut sink = Sink::new();
-            emit::target(t, &mut sink);
-            emit::dumps(&self.dumps, &t.config.name, &mut sink);
-            groups.push(LabelledSamples {
-                target_labels: t.config.label_pairs(),
-                samples: sink.samples,
-            });
+        })
+    }
+
+    /// The whole `/metrics` page (Prometheus text format 0.0.4).
+    pub fn render(&self) -> String {
+        let targets = self.targets.snapshot();
+        let global = self.global(targets.len());
+        let mut dump_stats = self.dumps.all_stats();
+        let mut blocks: Vec<Arc<Block>> = Vec::with_capacity(targets.len());
+        let mut dumps: Vec<(usize, Block)> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            blocks.push(self.block(t));
+            // Dump series change when a dump is written, not at a tick: read now.
+            if let Some(s) = dump_stats.remove(&t.config.name) {
+                let mut sink = Sink::new();
+                emit::dump_stats(&s, &mut sink);
+                let group = LabelledSamples {
+                    target_labels: t.config.label_pairs(),
+                    samples: sink.samples,
+                };
+                dumps.push((i, Block::encode(&group)));
+            }
         }
-        encode_groups(&groups, encoder)
+        self.prune(&targets);
+        let mut page: Vec<&Block> = Vec::with_capacity(blocks.len() + dumps.len() + 1);
+        page.push(&global);
+        let mut extra = dumps.iter().peekable();
+        for (i, b) in blocks.iter().enumerate() {
+            page.push(b);
+            if let Some((_, d)) = extra.next_if(|(j, _)| *j == i) {
+                page.push(d);
+            }
+        }
+        render(&page)
+    }
+}
+
+impl TickObserver for TargetsCollector {
+    /// Encodes the target's block at the end of its tick, so a read only concatenates.
+    fn tick_done(&self, target: &Arc<TargetState>) {
+        let (mark, block) = encode(target);
+        self.store(target, mark, block);
+    }
+}
+
+/// `t`'s block from one reading of its status, with where that state stood.
+fn encode(t: &TargetState) -> (TickMark, Block) {
+    let mut sink = Sink::new();
+    let mark = emit::target_marked(t, &mut sink);
+    let group = LabelledSamples {
+        target_labels: t.config.label_pairs(),
+        samples: sink.samples,
+    };
+    (mark, Block::encode(&group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::state::AppState;
+
+    fn state(names: &[&str]) -> AppState {
+        let mut yaml = String::from("system:\n  kernel_log: 'off'\ntargets:\n");
+        for n in names {
+            yaml.push_str(&format!("  - name: {n}\n    url: http://127.0.0.1:9/{n}\n"));
+        }
+        AppState::new(Config::from_yaml(&yaml).unwrap()).unwrap()
+    }
+
+    fn scraped(t: &TargetState, up: bool) {
+        let mut st = t.status();
+        st.scrapes += 1;
+        st.up = up;
+        st.system.pid = Some(4242);
+    }
+
+    fn value(page: &str, series: &str) -> Option<String> {
+        page.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')
+                .map(str::to_string)
+        })
+    }
+
+    #[test]
+    fn a_block_is_never_half_updated_and_moves_with_the_state() {
+        let s = state(&["a", "b"]);
+        let (a, b) = (s.targets()[0].clone(), s.targets()[1].clone());
+        scraped(&a, true);
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"a\"}").as_deref(),
+            Some("1")
+        );
+        // b was never scraped: no series of its own.
+        assert!(!page.contains("target=\"b\""), "{page}");
+
+        // Half-way through a tick, a piece written: the last whole state is served.
+        let tick = a.begin_tick();
+        a.status().up = false;
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"a\"}").as_deref(),
+            Some("1")
+        );
+        // Same while an OOM kill is recorded meanwhile (its own whole change).
+        a.record_oom_kill(1_800_000_000.0, Some(1 << 20));
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"a\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            value(&page, "leakwatch_oom_kills_total{target=\"a\"}").as_deref(),
+            Some("0")
+        );
+        drop(tick);
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"a\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            value(&page, "leakwatch_oom_kills_total{target=\"a\"}").as_deref(),
+            Some("1")
+        );
+
+        // Outside a tick, an OOM kill shows on the next read.
+        a.record_oom_kill(1_800_000_100.0, None);
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_oom_kills_total{target=\"a\"}").as_deref(),
+            Some("2")
+        );
+
+        // Mid-way through its first tick, b is still the whole state read before: not
+        // scraped yet, no series; at the tick's end, its series.
+        let first = b.begin_tick();
+        scraped(&b, true);
+        assert!(!s.metrics.render().contains("target=\"b\""));
+        drop(first);
+        let page = s.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"b\"}").as_deref(),
+            Some("1")
+        );
+        // A target never read before, mid-way through a tick, is shown as it stands
+        // rather than left out.
+        let s2 = state(&["c"]);
+        let c = s2.targets()[0].clone();
+        let _first = c.begin_tick();
+        scraped(&c, true);
+        let page = s2.metrics.render();
+        assert_eq!(
+            value(&page, "leakwatch_up{target=\"c\"}").as_deref(),
+            Some("1")
+        );
+
+        // Unchanged state: the same block, not encoded again.
+        let before = s.metrics.block(&a);
+        assert!(Arc::ptr_eq(&before, &s.metrics.block(&a)));
+        // The end of a tick encodes it once (what the loop calls).
+        s.metrics.tick_done(&a);
+        let after = s.metrics.block(&a);
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert!(Arc::ptr_eq(&after, &s.metrics.block(&a)));
+    }
+
+    #[test]
+    fn a_removed_target_takes_its_block_with_it() {
+        let s = state(&["a", "b"]);
+        for t in s.targets() {
+            scraped(&t, true);
+        }
+        assert!(s.metrics.render().contains("leakwatch_up{target=\"b\"} 1"));
+        assert_eq!(s.metrics.cache().len(), 2);
+        s.targets.reload(
+            &Config::from_yaml(
+                "system:\n  kernel_log: 'off'\ntargets:\n  - name: a\n    url: http://127.0.0.1:9/a\n",
+            )
+            .unwrap(),
+            false,
+        );
+        let page = s.metrics.render();
+        assert!(!page.contains("target=\"b\""), "{page}");
+        assert!(page.contains("leakwatch_targets 1\n"), "{page}");
+        assert_eq!(s.metrics.cache().len(), 1);
     }
 }

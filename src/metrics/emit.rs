@@ -15,7 +15,7 @@ use crate::analysis::verdict::VerdictState;
 use crate::dump::{DumpManager, DumpStats, ProfileType};
 use crate::pprof::memstats::MemStats;
 use crate::system::{CgroupMemory, ProcessMemory, StatKind};
-use crate::targets::TargetState;
+use crate::targets::{Status, TargetState, TickMark};
 
 /// Values that emit their series into a [`Sink`].
 pub trait Emit {
@@ -404,20 +404,32 @@ pub fn signals(s: &Signals, out: &mut Sink) {
 
 /// The target's series, from its current state.
 pub fn target(t: &TargetState, out: &mut Sink) {
-    target_inner(t, out, true);
+    let st = t.status();
+    target_inner(t, &st, out, true);
+}
+
+/// The target's series with where its state stood ([`TickMark`]), read under the same
+/// status lock: a block encoded from a state that is not whole mixes two ticks.
+pub fn target_marked(t: &TargetState, out: &mut Sink) -> TickMark {
+    let st = t.status();
+    let mark = t.tick_mark();
+    target_inner(t, &st, out, true);
+    mark
 }
 
 /// The series of a one-shot `/probe` that took `seconds`: point-in-time values only (a
 /// single sample has no slope, verdict or time-to-OOM), no per-target labels, and the
 /// probe's own outcome.
 pub fn probe(t: &TargetState, seconds: f64, out: &mut Sink) {
-    target_inner(t, out, false);
-    out.gauge("leakwatch_probe_success", t.status().up);
+    let st = t.status();
+    target_inner(t, &st, out, false);
+    out.gauge("leakwatch_probe_success", st.up);
     out.gauge("leakwatch_probe_duration_seconds", seconds);
 }
 
-fn target_inner(t: &TargetState, out: &mut Sink, with_history: bool) {
-    let st = t.status();
+/// Every series of the target from one reading of its status (`st`, locked by the
+/// caller; the budget's schedule lock is taken inside, status first as everywhere).
+fn target_inner(t: &TargetState, st: &Status, out: &mut Sink, with_history: bool) {
     if st.scrapes == 0 {
         // Not scraped yet (first scrapes are jittered): no up=0 false alarm.
         return;
@@ -503,11 +515,9 @@ fn target_inner(t: &TargetState, out: &mut Sink, with_history: bool) {
         let rest: u64 = l.by_function.iter().skip(top_n).map(|(_, n)| n).sum();
         out.gauge_with("leakwatch_goroutines_leaked_by_function", &["other"], rest);
     }
-    drop(st);
     if with_history {
         budget(t, out);
     }
-    let st = t.status();
     if let Some(g) = &st.goroutines {
         out.gauge("leakwatch_goroutines", g.total);
         out.gauge(

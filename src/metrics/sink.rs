@@ -1,12 +1,9 @@
 //! The [`Sink`] emitters push series into, by metric name (checked against the table),
-//! and their encoding as metric families in table order: the scrape-time collector's
-//! and a one-shot `/probe` response's.
-
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
+//! and the groups of series that share per-target labels ([`LabelledSamples`]); their
+//! encoding is `text`'s.
 
 use super::def::{Kind, MetricDef};
-use super::table::{METRICS, lookup};
+use super::table::lookup;
 
 /// One series value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,102 +107,4 @@ impl Sink {
 pub struct LabelledSamples {
     pub target_labels: Vec<(String, String)>,
     pub samples: Vec<Series>,
-}
-
-/// Encodes groups of samples as metric families in [`METRICS`] order: one descriptor
-/// per family, every series of every group under it.
-pub fn encode_groups(
-    groups: &[LabelledSamples],
-    mut encoder: DescriptorEncoder,
-) -> Result<(), std::fmt::Error> {
-    // Family position in METRICS -> [(group index, sample index)]. Every def a Sink
-    // holds comes from METRICS, so its position is its address offset in the table.
-    let base = METRICS.as_ptr() as usize;
-    let size = std::mem::size_of::<MetricDef>();
-    let mut by_family: Vec<Vec<(u32, u32)>> = vec![Vec::new(); METRICS.len()];
-    for (gi, group) in groups.iter().enumerate() {
-        for (si, s) in group.samples.iter().enumerate() {
-            let pos = (s.def as *const MetricDef as usize).wrapping_sub(base) / size;
-            if let Some(bucket) = by_family.get_mut(pos) {
-                bucket.push((gi as u32, si as u32));
-            }
-        }
-    }
-    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(8);
-    for (def, entries) in METRICS.iter().zip(&by_family) {
-        if entries.is_empty() {
-            continue;
-        }
-        let metric_type = match def.kind {
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Counter => MetricType::Counter,
-        };
-        let mut family = encoder.encode_descriptor(def.name, def.help, None, metric_type)?;
-        for &(gi, si) in entries {
-            let group = &groups[gi as usize];
-            let s = &group.samples[si as usize];
-            labels.clear();
-            if def.per_target {
-                labels.extend(
-                    group
-                        .target_labels
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                );
-            }
-            labels.extend(
-                def.labels
-                    .iter()
-                    .copied()
-                    .zip(s.labels.iter().map(String::as_str)),
-            );
-            let metric = ConstValue {
-                kind: def.kind,
-                value: s.value,
-            };
-            metric.encode(family.encode_family(&labels)?)?;
-        }
-    }
-    Ok(())
-}
-
-/// A collector of samples fixed at construction (one `/probe` response).
-#[derive(Debug)]
-pub struct OneShot(pub Vec<LabelledSamples>);
-
-impl prometheus_client::collector::Collector for OneShot {
-    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        encode_groups(&self.0, encoder)
-    }
-}
-
-#[derive(Debug)]
-struct ConstValue {
-    kind: Kind,
-    value: Value,
-}
-
-impl EncodeMetric for ConstValue {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        match (self.kind, self.value) {
-            (Kind::Gauge, Value::Int(v)) => encoder.encode_gauge(&v),
-            (Kind::Gauge, Value::Float(v)) => encoder.encode_gauge(&v),
-            (Kind::Counter, Value::Int(v)) => {
-                encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&v, None)
-            }
-            (Kind::Counter, Value::Float(v)) => {
-                encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&v, None)
-            }
-        }
-    }
-
-    fn metric_type(&self) -> MetricType {
-        match self.kind {
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Counter => MetricType::Counter,
-        }
-    }
 }

@@ -22,5 +22,8 @@ pub use endpoint::{
 pub use goroutines::{GoroutineSummary, blocking_site};
 pub use registry::{Loops, MAX_CONCURRENT_SCRAPES, Targets, build_targets};
 pub use schedule::BudgetView;
-pub use state::{LeakedGoroutines, OomStatus, PRE_OOM_TIME, Status, SystemStatus, TargetState};
+pub use state::{
+    LeakedGoroutines, OomStatus, PRE_OOM_TIME, Status, SystemStatus, TargetState, TickGuard,
+    TickMark, TickObserver,
+};
 pub use tick::run;

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
-use super::state::TargetState;
+use super::state::{TargetState, TickObserver};
 use crate::config::{Config, TargetConfig};
 use crate::dump::{DumpManager, DumpRoster, DumpTarget, TargetDumps};
 use crate::scrape::{self, Fetcher};
@@ -127,6 +127,7 @@ pub struct Loops {
     root: CancellationToken,
     running: std::sync::Mutex<Vec<(Arc<TargetState>, CancellationToken)>>,
     dumps: Arc<DumpManager>,
+    observer: Option<Arc<dyn TickObserver>>,
 }
 
 impl Loops {
@@ -138,7 +139,14 @@ impl Loops {
             root,
             running: std::sync::Mutex::new(Vec::new()),
             dumps,
+            observer: None,
         }
+    }
+
+    /// The same loops, telling `observer` at the end of every tick.
+    pub fn observed_by(mut self, observer: Arc<dyn TickObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The client the loops share (probes use it too, under their own permits).
@@ -170,6 +178,7 @@ impl Loops {
                 self.permits.clone(),
                 token.clone(),
                 Some(self.dumps.clone()),
+                self.observer.clone(),
             ));
             running.push((t.clone(), token));
         }

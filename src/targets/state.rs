@@ -4,6 +4,7 @@
 //! mutex: the loop writes, readers copy out.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -131,6 +132,12 @@ pub struct TargetState {
     pub(super) listener: Option<Listener>,
     status: Mutex<Status>,
     schedule: Mutex<Schedule>,
+    /// Moves each time the state changed as a whole (a tick ended, an OOM kill or a
+    /// baseline was recorded): the metrics collector encodes a target's series again
+    /// only then.
+    generation: AtomicU64,
+    /// A tick is under way: the status holds some of its pieces and not yet the rest.
+    in_tick: AtomicBool,
     /// A probe's one deadline for all its requests ([`TargetState::with_deadline`]).
     deadline: Option<tokio::time::Instant>,
 }
@@ -169,6 +176,8 @@ impl TargetState {
             listener,
             status: Mutex::new(Status::new(window)),
             schedule: Mutex::new(schedule),
+            generation: AtomicU64::new(0),
+            in_tick: AtomicBool::new(false),
             deadline: None,
         }
     }
@@ -204,6 +213,28 @@ impl TargetState {
     /// keep serving the last state rather than failing every later scrape).
     pub fn status(&self) -> MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state's generation (see [`TickMark`]); read it under the status lock to
+    /// pair it with what the status holds.
+    pub fn tick_mark(&self) -> TickMark {
+        TickMark {
+            generation: self.generation.load(Ordering::SeqCst),
+            whole: !self.in_tick.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Marks a tick under way until the guard drops; then, under the status lock, the
+    /// state is whole again and its generation moves. The tick's first act (tests use
+    /// it to stand half-way through one).
+    pub fn begin_tick(&self) -> TickGuard<'_> {
+        self.in_tick.store(true, Ordering::SeqCst);
+        TickGuard(self)
+    }
+
+    /// A change made whole under the status lock (`_st` proves it is held).
+    fn changed(&self, _st: &MutexGuard<'_, Status>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn schedule(&self) -> MutexGuard<'_, Schedule> {
@@ -266,6 +297,7 @@ impl TargetState {
     /// Records an OOM kill of this target's process seen in the kernel log.
     pub fn record_oom_kill(&self, unix_seconds: f64, anon_rss_bytes: Option<u64>) {
         let mut st = self.status();
+        self.changed(&st);
         st.oom.kills += 1;
         st.oom.last_unix_seconds = Some(unix_seconds);
         st.oom.last_anon_rss_bytes = anon_rss_bytes;
@@ -303,6 +335,33 @@ impl TargetState {
         let mut st = self.status();
         let bytes = bytes.or_else(|| st.window.newest().and_then(|s| s.live_heap()))?;
         st.window.set_baseline(Some(bytes), SystemTime::now());
+        self.changed(&st);
         st.window.baseline().map(|b| b.bytes)
     }
+}
+
+/// Where a target's state stands, read under its status lock: its generation, and
+/// whether it is whole (no tick half-way through writing it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickMark {
+    pub generation: u64,
+    pub whole: bool,
+}
+
+/// A tick under way ([`TargetState::begin_tick`]); dropped at its end, or when the
+/// loop is cancelled half-way.
+pub struct TickGuard<'a>(&'a TargetState);
+
+impl Drop for TickGuard<'_> {
+    fn drop(&mut self) {
+        let st = self.0.status();
+        self.0.in_tick.store(false, Ordering::SeqCst);
+        self.0.changed(&st);
+    }
+}
+
+/// Told when a target's tick has ended, its state whole: the metrics collector
+/// encodes the target's series there, once per tick, so `/metrics` only concatenates.
+pub trait TickObserver: Send + Sync + std::fmt::Debug {
+    fn tick_done(&self, target: &Arc<TargetState>);
 }

@@ -13,7 +13,7 @@ use super::endpoint::{
     ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, MemStatsSource,
 };
 use super::goroutines::{GoroutineSummary, blocking_site};
-use super::state::{LeakedGoroutines, Status, TargetState};
+use super::state::{LeakedGoroutines, Status, TargetState, TickObserver};
 use super::verdict::{fold_goroutineleak, fold_oom_kills, log_verdict_changes, stale_reason};
 use crate::analysis::window::{
     ContainerObservation, GoroutineObservation, Observation, ObserveOutcome,
@@ -33,6 +33,7 @@ pub async fn run(
     permits: Arc<Semaphore>,
     shutdown: CancellationToken,
     dumps: Option<Arc<crate::dump::DumpManager>>,
+    observer: Option<Arc<dyn TickObserver>>,
 ) {
     // Spread first scrapes over up to half an interval, at most 5 s: enough to avoid a
     // thundering herd of targets, short enough that a new target shows up quickly.
@@ -52,6 +53,9 @@ pub async fn run(
                 _ = target.scrape_once(&fetcher) => {}
                 _ = shutdown.cancelled() => return,
             }
+        }
+        if let Some(o) = &observer {
+            o.tick_done(&target);
         }
         if let Some(d) = &dumps {
             // A verdict turning to "suspected" makes sure a baseline + fresh dump pair is
@@ -96,6 +100,9 @@ impl TargetState {
     /// updated. Errors are recorded, never returned: a failing target only changes its
     /// own series.
     pub async fn scrape_once(&self, fetcher: &Fetcher) {
+        // Readers of the status meanwhile see the previous tick's series (`/metrics`
+        // serves the block encoded after it) until this one has written every piece.
+        let _tick = self.begin_tick();
         let plan = self.plan(Instant::now());
         if plan.detect_memstats {
             self.detect_memstats_source(fetcher).await;
