@@ -1,7 +1,9 @@
-//! Render time of `/metrics` for 1000 targets with realistic state: every target
-//! scraped (twice, so the analysis window has a slope) from the in-process fake fleet
-//! of examples/fake-fleet.rs, which replays the real captures of tests/fixtures; then
-//! the registry encoded exactly as the `/metrics` handler does.
+//! Render time of `/metrics` for 1000 and 5000 targets with realistic state: every
+//! target scraped (twice, so the analysis window has a slope) from the in-process fake
+//! fleet of examples/fake-fleet.rs, which replays the real captures of tests/fixtures.
+//! Two figures per size: `render`, the page as the `/metrics` handler builds it between
+//! ticks (every target's block already encoded: the concatenation), and `encode_all`,
+//! every target's block encoded again (what the loops spend once per tick in all).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -13,13 +15,14 @@ use futures_util::StreamExt;
 use leakwatch::AppState;
 use leakwatch::config::Config;
 use leakwatch::scrape::Fetcher;
+use leakwatch::targets::TickObserver;
 
 // The fleet's loading and routes, shared with the example binary (its `main` is unused here).
 #[allow(dead_code)]
 #[path = "../examples/fake-fleet.rs"]
 mod fake_fleet;
 
-const TARGETS: usize = 1000;
+const SIZES: [usize; 2] = [1000, 5000];
 
 fn config(port: u16, n: usize) -> Config {
     let mut yaml =
@@ -64,10 +67,14 @@ fn scraped_state(rt: &tokio::runtime::Runtime, n: usize, rounds: usize) -> AppSt
 }
 
 fn render(state: &AppState) -> String {
-    let mut body = String::with_capacity(64 * 1024);
-    prometheus_client::encoding::prometheus_text::encode(&mut body, &state.registry)
-        .expect("encode");
-    body
+    state.metrics.render()
+}
+
+/// Every target's block encoded again, as the loops do at the end of their ticks.
+fn encode_all(state: &AppState) {
+    for t in state.targets() {
+        state.metrics.tick_done(&t);
+    }
 }
 
 fn metrics_render(c: &mut Criterion) {
@@ -76,23 +83,28 @@ fn metrics_render(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let state = scraped_state(&rt, TARGETS, 2);
-    let body = render(&state);
-    let series = body
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .count();
-    eprintln!(
-        "metrics_render: {TARGETS} targets -> {} bytes, {series} series",
-        body.len()
-    );
-
     let mut group = c.benchmark_group("metrics_render");
     group.sample_size(20);
-    group.throughput(Throughput::Elements(TARGETS as u64));
-    group.bench_function("encode/1000_targets", |b| {
-        b.iter(|| black_box(render(black_box(&state))).len())
-    });
+    for n in SIZES {
+        let state = scraped_state(&rt, n, 2);
+        let body = render(&state);
+        let series = body
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        eprintln!(
+            "metrics_render: {n} targets -> {} bytes, {series} series ({:.1} per target)",
+            body.len(),
+            series as f64 / n as f64
+        );
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("render/{n}_targets"), |b| {
+            b.iter(|| black_box(render(black_box(&state))).len())
+        });
+        group.bench_function(format!("encode_all/{n}_targets"), |b| {
+            b.iter(|| encode_all(black_box(&state)))
+        });
+    }
     group.finish();
 }
 
