@@ -39,9 +39,12 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// both, 2.x gzip only); `q=0` refuses one; identity when nothing offered is
 /// acceptable. Bodies under 32 bytes go plain. The body is compressed as it is
 /// written, so a slow reader still moves bytes and the idle timeout of
-/// [`super::server`] holds as for a plain answer.
+/// [`super::server`] holds as for a plain answer. The fastest level of each: gzip's
+/// default level took 90-110 ms for the 6.6 MB page of 1,000 targets (its plain
+/// render ~12 ms), and Prometheus asks for gzip on every scrape.
 pub fn compression() -> tower_http::compression::CompressionLayer {
     tower_http::compression::CompressionLayer::new()
+        .quality(tower_http::CompressionLevel::Fastest)
         .gzip(true)
         .zstd(true)
         .no_br()

@@ -73,25 +73,28 @@ impl Block {
 /// header once, then its lines from each block in order.
 pub fn render(blocks: &[&Block]) -> String {
     let total: usize = blocks.iter().map(|b| b.text.len()).sum();
+    // Each block's family list is walked once, in block order, into per-family lists
+    // of (block, start, end): walking the table and asking every block for each family
+    // touched every block's list once per family (~10 ms of cache misses at 1,000
+    // targets, most of the page's time).
+    let mut by_family: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); METRICS.len()];
+    for (b, block) in blocks.iter().enumerate() {
+        let mut start = 0u32;
+        for &(family, end) in &block.families {
+            if let Some(list) = by_family.get_mut(family as usize) {
+                list.push((b as u32, start, end));
+            }
+            start = end;
+        }
+    }
     let mut out = String::with_capacity(total + 16 * 1024);
-    // Per block: the next of its families to copy, and where its lines start.
-    let mut cursor: Vec<(usize, usize)> = vec![(0, 0); blocks.len()];
-    for (f, def) in METRICS.iter().enumerate() {
-        let mut header_written = false;
-        for (b, (next, start)) in blocks.iter().zip(cursor.iter_mut()) {
-            let Some(&(family, end)) = b.families.get(*next) else {
-                continue;
-            };
-            if family as usize != f {
-                continue;
-            }
-            if !header_written {
-                header(&mut out, def);
-                header_written = true;
-            }
-            out.push_str(&b.text[*start..end as usize]);
-            *next += 1;
-            *start = end as usize;
+    for (def, segments) in METRICS.iter().zip(&by_family) {
+        if segments.is_empty() {
+            continue;
+        }
+        header(&mut out, def);
+        for &(b, start, end) in segments {
+            out.push_str(&blocks[b as usize].text[start as usize..end as usize]);
         }
     }
     out
