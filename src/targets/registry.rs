@@ -2,6 +2,7 @@
 //! state and its dump record), the list swapped as a whole on reload, and the loops
 //! started and stopped to match it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,26 @@ struct Watched {
 /// manager finds each target's dump record here ([`DumpRoster`]).
 #[derive(Debug, Default)]
 pub struct Targets {
-    list: RwLock<Vec<Watched>>,
+    list: RwLock<Watchlist>,
+}
+
+/// The records in config order and where each name is: the dump manager looks a target
+/// up by name on every tick, and a scan of the list made that quadratic in the targets
+/// (at 5,000, `memcmp` was 11% of leakwatch's samples).
+#[derive(Debug, Default)]
+struct Watchlist {
+    list: Vec<Watched>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Watchlist {
+    fn new(list: Vec<Watched>) -> Self {
+        let mut by_name = HashMap::with_capacity(list.len());
+        for (i, w) in list.iter().enumerate() {
+            by_name.entry(w.dumps.name().to_string()).or_insert(i);
+        }
+        Watchlist { list, by_name }
+    }
 }
 
 impl Targets {
@@ -41,16 +61,16 @@ impl Targets {
             })
             .collect();
         Targets {
-            list: RwLock::new(list),
+            list: RwLock::new(Watchlist::new(list)),
         }
     }
 
-    fn list(&self) -> std::sync::RwLockReadGuard<'_, Vec<Watched>> {
+    fn list(&self) -> std::sync::RwLockReadGuard<'_, Watchlist> {
         self.list.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn snapshot(&self) -> Vec<Arc<TargetState>> {
-        self.list().iter().map(|w| w.state.clone()).collect()
+        self.list().list.iter().map(|w| w.state.clone()).collect()
     }
 
     /// Swaps in `config`'s targets (a reload) and returns their states. A target whose
@@ -60,7 +80,7 @@ impl Targets {
     /// evidence) and, with its dump directory, its dump record
     /// ([`TargetDumps::carry`]); others start afresh.
     pub fn reload(&self, config: &Config, system_changed: bool) -> Vec<Arc<TargetState>> {
-        let previous = self.list().clone();
+        let previous = self.list().list.clone();
         let system = Arc::new(config.system.clone());
         let next: Vec<Watched> = config
             .targets
@@ -84,21 +104,19 @@ impl Targets {
             })
             .collect();
         let states = next.iter().map(|w| w.state.clone()).collect();
-        *self.list.write().unwrap_or_else(|e| e.into_inner()) = next;
+        *self.list.write().unwrap_or_else(|e| e.into_inner()) = Watchlist::new(next);
         states
     }
 }
 
 impl DumpRoster for Targets {
     fn dumps_of(&self, name: &str) -> Option<Arc<TargetDumps>> {
-        self.list()
-            .iter()
-            .find(|w| w.dumps.name() == name)
-            .map(|w| w.dumps.clone())
+        let l = self.list();
+        l.by_name.get(name).map(|&i| l.list[i].dumps.clone())
     }
 
     fn all_dumps(&self) -> Vec<Arc<TargetDumps>> {
-        self.list().iter().map(|w| w.dumps.clone()).collect()
+        self.list().list.iter().map(|w| w.dumps.clone()).collect()
     }
 }
 
