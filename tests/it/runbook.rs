@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::support::{Leakwatch, LeakyService, toolchains, wait_until};
+use crate::support::{GoToolchain, Leakwatch, LeakyService, toolchains, wait_until};
 
 /// The runbook's commands in order: (section heading, command line).
 fn commands(markdown: &str) -> Vec<(String, String)> {
@@ -71,33 +71,7 @@ fn runbook_commands_run_as_written() {
     );
 
     let tc = toolchains().pop().expect("a toolchain");
-    // A heap leak beside a sawtooth of garbage, so GCs keep measuring the live heap.
-    let svc = LeakyService::start(
-        &tc,
-        &[
-            "-mode",
-            "heap,healthy",
-            "-interval",
-            "20ms",
-            "-per-tick",
-            "4",
-            "-size",
-            "32KiB",
-            "-sawtooth",
-            "25",
-            "-leak-every",
-            "5",
-        ],
-    );
-    let dumps = tempfile::tempdir().unwrap();
-    let lw = Leakwatch::start_with_args(
-        &format!(
-            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
-            dumps.path().display(),
-            svc.url
-        ),
-        &["--web.enable-admin-api"],
-    );
+    let (svc, dumps, lw) = orders_leaking_with_dumps(&tc);
     // The routine starts from a suspicion: wait for the baseline + suspect pair.
     let pair = wait_until(Duration::from_secs(90), "a dump pair for orders", || {
         let (_, body) = lw.get("/dumps/orders/?format=json");
@@ -267,32 +241,7 @@ fn inline_commands(page: &str) -> Vec<String> {
 #[test]
 fn served_commands_run_as_written_from_another_directory() {
     let tc = toolchains().pop().expect("a toolchain");
-    let svc = LeakyService::start(
-        &tc,
-        &[
-            "-mode",
-            "heap,healthy",
-            "-interval",
-            "20ms",
-            "-per-tick",
-            "4",
-            "-size",
-            "32KiB",
-            "-sawtooth",
-            "25",
-            "-leak-every",
-            "5",
-        ],
-    );
-    let dumps = tempfile::tempdir().unwrap();
-    let lw = Leakwatch::start_with_args(
-        &format!(
-            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
-            dumps.path().display(),
-            svc.url
-        ),
-        &["--web.enable-admin-api"],
-    );
+    let (svc, dumps, lw) = orders_leaking_with_dumps(&tc);
     let get = |path: &str| {
         let (status, body) = lw.get(path);
         assert_eq!(status, 200, "{path}");
@@ -444,4 +393,37 @@ fn serves_pprof_ui(line: &str, dir: &Path, path: &str) {
         .status();
     let _ = child.wait();
     assert!(served.contains("newSession"), "{served}");
+}
+
+/// The target `orders`: a heap leak beside a sawtooth of garbage (so GCs keep measuring
+/// the live heap), watched by a leakwatch with a short window that dumps on suspicion
+/// into the returned directory.
+fn orders_leaking_with_dumps(tc: &GoToolchain) -> (LeakyService, tempfile::TempDir, Leakwatch) {
+    let svc = LeakyService::start(
+        tc,
+        &[
+            "-mode",
+            "heap,healthy",
+            "-interval",
+            "20ms",
+            "-per-tick",
+            "4",
+            "-size",
+            "32KiB",
+            "-sawtooth",
+            "25",
+            "-leak-every",
+            "5",
+        ],
+    );
+    let dumps = tempfile::tempdir().unwrap();
+    let lw = Leakwatch::start_with_args(
+        &format!(
+            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
+            dumps.path().display(),
+            svc.url
+        ),
+        &["--web.enable-admin-api"],
+    );
+    (svc, dumps, lw)
 }
