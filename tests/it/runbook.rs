@@ -71,7 +71,7 @@ fn runbook_commands_run_as_written() {
     );
 
     let tc = toolchains().pop().expect("a toolchain");
-    let (svc, dumps, lw) = orders_leaking_with_dumps(&tc);
+    let (svc, _dumps, lw) = orders_leaking_with_dumps(&tc);
     // The routine starts from a suspicion: wait for the baseline + suspect pair.
     let pair = wait_until(Duration::from_secs(90), "a dump pair for orders", || {
         let (_, body) = lw.get("/dumps/orders/?format=json");
@@ -241,7 +241,7 @@ fn inline_commands(page: &str) -> Vec<String> {
 #[test]
 fn served_commands_run_as_written_from_another_directory() {
     let tc = toolchains().pop().expect("a toolchain");
-    let (svc, dumps, lw) = orders_leaking_with_dumps(&tc);
+    let (_svc, dumps, lw) = orders_leaking_with_dumps(&tc);
     let get = |path: &str| {
         let (status, body) = lw.get(path);
         assert_eq!(status, 200, "{path}");
