@@ -277,9 +277,7 @@ fn report(samples: &[(Stack<'_>, i64)], opts: &TopOptions, is_diff: bool) -> Top
                 n.1 = n.1.saturating_add(v);
             }
         }
-        let serving = stack
-            .names()
-            .any(|f| f.with_text(crate::pprof::funcname::serves_profiles));
+        let serving = crate::pprof::funcname::stack_serves_profiles(stack.names());
         if serving {
             serving_total = serving_total.saturating_add(v.saturating_abs());
         }

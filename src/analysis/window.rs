@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::analysis::sites::{Checkpoints, SiteSnapshot, newest_is_temporary};
-use crate::pprof::funcname::{allocation_site, default_alloc_helpers};
+use crate::pprof::funcname::{allocation_site, default_alloc_helpers, stack_serves_profiles};
 use crate::pprof::memstats::MemStats;
-use crate::pprof::{HeapProfile, Name, Stack, Sym};
+use crate::pprof::{HeapProfile, Name, Sym};
 use crate::units::de_duration;
 
 /// Snapshots of per-site data kept besides the newest: one every `span / CHECKPOINTS`,
@@ -137,16 +137,6 @@ pub struct Window {
     first_seen: Option<SystemTime>,
     /// The host's `MemAvailable` at the newest observation.
     host_available: Option<u64>,
-}
-
-/// Frames of the service serving a profile (to leakwatch, among others): what it
-/// allocates there (`compress/flate` buffers of the gzipped profile, the profile
-/// builder) is the cost of being watched, not the service's growth, and is left out of
-/// the per-site snapshots behind the culprit rankings.
-fn serves_a_profile(stack: Stack<'_>) -> bool {
-    stack
-        .names()
-        .any(|f| f.with_text(crate::pprof::funcname::serves_profiles))
 }
 
 /// Whether a cumulative counter went down between two samples.
@@ -328,7 +318,9 @@ impl Window {
         let mut values: Vec<(Sym, u64)> = Vec::with_capacity(heap.samples.len());
         values.extend(heap.samples.iter().filter_map(|s| {
             let stack = heap.stack(s);
-            if s.inuse_bytes == 0 || serves_a_profile(stack) {
+            // Serving a profile (to leakwatch, among others) is the cost of being
+            // watched, not the service's growth: left out of the culprit rankings.
+            if s.inuse_bytes == 0 || stack_serves_profiles(stack.names()) {
                 return None;
             }
             let site = allocation_site(stack.names(), &self.cfg.alloc_helpers)

@@ -122,6 +122,13 @@ pub fn serves_profiles(func: &str) -> bool {
     PROFILE_SERVING.iter().any(|p| func.starts_with(p))
 }
 
+/// Whether a stack goes through a frame that serves profiles: what it allocated
+/// (`compress/flate` buffers of the gzipped profile, the profile builder) is the cost
+/// of being watched, not the service's own work.
+pub fn stack_serves_profiles<'a>(stack: impl IntoIterator<Item = Name<'a>>) -> bool {
+    stack.into_iter().any(|f| f.with_text(serves_profiles))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
