@@ -94,23 +94,7 @@ fn report_page_in_headless_chromium() {
     // A heap leak beside a sawtooth of garbage, as in a real service: GCs run steadily,
     // so the live heap is read often and the verdict holds (a pure leak makes GCs rare
     // and an 8-second window's verdict can flip as a GC lands in one half or the other).
-    let svc = LeakyService::start(
-        tc,
-        &[
-            "-mode",
-            "heap,healthy",
-            "-interval",
-            "20ms",
-            "-per-tick",
-            "4",
-            "-size",
-            "32KiB",
-            "-sawtooth",
-            "25",
-            "-leak-every",
-            "5",
-        ],
-    );
+    let svc = LeakyService::start(tc, crate::support::LEAK_BESIDE_SAWTOOTH);
     // `startup_grace: 0s`: the service starts with the test, and this test is about the
     // page (after a grace the heap's growth needs GCs the 40 s of the test may not hold).
     let lw = Leakwatch::start(&format!(
@@ -439,23 +423,7 @@ fn measure(base: &str, path: &str, width: u32, dir: &Path) -> serde_json::Value 
 #[test]
 fn pages_read_at_a_glance_at_desktop_and_phone_width() {
     let tc = &toolchains()[0];
-    let leak = LeakyService::start(
-        tc,
-        &[
-            "-mode",
-            "heap,healthy",
-            "-interval",
-            "20ms",
-            "-per-tick",
-            "4",
-            "-size",
-            "32KiB",
-            "-sawtooth",
-            "25",
-            "-leak-every",
-            "5",
-        ],
-    );
+    let leak = LeakyService::start(tc, crate::support::LEAK_BESIDE_SAWTOOTH);
     let healthy = LeakyService::start(tc, &["-mode", "healthy", "-interval", "50ms"]);
     let down = crate::support::free_port();
     let lw = Leakwatch::start(&format!(

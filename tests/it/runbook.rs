@@ -399,23 +399,7 @@ fn serves_pprof_ui(line: &str, dir: &Path, path: &str) {
 /// the live heap), watched by a leakwatch with a short window that dumps on suspicion
 /// into the returned directory.
 fn orders_leaking_with_dumps(tc: &GoToolchain) -> (LeakyService, tempfile::TempDir, Leakwatch) {
-    let svc = LeakyService::start(
-        tc,
-        &[
-            "-mode",
-            "heap,healthy",
-            "-interval",
-            "20ms",
-            "-per-tick",
-            "4",
-            "-size",
-            "32KiB",
-            "-sawtooth",
-            "25",
-            "-leak-every",
-            "5",
-        ],
-    );
+    let svc = LeakyService::start(tc, crate::support::LEAK_BESIDE_SAWTOOTH);
     let dumps = tempfile::tempdir().unwrap();
     let lw = Leakwatch::start_with_args(
         &format!(

@@ -258,6 +258,25 @@ fn build_once(key: String, build: impl FnOnce() -> PathBuf) -> PathBuf {
 // Running leaky-service
 // ---------------------------------------------------------------------------------
 
+/// leaky-service's flags for a heap leak beside a sawtooth of garbage, as in a real
+/// service: GCs run steadily, so the live heap is read often and a short window's
+/// verdict holds (a pure leak makes GCs rare). 4 x 32 KiB every 20 ms, every 5th tick
+/// leaked, the rest dropped every 25 ticks.
+pub const LEAK_BESIDE_SAWTOOTH: &[&str] = &[
+    "-mode",
+    "heap,healthy",
+    "-interval",
+    "20ms",
+    "-per-tick",
+    "4",
+    "-size",
+    "32KiB",
+    "-sawtooth",
+    "25",
+    "-leak-every",
+    "5",
+];
+
 /// A running leaky-service on a free loopback port. Dropping it kills the process.
 pub struct LeakyService {
     pub url: String,
