@@ -97,7 +97,8 @@ fn check_golden(name: &str, got: &str) {
 }
 
 /// Volatile parts of the text output replaced by placeholders: the service address,
-/// numbers and their units, which live-heap estimator scored best; per-sample lines
+/// numbers and their units, which live-heap estimator scored best, whether monotonicity
+/// was judged on every reading or on the floor (the lower envelope); per-sample lines
 /// reduced to the first and the last; lists whose length depends on the runtime
 /// (allocation sites beyond the top one, package shares, goroutine growth) cut to
 /// their first entry.
@@ -110,9 +111,12 @@ fn normalize_text(text: &str, addr: &str) -> String {
     static SPACES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\S) {2,}").unwrap());
     static ESTIMATOR: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\((NextGC|heap profile|nextgc|heap_profile)\)").unwrap());
+    static FLOOR: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r" \(of its floor: [^)]*\)").unwrap());
     let text = text
         .replace(&format!("http://{addr}/"), "URL")
         .replace(addr, "TARGET");
+    let text = FLOOR.replace_all(&text, "");
     let mut out: Vec<String> = Vec::new();
     let mut sample_lines: Vec<String> = Vec::new();
     // Lines indented by 4 under a list header: keep the first (Some(1)) or none (Some(0)).
