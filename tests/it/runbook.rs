@@ -398,12 +398,18 @@ fn serves_pprof_ui(line: &str, dir: &Path, path: &str) {
 /// The target `orders`: a heap leak beside a sawtooth of garbage (so GCs keep measuring
 /// the live heap), watched by a leakwatch with a short window that dumps on suspicion
 /// into the returned directory.
+///
+/// The pair is at least the warm-up apart (the `baseline` dump at first contact, the
+/// `suspect` one at the suspicion): 15 s of a 1.25 MiB/s leak, about 19 MiB, so the
+/// runbook's `leakwatch diff ... --min-delta 5MB | grep PACKAGE` finds the leak's
+/// package with room for the heap profile's sampling (a 5 s warm-up left about 6 MiB,
+/// and the grep finds nothing, exit 1, whenever the sampled growth falls under 5 MB).
 fn orders_leaking_with_dumps(tc: &GoToolchain) -> (LeakyService, tempfile::TempDir, Leakwatch) {
     let svc = LeakyService::start(tc, crate::support::LEAK_BESIDE_SAWTOOTH);
     let dumps = tempfile::tempdir().unwrap();
     let lw = Leakwatch::start_with_args(
         &format!(
-            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 20s\n  warmup: 5s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
+            "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  window: 30s\n  warmup: 15s\n  startup_grace: 0s\n  overhead_budget: 0\n  dumps:\n    dir: '{}'\n    heap_every: 'off'\n    goroutine_every: 'off'\n    on_suspect: true\n    cooldown: 1m\ntargets:\n  - name: orders\n    url: {}\n",
             dumps.path().display(),
             svc.url
         ),
