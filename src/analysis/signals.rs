@@ -426,6 +426,28 @@ fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
         .map_or(lagged, |s| x_of(window, s).min(lagged))
 }
 
+/// The heap culprit's in-use bytes at each heap profile after the start-up grace (from
+/// [`profile_from_x`], as the whole profile's), when the window tracked that culprit;
+/// empty otherwise.
+fn culprit_recent(window: &Window, grace: &Grace, culprit: Option<(&str, i64)>) -> Vec<(f64, f64)> {
+    let (Some(t), Some((name, _))) = (window.tracked_site(), culprit) else {
+        return Vec::new();
+    };
+    if t.name.as_ref() != name || grace.end_x <= 0.0 {
+        return Vec::new();
+    }
+    let from = profile_from_x(window, grace);
+    let start = window.start();
+    t.points
+        .iter()
+        .map(|(at, b)| {
+            let x = at.duration_since(start).unwrap_or_default().as_secs_f64();
+            (x, *b as f64)
+        })
+        .filter(|(x, _)| *x >= from)
+        .collect()
+}
+
 /// GC cycles in the points from `from_x` on: unknown (no check) unless MemStats were
 /// read at least twice there.
 fn gc_cycles_since(window: &Window, from_x: f64) -> Option<u64> {
@@ -460,6 +482,10 @@ fn evidence<'a>(
                 .collect(),
         },
         culprit: sites.culprit(kind),
+        culprit_recent: match kind {
+            LeakKind::Heap => culprit_recent(window, &grace, sites.culprit(kind)),
+            LeakKind::Goroutine | LeakKind::HttpConnections => Vec::new(),
+        },
     });
     Evidence {
         warm: window.is_warm(),
@@ -1052,6 +1078,57 @@ mod tests {
         }
     }
 
+    /// A slow leak (59 MB/h) beside a sawtooth ten times what it leaks a minute, in a
+    /// process that started with leakwatch: the whole heap read at each GC carries the
+    /// sawtooth's phase, so its growth after the 10-minute grace takes many minutes to
+    /// be significant; the leaking site's own bytes only rise, and decide within the
+    /// 2 minutes of data the recent-growth test needs (plus a GC's lag). A cache that
+    /// fills beside the same sawtooth and stops before the grace ends is never
+    /// suspected, its site flat after the grace.
+    #[test]
+    fn a_leak_beside_a_sawtooth_is_judged_on_its_site_after_the_grace() {
+        let saw = |t: f64| 10.0 * MIB * ((t % 16.0) / 16.0);
+        let leak = Sim {
+            live: linear(8.0 * MIB, 59e6),
+            base: 8.0 * MIB,
+            saw: Box::new(saw),
+            alloc_rate: 0.6 * MIB,
+            started_before: Some(0),
+            ..Sim::default()
+        };
+        let cache = Sim {
+            // 7.5 MiB a minute for 9 minutes, then held.
+            live: Box::new(|t: f64| 8.0 * MIB + 7.5 * MIB * (t.min(540.0) / 60.0)),
+            base: 8.0 * MIB,
+            saw: Box::new(saw),
+            alloc_rate: 0.6 * MIB,
+            started_before: Some(0),
+            ..Sim::default()
+        };
+        let (wcfg, scfg) = (WindowConfig::default(), SignalConfig::default());
+        let first = |r: &crate::analysis::sim::Run| {
+            r.verdicts
+                .iter()
+                .find(|(_, v)| v[LeakKind::Heap])
+                .map(|(sec, _)| *sec)
+        };
+        let r = run(&leak, 20 * 60, 15, &wcfg, &scfg);
+        let at = first(&r);
+        assert!(
+            at.is_some_and(|s| s <= 14 * 60),
+            "suspected at {at:?} s: {:#?}",
+            r.last.verdict.get(LeakKind::Heap)
+        );
+        let h = r.last.verdict.get(LeakKind::Heap);
+        assert!(h.suspected, "{h:#?}");
+        let r = run(&cache, 25 * 60, 15, &wcfg, &scfg);
+        assert_eq!(first(&r), None, "{:#?}", r.last.verdict.get(LeakKind::Heap));
+        assert_ne!(
+            r.last.verdict.get(LeakKind::Heap).state,
+            VerdictState::Suspected
+        );
+    }
+
     /// After the start-up grace, the heap profile's readings count from the second GC
     /// (a profile can be two GC cycles old), or from the first profile read right after
     /// a GC leakwatch asked for, which is of its moment.
@@ -1201,6 +1278,7 @@ mod tests {
                 recent: Vec::new(),
             }],
             culprit: None,
+            culprit_recent: Vec::new(),
         };
         let heap = |trend| KindEvidence {
             estimates: vec![Estimate {
@@ -1209,6 +1287,7 @@ mod tests {
                 recent: Vec::new(),
             }],
             culprit: None,
+            culprit_recent: Vec::new(),
         };
         // Goroutines and a few KiB per connection: both explained, said once.
         let mut v = suspected_all();

@@ -27,11 +27,15 @@ pub(crate) fn noise(i: u64) -> f64 {
 /// A crude Go runtime: garbage is allocated at `alloc_rate` on top of the live heap;
 /// when HeapAlloc reaches NextGC a GC runs, measures the live heap and sets
 /// NextGC = 2 x live (GOGC=100, 4 MiB floor). The heap profile reports the live heap
-/// of the last GC split between a leaking and a steady site (with 1% sampling noise).
+/// of the last GC split between a leaking, a steady and a sawtooth site (with 1%
+/// sampling noise).
 pub(crate) struct Sim {
     /// Live heap (bytes) at second `t`; the leaking part is what exceeds `base`.
     pub(crate) live: Box<dyn Fn(f64) -> f64>,
     pub(crate) base: f64,
+    /// Live bytes of a third site at second `t` (a sawtooth: buffers built up and
+    /// dropped), on top of `live`, reported in its own site.
+    pub(crate) saw: Box<dyn Fn(f64) -> f64>,
     pub(crate) alloc_rate: f64,
     pub(crate) goroutines: Box<dyn Fn(f64) -> f64>,
     /// Second at which the process restarts (counters reset, new pid).
@@ -48,6 +52,7 @@ impl Default for Sim {
         Sim {
             live: Box::new(|_| 50.0 * MIB),
             base: 50.0 * MIB,
+            saw: Box::new(|_| 0.0),
             alloc_rate: 8.0 * MIB,
             goroutines: Box::new(|_| 40.0),
             restart_at: None,
@@ -81,26 +86,29 @@ pub(crate) fn run(
     let mut outcomes = Vec::new();
     let mut verdicts = Vec::new();
     let (mut heap_alloc, mut next_gc, mut num_gc) = (0.0f64, 4.0 * MIB, 0u64);
-    let (mut total_alloc, mut gc_live) = (0.0f64, 0.0f64);
+    let (mut total_alloc, mut gc_live, mut gc_saw) = (0.0f64, 0.0f64, 0.0f64);
     let mut pauses: Vec<(u64, u64)> = Vec::new();
     let mut pid = 100;
     let mut started = 0u64;
     let mut last = None;
     for sec in 0..=seconds {
         if sim.restart_at == Some(sec) {
-            (heap_alloc, next_gc, num_gc, total_alloc, gc_live) = (0.0, 4.0 * MIB, 0, 0.0, 0.0);
+            (heap_alloc, next_gc, num_gc, total_alloc, gc_live, gc_saw) =
+                (0.0, 4.0 * MIB, 0, 0.0, 0.0, 0.0);
             pauses.clear();
             pid += 1;
             started = sec;
         }
         let t = sec as f64;
-        let live = (sim.live)(t);
+        let saw = (sim.saw)(t);
+        let live = (sim.live)(t) + saw;
         let before = heap_alloc;
         heap_alloc = heap_alloc.max(live) + sim.alloc_rate;
         total_alloc += heap_alloc - before;
         if heap_alloc >= next_gc {
             num_gc += 1;
-            gc_live = live * (1.0 + 0.01 * noise(num_gc * 7 + 3));
+            gc_live = (live - saw) * (1.0 + 0.01 * noise(num_gc * 7 + 3));
+            gc_saw = saw;
             heap_alloc = live;
             // The GC's own measure of the live heap jitters too (floating garbage).
             next_gc = (2.0 * live * (1.0 + 0.005 * noise(num_gc * 13 + 5))).max(4.0 * MIB);
@@ -144,8 +152,17 @@ pub(crate) fn run(
                 HeapValues {
                     inuse_bytes: (gc_live - leaking) as u64,
                     inuse_objects: 1000,
-                    alloc_bytes: (total_alloc * 0.9) as u64,
+                    alloc_bytes: (total_alloc * 0.8) as u64,
                     alloc_objects: 1000,
+                },
+            ),
+            (
+                &["main.handleBatch", "main.serve"][..],
+                HeapValues {
+                    inuse_bytes: gc_saw as u64,
+                    inuse_objects: (gc_saw / 65536.0) as u64,
+                    alloc_bytes: (total_alloc * 0.1) as u64,
+                    alloc_objects: 1,
                 },
             ),
         ];

@@ -1,7 +1,8 @@
 //! Per-site snapshots of the analysis window: in-use bytes per allocation site and
 //! goroutine counts per blocking site at one time (names shared between snapshots), and
 //! the checkpoints that keep a few of them across the window, with the spacing rule
-//! the window's samples follow too.
+//! the window's samples follow too; and the one tracked site (the heap's culprit) whose
+//! bytes are kept at every heap profile.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -132,5 +133,57 @@ impl Checkpoints {
                 .iter()
                 .map(|s| s.approx_bytes() - std::mem::size_of::<SiteSnapshot>())
                 .sum::<usize>()
+    }
+}
+
+/// The allocation site the window's checkpoints name as growing most (the heap's
+/// culprit), and its in-use bytes at each heap profile since it became the culprit,
+/// oldest first. A leak beside a sawtooth is read on it free of the sawtooth: a leaking
+/// site's sampled in-use bytes only rise, while the whole heap at each GC carries
+/// whatever the sawtooth held at that moment.
+#[derive(Debug, Clone)]
+pub struct TrackedSite {
+    pub name: Arc<str>,
+    pub points: VecDeque<(SystemTime, u64)>,
+}
+
+impl TrackedSite {
+    /// Follows `culprit` (the current culprit's name, `None` when there is none) in
+    /// `snap`, the newest snapshot: a new culprit starts a new series, no culprit
+    /// keeps following the last one. At most `max_points` points, none before `start`.
+    pub(crate) fn follow(
+        tracked: &mut Option<TrackedSite>,
+        culprit: Option<&str>,
+        snap: &SiteSnapshot,
+        start: SystemTime,
+        max_points: usize,
+    ) {
+        if let Some(name) = culprit
+            && tracked.as_ref().is_none_or(|t| t.name.as_ref() != name)
+        {
+            let shared = snap
+                .entries
+                .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+                .ok()
+                .and_then(|i| snap.entries.get(i))
+                .map_or_else(|| Arc::from(name), |(n, _)| Arc::clone(n));
+            *tracked = Some(TrackedSite {
+                name: shared,
+                points: VecDeque::new(),
+            });
+        }
+        let Some(t) = tracked else { return };
+        t.points
+            .push_back((snap.at, snap.get(&t.name).unwrap_or(0)));
+        while t.points.len() > max_points.max(1)
+            || t.points.front().is_some_and(|(at, _)| *at < start)
+        {
+            t.points.pop_front();
+        }
+    }
+
+    pub(crate) fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.points.capacity() * std::mem::size_of::<(SystemTime, u64)>()
     }
 }

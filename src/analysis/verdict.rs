@@ -125,6 +125,9 @@ pub struct KindEvidence<'a> {
     pub estimates: Vec<Estimate<'a>>,
     /// Top growth by site (allocation site, blocking site), largest first.
     pub culprit: Option<(&'a str, i64)>,
+    /// The culprit's own readings after the start-up grace (the heap's allocation site
+    /// at each heap profile; empty for the other kinds or when it was not tracked).
+    pub culprit_recent: Vec<(f64, f64)>,
 }
 
 /// One estimate of a kind's series.
@@ -355,6 +358,13 @@ fn after_grace(
     }
     let stopped =
         fit.is_some_and(|f| f.high * 3600.0 < floors.per_hour.max(STOPPED_SHARE * window_per_hour));
+    if !stopped
+        && g.end_x > 0.0
+        && let Some(why) = culprit_goes_on(ev, kind, floors, window_per_hour, level)
+    {
+        reasons.push(why);
+        return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
+    }
     if !stopped {
         reasons.insert(
             0,
@@ -377,6 +387,46 @@ fn after_grace(
         ),
     );
     KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
+}
+
+/// The share of the window's growth rate the culprit alone must keep up after the
+/// start-up grace for its growth to speak for the whole heap's.
+const CULPRIT_SHARE: f64 = 0.5;
+
+/// The recent-growth test on the culprit alone (see [`KindEvidence::culprit_recent`]),
+/// for a heap whose own readings after the grace are not significant yet: the site
+/// that grew most over the window goes on growing after it (Mann-Kendall upward, Sen's
+/// slope over the floors and at least [`CULPRIT_SHARE`] of the window's rate). A leak
+/// beside a sawtooth is judged here in minutes instead of the many the noisy whole-heap
+/// readings need; a cache that filled and stopped has a flat culprit after the grace.
+/// The reason when it does; `None` otherwise.
+fn culprit_goes_on(
+    ev: &Evidence<'_>,
+    kind: LeakKind,
+    floors: Floors,
+    window_per_hour: f64,
+    level: f64,
+) -> Option<String> {
+    let k = &ev.kinds[kind];
+    let (name, _) = k.culprit?;
+    let recent = k.culprit_recent.as_slice();
+    let mk = mann_kendall(recent)?;
+    let fit = theil_sen(recent)?;
+    let per_hour = fit.slope * 3600.0;
+    let goes_on = mk.upward()
+        && per_hour >= floors.per_hour
+        && per_hour / level >= floors.relative_per_hour
+        && per_hour >= CULPRIT_SHARE * window_per_hour;
+    goes_on.then(|| {
+        format!(
+            "still growing after the start-up grace: its top growing site {name} grew \
+             {}/h over {} readings (Mann-Kendall z {:.1}), while the whole heap's \
+             readings beside it are too noisy to tell yet",
+            fmt_bytes(per_hour),
+            recent.len(),
+            mk.z
+        )
+    })
 }
 
 /// Growth after the start-up grace has stopped when its slope's 95% upper bound is

@@ -14,10 +14,13 @@
 //!   goroutine counts per blocking site, each capped at `max_sites` (default 256) sites
 //!   of 24 bytes plus an `other` total; a site's name is stored once and shared by
 //!   every snapshot that has it;
-//! - `max_pauses` (default 1024) GC pauses of 16 bytes.
+//! - `max_pauses` (default 1024) GC pauses of 16 bytes;
+//! - while the process's start-up grace ends inside the window, one tracked site (the
+//!   heap's culprit) with at most `max_samples` readings of 24 bytes.
 //!
-//! Hard bound with the defaults: 73 KB of samples + 16 KB of pauses + 2 x 6 x 6 KB of
-//! snapshot entries + the distinct site names (about 60 bytes each), roughly 200 KB.
+//! Hard bound with the defaults: 73 KB of samples + 16 KB of pauses + 6 KB of tracked
+//! site readings + 2 x 6 x 6 KB of snapshot entries + the distinct site names (about
+//! 60 bytes each), roughly 200 KB.
 //! Measured ([`Window::approx_bytes`], printed by `cargo bench --bench signals`): 89 KiB
 //! for a full 30-minute window at 15 s with a 200-site heap profile.
 
@@ -26,7 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use crate::analysis::sites::{Checkpoints, SiteSnapshot, newest_is_temporary};
+use crate::analysis::culprit::{culprit, sustained_growth_top_n};
+use crate::analysis::sites::{Checkpoints, SiteSnapshot, TrackedSite, newest_is_temporary};
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers, stack_serves_profiles};
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, Name, Sym};
@@ -125,6 +129,9 @@ pub struct Window {
     samples: VecDeque<Sample>,
     heap_sites: Checkpoints,
     goroutine_sites: Checkpoints,
+    /// The heap's culprit and its bytes at each heap profile, kept while the start-up
+    /// grace ends inside the window (the recent-growth test reads it after the grace).
+    tracked_site: Option<TrackedSite>,
     /// (PauseEnd Unix ns, PauseNs) of pauses that ended inside the window, oldest first.
     pauses: VecDeque<(u64, u64)>,
     last_pause_end: u64,
@@ -153,6 +160,7 @@ impl Window {
             samples: VecDeque::new(),
             heap_sites: Checkpoints::default(),
             goroutine_sites: Checkpoints::default(),
+            tracked_site: None,
             pauses: VecDeque::new(),
             last_pause_end: 0,
             pid: None,
@@ -180,6 +188,7 @@ impl Window {
             self.samples.clear();
             self.heap_sites = Checkpoints::default();
             self.goroutine_sites = Checkpoints::default();
+            self.tracked_site = None;
             self.pauses.clear();
             self.last_pause_end = 0;
             self.restarts += 1;
@@ -227,6 +236,9 @@ impl Window {
         }
         self.heap_sites.evict_before(start);
         self.goroutine_sites.evict_before(start);
+        if obs.heap.is_some() {
+            self.track_culprit(start);
+        }
         if let Some(ms) = &obs.memstats {
             self.record_pauses(ms);
         }
@@ -347,6 +359,30 @@ impl Window {
             self.cfg.max_sites,
             self.heap_sites.previous_names(),
         )
+    }
+
+    /// Follows the heap's culprit (as the signals name it: the top *sustained* grower
+    /// across the checkpoints) in the newest snapshot while the start-up grace ends
+    /// inside the window; drops it once the grace is older than the window.
+    fn track_culprit(&mut self, start: SystemTime) {
+        if self.grace_end().is_none_or(|g| g <= start) {
+            self.tracked_site = None;
+            return;
+        }
+        let snapshots = &self.heap_sites.snapshots;
+        let (Some(old), Some(new)) = (snapshots.front(), snapshots.back()) else {
+            return;
+        };
+        let snaps: Vec<&SiteSnapshot> = snapshots.iter().collect();
+        let top = sustained_growth_top_n(old, new, &snaps, 1);
+        let name = culprit(&top).map(|(n, _)| n);
+        TrackedSite::follow(
+            &mut self.tracked_site,
+            name,
+            new,
+            start,
+            self.cfg.max_samples,
+        );
     }
 
     fn record_pauses(&mut self, ms: &MemStats) {
@@ -513,6 +549,12 @@ impl Window {
         ))
     }
 
+    /// The heap's culprit and its bytes at each heap profile, while the start-up grace
+    /// ends inside the window.
+    pub fn tracked_site(&self) -> Option<&TrackedSite> {
+        self.tracked_site.as_ref()
+    }
+
     /// Every per-site heap snapshot kept (checkpoints, oldest first, then the newest).
     pub fn heap_site_snapshots(&self) -> impl ExactSizeIterator<Item = &SiteSnapshot> {
         self.heap_sites.snapshots.iter()
@@ -542,6 +584,10 @@ impl Window {
             + self.samples.capacity() * std::mem::size_of::<Sample>()
             + self.heap_sites.approx_bytes()
             + self.goroutine_sites.approx_bytes()
+            + self
+                .tracked_site
+                .as_ref()
+                .map_or(0, |t| t.approx_bytes() - std::mem::size_of::<TrackedSite>())
             + self.pauses.capacity() * std::mem::size_of::<(u64, u64)>()
             + self
                 .cfg
