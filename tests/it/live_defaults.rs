@@ -358,6 +358,8 @@ struct Seen {
     episodes: BTreeMap<(String, String), (u32, bool)>,
     /// The README example's heap verdict state over the run, from its own leakwatch.
     readme: Vec<(Instant, Option<String>)>,
+    /// At each change of that state, the reason the report page gave.
+    readme_reasons: Vec<String>,
     /// (alertname, target, severity) -> when Prometheus first showed it firing.
     firing: BTreeMap<(String, String, String), Instant>,
     /// ... and pending: since when (now), and the longest pending stretch.
@@ -630,12 +632,22 @@ impl Seen {
         });
     }
 
-    /// The README example's own leakwatch: its heap verdict state.
+    /// The README example's own leakwatch: its heap verdict state, and at each change
+    /// of state the first line of its report page that gives the reason (for the
+    /// failure message).
     fn poll_readme(&mut self) {
         let state = try_http_get(&format!("{README_LEAKWATCH}/metrics"))
             .ok()
             .and_then(|(_, body)| Metrics::parse(&String::from_utf8_lossy(&body)).ok())
             .and_then(|m| verdict_state(&m, README_TARGET, "heap"));
+        let changed = self.readme.last().is_none_or(|(_, last)| *last != state);
+        if changed && let Some(st) = &state {
+            let why = try_http_get(&format!("{README_LEAKWATCH}/targets/{README_TARGET}"))
+                .ok()
+                .and_then(|(_, body)| reason_line(&String::from_utf8_lossy(&body), st));
+            self.readme_reasons
+                .push(format!("{st}: {}", why.unwrap_or_default()));
+        }
         self.readme.push((Instant::now(), state));
     }
 
@@ -1427,10 +1439,14 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         ),
         match first_readme("suspected") {
             Some(at) if at - readme_started <= readme_within => Ok(format!(
-                "at {:.1} min; states {readme_trace:?}",
-                minutes(at - readme_started)
+                "at {:.1} min; states {readme_trace:?}; reasons {:?}",
+                minutes(at - readme_started),
+                seen.readme_reasons
             )),
-            _ => Err(format!("states {readme_trace:?}")),
+            _ => Err(format!(
+                "states {readme_trace:?}; reasons {:?}",
+                seen.readme_reasons
+            )),
         },
     ));
     checks.push((
@@ -1630,4 +1646,20 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
         checks.len(),
         failed.join("\n- ")
     );
+}
+
+/// The first line of a report page's text (tags stripped) that starts with the verdict
+/// state's word ("inconclusive: ...", "warming up: ...", "growing, but ...").
+fn reason_line(page: &str, state: &str) -> Option<String> {
+    let tags = regex::Regex::new(r"<[^>]*>").unwrap();
+    let text = tags.replace_all(page, "\n");
+    let word = match state {
+        "warming_up" => "warming up",
+        "no_leak" => "growth did not go on",
+        other => other,
+    };
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(word) || (state == "warming_up" && l.starts_with("growing, but")))
+        .map(|l| l.chars().take(300).collect())
 }
