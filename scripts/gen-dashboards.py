@@ -356,7 +356,38 @@ def annotations():
     }
 
 
+def optional_collectors():
+    """{exposed metric: collector} of the families off by default: the README's metrics
+    reference (generated from src/metrics/table.rs) marks them `(off)`."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- metrics:begin -->")[1].split("<!-- metrics:end -->")[0]
+    return dict(re.findall(r"^\| `([a-z0-9_:]+)` \|[^|\n]*\|[^|\n]*\| `([a-z_]+)` \(off\) \|", table, re.M))
+
+
+def mark_optional(panels):
+    """Says in each panel's description which collectors off by default its queries
+    need, and, when no query can have data without them, shows how to enable them
+    instead of "No data"."""
+    off = optional_collectors()
+    for p in panels:
+        per_query = []
+        for t in p.get("targets", []):
+            tokens = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", t["expr"]))
+            per_query.append(sorted({off[m] for m in tokens if m in off}))
+        needed = sorted({c for q in per_query for c in q})
+        if not needed:
+            continue
+        every = all(per_query)
+        lead = "Needs" if every else "Some series need"
+        flags = " and ".join(f"`--collector.{c}`" for c in needed)
+        p["description"] += f" {lead} {flags} (off by default)."
+        defaults = p["fieldConfig"]["defaults"]
+        if every and "noValue" not in defaults:
+            defaults["noValue"] = "enable " + " and ".join(f"--collector.{c}" for c in needed)
+
+
 def dashboard(uid, title, description, layout, target_multi, links):
+    mark_optional(layout.panels)
     return {
         "uid": uid,
         "title": title,

@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub web: Option<WebConfig>,
     /// Which write endpoints are on.
     pub write: WriteAccess,
+    /// `--collector.<name>` (true) / `--no-collector.<name>` (false), in order; they win
+    /// over the config's `metrics:` at startup and on reload.
+    pub collectors: Vec<(crate::config::Collector, bool)>,
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes: one scrape loop per
@@ -52,6 +55,7 @@ pub async fn run(
     state.config_path = options.config_path;
     state.loops = Some(loops.clone());
     state.write_access = options.write;
+    state.set_collector_flags(options.collectors);
     let state = Arc::new(state);
     loops.sync(&state.targets());
     if state.config().discover.enabled {

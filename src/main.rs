@@ -8,7 +8,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt as _;
 
-use leakwatch::config::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
+use leakwatch::config::{Collector, Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL};
 
 /// Prometheus exporter that catches memory leaks in Go services before the OOM killer does.
 ///
@@ -194,8 +194,8 @@ struct TopArgs {
 /// Parses the command line. The exporter's flags are clap globals, so they are taken
 /// before or after `serve` (the later one wins); clap would list them under every
 /// other subcommand too, so those get hidden copies (accepted there, unused).
-fn parse_cli() -> Cli {
-    let mut cmd = Cli::command();
+fn parse_cli() -> (Cli, Vec<(Collector, bool)>) {
+    let mut cmd = Cli::command().args(collector_args());
     let hidden: Vec<clap::Arg> = cmd
         .get_arguments()
         .filter(|a| a.is_global_set())
@@ -209,7 +209,65 @@ fn parse_cli() -> Cli {
     for name in others {
         cmd = cmd.mut_subcommand(name, |sc| sc.args(hidden.iter().cloned()));
     }
-    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+    let matches = cmd.get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (cli, collector_flags(&matches))
+}
+
+/// `--collector.<name>` and `--no-collector.<name>` for every collector, with what it
+/// holds and its default (the exporter convention of node_exporter).
+fn collector_args() -> Vec<clap::Arg> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    Collector::ALL
+        .into_iter()
+        .flat_map(|c| {
+            let default = if c.default_on() { "on" } else { "off" };
+            [
+                clap::Arg::new(leak(format!("collector.{}", c.name())))
+                    .long(leak(format!("collector.{}", c.name())))
+                    .action(clap::ArgAction::SetTrue)
+                    .global(true)
+                    .help(leak(format!(
+                        "Series of the {} collector: {} [default: {default}]",
+                        c.name(),
+                        c.help()
+                    ))),
+                clap::Arg::new(leak(format!("no-collector.{}", c.name())))
+                    .long(leak(format!("no-collector.{}", c.name())))
+                    .action(clap::ArgAction::SetTrue)
+                    .global(true)
+                    .help(leak(format!(
+                        "Leave out the series of the {} collector (overrides the config's `metrics: collectors:`)",
+                        c.name()
+                    ))),
+            ]
+        })
+        .collect()
+}
+
+/// The collector switches given, in command-line order (a later one wins).
+fn collector_flags(matches: &clap::ArgMatches) -> Vec<(Collector, bool)> {
+    let mut levels = vec![matches];
+    if let Some((_, sub)) = matches.subcommand() {
+        levels.push(sub);
+    }
+    let mut given: Vec<(usize, usize, Collector, bool)> = Vec::new();
+    for (level, m) in levels.into_iter().enumerate() {
+        for c in Collector::ALL {
+            for (id, on) in [
+                (format!("collector.{}", c.name()), true),
+                (format!("no-collector.{}", c.name()), false),
+            ] {
+                if m.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+                    && let Some(at) = m.indices_of(&id).and_then(|mut i| i.next_back())
+                {
+                    given.push((level, at, c, on));
+                }
+            }
+        }
+    }
+    given.sort_by_key(|(level, at, _, _)| (*level, *at));
+    given.into_iter().map(|(_, _, c, on)| (c, on)).collect()
 }
 
 /// Buffers from this size up get their own mapping, given back to the kernel when freed.
@@ -249,7 +307,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     tune_allocator();
-    let cli = parse_cli();
+    let (cli, collectors) = parse_cli();
     let flags = &cli.serve;
     // `watch` draws a live terminal view: only errors go to stderr unless asked.
     let level = match (&cli.command, flags.log_level.as_deref()) {
@@ -271,7 +329,7 @@ fn run() -> anyhow::Result<()> {
         .init();
 
     match &cli.command {
-        None | Some(Command::Serve) => serve(flags),
+        None | Some(Command::Serve) => serve(flags, collectors),
         Some(Command::Watch(args)) => std::process::exit(leakwatch::watch::run(args.clone())),
         Some(Command::Top { profile, opts }) => {
             let p = read_profile(profile, opts)?;
@@ -378,7 +436,7 @@ fn load_config(cli: &ServeArgs) -> anyhow::Result<Config> {
     }
 }
 
-fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
+fn serve(cli: &ServeArgs, collectors: Vec<(Collector, bool)>) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let web = match &cli.web_config {
         Some(path) => leakwatch::http::web::WebConfig::load(path)?,
@@ -430,6 +488,7 @@ fn serve(cli: &ServeArgs) -> anyhow::Result<()> {
                 config_path,
                 web: Some(web),
                 write,
+                collectors,
             },
             listener,
             shutdown_signal(),

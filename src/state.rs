@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::{Config, ReloadStatus, TargetConfig};
+use crate::config::{Collector, Config, ReloadStatus, TargetConfig};
 use crate::dump::DumpManager;
 use crate::error::{Error, Result};
 use crate::kernel_log::KernelLogStatus;
@@ -59,6 +59,9 @@ pub struct AppState {
     pub probe_permits: Arc<tokio::sync::Semaphore>,
     /// The targets fleet mode found (`--discover`), watched beside the configured ones.
     discovered: RwLock<Vec<TargetConfig>>,
+    /// `--collector.<name>` / `--no-collector.<name>`: over the config's `metrics:` at
+    /// every load and reload.
+    collector_flags: Vec<(Collector, bool)>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             reload.clone(),
             dumps.clone(),
         ));
+        metrics.set_collectors(config.metrics.in_force(&[]));
         Ok(AppState {
             targets,
             kernel,
@@ -86,7 +90,16 @@ impl AppState {
             write_access: WriteAccess::default(),
             probe_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES)),
             discovered: RwLock::new(Vec::new()),
+            collector_flags: Vec::new(),
         })
+    }
+
+    /// Sets the `--collector.*` flags, which win over the config's `metrics:` now and
+    /// at every reload.
+    pub fn set_collector_flags(&mut self, flags: Vec<(Collector, bool)>) {
+        self.metrics
+            .set_collectors(self.config().metrics.in_force(&flags));
+        self.collector_flags = flags;
     }
 
     /// The config in force.
@@ -145,6 +158,8 @@ impl AppState {
         if let Some(loops) = &self.loops {
             loops.sync(&next);
         }
+        self.metrics
+            .set_collectors(new.metrics.in_force(&self.collector_flags));
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         n
     }

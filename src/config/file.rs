@@ -163,6 +163,8 @@ pub(super) struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub discover: super::discover::DiscoverConfig,
+    #[serde(default)]
+    pub metrics: super::collectors::MetricsConfig,
 }
 
 /// `listen:` as an IP address and port, the error saying so.

@@ -9,6 +9,7 @@ use regex::Regex;
 
 use crate::error::{Error, Result};
 
+use super::collectors::MetricsConfig;
 use super::discover::DiscoverConfig;
 use super::file::{ProbeConfig, RawConfig, RawTarget, SystemConfig};
 use super::ranges::{self, Scope};
@@ -34,6 +35,8 @@ pub struct Config {
     pub probe_allow: Vec<RegexEq>,
     /// Fleet mode (`discover:`; `--discover` turns it on).
     pub discover: DiscoverConfig,
+    /// `metrics:`: which collectors of per-target series are on.
+    pub metrics: MetricsConfig,
     /// Valid but unreasonable values, each naming its key (and line): logged once when
     /// the config is loaded (a reload logs only the new ones), printed by
     /// `--config.check`.
@@ -228,6 +231,7 @@ impl RawConfig {
         self.discover.filter()?;
         Ok(Config {
             discover: self.discover,
+            metrics: self.metrics,
             listen: self.listen,
             system: self.system,
             targets,
@@ -291,6 +295,18 @@ mod tests {
     fn invalid_configs_name_the_key() {
         let cases: &[(&str, &str)] = &[
             (
+                "metrics:\n  collectors:\n    memstats_detail: true\n    memstat: false\n",
+                "config: metrics.collectors: unknown value `memstat` (did you mean `memstats`?), expected one of `scrape`, `signals`, `goroutines`, `memstats`, `process`, `cgroup`, `oom`, `dumps`, `signals_detail`, `verdict_states`, `top_functions`, `goroutine_states`, `memstats_detail`, `heap_profile`, `process_detail`, `cgroup_detail`, `budget` at line 4 column 5",
+            ),
+            (
+                "metrics:\n  collector: {}\n",
+                "config: metrics: unknown key `collector` (did you mean `collectors`?), expected `collectors` at line 2 column 3",
+            ),
+            (
+                "metrics:\n  collectors: {budget: maybe}\n",
+                "config: metrics.collectors.budget: invalid type: string \"maybe\", expected true or false at line 2 column 24",
+            ),
+            (
                 "targets:\n  - name: a\n    url: http://x\n    intervl: 1s\n",
                 "config: targets[0]: unknown key `intervl` (did you mean `interval`?), expected one of `name`, `url`, `interval`, `timeout`, `max_body_bytes`, `window`, `warmup`, `startup_grace`, `heap_format`, `goroutine_format`, `gc`, `memory_limit`, `labels`, `pid`, `pid_file`, `process`, `cgroup`, `signals`, `overhead_budget`, `goroutineleak_interval`, `dumps`, `bearer_token_file`, `basic_auth`, `headers` at line 4 column 5",
             ),
@@ -340,7 +356,7 @@ mod tests {
             ),
             (
                 "bogus: 1\n",
-                "config: unknown key `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover` at line 1 column 1",
+                "config: unknown key `bogus`, expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover`, `metrics` at line 1 column 1",
             ),
         ];
         for (yaml, want) in cases {

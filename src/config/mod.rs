@@ -10,6 +10,7 @@
 //! unreasonable ones); `target` resolves one target and `load` the whole
 //! configuration; `errors` words the YAML reader's errors and compiles regexes.
 
+mod collectors;
 mod discover;
 mod errors;
 mod file;
@@ -21,6 +22,7 @@ mod section;
 mod settings;
 mod target;
 
+pub use collectors::{Collector, Collectors, MetricsConfig};
 pub use discover::{Candidate, DiscoverConfig, DiscoverFilter, DiscoverRule};
 pub use file::{ProbeConfig, ProbeModule, SystemConfig};
 pub use formats::{GcMode, GoroutineFormat, HeapFormat};

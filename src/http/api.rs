@@ -197,7 +197,7 @@ async fn probe(
     target.scrape_once(&fetcher).await;
     drop(_permit);
     let took = started.elapsed().as_secs_f64();
-    let mut sink = crate::metrics::Sink::new();
+    let mut sink = crate::metrics::Sink::with(state.metrics.collectors());
     crate::metrics::emit::probe(&target, took, &mut sink);
     let block = crate::metrics::Block::encode(&crate::metrics::LabelledSamples {
         target_labels: Vec::new(),

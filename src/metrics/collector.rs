@@ -10,12 +10,12 @@
 //! a removed target's block goes with it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use super::emit;
 use super::sink::{LabelledSamples, Sink};
 use super::text::{Block, render};
-use crate::config::ReloadStatus;
+use crate::config::{Collectors, ReloadStatus};
 use crate::dump;
 use crate::kernel_log::KernelLogStatus;
 use crate::targets::{TargetState, Targets, TickMark, TickObserver};
@@ -28,6 +28,8 @@ pub struct TargetsCollector {
     pub reload: Arc<ReloadStatus>,
     pub dumps: Arc<dump::DumpManager>,
     blocks: Mutex<HashMap<usize, Cached>>,
+    /// The collectors in force (config `metrics:`, then the `--collector.*` flags).
+    collectors: RwLock<Collectors>,
 }
 
 /// A target's encoded block and the state it was encoded from.
@@ -37,6 +39,7 @@ struct Cached {
     /// the entry lives.
     target: Weak<TargetState>,
     mark: TickMark,
+    collectors: Collectors,
     block: Arc<Block>,
 }
 
@@ -53,7 +56,18 @@ impl TargetsCollector {
             reload,
             dumps,
             blocks: Mutex::new(HashMap::new()),
+            collectors: RwLock::new(Collectors::default()),
         }
+    }
+
+    /// The collectors in force.
+    pub fn collectors(&self) -> Collectors {
+        *self.collectors.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the collectors in force: each block is encoded again on its next read.
+    pub fn set_collectors(&self, collectors: Collectors) {
+        *self.collectors.write().unwrap_or_else(|e| e.into_inner()) = collectors;
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Cached>> {
@@ -65,25 +79,37 @@ impl TargetsCollector {
     pub fn block(&self, t: &Arc<TargetState>) -> Arc<Block> {
         let key = Arc::as_ptr(t) as usize;
         let current = t.tick_mark();
-        let old = self.cache().get(&key).map(|c| (c.mark, c.block.clone()));
+        let collectors = self.collectors();
+        let old = self
+            .cache()
+            .get(&key)
+            .filter(|c| c.collectors == collectors)
+            .map(|c| (c.mark, c.block.clone()));
         if let Some((mark, block)) = &old
             && mark.whole
             && mark.generation == current.generation
         {
             return block.clone();
         }
-        let (mark, block) = encode(t);
+        let (mark, block) = encode(t, collectors);
         match old {
             Some((old_mark, old_block)) if !mark.whole && old_mark.whole => old_block,
-            _ => self.store(t, mark, block),
+            _ => self.store(t, mark, collectors, block),
         }
     }
 
-    fn store(&self, t: &Arc<TargetState>, mark: TickMark, block: Block) -> Arc<Block> {
+    fn store(
+        &self,
+        t: &Arc<TargetState>,
+        mark: TickMark,
+        collectors: Collectors,
+        block: Block,
+    ) -> Arc<Block> {
         let block = Arc::new(block);
         let cached = Cached {
             target: Arc::downgrade(t),
             mark,
+            collectors,
             block: block.clone(),
         };
         self.cache().insert(Arc::as_ptr(t) as usize, cached);
@@ -142,13 +168,14 @@ impl TargetsCollector {
         let targets = self.targets.snapshot();
         let global = self.global(targets.len());
         let mut dump_stats = self.dumps.all_stats();
+        let collectors = self.collectors();
         let mut blocks: Vec<Arc<Block>> = Vec::with_capacity(targets.len());
         let mut dumps: Vec<(usize, Block)> = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             blocks.push(self.block(t));
             // Dump series change when a dump is written, not at a tick: read now.
             if let Some(s) = dump_stats.remove(&t.config.name) {
-                let mut sink = Sink::new();
+                let mut sink = Sink::with(collectors);
                 emit::dump_stats(&s, &mut sink);
                 let group = LabelledSamples {
                     target_labels: t.config.label_pairs(),
@@ -174,14 +201,16 @@ impl TargetsCollector {
 impl TickObserver for TargetsCollector {
     /// Encodes the target's block at the end of its tick, so a read only concatenates.
     fn tick_done(&self, target: &Arc<TargetState>) {
-        let (mark, block) = encode(target);
-        self.store(target, mark, block);
+        let collectors = self.collectors();
+        let (mark, block) = encode(target, collectors);
+        self.store(target, mark, collectors, block);
     }
 }
 
-/// `t`'s block from one reading of its status, with where that state stood.
-fn encode(t: &TargetState) -> (TickMark, Block) {
-    let mut sink = Sink::new();
+/// `t`'s block from one reading of its status, with where that state stood: the
+/// series of `collectors`.
+fn encode(t: &TargetState, collectors: Collectors) -> (TickMark, Block) {
+    let mut sink = Sink::with(collectors);
     let mark = emit::target_marked(t, &mut sink);
     let group = LabelledSamples {
         target_labels: t.config.label_pairs(),
@@ -301,6 +330,35 @@ mod tests {
         let after = s.metrics.block(&a);
         assert!(!Arc::ptr_eq(&before, &after));
         assert!(Arc::ptr_eq(&after, &s.metrics.block(&a)));
+    }
+
+    #[test]
+    fn a_change_of_collectors_encodes_the_blocks_again() {
+        use crate::config::{Collector, Collectors};
+        let s = state(&["a"]);
+        let a = s.targets()[0].clone();
+        scraped(&a, true);
+        let lean = s.metrics.block(&a);
+        assert!(s.metrics.render().contains("leakwatch_up{target=\"a\"} 1"));
+        s.metrics
+            .set_collectors(Collectors::with([(Collector::Scrape, false)]));
+        let page = s.metrics.render();
+        assert!(!page.contains("leakwatch_up"), "{page}");
+        assert!(
+            page.contains("leakwatch_oom_kills_total{target=\"a\"} 0"),
+            "{page}"
+        );
+        s.metrics.set_collectors(Collectors::default());
+        let again = s.metrics.block(&a);
+        assert!(!Arc::ptr_eq(&lean, &again));
+        assert_eq!(again.series(), lean.series());
+        // The config's `metrics:` is in force from the start.
+        let yaml = "metrics:\n  collectors: {oom: false}\nsystem:\n  kernel_log: 'off'\ntargets:\n  - name: b\n    url: http://127.0.0.1:9/b\n";
+        let s = AppState::new(Config::from_yaml(yaml).unwrap()).unwrap();
+        scraped(&s.targets()[0], true);
+        let page = s.metrics.render();
+        assert!(page.contains("leakwatch_up{target=\"b\"} 1"), "{page}");
+        assert!(!page.contains("leakwatch_oom_kills"), "{page}");
     }
 
     #[test]

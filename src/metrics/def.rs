@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::config::Collector;
+
 /// The kind of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -20,6 +22,17 @@ pub struct MetricDef {
     pub help: &'static str,
     /// Whether the series carries the per-target labels.
     pub per_target: bool,
+    /// The collector that switches a per-target family on or off (`None`: always
+    /// exported, the exporter's own and `/probe`'s series).
+    pub collector: Option<Collector>,
+}
+
+impl MetricDef {
+    /// The family in `collector`.
+    pub(super) const fn of(mut self, collector: Collector) -> MetricDef {
+        self.collector = Some(collector);
+        self
+    }
 }
 
 /// The name a family is exposed under (`_total` appended to counters).
@@ -42,6 +55,7 @@ pub(super) const fn g(
         labels,
         help,
         per_target: true,
+        collector: None,
     }
 }
 
@@ -57,6 +71,7 @@ pub(super) const fn c(
         labels,
         help,
         per_target: true,
+        collector: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::def::{Kind, MetricDef};
 use super::table::lookup;
+use crate::config::Collectors;
 
 /// One series value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,15 +48,32 @@ pub struct Series {
 }
 
 /// Where modules push their series. Unknown names are a programming error: they panic
-/// in debug builds (and so in tests) and are dropped in release builds.
-#[derive(Debug, Default)]
+/// in debug builds (and so in tests) and are dropped in release builds. A series of a
+/// collector not in force is dropped at the push.
+#[derive(Debug)]
 pub struct Sink {
     pub samples: Vec<Series>,
+    collectors: Collectors,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::new()
+    }
 }
 
 impl Sink {
+    /// A sink keeping every series.
     pub fn new() -> Self {
-        Self::default()
+        Sink::with(Collectors::ALL)
+    }
+
+    /// A sink keeping the series of `collectors` (and those of no collector).
+    pub fn with(collectors: Collectors) -> Self {
+        Sink {
+            samples: Vec::new(),
+            collectors,
+        }
     }
 
     fn push(&mut self, name: &str, kind: Kind, labels: &[&str], value: Value) {
@@ -63,6 +81,9 @@ impl Sink {
             debug_assert!(false, "metric {name} ({kind:?}) is not in metrics::METRICS");
             return;
         };
+        if def.collector.is_some_and(|c| !self.collectors.contains(c)) {
+            return;
+        }
         debug_assert_eq!(
             def.labels.len(),
             labels.len(),

@@ -96,4 +96,62 @@ fn help_lists_every_server_option_with_its_default() {
     );
     // One wording for watch's exit codes everywhere.
     assert!(top.contains("2 (could not judge)"), "{top}");
+    // Every collector, both switches, with its default, before and after `serve`.
+    for text in [&top, &help] {
+        for c in leakwatch::config::Collector::ALL {
+            let on = format!("--collector.{}", c.name());
+            let default = if c.default_on() { "on" } else { "off" };
+            let off = format!("--no-collector.{}", c.name());
+            // The flag's help, in the long layout (next line) or the short one.
+            let at = text
+                .find(&format!("{on} "))
+                .or_else(|| text.find(&format!("{on}\n")))
+                .unwrap_or_else(|| panic!("--help lacks {on}:\n{text}"));
+            let end = text[at..]
+                .find(&off)
+                .unwrap_or_else(|| panic!("--help lacks {off}:\n{text}"));
+            let flag_help = text[at..at + end].trim_end();
+            assert!(
+                flag_help.ends_with(&format!("[default: {default}]")),
+                "{on}: {flag_help:?}"
+            );
+        }
+    }
+}
+
+/// A collector flag names a collector leakwatch has; a misspelt one is refused before
+/// anything starts (clap's error, exit 2), with the nearest flag.
+#[test]
+fn collector_flags_are_checked() {
+    let out = leakwatch()
+        .args([
+            "--collector.memstat",
+            "--target",
+            "http://127.0.0.1:9",
+            "--config.check",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unexpected argument '--collector.memstat'"),
+        "{err}"
+    );
+    assert!(err.contains("--collector.memstats"), "{err}");
+    for args in [
+        &["--collector.memstats_detail", "--no-collector.oom"][..],
+        &["serve", "--no-collector.scrape", "--collector.budget"][..],
+    ] {
+        let out = leakwatch()
+            .args(args)
+            .args(["--target", "http://127.0.0.1:9", "--config.check"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

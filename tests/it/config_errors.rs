@@ -146,7 +146,7 @@ fn error_table() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key, a setting at the top level",
             "interval: 1s\n".into(),
-            "unknown key `interval` (a setting: put it under `defaults:` or a target), expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover` at line 1 column 1",
+            "unknown key `interval` (a setting: put it under `defaults:` or a target), expected one of `listen`, `probe`, `defaults`, `system`, `targets`, `discover`, `metrics` at line 1 column 1",
         ),
         (
             "unknown key, nothing near",

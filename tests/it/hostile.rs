@@ -404,6 +404,7 @@ fn hostile_run(million_cap: u64) {
     let mut yaml = format!(
         "defaults:\n  interval: 1s\n  timeout: 2s\n  max_body_bytes: {MAX_BODY}\n  overhead_budget: 0\n\
          system:\n  kernel_log: 'off'\n\
+         metrics:\n  collectors: {{heap_profile: true}}\n\
          targets:\n  - name: healthy\n    url: {}\n",
         server.url("healthy")
     );

@@ -471,7 +471,7 @@ async fn probe_is_restricted_to_configured_and_allowed_targets() {
 async fn baseline_can_be_set_through_the_api() {
     let target = serve_capture("go1.23/heap").await;
     let yaml = format!(
-        "system:\n  kernel_log: 'off'\ntargets:\n  - name: t\n    url: http://{target}\n    interval: 100ms\n"
+        "system:\n  kernel_log: 'off'\nmetrics:\n  collectors: {{signals_detail: true}}\ntargets:\n  - name: t\n    url: http://{target}\n    interval: 100ms\n"
     );
     let exporter = start_exporter(&yaml).await;
     metrics_until(exporter.addr, "live heap", |t| {

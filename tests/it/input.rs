@@ -299,6 +299,7 @@ fn config(url: &str, big: Option<&str>) -> String {
     let mut y = format!(
         "defaults:\n  interval: 2s\n  timeout: 20s\n  heap_format: text\n  max_body_bytes: 64MiB\n  overhead_budget: 0\n\
          system:\n  kernel_log: 'off'\n\
+         metrics:\n  collectors: {{heap_profile: true}}\n\
          targets:\n  - name: small\n    url: {url}/small\n"
     );
     if let Some(name) = big {

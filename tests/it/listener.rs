@@ -52,7 +52,8 @@ fn loopback_target_process_found_by_its_port_and_a_forwarder_is_not() {
     let svc = LeakyService::start(tc, &["-mode", "healthy"]);
     let fwd = forwarder(svc.addr);
     let cfg = format!(
-        "defaults:\n  interval: 1s\nsystem:\n  kernel_log: 'off'\ntargets:\n  \
+        "defaults:\n  interval: 1s\nsystem:\n  kernel_log: 'off'\n\
+         metrics:\n  collectors: {{process_detail: true}}\ntargets:\n  \
          - name: direct\n    url: {}\n  - name: forwarded\n    url: http://{fwd}\n",
         svc.url
     );

@@ -9,7 +9,9 @@ use crate::support::{Leakwatch, LeakyService, Metrics, toolchains, wait_until};
 
 fn config(url: &str) -> String {
     format!(
-        "defaults:\n  interval: 300ms\n  timeout: 5s\n  overhead_budget: 0\ntargets:\n  - name: svc\n    url: {url}\n    heap_format: text\n"
+        "defaults:\n  interval: 300ms\n  timeout: 5s\n  overhead_budget: 0\n\
+         metrics:\n  collectors: {{memstats_detail: true, goroutine_states: true}}\n\
+         targets:\n  - name: svc\n    url: {url}\n    heap_format: text\n"
     )
 }
 

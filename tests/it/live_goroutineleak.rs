@@ -41,6 +41,9 @@ fn config(targets: &[(&str, &str)]) -> String {
         "  goroutineleak_interval: 1s\n",
         "system:\n",
         "  kernel_log: 'off'\n",
+        // The by-function and budget series this file reads are off by default.
+        "metrics:\n",
+        "  collectors: {top_functions: true, budget: true}\n",
         "targets:\n",
     ));
     for (name, url) in targets {

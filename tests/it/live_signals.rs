@@ -240,7 +240,8 @@ const WARMUP_SECS: f64 = 15.0;
 
 fn config(services: &[(&str, &LeakyService)]) -> String {
     let mut y = format!(
-        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  startup_grace: 0s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\ntargets:\n"
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  startup_grace: 0s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\n\
+         metrics:\n  collectors: {{verdict_states: true, top_functions: true}}\ntargets:\n"
     );
     for (name, svc) in services {
         y.push_str(&format!("  - name: {name}\n    url: {}\n", svc.url));

@@ -6,6 +6,7 @@ mod support;
 
 mod architecture;
 mod cli;
+mod collectors;
 mod compression;
 mod config_errors;
 mod crowds;

@@ -182,7 +182,7 @@ fn runbook_commands_run_as_written() {
     );
     let m = lw.metrics();
     assert!(
-        m.get("leakwatch_heap_baseline_bytes", &[("target", "orders")])
+        m.get("leakwatch_heap_baseline_ratio", &[("target", "orders")])
             .is_some(),
         "{}",
         m.text

@@ -796,6 +796,15 @@ impl Leakwatch {
         Metrics::parse(&text).unwrap_or_else(|e| panic!("bad /metrics ({e}):\n{text}"))
     }
 
+    /// Rewrites the config file with `config_yaml` and sends SIGHUP (a reload).
+    pub fn reload_with(&self, config_yaml: &str) {
+        std::fs::write(self.dir.path().join("leakwatch.yaml"), config_yaml).expect("write config");
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// SIGTERM and wait up to `timeout` for a clean exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         send_sigterm(self.child.id());
