@@ -25,10 +25,27 @@ SCHEMA_VERSION = 39
 DS = {"type": "prometheus", "uid": "${datasource}"}
 # The selector every per-target query uses: variables, never a hard-coded job.
 SEL = 'job=~"$job", target=~"$target"'
-# leakwatch's own address as the browser reaches it (the dashboard variable `lw_url`,
-# not `leakwatch_url`: every `leakwatch_*` token in the JSON is checked as a metric
-# name); the default is leakwatch's default listen address.
+# leakwatch's own address as the browser reaches it, per instance: the dashboard
+# variable `lw_url` (not `leakwatch_url`: every `leakwatch_*` token in the JSON is
+# checked as a metric name) is the `external_url` of `leakwatch_web_info` exported by
+# the instance that watches the selected target (`--web.external-url`, else its listen
+# address unless that is a wildcard). Where no instance exports one, the textbox
+# `lw_fallback` stands in; its default is leakwatch's default listen address.
 LEAKWATCH_URL = "http://127.0.0.1:10760"
+# `{external_url="..."}` for every (job, target) of `sel`: its instance's
+# leakwatch_web_info, or `$lw_fallback` for targets of an instance exporting none.
+URL_BY_TARGET = (
+    "max by (job, target, external_url) ("
+    "(leakwatch_up{{{sel}}} * on (job, instance) group_left (external_url) leakwatch_web_info)"
+    " or on (job, instance) "
+    'label_replace(leakwatch_up{{{sel}}}, "external_url", "$lw_fallback", "", ""))'
+)
+# The link variable's query: the selected targets' URLs, else the fallback.
+LW_URL_QUERY = (
+    "query_result(max by (external_url) (leakwatch_web_info and on (job, instance) leakwatch_up{{{sel}}})"
+    ' or on () label_replace(vector(1), "external_url", "$lw_fallback", "", ""))'
+)
+LW_URL_REGEX = '/external_url="([^"]+)"/'
 REPORT_URL = "${lw_url}/targets/${target:percentencode}"
 TARGET_DUMPS_URL = "${lw_url}/dumps/${target:percentencode}/"
 DUMPS_URL = "${lw_url}/dumps/"
@@ -218,6 +235,13 @@ def table(title, targets, description, rename, units, sort_by, desc, links=None)
                 "properties": [{"id": "links", "value": links}],
             }
         )
+        # Kept in the frame for the links (`${__data.fields.external_url}`), not shown.
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": "external_url"},
+                "properties": [{"id": "custom.hidden", "value": True}],
+            }
+        )
     return {
         "type": "table",
         "title": title,
@@ -272,15 +296,22 @@ def variables(target_multi):
             query_var("job", "label_values(leakwatch_up, job)", True),
             query_var("target", 'label_values(leakwatch_up{job=~"$job"}, target)', target_multi),
             {
-                "name": "lw_url",
-                "label": "leakwatch URL",
-                "description": "leakwatch's address as your browser reaches it, for the links to its report page and dumps.",
+                "name": "lw_fallback",
+                "label": "leakwatch URL if none exported",
+                "description": "leakwatch's address as your browser reaches it, for the links of targets whose leakwatch exports no leakwatch_web_info (started without --web.external-url and listening on a wildcard address).",
                 "type": "textbox",
                 "query": LEAKWATCH_URL,
                 "hide": 0,
                 "current": {"text": LEAKWATCH_URL, "value": LEAKWATCH_URL},
                 "options": [{"selected": True, "text": LEAKWATCH_URL, "value": LEAKWATCH_URL}],
             },
+            dict(
+                query_var("lw_url", LW_URL_QUERY.format(sel='job=~"$job", target=~"$target"'), False),
+                label="leakwatch URL",
+                description="The URL of the leakwatch watching the selected target, for the links to its report page and dumps: its leakwatch_web_info (--web.external-url), else the fallback.",
+                regex=LW_URL_REGEX,
+                sort=0,
+            ),
         ]
     }
 
@@ -386,8 +417,37 @@ def mark_optional(panels):
             defaults["noValue"] = "enable " + " and ".join(f"--collector.{c}" for c in needed)
 
 
+def recording_rules():
+    """{rule name: the shipped file recording it}, from the `- record:` lines of alerts/*.yml."""
+    out = {}
+    for path in sorted((ROOT / "alerts").glob("*.yml")):
+        for name in re.findall(r"^\s*- record:\s*(\S+)", path.read_text(), re.M):
+            out[name] = str(path.relative_to(ROOT))
+    return out
+
+
+def say_what_rules_they_need(panels):
+    """Panels reading recording rules name them and their file, in the description and
+    in the text shown instead of "No data" (Prometheus without the rules: empty, not broken)."""
+    rules = recording_rules()
+    for p in panels:
+        exprs = " ".join(t["expr"] for t in p.get("targets", []))
+        used = sorted({r for r in re.findall(r"[a-z_]+:[a-zA-Z0-9_:]+", exprs) if r in rules})
+        if not used:
+            continue
+        files = sorted({rules[r] for r in used})
+        many = len(used) > 1
+        p["description"] += (
+            f" Needs the recording rule{'s' if many else ''} {', '.join(used)} from"
+            f" {' and '.join(files)} (or `leakwatch rules`) loaded in Prometheus:"
+            f" without {'them' if many else 'it'} this panel stays empty."
+        )
+        p["fieldConfig"]["defaults"]["noValue"] = f"No data (needs the recording rules of {' and '.join(files)})"
+
+
 def dashboard(uid, title, description, layout, target_multi, links):
     mark_optional(layout.panels)
+    say_what_rules_they_need(layout.panels)
     return {
         "uid": uid,
         "title": title,
@@ -1338,10 +1398,16 @@ def fleet_dashboard():
     target_links = [
         {
             "title": "Open the target dashboard",
-            "url": "/d/leakwatch-target/leakwatch-target?var-datasource=${datasource}&var-job=${__data.fields.job}&var-target=${__value.raw}&var-lw_url=${lw_url}&${__url_time_range}",
+            "url": "/d/leakwatch-target/leakwatch-target?var-datasource=${datasource}&var-job=${__data.fields.job}&var-target=${__value.raw}&var-lw_fallback=${lw_fallback}&${__url_time_range}",
         },
-        link("Open leakwatch's report page", "${lw_url}/targets/${__value.raw}"),
+        link("Open leakwatch's report page", "${__data.fields.external_url}/targets/${__value.raw}"),
     ]
+    urls = URL_BY_TARGET.format(sel=fsel)
+
+    def with_url(expr):
+        """`expr` with the `external_url` of its target's leakwatch as a label (values unchanged)."""
+        return f"({expr}) * on (job, target) group_left (external_url) (topk by (job, target) (1, {urls}) * 0 + 1)"
+
 
     L.row("Fleet")
     L.add(
@@ -1388,9 +1454,9 @@ def fleet_dashboard():
         table(
             "Targets by live-heap slope",
             [
-                q(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}", "", "A", True, "table"),
-                q(f"target:leakwatch_heap_live_bytes:max{{{fsel}}}", "", "B", True, "table"),
-                q(f"target:leakwatch_heap_live_slope_bytes_per_second:ratio_per_hour{{{fsel}}}", "", "C", True, "table"),
+                q(with_url(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}"), "", "A", True, "table"),
+                q(with_url(f"target:leakwatch_heap_live_bytes:max{{{fsel}}}"), "", "B", True, "table"),
+                q(with_url(f"target:leakwatch_heap_live_slope_bytes_per_second:ratio_per_hour{{{fsel}}}"), "", "C", True, "table"),
             ],
             "Fastest-growing live heaps first. Click a target to open its dashboard.",
             {"Value #A": "live heap slope", "Value #B": "live heap", "Value #C": "growth per hour"},
@@ -1406,8 +1472,8 @@ def fleet_dashboard():
         table(
             "Targets by time to OOM",
             [
-                q(f"target:leakwatch_time_to_oom_seconds:min{{{fsel}}}", "", "A", True, "table"),
-                q(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}", "", "B", True, "table"),
+                q(with_url(f"target:leakwatch_time_to_oom_seconds:min{{{fsel}}}"), "", "A", True, "table"),
+                q(with_url(f"target:leakwatch_heap_live_slope_bytes_per_second:max{{{fsel}}}"), "", "B", True, "table"),
             ],
             "Targets that reach their memory limit soonest first; targets not growing have no time to OOM.",
             {"Value #A": "time to OOM", "Value #B": "live heap slope"},
@@ -1445,8 +1511,8 @@ def fleet_dashboard():
         table(
             "Leak verdicts",
             [
-                q(f"max without (instance) (leakwatch_leak_suspected{{{fsel}}}) == 1", "", "A", True, "table"),
-                q(f"max without (instance) (leakwatch_leak_score{{{fsel}}})", "", "B", True, "table"),
+                q(with_url(f"max without (instance) (leakwatch_leak_suspected{{{fsel}}}) == 1"), "", "A", True, "table"),
+                q(with_url(f"max without (instance) (leakwatch_leak_score{{{fsel}}})"), "", "B", True, "table"),
             ],
             "Every suspected leak, with its kind and score.",
             {"Value #A": "suspected", "Value #B": "score"},

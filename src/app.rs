@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http;
+use crate::http::address::ExternalUrl;
 use crate::http::web::WebConfig;
 use crate::kernel_log;
 use crate::scrape::Fetcher;
@@ -32,6 +33,10 @@ pub struct RunOptions {
     /// `--collector.<name>` (true) / `--no-collector.<name>` (false), in order; they win
     /// over the config's `metrics:` at startup and on reload.
     pub collectors: Vec<(crate::config::Collector, bool)>,
+    /// `--web.external-url`: every link and command the pages print, and
+    /// `leakwatch_web_info`. Without it the pages use each request's `Host`, and
+    /// `leakwatch_web_info` carries the listener's address unless that is a wildcard.
+    pub external_url: Option<ExternalUrl>,
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes: one scrape loop per
@@ -56,6 +61,17 @@ pub async fn run(
     state.loops = Some(loops.clone());
     state.write_access = options.write;
     state.set_collector_flags(options.collectors);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the address of", "listener", e))?;
+    let tls = options.web.as_ref().is_some_and(WebConfig::tls_enabled);
+    if let Some(url) = options
+        .external_url
+        .clone()
+        .or_else(|| ExternalUrl::of_listener(addr, tls))
+    {
+        state.metrics.set_external_url(url.exported());
+    }
     let state = Arc::new(state);
     loops.sync(&state.targets());
     if state.config().discover.enabled {
@@ -64,11 +80,13 @@ pub async fn run(
     tokio::spawn(state.dumps.clone().run(cancel.clone()));
     let kernel_reader = kernel_log::start(&system, state.targets.clone(), state.kernel.clone());
     spawn_sighup_reloader(state.clone(), cancel.clone());
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the address of", "listener", e))?;
     tracing::info!(%addr, "listening");
     let app = http::app(state.clone());
+    // Read by the pages' `Instance` extractor before any request's `Host`.
+    let app = match options.external_url {
+        Some(url) => app.layer(axum::Extension(url)),
+        None => app,
+    };
     let cancel_http = cancel.clone();
     let server = http::web::serve(listener, app, options.web, async move {
         shutdown.await;

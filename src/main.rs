@@ -59,6 +59,21 @@ struct ServeArgs {
     #[arg(long = "web.listen-address", value_name = "ADDR", global = true)]
     listen: Option<String>,
 
+    /// The URL under which leakwatch is reachable from outside (as Prometheus' flag),
+    /// e.g. `http://10.0.0.7:10760`: written into every link and command the pages,
+    /// the JSON and /runbook print, and exported as `leakwatch_web_info{external_url}`
+    /// for the dashboards' links. `http`/`https`, a host and a port; no path prefix,
+    /// query or fragment.
+    /// [default: each request's Host; exported: the listen address unless it is a
+    /// wildcard]
+    #[arg(
+        long = "web.external-url",
+        value_name = "URL",
+        value_parser = parse_external_url,
+        global = true,
+    )]
+    external_url: Option<leakwatch::http::address::ExternalUrl>,
+
     /// exporter-toolkit web config file: TLS, client certificates, basic auth
     /// (see docs/web-config.md). Checked at startup.
     #[arg(long = "web.config.file", value_name = "FILE", global = true)]
@@ -137,6 +152,11 @@ enum Command {
     /// links, and the selector of leakwatch's own `up` series. Example:
     /// `leakwatch rules --runbook-url https://leakwatch.example.com/runbook > leakwatch-rules.yml`
     Rules(RulesArgs),
+}
+
+/// `--web.external-url`, validated by the one parser the pages use.
+fn parse_external_url(s: &str) -> Result<leakwatch::http::address::ExternalUrl, String> {
+    leakwatch::http::address::ExternalUrl::parse(s)
 }
 
 /// Options of `leakwatch rules`.
@@ -489,6 +509,7 @@ fn serve(cli: &ServeArgs, collectors: Vec<(Collector, bool)>) -> anyhow::Result<
                 web: Some(web),
                 write,
                 collectors,
+                external_url: cli.external_url.clone(),
             },
             listener,
             shutdown_signal(),

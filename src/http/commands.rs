@@ -50,13 +50,14 @@ pub fn pair(at: &Instance, target: &str, base: &str, new: &str) -> PairCommands 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::address::ExternalUrl;
     use axum::http::{HeaderMap, header};
 
     #[test]
     fn pair_fetches_over_http_from_this_instance() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "10.0.0.7:10760".parse().unwrap());
-        let at = Instance::of(&h, false);
+        let at = Instance::of(None, &h, false);
         let c = pair(
             &at,
             "my svc",
@@ -87,5 +88,26 @@ mod tests {
         );
         let q = pair(&at, "x", "it's", "b");
         assert!(q.fetch[0].starts_with("curl -fsS -o 'it'\\''s' "), "{q:?}");
+    }
+
+    #[test]
+    fn pair_uses_the_external_url_over_the_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:10760".parse().unwrap());
+        let ext = ExternalUrl::parse("https://lw.example.com:8443").unwrap();
+        let c = pair(
+            &Instance::of(Some(&ext), &h, false),
+            "orders",
+            "a.pb.gz",
+            "b.pb.gz",
+        );
+        assert_eq!(
+            c.fetch[0],
+            "curl -fsS -o a.pb.gz https://lw.example.com:8443/dumps/orders/a.pb.gz"
+        );
+        assert_eq!(
+            c.pprof,
+            "go tool pprof -top -base https://lw.example.com:8443/dumps/orders/a.pb.gz https://lw.example.com:8443/dumps/orders/b.pb.gz"
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! a removed target's block goes with it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use super::emit;
 use super::sink::{LabelledSamples, Sink};
@@ -27,6 +27,8 @@ pub struct TargetsCollector {
     pub kernel: Arc<KernelLogStatus>,
     pub reload: Arc<ReloadStatus>,
     pub dumps: Arc<dump::DumpManager>,
+    /// `leakwatch_web_info`'s `external_url`, set once at start (absent: no series).
+    external_url: OnceLock<String>,
     blocks: Mutex<HashMap<usize, Cached>>,
     /// The collectors in force (config `metrics:`, then the `--collector.*` flags).
     collectors: RwLock<Collectors>,
@@ -55,6 +57,7 @@ impl TargetsCollector {
             kernel,
             reload,
             dumps,
+            external_url: OnceLock::new(),
             blocks: Mutex::new(HashMap::new()),
             collectors: RwLock::new(Collectors::default()),
         }
@@ -68,6 +71,11 @@ impl TargetsCollector {
     /// Sets the collectors in force: each block is encoded again on its next read.
     pub fn set_collectors(&self, collectors: Collectors) {
         *self.collectors.write().unwrap_or_else(|e| e.into_inner()) = collectors;
+    }
+
+    /// Exports `leakwatch_web_info{external_url}` from now on (the first call wins).
+    pub fn set_external_url(&self, url: String) {
+        let _ = self.external_url.set(url);
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Cached>> {
@@ -123,10 +131,14 @@ impl TargetsCollector {
             .retain(|k, c| keep.contains(k) && c.target.strong_count() > 0);
     }
 
-    /// The exporter's own series: version, targets, reloads, the kernel log.
+    /// The exporter's own series: version, its external URL, targets, reloads, the
+    /// kernel log.
     fn global(&self, targets: usize) -> Block {
         let mut global = Sink::new();
         global.gauge_with("leakwatch_build_info", &[env!("CARGO_PKG_VERSION")], 1u64);
+        if let Some(url) = self.external_url.get() {
+            global.gauge_with("leakwatch_web_info", &[url], 1u64);
+        }
         global.gauge("leakwatch_targets", targets as u64);
         global.gauge(
             "leakwatch_config_last_reload_successful",

@@ -17,6 +17,11 @@ pub static METRICS: &[MetricDef] = &[
         &["version"],
         "Always 1; the version of leakwatch.",
     )),
+    global(g(
+        "leakwatch_web_info",
+        &["external_url"],
+        "Always 1; the URL this leakwatch is reached at, for the dashboards' links: --web.external-url, else the listen address unless it is a wildcard (then no series).",
+    )),
     g(
         "leakwatch_up",
         &[],

@@ -47,6 +47,11 @@ const HEALTHY: &str = "e2e_healthy";
 const DOWN: &str = "e2e_down";
 /// The job name scripts/ops-config gives the leakwatch scrape.
 const JOB: &str = "leakwatch";
+/// leakwatch's `--web.external-url` here: a name that is not the address it listens
+/// on, so a link carrying it can only have come from the flag.
+const EXTERNAL_URL: &str = "http://leakwatch-e2e.example:10760";
+/// The dashboards' `lw_fallback` textbox, for instances exporting no URL.
+const FALLBACK_URL: &str = "http://fallback.example:1";
 /// leakwatch's analysis window here, and the one the shipped rules assume (the
 /// default): their ratio compresses every `for:`.
 const WINDOW: Duration = Duration::from_secs(40);
@@ -275,7 +280,9 @@ fn substitute(expr: &str, target: &str) -> String {
         .replace("${job}", JOB)
         .replace("$job", JOB)
         .replace("${target}", target)
-        .replace("$target", target);
+        .replace("$target", target)
+        .replace("${lw_fallback}", FALLBACK_URL)
+        .replace("$lw_fallback", FALLBACK_URL);
     assert!(!out.contains('$'), "unknown Grafana variable in {expr}");
     out
 }
@@ -529,7 +536,7 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     );
     leakwatch::config::Config::from_yaml(&config)
         .unwrap_or_else(|e| panic!("the e2e leakwatch config is rejected: {e}\n{config}"));
-    let lw = Leakwatch::start(&config);
+    let lw = Leakwatch::start_with_args(&config, &["--web.external-url", EXTERNAL_URL]);
     let lw_addr = lw.url.trim_start_matches("http://").to_string();
 
     let (rules, longest_for) = compressed_rules();
@@ -660,7 +667,10 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     // The dashboards' variables list the job and the targets.
     let (panels, variables) = dashboard_queries();
     let label_values = Regex::new(r"^label_values\((.+),\s*([a-z_]+)\)$").unwrap();
-    for v in &variables {
+    for v in variables
+        .iter()
+        .filter(|v| !v.expr.starts_with("query_result("))
+    {
         let c = label_values.captures(&v.expr).unwrap_or_else(|| {
             panic!(
                 "{} {}: not label_values(): {}",
@@ -693,6 +703,8 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
             );
         }
     }
+
+    dashboard_links_carry_the_external_url(&prom_url, &lw.url);
 
     // Every panel query parses and, with $target = the heap target, returns data --
     // except the queries about failures (only the unreachable target has those) and
@@ -823,4 +835,172 @@ fn heap_leak_pages_the_webhook_and_every_rule_and_panel_query_works() {
     drop(lw);
     drop(healthy);
     drop(heap);
+}
+
+/// The dashboards' links go to the leakwatch watching the target, at its
+/// `--web.external-url`: the target dashboard's `lw_url` variable (its
+/// `query_result(...)` and regex, as Grafana runs them) resolves to it, every link
+/// built on it reads `EXTERNAL_URL/...`, and each row of the fleet tables carries it as
+/// `external_url` for its data links; a target no instance watches gets the fallback.
+/// The resolved path is leakwatch's report page for the target, and leakwatch's own
+/// runbook prints the same URL.
+fn dashboard_links_carry_the_external_url(prom_url: &str, lw_url: &str) {
+    let query_result = Regex::new(r"^query_result\((.+)\)$").unwrap();
+    let lw_url_var = |dashboard: &str, target: &str| -> BTreeSet<String> {
+        let d = dashboard_json(dashboard);
+        let v = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "lw_url")
+            .unwrap_or_else(|| panic!("{dashboard}: no lw_url variable"));
+        let expr = v["query"].as_str().unwrap();
+        let inner = &query_result
+            .captures(expr)
+            .unwrap_or_else(|| panic!("{dashboard} $lw_url: not query_result(): {expr}"))[1];
+        // Grafana's `/re/`, applied to each result written as `name{labels} value`.
+        let re = v["regex"].as_str().unwrap();
+        let re = Regex::new(re.trim_start_matches('/').trim_end_matches('/')).unwrap();
+        let resp = prom_query(prom_url, &substitute(inner, target));
+        assert_eq!(resp["status"], "success", "{dashboard} $lw_url: {resp}");
+        resp["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let labels: Vec<String> = s["metric"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let text = format!("{{{}}}", labels.join(","));
+                re.captures(&text)
+                    .unwrap_or_else(|| panic!("{dashboard} $lw_url: {re} misses {text}"))[1]
+                    .to_string()
+            })
+            .collect()
+    };
+    let just = |u: &str| BTreeSet::from([u.to_string()]);
+    assert_eq!(
+        lw_url_var("leakwatch-target.json", HEAP),
+        just(EXTERNAL_URL)
+    );
+    assert_eq!(lw_url_var("leakwatch-fleet.json", ".+"), just(EXTERNAL_URL));
+    assert_eq!(
+        lw_url_var("leakwatch-target.json", "nobody-watches-this"),
+        just(FALLBACK_URL)
+    );
+
+    // Every link of the target dashboard that uses ${lw_url}, as Grafana fills it in.
+    let target = dashboard_json("leakwatch-target.json");
+    let mut urls = BTreeSet::new();
+    collect_link_urls(&target, &mut urls);
+    let resolved: BTreeSet<String> = urls
+        .iter()
+        .filter(|u| u.contains("${lw_url}"))
+        .map(|u| {
+            u.replace("${lw_url}", EXTERNAL_URL)
+                .replace("${target:percentencode}", HEAP)
+                .replace("${target}", HEAP)
+        })
+        .collect();
+    let report = format!("{EXTERNAL_URL}/targets/{HEAP}");
+    assert!(resolved.contains(&report), "{resolved:?}");
+    for u in &resolved {
+        assert!(u.starts_with(EXTERNAL_URL), "{u}");
+        assert!(!u.contains('$'), "an unresolved variable in {u}");
+    }
+    // The path is leakwatch's report page of the target.
+    let (status, body) = crate::support::http_get(&format!(
+        "{lw_url}{}",
+        report.trim_start_matches(EXTERNAL_URL)
+    ));
+    assert_eq!(status, 200, "{report}");
+    assert!(String::from_utf8_lossy(&body).contains(HEAP));
+
+    // The fleet tables: every row carries its leakwatch's URL, read by the data link.
+    let fleet = dashboard_json("leakwatch-fleet.json");
+    let mut fleet_links = BTreeSet::new();
+    collect_link_urls(&fleet, &mut fleet_links);
+    let row_link = "${__data.fields.external_url}/targets/${__value.raw}";
+    assert!(fleet_links.contains(row_link), "{fleet_links:?}");
+    let mut tables = 0;
+    for p in fleet["panels"].as_array().unwrap() {
+        let exprs: Vec<&str> = p["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|t| t["expr"].as_str())
+            .filter(|e| e.contains("external_url"))
+            .collect();
+        tables += usize::from(!exprs.is_empty());
+        for expr in exprs {
+            let resp = prom_query(prom_url, &substitute(expr, ".+"));
+            let rows = resp["data"]["result"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                !rows.is_empty(),
+                "{}: no rows for {expr}\n{resp}",
+                p["title"]
+            );
+            for r in rows {
+                let m = &r["metric"];
+                assert_eq!(
+                    m["external_url"], EXTERNAL_URL,
+                    "{}: {expr}\n{r}",
+                    p["title"]
+                );
+                let t = m["target"].as_str().unwrap();
+                let link = row_link
+                    .replace(
+                        "${__data.fields.external_url}",
+                        m["external_url"].as_str().unwrap(),
+                    )
+                    .replace("${__value.raw}", t);
+                assert_eq!(link, format!("{EXTERNAL_URL}/targets/{t}"));
+            }
+        }
+    }
+    assert!(
+        tables >= 3,
+        "fleet tables joined with the external URL: {tables}"
+    );
+
+    // leakwatch's own pages print the same URL, not the address the request came to.
+    let (_, runbook) = crate::support::http_get(&format!("{lw_url}/runbook?target={HEAP}"));
+    let runbook = String::from_utf8_lossy(&runbook);
+    assert!(
+        runbook.contains(&format!("{EXTERNAL_URL}/dumps/{HEAP}/")),
+        "the runbook does not print {EXTERNAL_URL}"
+    );
+    assert!(!runbook.contains(lw_url), "the runbook prints {lw_url}");
+    eprintln!("e2e: dashboard links and the runbook carry --web.external-url {EXTERNAL_URL}");
+}
+
+fn dashboard_json(name: &str) -> Json {
+    let path = root().join("dashboards").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Every `url` of a link in `v`: under a `links` key (panel and dashboard links) or in
+/// a field override `{"id": "links", "value": [...]}` (data links).
+fn collect_link_urls(v: &Json, out: &mut BTreeSet<String>) {
+    match v {
+        Json::Object(m) => {
+            let links = m.get("links").or_else(|| {
+                m.get("value")
+                    .filter(|_| m.get("id").and_then(Json::as_str) == Some("links"))
+            });
+            if let Some(a) = links.and_then(Json::as_array) {
+                out.extend(a.iter().filter_map(|l| l["url"].as_str().map(String::from)));
+            }
+            m.values().for_each(|x| collect_link_urls(x, out));
+        }
+        Json::Array(a) => a.iter().for_each(|x| collect_link_urls(x, out)),
+        _ => {}
+    }
 }

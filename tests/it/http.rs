@@ -124,10 +124,14 @@ const VOLATILE: &[&str] = &[
     "leakwatch_config_last_reload_success_timestamp_seconds",
 ];
 
-fn normalize(text: &str, port: u16) -> String {
+/// `text` with the target's port as `PORT` and leakwatch's own (in
+/// `leakwatch_web_info`'s URL) as `LWPORT`, volatile values as `<volatile>`.
+fn normalize(text: &str, port: u16, own: u16) -> String {
     text.lines()
         .map(|l| {
-            let l = l.replace(&port.to_string(), "PORT");
+            let l = l
+                .replace(&format!("127.0.0.1:{own}"), "127.0.0.1:LWPORT")
+                .replace(&port.to_string(), "PORT");
             let name = l.split(['{', ' ']).next().unwrap_or("");
             if !l.starts_with('#') && VOLATILE.contains(&name) {
                 let (series, _) = l.rsplit_once(' ').unwrap();
@@ -196,7 +200,7 @@ async fn golden_metrics_for_a_fixture_target() {
     );
     check_golden(
         "fixture-go1.23-heap-text.prom",
-        &normalize(&text, target.port()),
+        &normalize(&text, target.port(), exporter.addr.port()),
     );
 }
 
@@ -216,8 +220,54 @@ async fn golden_metrics_for_a_fixture_target_proto_first() {
     assert!(text.contains("source=\"expvar\"} 1"), "{text}");
     check_golden(
         "fixture-go1.23-heap-proto.prom",
-        &normalize(&text, target.port()),
+        &normalize(&text, target.port(), exporter.addr.port()),
     );
+}
+
+/// `--web.external-url` (here through `RunOptions`, as main passes it) wins over the
+/// request's `Host`: the runbook's commands use it, and `/metrics` exports it as
+/// `leakwatch_web_info` for the dashboards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_url_is_what_the_pages_print_and_web_info_exports() {
+    const EXTERNAL: &str = "https://lw.example.com:8443";
+    let target = serve_capture("go1.23/heap").await;
+    let config = Config::from_yaml(&format!(
+        "system:\n  kernel_log: 'off'\ntargets:\n  - name: orders\n    url: http://{target}\n    interval: 1h\n"
+    ))
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, rx) = oneshot::channel::<()>();
+    tokio::spawn(leakwatch::run(
+        config,
+        leakwatch::RunOptions {
+            external_url: Some(leakwatch::http::address::ExternalUrl::parse(EXTERNAL).unwrap()),
+            ..Default::default()
+        },
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let text = metrics_until(addr, "leakwatch_web_info", |t| {
+        t.contains("leakwatch_web_info")
+    })
+    .await;
+    assert!(
+        text.contains(&format!(
+            "leakwatch_web_info{{external_url=\"{EXTERNAL}\"}} 1\n"
+        )),
+        "{text}"
+    );
+    let (status, runbook) = get_text(addr, "/runbook?target=orders").await;
+    assert_eq!(status, 200);
+    assert!(
+        runbook.contains(&format!(
+            "curl -s -X POST {EXTERNAL}/api/v1/targets/orders/baseline"
+        )),
+        "{runbook}"
+    );
+    assert!(!runbook.contains(&addr.to_string()), "{runbook}");
 }
 
 /// A target that is down: `leakwatch_up 0`, a connect error, and `/metrics` keeps answering.

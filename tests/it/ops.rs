@@ -813,6 +813,7 @@ fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
         slope["targets"][0]["expr"]
             .as_str()
             .unwrap()
+            .trim_start_matches('(')
             .starts_with("target:leakwatch_heap_live_slope_bytes_per_second:max{")
     );
     assert_eq!(slope["options"]["sortBy"][0]["desc"], true);
@@ -821,12 +822,64 @@ fn target_dashboard_has_every_row_and_fleet_ranks_targets() {
         oom["targets"][0]["expr"]
             .as_str()
             .unwrap()
+            .trim_start_matches('(')
             .starts_with("target:leakwatch_time_to_oom_seconds:min{")
     );
     assert_eq!(
         oom["options"]["sortBy"][0]["desc"], false,
         "soonest OOM first"
     );
+}
+
+/// A panel reading a recording rule says so: its description names the rule and the
+/// shipped file recording it, and its "no data" text says to load that file, so an
+/// empty panel on a Prometheus without the rules reads as a missing rule, not a bug.
+#[test]
+fn panels_reading_recording_rules_name_the_rule_file() {
+    let record = Regex::new(r"(?m)^\s*- record:\s*(\S+)").unwrap();
+    let mut rules: BTreeMap<String, String> = BTreeMap::new();
+    for f in files("alerts", ".yml") {
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for c in record.captures_iter(&std::fs::read_to_string(&f).unwrap()) {
+            rules.insert(c[1].to_string(), rel.clone());
+        }
+    }
+    let mut checked = 0;
+    for name in ["leakwatch-target.json", "leakwatch-fleet.json"] {
+        for p in panels(&dashboard(name)) {
+            let exprs: Vec<&str> = p["targets"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|t| t["expr"].as_str())
+                .collect();
+            let title = p["title"].as_str().unwrap_or_default();
+            for (rule, file) in &rules {
+                if !exprs.iter().any(|e| e.contains(rule.as_str())) {
+                    continue;
+                }
+                checked += 1;
+                let description = p["description"].as_str().unwrap_or_default();
+                assert!(
+                    description.contains(rule.as_str()) && description.contains(file.as_str()),
+                    "{name} {title:?} reads {rule} but its description does not name it and {file}: {description}"
+                );
+                let no_value = p["fieldConfig"]["defaults"]["noValue"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(
+                    no_value.contains(file.as_str()),
+                    "{name} {title:?} reads {rule}; its no-data text does not name {file}: {no_value:?}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} panel/rule pairs");
 }
 
 /// Dashboard PromQL with Grafana's variables substituted, checked by promtool as
@@ -841,7 +894,13 @@ fn dashboard_queries_are_valid_promql() {
             if e.starts_with("label_values(") {
                 continue;
             }
+            // Grafana's `query_result(EXPR)` runs EXPR as an instant query.
+            let e = match e.strip_prefix("query_result(") {
+                Some(inner) => inner.strip_suffix(')').unwrap_or(inner).to_string(),
+                None => e,
+            };
             let e = e
+                .replace("$lw_fallback", "http://127.0.0.1:10760")
                 .replace("$__rate_interval", "1m")
                 .replace("$__range", "1h")
                 .replace("$job", ".+")
