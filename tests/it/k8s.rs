@@ -512,6 +512,30 @@ fn daemonset_runs_fleet_mode_with_the_node_in_view() {
     assert!(args.contains(&"--discover".to_string()), "{args:?}");
     assert!(args.contains(&"--config=/etc/leakwatch/leakwatch.yml".to_string()));
     assert!(cfg.targets.is_empty());
+    // Its pages and the dashboards link to this pod: --web.external-url is the pod's
+    // IP (from the downward API, expanded by Kubernetes) and the listening port, and
+    // is a URL leakwatch accepts once expanded.
+    let external = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.external-url="))
+        .unwrap_or_else(|| panic!("no --web.external-url: {args:?}"));
+    assert_eq!(external, "http://$(POD_IP):10760");
+    assert!(args.contains(&"--web.listen-address=0.0.0.0:10760".to_string()));
+    assert_eq!(lw["ports"][0]["containerPort"].as_u64(), Some(10760));
+    let pod_ip = lw["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("POD_IP"))
+        .expect("env POD_IP");
+    assert_eq!(
+        pod_ip["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("status.podIP")
+    );
+    let expanded = external.replace("$(POD_IP)", "10.244.1.17");
+    let url = leakwatch::http::address::ExternalUrl::parse(&expanded)
+        .unwrap_or_else(|e| panic!("{expanded}: {e}"));
+    assert_eq!(url.exported(), "http://10.244.1.17:10760");
     // kube-system is denied, by namespace.
     assert!(
         cfg.discover
