@@ -442,7 +442,10 @@ def say_what_rules_they_need(panels):
             f" {' and '.join(files)} (or `leakwatch rules`) loaded in Prometheus:"
             f" without {'them' if many else 'it'} this panel stays empty."
         )
-        p["fieldConfig"]["defaults"]["noValue"] = f"No data (needs the recording rules of {' and '.join(files)})"
+        defaults = p["fieldConfig"]["defaults"]
+        rules_text = f"No data (needs the recording rules of {' and '.join(files)})"
+        # Beside the collectors' hint (mark_optional) when a panel needs both.
+        defaults["noValue"] = f"{defaults['noValue']}; {rules_text}" if "noValue" in defaults else rules_text
 
 
 def dashboard(uid, title, description, layout, target_multi, links):
