@@ -500,6 +500,63 @@ fn relabels(rules: &Value, target: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every leakwatch that watches targets (node agent, sidecars, shards; not the
+/// stateless /probe replicas behind one Service) links to its own pod: its
+/// --web.external-url is the pod's IP (the downward API's status.podIP, expanded by
+/// Kubernetes) and its container port, and is a URL leakwatch accepts once expanded.
+#[test]
+fn watching_pods_link_to_themselves() {
+    let mut checked = Vec::new();
+    for (file, d) in all_documents() {
+        let Some(containers) = d["spec"]["template"]["spec"]["containers"].as_sequence() else {
+            continue;
+        };
+        for c in containers {
+            let image = c["image"].as_str().unwrap_or_default();
+            if !image.starts_with("registry.example.com/leakwatch:")
+                || file == "probe/deployment.yaml"
+            {
+                continue;
+            }
+            let args = strings(&c["args"]);
+            let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+            let external = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--web.external-url="))
+                .unwrap_or_else(|| panic!("{file}: no --web.external-url: {args:?}"));
+            assert_eq!(external, format!("http://$(POD_IP):{port}"), "{file}");
+            assert!(
+                args.contains(&format!("--web.listen-address=0.0.0.0:{port}")),
+                "{file}: {args:?}"
+            );
+            let pod_ip = c["env"]
+                .as_sequence()
+                .and_then(|env| env.iter().find(|e| e["name"].as_str() == Some("POD_IP")))
+                .unwrap_or_else(|| panic!("{file}: no env POD_IP"));
+            assert_eq!(
+                pod_ip["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+                Some("status.podIP"),
+                "{file}"
+            );
+            let expanded = external.replace("$(POD_IP)", "10.244.1.17");
+            let url = leakwatch::http::address::ExternalUrl::parse(&expanded)
+                .unwrap_or_else(|e| panic!("{file}: {expanded}: {e}"));
+            assert_eq!(url.exported(), format!("http://10.244.1.17:{port}"));
+            checked.push(file.clone());
+        }
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "daemonset/daemonset.yaml",
+            "probe/sharded.yaml",
+            "sidecar/deployment-host-cgroup.yaml",
+            "sidecar/deployment.yaml"
+        ]
+    );
+}
+
 #[test]
 fn daemonset_runs_fleet_mode_with_the_node_in_view() {
     let cfg = Config::from_yaml(&config_of("leakwatch-node", "leakwatch.yml")).unwrap();
@@ -512,30 +569,6 @@ fn daemonset_runs_fleet_mode_with_the_node_in_view() {
     assert!(args.contains(&"--discover".to_string()), "{args:?}");
     assert!(args.contains(&"--config=/etc/leakwatch/leakwatch.yml".to_string()));
     assert!(cfg.targets.is_empty());
-    // Its pages and the dashboards link to this pod: --web.external-url is the pod's
-    // IP (from the downward API, expanded by Kubernetes) and the listening port, and
-    // is a URL leakwatch accepts once expanded.
-    let external = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--web.external-url="))
-        .unwrap_or_else(|| panic!("no --web.external-url: {args:?}"));
-    assert_eq!(external, "http://$(POD_IP):10760");
-    assert!(args.contains(&"--web.listen-address=0.0.0.0:10760".to_string()));
-    assert_eq!(lw["ports"][0]["containerPort"].as_u64(), Some(10760));
-    let pod_ip = lw["env"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"].as_str() == Some("POD_IP"))
-        .expect("env POD_IP");
-    assert_eq!(
-        pod_ip["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
-        Some("status.podIP")
-    );
-    let expanded = external.replace("$(POD_IP)", "10.244.1.17");
-    let url = leakwatch::http::address::ExternalUrl::parse(&expanded)
-        .unwrap_or_else(|e| panic!("{expanded}: {e}"));
-    assert_eq!(url.exported(), "http://10.244.1.17:10760");
     // kube-system is denied, by namespace.
     assert!(
         cfg.discover
