@@ -393,10 +393,37 @@ fn after_grace(
 /// start-up grace for its growth to speak for the whole heap's.
 const CULPRIT_SHARE: f64 = 0.5;
 
+/// Readings of the culprit after the grace its test needs (Mann-Kendall's z reaches
+/// 2.6 on six rising readings).
+const MIN_CULPRIT_READINGS: usize = 6;
+
+/// A leaking site's sampled in-use bytes only rise: its objects stay, and which of
+/// them the profile sampled was decided when they were allocated. A site that drops by
+/// more than [`ONE_WAY_DROP`] of its level, or drops at all in more than one step of
+/// eight (a freed slice backing array the profile happened to sample), is not read
+/// as a leak on its own: buffers freed and refilled rise and fall.
+fn one_way(points: &[(f64, f64)]) -> bool {
+    let mut drops = 0;
+    for w in points.windows(2) {
+        let (before, after) = (w[0].1, w[1].1);
+        if after < before {
+            if before - after > ONE_WAY_DROP * before {
+                return false;
+            }
+            drops += 1;
+        }
+    }
+    drops * 8 <= points.len() - 1
+}
+
+/// The largest drop of a one-way site, as a share of its level.
+const ONE_WAY_DROP: f64 = 0.05;
+
 /// The recent-growth test on the culprit alone (see [`KindEvidence::culprit_recent`]),
 /// for a heap whose own readings after the grace are not significant yet: the site
-/// that grew most over the window goes on growing after it (Mann-Kendall upward, Sen's
-/// slope over the floors and at least [`CULPRIT_SHARE`] of the window's rate). A leak
+/// that grew most over the window goes on growing after it, one way ([`one_way`],
+/// Mann-Kendall upward, Sen's slope over the floors and at least [`CULPRIT_SHARE`] of
+/// the window's rate). A leak
 /// beside a sawtooth is judged here in minutes instead of the many the noisy whole-heap
 /// readings need; a cache that filled and stopped has a flat culprit after the grace.
 /// The reason when it does; `None` otherwise.
@@ -410,6 +437,9 @@ fn culprit_goes_on(
     let k = &ev.kinds[kind];
     let (name, _) = k.culprit?;
     let recent = k.culprit_recent.as_slice();
+    if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
+        return None;
+    }
     let mk = mann_kendall(recent)?;
     let fit = theil_sen(recent)?;
     let per_hour = fit.slope * 3600.0;
@@ -603,6 +633,42 @@ fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_culprit_is_one_way_when_it_never_drops_far_or_often() {
+        let pts = |ys: &[f64]| -> Vec<(f64, f64)> {
+            ys.iter()
+                .enumerate()
+                .map(|(i, y)| (i as f64 * 15.0, *y))
+                .collect()
+        };
+        let cases: &[(&str, &[f64], bool)] = &[
+            ("rising", &[10.0, 11.0, 12.0, 13.0, 14.0, 15.0], true),
+            (
+                "rising with ties",
+                &[10.0, 10.0, 11.0, 11.0, 12.0, 12.0],
+                true,
+            ),
+            (
+                "one 3% drop in nine steps (a sampled backing array freed)",
+                &[10.0, 11.0, 12.0, 11.64, 12.5, 13.0, 13.5, 14.0, 14.5, 15.0],
+                true,
+            ),
+            (
+                "one 20% drop (a buffer freed)",
+                &[10.0, 11.0, 12.0, 9.6, 12.5, 13.0],
+                false,
+            ),
+            (
+                "small drops in two of seven steps",
+                &[10.0, 11.0, 10.9, 11.5, 11.4, 12.0, 12.5, 13.0],
+                false,
+            ),
+        ];
+        for (name, ys, want) in cases {
+            assert_eq!(one_way(&pts(ys)), *want, "{name}");
+        }
+    }
 
     fn all(state: VerdictState, score: f64) -> Verdict {
         Verdict::from_fn(|kind| KindVerdict::new(kind, state, score, vec!["why".into()]))
