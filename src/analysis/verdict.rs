@@ -413,7 +413,7 @@ fn one_way(points: &[(f64, f64)]) -> bool {
             drops += 1;
         }
     }
-    drops * 8 <= points.len() - 1
+    drops * 8 < points.len()
 }
 
 /// The largest drop of a one-way site, as a share of its level.
