@@ -1,7 +1,7 @@
 //! A target's schedule under the overhead budget: which endpoints are due on a tick,
 //! what each request cost, and the intervals and ratios that result.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::endpoint::{
     ENDPOINT_GOROUTINE, ENDPOINT_GOROUTINELEAK, ENDPOINT_HEAP, ENDPOINT_MEMSTATS, MemStatsSource,
@@ -59,10 +59,11 @@ impl Schedule {
             GcMode::Always => true,
             GcMode::Auto => {
                 let after = GC_AUTO_AFTER.min(warmup / 5);
-                let due = self
-                    .last_forced_gc
-                    .is_none_or(|t| t.elapsed() >= GC_AUTO_EVERY.min(after));
-                let ask = due && gc_starved(window, after);
+                // A tenth of slack: requests come on the scrape's ticks, and the tick
+                // 30 s after the last forced GC may find 29.99 s elapsed.
+                let every = GC_AUTO_EVERY.min(after).mul_f64(0.9);
+                let due = self.last_forced_gc.is_none_or(|t| t.elapsed() >= every);
+                let ask = due && gc_starved(window, after, SystemTime::now());
                 if ask {
                     self.last_forced_gc = Some(Instant::now());
                 }
@@ -203,9 +204,12 @@ const GC_AUTO_AFTER: Duration = Duration::from_secs(30);
 /// ...and at most this often.
 const GC_AUTO_EVERY: Duration = Duration::from_secs(30);
 
-/// No GC completed in the last `after` of the window (NumGC unchanged) while HeapAlloc
-/// grew: the live heap has not been measured for a while.
-fn gc_starved(w: &Window, after: Duration) -> bool {
+/// No GC completed for `after` up to `now` (the request about to be made: NumGC
+/// unchanged since the first sample that had its newest value) while HeapAlloc grew:
+/// the live heap has not been measured for a while. Counted up to the request, not
+/// to the newest sample, so at a 15 s scrape a GC is asked for 30 s after the last
+/// one, not 45 (with a tenth of slack for the ticks' jitter).
+fn gc_starved(w: &Window, after: Duration, now: SystemTime) -> bool {
     let Some(newest) = w.samples().iter().rev().find(|s| s.num_gc.is_some()) else {
         return false;
     };
@@ -218,9 +222,12 @@ fn gc_starved(w: &Window, after: Duration) -> bool {
     let Some(first_same) = since else {
         return false;
     };
-    let quiet = newest.at.duration_since(first_same.at).unwrap_or_default();
+    let quiet = now
+        .max(newest.at)
+        .duration_since(first_same.at)
+        .unwrap_or_default();
     let grew = matches!((first_same.heap_alloc, newest.heap_alloc), (Some(a), Some(b)) if b > a);
-    quiet >= after && grew
+    quiet >= after.mul_f64(0.9) && grew
 }
 
 #[cfg(test)]
@@ -229,7 +236,6 @@ mod tests {
     use crate::analysis::observation::Observation;
     use crate::analysis::window::WindowConfig;
     use crate::pprof::memstats::MemStats;
-    use std::time::SystemTime;
 
     fn window(points: &[(u64, u64, u64)]) -> Window {
         let mut w = Window::new(&WindowConfig::default());
@@ -384,8 +390,20 @@ mod tests {
             // Not long enough yet.
             (&[(0, 10 * mb, 4), (60, 20 * mb, 4)], false),
         ];
+        let at = |sec: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + sec);
         for (points, want) in cases {
-            assert_eq!(gc_starved(&window(points), after), want, "{points:?}");
+            let newest = points.last().map_or(0, |p| p.0);
+            assert_eq!(
+                gc_starved(&window(points), after, at(newest)),
+                want,
+                "{points:?}"
+            );
         }
+        // Counted up to the request: 60 s after the newest sample, the same two samples
+        // have gone 120 s without a GC.
+        let points = [(0, 10 * mb, 4), (60, 20 * mb, 4)];
+        assert!(gc_starved(&window(&points), after, at(120)));
+        assert!(gc_starved(&window(&points), after, at(108)));
+        assert!(!gc_starved(&window(&points), after, at(107)));
     }
 }
