@@ -632,19 +632,18 @@ impl Seen {
         });
     }
 
-    /// The README example's own leakwatch: its heap verdict state, and at each change
-    /// of state the first line of its report page that gives the reason (for the
-    /// failure message).
+    /// The README example's own leakwatch (no flags: the lean default exports no
+    /// per-state verdict series): its heap verdict state as its report page shows it,
+    /// and at each change of state the first line there that gives the reason (for
+    /// the failure message).
     fn poll_readme(&mut self) {
-        let state = try_http_get(&format!("{README_LEAKWATCH}/metrics"))
+        let page = try_http_get(&format!("{README_LEAKWATCH}/targets/{README_TARGET}"))
             .ok()
-            .and_then(|(_, body)| Metrics::parse(&String::from_utf8_lossy(&body)).ok())
-            .and_then(|m| verdict_state(&m, README_TARGET, "heap"));
+            .map(|(_, body)| String::from_utf8_lossy(&body).into_owned());
+        let state = page.as_deref().and_then(|p| report_state(p, "heap"));
         let changed = self.readme.last().is_none_or(|(_, last)| *last != state);
-        if changed && let Some(st) = &state {
-            let why = try_http_get(&format!("{README_LEAKWATCH}/targets/{README_TARGET}"))
-                .ok()
-                .and_then(|(_, body)| reason_line(&String::from_utf8_lossy(&body), st));
+        if changed && let (Some(st), Some(p)) = (&state, &page) {
+            let why = reason_line(p, st);
             self.readme_reasons
                 .push(format!("{st}: {}", why.unwrap_or_default()));
         }
@@ -1653,8 +1652,11 @@ fn defaults_page_fast_leak_before_oom_and_slow_leaks_within_20_minutes() {
 /// The first line of a report page's text (tags stripped) that starts with the verdict
 /// state's word ("inconclusive: ...", "warming up: ...", "growing, but ...").
 fn reason_line(page: &str, state: &str) -> Option<String> {
+    // One line per list item and cell; the words inside (wrapped in spans) kept whole.
+    let breaks = regex::Regex::new(r"<(li|/li|td|/td|p|/p|tr|/tr)\b[^>]*>").unwrap();
     let tags = regex::Regex::new(r"<[^>]*>").unwrap();
-    let text = tags.replace_all(page, "\n");
+    let text = breaks.replace_all(page, "\n");
+    let text = tags.replace_all(&text, "");
     let word = match state {
         "warming_up" => "warming up",
         "no_leak" => "growth did not go on",
@@ -1664,4 +1666,26 @@ fn reason_line(page: &str, state: &str) -> Option<String> {
         .map(str::trim)
         .find(|l| l.starts_with(word) || (state == "warming_up" && l.starts_with("growing, but")))
         .map(|l| l.chars().take(300).collect())
+}
+
+/// A kind's verdict state on a report page (its row of the evidence table: the kind's
+/// runbook link, then the state's words), as the metric's `state` label names it.
+fn report_state(page: &str, kind: &str) -> Option<String> {
+    let row = regex::Regex::new(&format!(
+        r#"(?s)>{kind}</a>.*?<span class="w">([^<]+)</span>"#
+    ))
+    .unwrap();
+    let words = row.captures(page)?.get(1)?.as_str().trim().to_string();
+    Some(
+        match words.as_str() {
+            "LEAK SUSPECTED" => "suspected",
+            "no leak" => "no_leak",
+            "inconclusive" => "inconclusive",
+            "warming up" => "warming_up",
+            "stale" => "stale",
+            "explained by another leak" => "explained",
+            other => other,
+        }
+        .to_string(),
+    )
 }
