@@ -927,12 +927,8 @@ fn dashboard_links_carry_the_external_url(prom_url: &str, lw_url: &str) {
     assert!(fleet_links.contains(row_link), "{fleet_links:?}");
     let mut tables = 0;
     for p in fleet["panels"].as_array().unwrap() {
-        let exprs: Vec<&str> = p["targets"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|t| t["expr"].as_str())
+        let exprs: Vec<&str> = crate::stack::panel_exprs(p)
+            .into_iter()
             .filter(|e| e.contains("external_url"))
             .collect();
         tables += usize::from(!exprs.is_empty());

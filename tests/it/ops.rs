@@ -851,13 +851,7 @@ fn panels_reading_recording_rules_name_the_rule_file() {
     let mut checked = 0;
     for name in ["leakwatch-target.json", "leakwatch-fleet.json"] {
         for p in panels(&dashboard(name)) {
-            let exprs: Vec<&str> = p["targets"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|t| t["expr"].as_str())
-                .collect();
+            let exprs = crate::stack::panel_exprs(p);
             let title = p["title"].as_str().unwrap_or_default();
             for (rule, file) in &rules {
                 if !exprs.iter().any(|e| e.contains(rule.as_str())) {

@@ -346,3 +346,14 @@ pub(crate) fn write_limit(cg: &TempCgroup, bytes: u64) {
     std::fs::write(cg.dir.join(file), bytes.to_string())
         .unwrap_or_else(|e| panic!("{}: {e}", cg.dir.join(file).display()));
 }
+
+/// The PromQL expressions of a Grafana panel's targets.
+pub fn panel_exprs(panel: &Json) -> Vec<&str> {
+    panel["targets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|t| t["expr"].as_str())
+        .collect()
+}
