@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::analysis::culprit::{
     culprit, growth_top_n, package_shares, site_growth, sustained_growth_top_n,
 };
+use std::sync::Arc;
+
 use crate::analysis::kinds::{ByKind, LeakKind, Series};
 use crate::analysis::observation::{LiveSource, Sample};
 use crate::analysis::oom::{LimitSource, UsageSource, memory_limit, memory_usage, time_to_oom};
@@ -17,7 +19,9 @@ use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, quantile, theil_sen};
 use crate::analysis::thresholds::Thresholds;
 use crate::analysis::trend::{TimeToLimit, Trend, since};
-use crate::analysis::verdict::{Estimate, Evidence, Grace, KindEvidence, Verdict, judge};
+use crate::analysis::verdict::{
+    Estimate, Evidence, Grace, KindEvidence, SiteReadings, Verdict, judge,
+};
 use crate::analysis::window::{Baseline, Window};
 
 /// Signal settings: label cardinality, the fallback memory limit and the verdict's
@@ -426,25 +430,31 @@ fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
         .map_or(lagged, |s| x_of(window, s).min(lagged))
 }
 
-/// The heap culprit's in-use bytes at each heap profile after the start-up grace (from
-/// [`profile_from_x`], as the whole profile's), when the window tracked that culprit;
-/// empty otherwise.
-fn culprit_recent(window: &Window, grace: &Grace, culprit: Option<(&str, i64)>) -> Vec<(f64, f64)> {
-    let (Some(t), Some((name, _))) = (window.tracked_site(), culprit) else {
-        return Vec::new();
-    };
-    if t.name.as_ref() != name || grace.end_x <= 0.0 {
+/// The heap's recent culprits' in-use bytes at each heap profile after the start-up
+/// grace (from [`profile_from_x`], as the whole profile's), most recently named first;
+/// empty when the grace is older than the window.
+fn culprit_recent(window: &Window, grace: &Grace) -> Vec<SiteReadings> {
+    if grace.end_x <= 0.0 {
         return Vec::new();
     }
     let from = profile_from_x(window, grace);
     let start = window.start();
-    t.points
+    window
+        .tracked_sites()
+        .sites
         .iter()
-        .map(|(at, b)| {
-            let x = at.duration_since(start).unwrap_or_default().as_secs_f64();
-            (x, *b as f64)
+        .map(|t| {
+            let points = t
+                .points
+                .iter()
+                .map(|(at, b)| {
+                    let x = at.duration_since(start).unwrap_or_default().as_secs_f64();
+                    (x, *b as f64)
+                })
+                .filter(|(x, _)| *x >= from)
+                .collect();
+            (Arc::clone(&t.name), points)
         })
-        .filter(|(x, _)| *x >= from)
         .collect()
 }
 
@@ -483,7 +493,7 @@ fn evidence<'a>(
         },
         culprit: sites.culprit(kind),
         culprit_recent: match kind {
-            LeakKind::Heap => culprit_recent(window, &grace, sites.culprit(kind)),
+            LeakKind::Heap => culprit_recent(window, &grace),
             LeakKind::Goroutine | LeakKind::HttpConnections => Vec::new(),
         },
     });

@@ -136,54 +136,133 @@ impl Checkpoints {
     }
 }
 
-/// The allocation site the window's checkpoints name as growing most (the heap's
-/// culprit), and its in-use bytes at each heap profile since it became the culprit,
-/// oldest first. A leak beside a sawtooth is read on it free of the sawtooth: a leaking
-/// site's sampled in-use bytes only rise, while the whole heap at each GC carries
-/// whatever the sawtooth held at that moment.
+/// How many recent culprits [`TrackedSites`] follows at once.
+pub const TRACKED_SITES: usize = 3;
+
+/// The allocation sites the window's checkpoints named as growing most (the heap's
+/// culprit) most recently, up to [`TRACKED_SITES`], each with its in-use bytes at
+/// every heap profile since it was first named, oldest first. A leak beside a sawtooth
+/// is read on its own site free of the sawtooth: a leaking site's sampled in-use bytes
+/// only rise, while the whole heap at each GC carries whatever the sawtooth held at
+/// that moment. Several are followed because the culprit can alternate (early in a
+/// window a sawtooth site's phase can outgrow a slow leak between two snapshots), and
+/// a series restarted at every change would never grow long enough to tell.
+#[derive(Debug, Clone, Default)]
+pub struct TrackedSites {
+    /// Most recently named first.
+    pub sites: Vec<TrackedSite>,
+}
+
+/// One followed site and its readings.
 #[derive(Debug, Clone)]
 pub struct TrackedSite {
     pub name: Arc<str>,
     pub points: VecDeque<(SystemTime, u64)>,
 }
 
-impl TrackedSite {
+impl TrackedSites {
     /// Follows `culprit` (the current culprit's name, `None` when there is none) in
-    /// `snap`, the newest snapshot: a new culprit starts a new series, no culprit
-    /// keeps following the last one. At most `max_points` points, none before `start`.
+    /// `snap`, the newest snapshot: a new culprit starts a series (the least recently
+    /// named one is dropped beyond [`TRACKED_SITES`]), and every followed site gets
+    /// its reading. At most `max_points` points each, none before `start`.
     pub(crate) fn follow(
-        tracked: &mut Option<TrackedSite>,
+        &mut self,
         culprit: Option<&str>,
         snap: &SiteSnapshot,
         start: SystemTime,
         max_points: usize,
     ) {
-        if let Some(name) = culprit
-            && tracked.as_ref().is_none_or(|t| t.name.as_ref() != name)
-        {
-            let shared = snap
-                .entries
-                .binary_search_by(|(n, _)| n.as_ref().cmp(name))
-                .ok()
-                .and_then(|i| snap.entries.get(i))
-                .map_or_else(|| Arc::from(name), |(n, _)| Arc::clone(n));
-            *tracked = Some(TrackedSite {
-                name: shared,
-                points: VecDeque::new(),
-            });
+        if let Some(name) = culprit {
+            let site = match self.sites.iter().position(|t| t.name.as_ref() == name) {
+                Some(i) => self.sites.remove(i),
+                None => TrackedSite {
+                    name: snap
+                        .entries
+                        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
+                        .ok()
+                        .and_then(|i| snap.entries.get(i))
+                        .map_or_else(|| Arc::from(name), |(n, _)| Arc::clone(n)),
+                    points: VecDeque::new(),
+                },
+            };
+            self.sites.insert(0, site);
+            self.sites.truncate(TRACKED_SITES);
         }
-        let Some(t) = tracked else { return };
-        t.points
-            .push_back((snap.at, snap.get(&t.name).unwrap_or(0)));
-        while t.points.len() > max_points.max(1)
-            || t.points.front().is_some_and(|(at, _)| *at < start)
-        {
-            t.points.pop_front();
+        for t in &mut self.sites {
+            t.points
+                .push_back((snap.at, snap.get(&t.name).unwrap_or(0)));
+            while t.points.len() > max_points.max(1)
+                || t.points.front().is_some_and(|(at, _)| *at < start)
+            {
+                t.points.pop_front();
+            }
         }
     }
 
+    pub(crate) fn clear(&mut self) {
+        self.sites.clear();
+    }
+
     pub(crate) fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.points.capacity() * std::mem::size_of::<(SystemTime, u64)>()
+        self.sites.capacity() * std::mem::size_of::<TrackedSite>()
+            + self
+                .sites
+                .iter()
+                .map(|t| t.points.capacity() * std::mem::size_of::<(SystemTime, u64)>())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(sec: u64, entries: &[(&str, u64)]) -> SiteSnapshot {
+        let mut entries: Vec<(Arc<str>, u64)> =
+            entries.iter().map(|(n, v)| (Arc::from(*n), *v)).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        SiteSnapshot {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(sec),
+            entries,
+            other: 0,
+        }
+    }
+
+    /// A culprit that alternates keeps both series whole; a fourth culprit drops the
+    /// least recently named.
+    #[test]
+    fn alternating_culprits_keep_their_series() {
+        let mut t = TrackedSites::default();
+        let start = SystemTime::UNIX_EPOCH;
+        let names = ["leak", "saw", "leak", "saw", "leak"];
+        for (i, culprit) in names.iter().enumerate() {
+            let s = snap(i as u64, &[("leak", 10 + i as u64), ("saw", 50 - i as u64)]);
+            t.follow(Some(culprit), &s, start, 100);
+        }
+        let leak = t.sites.iter().find(|s| s.name.as_ref() == "leak").unwrap();
+        let values: Vec<u64> = leak.points.iter().map(|p| p.1).collect();
+        assert_eq!(values, [10, 11, 12, 13, 14]);
+        assert_eq!(t.sites[0].name.as_ref(), "leak");
+        assert_eq!(
+            t.sites[1].points.len(),
+            4,
+            "saw, from when it was first named"
+        );
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            t.follow(Some(n), &snap(10 + i as u64, &[]), start, 100);
+        }
+        let kept: Vec<&str> = t.sites.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(kept, ["c", "b", "a"]);
+        // No culprit: the followed sites still get their readings; old points go.
+        t.follow(
+            None,
+            &snap(20, &[("c", 7)]),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(12),
+            100,
+        );
+        assert_eq!(
+            t.sites[0].points.iter().map(|p| p.1).collect::<Vec<_>>(),
+            [0, 7]
+        );
     }
 }

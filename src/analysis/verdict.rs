@@ -125,10 +125,14 @@ pub struct KindEvidence<'a> {
     pub estimates: Vec<Estimate<'a>>,
     /// Top growth by site (allocation site, blocking site), largest first.
     pub culprit: Option<(&'a str, i64)>,
-    /// The culprit's own readings after the start-up grace (the heap's allocation site
-    /// at each heap profile; empty for the other kinds or when it was not tracked).
-    pub culprit_recent: Vec<(f64, f64)>,
+    /// The recent culprits' own readings after the start-up grace (the heap's
+    /// allocation sites at each heap profile, most recently named first; empty for the
+    /// other kinds and once the grace is older than the window).
+    pub culprit_recent: Vec<SiteReadings>,
 }
+
+/// A site's name and its readings (window seconds, bytes).
+pub type SiteReadings = (std::sync::Arc<str>, Vec<(f64, f64)>);
 
 /// One estimate of a kind's series.
 #[derive(Debug, Clone)]
@@ -419,9 +423,9 @@ fn one_way(points: &[(f64, f64)]) -> bool {
 /// The largest drop of a one-way site, as a share of its level.
 const ONE_WAY_DROP: f64 = 0.05;
 
-/// The recent-growth test on the culprit alone (see [`KindEvidence::culprit_recent`]),
-/// for a heap whose own readings after the grace are not significant yet: the site
-/// that grew most over the window goes on growing after it, one way ([`one_way`],
+/// The recent-growth test on the culprits alone (see [`KindEvidence::culprit_recent`]),
+/// for a heap whose own readings after the grace are not significant yet: a site
+/// named as growing most over the window goes on growing after it, one way ([`one_way`],
 /// Mann-Kendall upward, Sen's slope over the floors and at least [`CULPRIT_SHARE`] of
 /// the window's rate). A leak
 /// beside a sawtooth is judged here in minutes instead of the many the noisy whole-heap
@@ -434,29 +438,31 @@ fn culprit_goes_on(
     window_per_hour: f64,
     level: f64,
 ) -> Option<String> {
-    let k = &ev.kinds[kind];
-    let (name, _) = k.culprit?;
-    let recent = k.culprit_recent.as_slice();
-    if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
-        return None;
-    }
-    let mk = mann_kendall(recent)?;
-    let fit = theil_sen(recent)?;
-    let per_hour = fit.slope * 3600.0;
-    let goes_on = mk.upward()
-        && per_hour >= floors.per_hour
-        && per_hour / level >= floors.relative_per_hour
-        && per_hour >= CULPRIT_SHARE * window_per_hour;
-    goes_on.then(|| {
-        format!(
-            "still growing after the start-up grace: its top growing site {name} grew \
-             {}/h over {} readings (Mann-Kendall z {:.1}), while the whole heap's \
-             readings beside it are too noisy to tell yet",
-            fmt_bytes(per_hour),
-            recent.len(),
-            mk.z
-        )
-    })
+    ev.kinds[kind]
+        .culprit_recent
+        .iter()
+        .find_map(|(name, recent)| {
+            if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
+                return None;
+            }
+            let mk = mann_kendall(recent)?;
+            let fit = theil_sen(recent)?;
+            let per_hour = fit.slope * 3600.0;
+            let goes_on = mk.upward()
+                && per_hour >= floors.per_hour
+                && per_hour / level >= floors.relative_per_hour
+                && per_hour >= CULPRIT_SHARE * window_per_hour;
+            goes_on.then(|| {
+                format!(
+                    "still growing after the start-up grace: its top growing site {name} grew \
+                 {}/h over {} readings (Mann-Kendall z {:.1}), while the whole heap's \
+                 readings beside it are too noisy to tell yet",
+                    fmt_bytes(per_hour),
+                    recent.len(),
+                    mk.z
+                )
+            })
+        })
 }
 
 /// Growth after the start-up grace has stopped when its slope's 95% upper bound is

@@ -15,10 +15,10 @@
 //!   of 24 bytes plus an `other` total; a site's name is stored once and shared by
 //!   every snapshot that has it;
 //! - `max_pauses` (default 1024) GC pauses of 16 bytes;
-//! - while the process's start-up grace ends inside the window, one tracked site (the
-//!   heap's culprit) with at most `max_samples` readings of 24 bytes.
+//! - while the process's start-up grace ends inside the window, up to 3 tracked sites
+//!   (the heap's recent culprits) with at most `max_samples` readings of 24 bytes each.
 //!
-//! Hard bound with the defaults: 73 KB of samples + 16 KB of pauses + 6 KB of tracked
+//! Hard bound with the defaults: 73 KB of samples + 16 KB of pauses + 17 KB of tracked
 //! site readings + 2 x 6 x 6 KB of snapshot entries + the distinct site names (about
 //! 60 bytes each), roughly 200 KB.
 //! Measured ([`Window::approx_bytes`], printed by `cargo bench --bench signals`): 89 KiB
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::analysis::culprit::{culprit, sustained_growth_top_n};
-use crate::analysis::sites::{Checkpoints, SiteSnapshot, TrackedSite, newest_is_temporary};
+use crate::analysis::sites::{Checkpoints, SiteSnapshot, TrackedSites, newest_is_temporary};
 use crate::pprof::funcname::{allocation_site, default_alloc_helpers, stack_serves_profiles};
 use crate::pprof::memstats::MemStats;
 use crate::pprof::{HeapProfile, Name, Sym};
@@ -129,9 +129,10 @@ pub struct Window {
     samples: VecDeque<Sample>,
     heap_sites: Checkpoints,
     goroutine_sites: Checkpoints,
-    /// The heap's culprit and its bytes at each heap profile, kept while the start-up
-    /// grace ends inside the window (the recent-growth test reads it after the grace).
-    tracked_site: Option<TrackedSite>,
+    /// The heap's recent culprits and their bytes at each heap profile, kept while the
+    /// start-up grace ends inside the window (the recent-growth test reads them after
+    /// the grace).
+    tracked_sites: TrackedSites,
     /// (PauseEnd Unix ns, PauseNs) of pauses that ended inside the window, oldest first.
     pauses: VecDeque<(u64, u64)>,
     last_pause_end: u64,
@@ -160,7 +161,7 @@ impl Window {
             samples: VecDeque::new(),
             heap_sites: Checkpoints::default(),
             goroutine_sites: Checkpoints::default(),
-            tracked_site: None,
+            tracked_sites: TrackedSites::default(),
             pauses: VecDeque::new(),
             last_pause_end: 0,
             pid: None,
@@ -188,7 +189,7 @@ impl Window {
             self.samples.clear();
             self.heap_sites = Checkpoints::default();
             self.goroutine_sites = Checkpoints::default();
-            self.tracked_site = None;
+            self.tracked_sites.clear();
             self.pauses.clear();
             self.last_pause_end = 0;
             self.restarts += 1;
@@ -361,12 +362,12 @@ impl Window {
         )
     }
 
-    /// Follows the heap's culprit (as the signals name it: the top *sustained* grower
-    /// across the checkpoints) in the newest snapshot while the start-up grace ends
-    /// inside the window; drops it once the grace is older than the window.
+    /// Follows the heap's culprits (as the signals name them: the top *sustained*
+    /// grower across the checkpoints) in the newest snapshot while the start-up grace
+    /// ends inside the window; drops them once the grace is older than the window.
     fn track_culprit(&mut self, start: SystemTime) {
         if self.grace_end().is_none_or(|g| g <= start) {
-            self.tracked_site = None;
+            self.tracked_sites.clear();
             return;
         }
         let snapshots = &self.heap_sites.snapshots;
@@ -376,13 +377,8 @@ impl Window {
         let snaps: Vec<&SiteSnapshot> = snapshots.iter().collect();
         let top = sustained_growth_top_n(old, new, &snaps, 1);
         let name = culprit(&top).map(|(n, _)| n);
-        TrackedSite::follow(
-            &mut self.tracked_site,
-            name,
-            new,
-            start,
-            self.cfg.max_samples,
-        );
+        self.tracked_sites
+            .follow(name, new, start, self.cfg.max_samples);
     }
 
     fn record_pauses(&mut self, ms: &MemStats) {
@@ -549,10 +545,10 @@ impl Window {
         ))
     }
 
-    /// The heap's culprit and its bytes at each heap profile, while the start-up grace
-    /// ends inside the window.
-    pub fn tracked_site(&self) -> Option<&TrackedSite> {
-        self.tracked_site.as_ref()
+    /// The heap's recent culprits and their bytes at each heap profile, while the
+    /// start-up grace ends inside the window.
+    pub fn tracked_sites(&self) -> &TrackedSites {
+        &self.tracked_sites
     }
 
     /// Every per-site heap snapshot kept (checkpoints, oldest first, then the newest).
@@ -584,10 +580,7 @@ impl Window {
             + self.samples.capacity() * std::mem::size_of::<Sample>()
             + self.heap_sites.approx_bytes()
             + self.goroutine_sites.approx_bytes()
-            + self
-                .tracked_site
-                .as_ref()
-                .map_or(0, |t| t.approx_bytes() - std::mem::size_of::<TrackedSite>())
+            + self.tracked_sites.approx_bytes()
             + self.pauses.capacity() * std::mem::size_of::<(u64, u64)>()
             + self
                 .cfg
