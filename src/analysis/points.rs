@@ -1,12 +1,19 @@
 //! A window's series as points: (seconds since the window's start, value), from every
 //! sample or one per GC cycle.
 
+use std::time::SystemTime;
+
 use crate::analysis::observation::Sample;
 use crate::analysis::window::Window;
 
 /// Seconds since the window's start.
 pub(crate) fn x_of(window: &Window, s: &Sample) -> f64 {
-    s.at.duration_since(window.start())
+    x_at(window, s.at)
+}
+
+/// Seconds from the window's start to `at` (0 before it).
+pub(crate) fn x_at(window: &Window, at: SystemTime) -> f64 {
+    at.duration_since(window.start())
         .unwrap_or_default()
         .as_secs_f64()
 }

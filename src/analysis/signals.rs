@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::analysis::kinds::{ByKind, LeakKind, Series};
 use crate::analysis::observation::{LiveSource, Sample};
 use crate::analysis::oom::{LimitSource, UsageSource, memory_limit, memory_usage, time_to_oom};
-use crate::analysis::points::{per_gc, points, x_of};
+use crate::analysis::points::{per_gc, points, x_at, x_of};
 use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, quantile, theil_sen};
 use crate::analysis::thresholds::Thresholds;
@@ -438,22 +438,17 @@ fn culprit_recent(window: &Window, grace: &Grace) -> Vec<SiteReadings> {
         return Vec::new();
     }
     let from = profile_from_x(window, grace);
-    let start = window.start();
     window
         .tracked_sites()
         .sites
         .iter()
         .map(|t| {
-            let points = t
+            let points: Vec<(f64, f64)> = t
                 .points
                 .iter()
-                .map(|(at, b)| {
-                    let x = at.duration_since(start).unwrap_or_default().as_secs_f64();
-                    (x, *b as f64)
-                })
-                .filter(|(x, _)| *x >= from)
+                .map(|(at, b)| (x_at(window, *at), *b as f64))
                 .collect();
-            (Arc::clone(&t.name), points)
+            (Arc::clone(&t.name), since(&points, from))
         })
         .collect()
 }

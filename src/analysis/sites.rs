@@ -1,8 +1,8 @@
 //! Per-site snapshots of the analysis window: in-use bytes per allocation site and
 //! goroutine counts per blocking site at one time (names shared between snapshots), and
 //! the checkpoints that keep a few of them across the window, with the spacing rule
-//! the window's samples follow too; and the one tracked site (the heap's culprit) whose
-//! bytes are kept at every heap profile.
+//! the window's samples follow too; and the tracked sites (the heap's recent culprits)
+//! whose bytes are kept at every heap profile.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -32,11 +32,15 @@ pub struct SiteSnapshot {
 
 impl SiteSnapshot {
     pub fn get(&self, name: &str) -> Option<u64> {
+        self.entry(name).map(|(_, v)| *v)
+    }
+
+    /// The site's entry: its stored (shared) name and value.
+    pub(crate) fn entry(&self, name: &str) -> Option<&(Arc<str>, u64)> {
         self.entries
             .binary_search_by(|(n, _)| n.as_ref().cmp(name))
             .ok()
             .and_then(|i| self.entries.get(i))
-            .map(|(_, v)| *v)
     }
 
     pub fn total(&self) -> u64 {
@@ -70,13 +74,9 @@ impl SiteSnapshot {
             .into_iter()
             .map(|(key, v)| {
                 let name = name(key).to_string();
-                let shared = previous.and_then(|p| {
-                    p.entries
-                        .binary_search_by(|(n, _)| n.as_ref().cmp(name.as_str()))
-                        .ok()
-                        .and_then(|i| p.entries.get(i))
-                        .map(|(n, _)| Arc::clone(n))
-                });
+                let shared = previous
+                    .and_then(|p| p.entry(&name))
+                    .map(|(n, _)| Arc::clone(n));
                 (shared.unwrap_or_else(|| Arc::from(name)), v)
             })
             .collect();
@@ -177,10 +177,7 @@ impl TrackedSites {
                 Some(i) => self.sites.remove(i),
                 None => TrackedSite {
                     name: snap
-                        .entries
-                        .binary_search_by(|(n, _)| n.as_ref().cmp(name))
-                        .ok()
-                        .and_then(|i| snap.entries.get(i))
+                        .entry(name)
                         .map_or_else(|| Arc::from(name), |(n, _)| Arc::clone(n)),
                     points: VecDeque::new(),
                 },

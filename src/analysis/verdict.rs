@@ -427,10 +427,9 @@ const ONE_WAY_DROP: f64 = 0.05;
 /// for a heap whose own readings after the grace are not significant yet: a site
 /// named as growing most over the window goes on growing after it, one way ([`one_way`],
 /// Mann-Kendall upward, Sen's slope over the floors and at least [`CULPRIT_SHARE`] of
-/// the window's rate). A leak
-/// beside a sawtooth is judged here in minutes instead of the many the noisy whole-heap
-/// readings need; a cache that filled and stopped has a flat culprit after the grace.
-/// The reason when it does; `None` otherwise.
+/// the window's rate). A leak beside a sawtooth is judged here in minutes instead of
+/// the many the noisy whole-heap readings need; a cache that filled and stopped has a
+/// flat culprit after the grace. The reason when it does; `None` otherwise.
 fn culprit_goes_on(
     ev: &Evidence<'_>,
     kind: LeakKind,
