@@ -59,9 +59,7 @@ impl Schedule {
             GcMode::Always => true,
             GcMode::Auto => {
                 let after = GC_AUTO_AFTER.min(warmup / 5);
-                // A tenth of slack: requests come on the scrape's ticks, and the tick
-                // 30 s after the last forced GC may find 29.99 s elapsed.
-                let every = GC_AUTO_EVERY.min(after).mul_f64(0.9);
+                let every = GC_AUTO_EVERY.min(after).mul_f64(TICK_SLACK);
                 let due = self.last_forced_gc.is_none_or(|t| t.elapsed() >= every);
                 let ask = due && gc_starved(window, after, SystemTime::now());
                 if ask {
@@ -203,6 +201,9 @@ pub(super) fn adaptation_worth_logging(
 const GC_AUTO_AFTER: Duration = Duration::from_secs(30);
 /// ...and at most this often.
 const GC_AUTO_EVERY: Duration = Duration::from_secs(30);
+/// Both are met at nine tenths of themselves: requests come on the scrape's ticks, and
+/// the tick 30 s after the last GC may find 29.99 s.
+const TICK_SLACK: f64 = 0.9;
 
 /// No GC completed for `after` up to `now` (the request about to be made: NumGC
 /// unchanged since the first sample that had its newest value) while HeapAlloc grew:
@@ -227,7 +228,7 @@ fn gc_starved(w: &Window, after: Duration, now: SystemTime) -> bool {
         .duration_since(first_same.at)
         .unwrap_or_default();
     let grew = matches!((first_same.heap_alloc, newest.heap_alloc), (Some(a), Some(b)) if b > a);
-    quiet >= after.mul_f64(0.9) && grew
+    quiet >= after.mul_f64(TICK_SLACK) && grew
 }
 
 #[cfg(test)]

@@ -1675,21 +1675,16 @@ fn reason_line(page: &str, state: &str) -> Option<String> {
 /// A kind's verdict state on a report page (its row of the evidence table: the kind's
 /// runbook link, then the state's words), as the metric's `state` label names it.
 fn report_state(page: &str, kind: &str) -> Option<String> {
+    use leakwatch::analysis::kinds::VerdictState;
     let row = regex::Regex::new(&format!(
         r#"(?s)>{kind}</a>.*?<span class="w">([^<]+)</span>"#
     ))
     .unwrap();
     let words = row.captures(page)?.get(1)?.as_str().trim().to_string();
     Some(
-        match words.as_str() {
-            "LEAK SUSPECTED" => "suspected",
-            "no leak" => "no_leak",
-            "inconclusive" => "inconclusive",
-            "warming up" => "warming_up",
-            "stale" => "stale",
-            "explained by another leak" => "explained",
-            other => other,
-        }
-        .to_string(),
+        VerdictState::ALL
+            .iter()
+            .find(|s| s.words() == words)
+            .map_or(words, |s| s.as_str().to_string()),
     )
 }
