@@ -17,8 +17,49 @@ pub(crate) struct Assessment {
     pub(crate) envelope: bool,
     pub(crate) half_fraction: f64,
     pub(crate) score: f64,
+    /// Each criterion's score, in the order of [`Criterion`].
+    parts: [f64; 4],
     /// One sentence per failed criterion; empty when every criterion holds.
-    pub(crate) failures: Vec<String>,
+    pub(crate) failures: Vec<(Criterion, String)>,
+}
+
+/// The growth criteria, in the order of [`Assessment`]'s parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Criterion {
+    Rate,
+    RelativeRate,
+    OneWay,
+    Sustained,
+}
+
+impl Criterion {
+    /// One-way and sustained: the series' shape, as opposed to its speed.
+    pub(crate) fn is_shape(self) -> bool {
+        matches!(self, Criterion::OneWay | Criterion::Sustained)
+    }
+}
+
+impl Assessment {
+    /// The failed criteria's sentences.
+    pub(crate) fn failure_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.failures.iter().map(|(_, why)| why.clone())
+    }
+
+    /// Only the shape failed: the growth is fast enough but not one-way or not
+    /// sustained.
+    pub(crate) fn only_shape_failed(&self) -> bool {
+        !self.failures.is_empty() && self.failures.iter().all(|(c, _)| c.is_shape())
+    }
+
+    /// The shape criteria were met on other evidence (the culprit site's own series):
+    /// their failures go, and they count as at their thresholds in the score.
+    pub(crate) fn shape_met_elsewhere(&mut self) {
+        self.failures.retain(|(c, _)| !c.is_shape());
+        for c in [Criterion::OneWay, Criterion::Sustained] {
+            self.parts[c as usize] = self.parts[c as usize].max(0.5);
+        }
+        self.score = self.parts.iter().copied().fold(1.0, f64::min);
+    }
 }
 
 /// Maps `v` to 0..1: 0.5 at `threshold`, linear from 0 below, 1 at `full` and above.
@@ -48,7 +89,7 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
         _ => 0.0,
     };
     let mono = t.one_way();
-    let score = [
+    let parts = [
         ramp(per_hour, min_abs, 4.0 * min_abs),
         ramp(relative_per_hour, min_rel, 4.0 * min_rel),
         ramp(mono, th.min_monotonicity, 0.9_f64.max(th.min_monotonicity)),
@@ -57,39 +98,48 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
             th.min_half_slope_fraction,
             0.75_f64.max(th.min_half_slope_fraction),
         ),
-    ]
-    .into_iter()
-    .fold(1.0, f64::min);
+    ];
+    let score = parts.iter().copied().fold(1.0, f64::min);
     let fmt = |v: f64| match unit {
         Unit::Bytes => fmt_bytes(v),
         Unit::Count(_) => format!("{v:.1}"),
     };
     let mut failures = Vec::new();
     if per_hour < min_abs {
-        failures.push(format!(
-            "growth {}/h is below the {}/h floor",
-            fmt(per_hour),
-            fmt(min_abs)
+        failures.push((
+            Criterion::Rate,
+            format!(
+                "growth {}/h is below the {}/h floor",
+                fmt(per_hour),
+                fmt(min_abs)
+            ),
         ));
     }
     if relative_per_hour < min_rel {
-        failures.push(format!(
-            "relative growth {:+.1}%/h is below the {:.1}%/h floor",
-            relative_per_hour * 100.0,
-            min_rel * 100.0
+        failures.push((
+            Criterion::RelativeRate,
+            format!(
+                "relative growth {:+.1}%/h is below the {:.1}%/h floor",
+                relative_per_hour * 100.0,
+                min_rel * 100.0
+            ),
         ));
     }
     if mono < th.min_monotonicity {
-        failures.push(format!(
-            "not one-way: monotonicity {mono:.2} is below {:.2}",
-            th.min_monotonicity
+        failures.push((
+            Criterion::OneWay,
+            format!(
+                "not one-way: monotonicity {mono:.2} is below {:.2}",
+                th.min_monotonicity
+            ),
         ));
     }
     if half_fraction < th.min_half_slope_fraction {
-        failures.push(
+        failures.push((
+            Criterion::Sustained,
             "not sustained: one half of the window did not grow (plateau, step or burst)"
                 .to_string(),
-        );
+        ));
     }
     Assessment {
         per_hour,
@@ -101,6 +151,7 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
         envelope: t.floor_monotonicity.is_some_and(|f| f > t.monotonicity),
         half_fraction,
         score,
+        parts,
         failures,
     }
 }

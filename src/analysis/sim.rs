@@ -28,7 +28,7 @@ pub(crate) fn noise(i: u64) -> f64 {
 /// when HeapAlloc reaches NextGC a GC runs, measures the live heap and sets
 /// NextGC = 2 x live (GOGC=100, 4 MiB floor). The heap profile reports the live heap
 /// of the last GC split between a leaking, a steady and a sawtooth site (with 1%
-/// sampling noise).
+/// sampling noise on the steady site: the leak's objects stay, so its site only rises).
 pub(crate) struct Sim {
     /// Live heap (bytes) at second `t`; the leaking part is what exceeds `base`.
     pub(crate) live: Box<dyn Fn(f64) -> f64>,
@@ -86,15 +86,22 @@ pub(crate) fn run(
     let mut outcomes = Vec::new();
     let mut verdicts = Vec::new();
     let (mut heap_alloc, mut next_gc, mut num_gc) = (0.0f64, 4.0 * MIB, 0u64);
-    let (mut total_alloc, mut gc_live, mut gc_saw) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut total_alloc, mut gc_live, mut gc_saw, mut gc_leak) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     let mut pauses: Vec<(u64, u64)> = Vec::new();
     let mut pid = 100;
     let mut started = 0u64;
     let mut last = None;
     for sec in 0..=seconds {
         if sim.restart_at == Some(sec) {
-            (heap_alloc, next_gc, num_gc, total_alloc, gc_live, gc_saw) =
-                (0.0, 4.0 * MIB, 0, 0.0, 0.0, 0.0);
+            (
+                heap_alloc,
+                next_gc,
+                num_gc,
+                total_alloc,
+                gc_live,
+                gc_saw,
+                gc_leak,
+            ) = (0.0, 4.0 * MIB, 0, 0.0, 0.0, 0.0, 0.0);
             pauses.clear();
             pid += 1;
             started = sec;
@@ -108,6 +115,8 @@ pub(crate) fn run(
         if heap_alloc >= next_gc {
             num_gc += 1;
             gc_live = (live - saw) * (1.0 + 0.01 * noise(num_gc * 7 + 3));
+            // The leak's objects stay: its site carries none of the noise.
+            gc_leak = (live - saw - sim.base).max(0.0);
             gc_saw = saw;
             heap_alloc = live;
             // The GC's own measure of the live heap jitters too (floating garbage).
@@ -132,7 +141,7 @@ pub(crate) fn run(
             pause_end: ring.iter().map(|p| p.0).collect(),
             ..MemStats::default()
         };
-        let leaking = (gc_live - sim.base).max(0.0);
+        let leaking = gc_leak.min(gc_live);
         let samples = [
             (
                 &["main.newSession", "main.cacheSession"][..],

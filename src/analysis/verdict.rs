@@ -82,7 +82,7 @@
 //!   plus what it references) is about 1,500 a day; 30 connections/h: each leaked
 //!   connection also holds two goroutines, two buffers (8 KiB) and a file descriptor.
 
-use crate::analysis::criteria::{assess, describe};
+use crate::analysis::criteria::{Assessment, Unit, assess, describe};
 use crate::analysis::kinds::{ByKind, Series};
 use crate::analysis::observation::LiveSource;
 use crate::analysis::slope::theil_sen;
@@ -125,9 +125,11 @@ pub struct KindEvidence<'a> {
     pub estimates: Vec<Estimate<'a>>,
     /// Top growth by site (allocation site, blocking site), largest first.
     pub culprit: Option<(&'a str, i64)>,
-    /// The recent culprits' own readings after the start-up grace (the heap's
-    /// allocation sites at each heap profile, most recently named first; empty for the
-    /// other kinds and once the grace is older than the window).
+    /// The recent culprits' own readings over the window (the heap's allocation
+    /// sites at each heap profile since each was first named, most recently named
+    /// first; empty for the other kinds and once the grace is older than the window).
+    pub culprit_window: Vec<SiteReadings>,
+    /// The same readings after the start-up grace.
     pub culprit_recent: Vec<SiteReadings>,
 }
 
@@ -464,6 +466,62 @@ fn culprit_goes_on(
         })
 }
 
+/// Readings of a culprit over the window its shape test needs.
+const MIN_CULPRIT_WINDOW_READINGS: usize = 8;
+
+/// The share of the window's span a culprit's readings must cover for its shape to
+/// speak for the whole heap's.
+const CULPRIT_COVER: f64 = 0.5;
+
+/// The whole heap's shape (one-way, sustained) read on its culprits instead, for a
+/// live heap fast enough but whose readings are not one-way or sustained: a slow leak
+/// beside a sawtooth ten times its step reads, at each GC, as the leak plus whatever
+/// the sawtooth held at that moment, and its monotonicity can stay under 0.6 for a
+/// quarter of an hour. A culprit's own sampled bytes carry no sawtooth. It stands for
+/// the heap when its readings cover at least [`CULPRIT_COVER`] of the window's span,
+/// are [`one_way`], rise by Mann-Kendall, and pass every growth criterion on their own
+/// (floors, monotonicity, both halves) at a rate of at least [`CULPRIT_SHARE`] of the
+/// whole heap's. A cache that filled early has a flat second half; a sawtooth or
+/// buffer site falls. The growth after the start-up grace is still judged after this.
+/// The reason when it does; `None` otherwise.
+fn culprit_shape(
+    ev: &Evidence<'_>,
+    kind: LeakKind,
+    floors: Floors,
+    th: &Thresholds,
+    window: &Assessment,
+) -> Option<String> {
+    ev.kinds[kind]
+        .culprit_window
+        .iter()
+        .find_map(|(name, points)| {
+            if points.len() < MIN_CULPRIT_WINDOW_READINGS || !one_way(points) {
+                return None;
+            }
+            let covered = points.last()?.0 - points.first()?.0;
+            if covered < CULPRIT_COVER * window.span_seconds {
+                return None;
+            }
+            let site = assess(&Trend::of(points)?, Unit::Bytes, floors, th);
+            let mk = mann_kendall(points)?;
+            let stands = site.failures.is_empty()
+                && mk.upward()
+                && site.per_hour >= CULPRIT_SHARE * window.per_hour;
+            stands.then(|| {
+                format!(
+                    "one-way on its top growing site instead: {name} grew {}/h over {} \
+                     readings in {} (monotonicity {:.2}, Mann-Kendall z {:.1}) while the \
+                     whole heap's readings carry what else was live at each GC",
+                    fmt_bytes(site.per_hour),
+                    points.len(),
+                    fmt_duration(covered),
+                    site.monotonicity,
+                    mk.z
+                )
+            })
+        })
+}
+
 /// Growth after the start-up grace has stopped when its slope's 95% upper bound is
 /// under this share of the window's rate (or under the floor).
 const STOPPED_SHARE: f64 = 0.25;
@@ -497,7 +555,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         .iter()
         .map(|e| (e, assess(e.trend, spec.unit, floors, th)))
         .max_by(|a, b| a.1.score.total_cmp(&b.1.score));
-    let Some((best, a)) = best else {
+    let Some((best, mut a)) = best else {
         let why = match ev.gc_cycles {
             // A trend needs three readings of the live heap, one per GC.
             Some(n) => format!(
@@ -513,6 +571,16 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         None => spec.name.to_string(),
     };
     let mut reasons = vec![describe(&what, spec.unit, &a)];
+    let site_shape = if a.only_shape_failed() {
+        culprit_shape(ev, kind, floors, th, &a)
+    } else {
+        None
+    };
+    if let Some(why) = site_shape {
+        reasons.extend(a.failure_lines());
+        a.shape_met_elsewhere();
+        reasons.push(why);
+    }
     // The live heap grew, but a failed shape test (one-way, both halves) rests on the GC
     // readings: with too few in a half, a step between two GCs looks like a plateau.
     let grew = a.per_hour >= floors.per_hour && a.relative_per_hour >= floors.relative_per_hour;
@@ -544,7 +612,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         suspected = false;
         reasons.push("not confirmed by the runtime: neither NextGC nor HeapAlloc trends up".into());
     }
-    reasons.extend(a.failures.iter().cloned());
+    reasons.extend(a.failure_lines());
     if let Some((f, g)) = ev.kinds[kind].culprit
         && g > 0
         && suspected
@@ -622,7 +690,7 @@ fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdic
     };
     let a = assess(e.trend, spec.unit, floors, th);
     let mut reasons = vec![describe(spec.name, spec.unit, &a)];
-    reasons.extend(a.failures.iter().cloned());
+    reasons.extend(a.failure_lines());
     if let Some((f, g)) = evidence.culprit
         && g > 0
         && a.failures.is_empty()
@@ -672,6 +740,56 @@ mod tests {
         ];
         for (name, ys, want) in cases {
             assert_eq!(one_way(&pts(ys)), *want, "{name}");
+        }
+    }
+
+    /// A culprit stands for the whole heap's shape only when its own readings cover
+    /// half the window, rise one way through both halves and carry half its growth.
+    #[test]
+    fn a_culprit_stands_for_the_heap_shape_only_when_it_rises_one_way_throughout() {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let th = Thresholds::default();
+        let floors = (LeakKind::Heap.spec().floors)(&th);
+        let line = |from: f64, f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
+            (0..=60)
+                .map(|i| i as f64 * 15.0)
+                .filter(|x| *x >= from)
+                .map(|x| (x, f(x)))
+                .collect()
+        };
+        // The whole heap: 60 MiB/h over 15 minutes.
+        let heap_trend = Trend::of(&line(0.0, &|x| 20.0 * MIB + MIB * x / 60.0)).unwrap();
+        let heap = assess(&heap_trend, Unit::Bytes, floors, &th);
+        type Case = (&'static str, Vec<(f64, f64)>, bool);
+        let cases: [Case; 5] = [
+            ("a leak's site", line(0.0, &|x| MIB * x / 60.0), true),
+            (
+                "named late: covers a third of the window",
+                line(600.0, &|x| MIB * x / 60.0),
+                false,
+            ),
+            (
+                "a sawtooth site",
+                line(0.0, &|x| 10.0 * MIB * ((x % 120.0) / 120.0)),
+                false,
+            ),
+            (
+                "a cache that filled in five minutes",
+                line(0.0, &|x| 3.0 * MIB * x.min(300.0) / 60.0),
+                false,
+            ),
+            (
+                "one-way but a fifteenth of the heap's growth",
+                line(0.0, &|x| 10.0 * MIB + 4.0 * MIB * x / 3600.0),
+                false,
+            ),
+        ];
+        for (name, points, want) in cases {
+            let mut ev = Evidence::default();
+            ev.kinds[LeakKind::Heap].culprit_window =
+                vec![(std::sync::Arc::from("main.site"), points)];
+            let got = culprit_shape(&ev, LeakKind::Heap, floors, &th, &heap);
+            assert_eq!(got.is_some(), want, "{name}: {got:?}");
         }
     }
 

@@ -109,6 +109,15 @@ pub fn render(t: &TargetState, dumps: Option<&DumpManager>, at: &Instance) -> Ma
             " (warm-up " (fmt_duration_human(st.window.warmup())) ") · "
             (st.window.len()) " samples held, " (st.window.restarts()) " restarts seen"
         }
+        // A discovered target's pod identity (or a configured target's own labels).
+        @if !t.config.labels.is_empty() {
+            p class="muted" {
+                @for (i, (k, v)) in t.config.labels.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    (k) "=" code { (v) }
+                }
+            }
+        }
         @if let Some(e) = st.last_error.as_deref().filter(|_| !st.up) {
             p class="down" { "last error: " (e) }
         }

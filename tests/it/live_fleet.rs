@@ -6,7 +6,8 @@
 //! with the shipped rules. It runs side by side with the other scenarios.
 //!
 //! Checked: the pod is discovered with its pod labels and its cgroup's limit; it is
-//! paged (with its `pod` label) before the kernel's OOM kill; the kill is attributed to
+//! paged (with its `pod` label) before the kernel's OOM kill, with a `pre_oom` heap
+//! dump before it and a report page that names it; the kill is attributed to
 //! its discovered target and paged as LeakwatchContainerOOMKilled; and the config-driven
 //! leakwatch, whose services run in the cgroup above the pod's, gives the kill to none
 //! of its targets.
@@ -52,6 +53,10 @@ pub struct FleetPod {
     attributed: Option<(f64, Instant)>,
     /// Dumps written for it: `leakwatch_pprof_dump_total` by reason (heap, success).
     pre_oom_dumps: Option<f64>,
+    /// When a `pre_oom` heap dump was first counted.
+    pre_oom_at: Option<Instant>,
+    /// Its report page (`/targets/NAME`) read while the pod ran: status, heap verdict.
+    report: Option<(u16, Option<String>, bool)>,
 }
 
 impl FleetPod {
@@ -89,6 +94,8 @@ impl FleetPod {
             kill: None,
             attributed: None,
             pre_oom_dumps: None,
+            pre_oom_at: None,
+            report: None,
         }
     }
 
@@ -161,6 +168,16 @@ impl FleetPod {
         );
         if dumps.is_some() {
             self.pre_oom_dumps = dumps;
+        }
+        if dumps.is_some_and(|d| d >= 1.0) && self.pre_oom_at.is_none() {
+            self.pre_oom_at = Some(now);
+        }
+        // The report page, while the pod runs: its last reading before the kill.
+        if self.kill.is_none() {
+            let (status, body) = self.lw.get(&format!("/targets/{name}"));
+            let page = String::from_utf8_lossy(&body).into_owned();
+            let heap = crate::live_defaults::report_state(&page, "heap");
+            self.report = Some((status, heap, page.contains(POD)));
         }
     }
 
@@ -279,6 +296,30 @@ impl FleetPod {
                         p.map(|p| min(p - self.started))
                     )),
                 }
+            },
+        ));
+        out.push((
+            "(j) the fleet pod got a pre_oom heap dump before its kill".into(),
+            match (self.pre_oom_at, killed) {
+                (Some(d), Some((at, _, _))) if d < *at => Ok(format!(
+                    "{:?} dump(s), the first counted {:.2} min before the kill",
+                    self.pre_oom_dumps,
+                    min(*at - d)
+                )),
+                (d, _) => Err(format!(
+                    "pre_oom dumps {:?}, first counted at {:?} min",
+                    self.pre_oom_dumps,
+                    d.map(|d| min(d - self.started))
+                )),
+            },
+        ));
+        out.push((
+            "(j) the fleet pod's report page is served, names its pod and judges its heap".into(),
+            match &self.report {
+                Some((200, Some(heap), true)) => {
+                    Ok(format!("last read before the kill: heap {heap}"))
+                }
+                other => Err(format!("(status, heap state, names the pod): {other:?}")),
             },
         ));
         // The config-driven leakwatch's services run in the cgroup above the pod's:
