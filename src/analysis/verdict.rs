@@ -34,6 +34,11 @@
 //!      slope of at least `min_half_slope_fraction` (default 0.25) of the whole
 //!      window's. A cache that warmed up and then plateaued, or a single step up (a
 //!      config reload), fails this: one half is flat.
+//!
+//!    While the process's start-up grace ends inside the window, the two shape
+//!    criteria may hold on the heap's culprit site instead ([`culprit_shape`]): a slow
+//!    leak beside a sawtooth of live data reads, at each GC, as the leak plus the
+//!    sawtooth's phase, while the leaking site's own sampled bytes only rise.
 //! 3. **The runtime agrees**: the slope of `NextGC` over the window is positive, or
 //!    that of `HeapAlloc` is (skipped when MemStats are not available).
 //! 4. **It goes on after start-up**: growth in a process's first `startup_grace`
@@ -44,7 +49,10 @@
 //!    it (a heap profile counts from the second GC after it) **inconclusive**,
 //!    growth that confidently stopped (its slope's 95% upper bound under the floor or
 //!    a quarter of the window's rate) is **no leak**, and growth not yet significant
-//!    nor stopped is **inconclusive**. The
+//!    nor stopped is **inconclusive**. Where the whole heap's readings after the grace
+//!    do not show growth, the culprit's own readings after it may
+//!    ([`culprit_goes_on`]): one-way and rising, they outweigh a few noisy whole-heap
+//!    readings that look stopped. The
 //!    grace counts from the process's start time (`/proc`), so a process that has run
 //!    for hours is judged as soon as rule 1 holds.
 //!
@@ -362,15 +370,17 @@ fn after_grace(
         }
         return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
     }
-    let stopped =
-        fit.is_some_and(|f| f.high * 3600.0 < floors.per_hour.max(STOPPED_SHARE * window_per_hour));
-    if !stopped
-        && g.end_x > 0.0
+    // A culprit whose own bytes go on rising one way after the grace outweighs the
+    // whole heap's few noisy readings since, even when those look stopped: a sawtooth
+    // read at falling phases can put Sen's upper bound under the floor for minutes.
+    if g.end_x > 0.0
         && let Some(why) = culprit_goes_on(ev, kind, floors, window_per_hour, level)
     {
         reasons.push(why);
         return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
     }
+    let stopped =
+        fit.is_some_and(|f| f.high * 3600.0 < floors.per_hour.max(STOPPED_SHARE * window_per_hour));
     if !stopped {
         reasons.insert(
             0,
@@ -426,7 +436,8 @@ fn one_way(points: &[(f64, f64)]) -> bool {
 const ONE_WAY_DROP: f64 = 0.05;
 
 /// The recent-growth test on the culprits alone (see [`KindEvidence::culprit_recent`]),
-/// for a heap whose own readings after the grace are not significant yet: a site
+/// for a heap whose own readings after the grace do not show growth (not significant
+/// yet, or even looking stopped: a few readings at falling sawtooth phases): a site
 /// named as growing most over the window goes on growing after it, one way ([`one_way`],
 /// Mann-Kendall upward, Sen's slope over the floors and at least [`CULPRIT_SHARE`] of
 /// the window's rate). A leak beside a sawtooth is judged here in minutes instead of
