@@ -1,5 +1,7 @@
 //! The `discover:` section: fleet mode's switch, rescan interval, cap on discovered
-//! targets and the allow/deny rules that pick which Go processes are watched.
+//! targets and the allow/deny rules that pick which Go processes are watched; and
+//! what fleet mode reports of its last rescan under them ([`DiscoverReport`], for
+//! `/metrics`, as [`super::ReloadStatus`] is for reloads).
 
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ pub struct DiscoverConfig {
     /// Time between scans of `/proc` for new and gone processes.
     #[serde(deserialize_with = "de_duration")]
     pub rescan_interval: Duration,
-    /// Most discovered targets watched at once; more are logged and counted, not watched.
+    /// Most discovered targets watched at once; more are logged and counted
+    /// ([`Refusal::MaxTargets`]), not watched.
     pub max_targets: usize,
     /// Most listening ports of one process asked for pprof.
     pub max_ports_per_process: usize,
@@ -153,6 +156,108 @@ impl DiscoverConfig {
             allow: compile(&self.allow, "allow")?,
             deny: compile(&self.deny, "deny")?,
         })
+    }
+}
+
+/// Why a listening port of a Go process is not watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// Over `max_targets`: asked again every rescan, adopted when room frees up.
+    MaxTargets,
+    /// Past the process's first `max_ports_per_process` ports: never asked.
+    MaxPortsPerProcess,
+    /// Not allowed by `allow`, or matched by `deny`.
+    Denied,
+    /// Its network namespace could not be entered (or read).
+    Unreachable,
+    /// `/debug/pprof/cmdline` did not answer 200: not HTTP, no pprof, or too slow.
+    NoPprof,
+    /// Serves pprof for another command line: a port forwarder or proxy.
+    CmdlineMismatch,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [
+        Refusal::MaxTargets,
+        Refusal::MaxPortsPerProcess,
+        Refusal::Denied,
+        Refusal::Unreachable,
+        Refusal::NoPprof,
+        Refusal::CmdlineMismatch,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::MaxTargets => "max_targets",
+            Refusal::MaxPortsPerProcess => "max_ports_per_process",
+            Refusal::Denied => "denied",
+            Refusal::Unreachable => "unreachable",
+            Refusal::NoPprof => "no_pprof",
+            Refusal::CmdlineMismatch => "cmdline_mismatch",
+        }
+    }
+
+    /// Whether the refusal stands until the process ends (else it is decided again at
+    /// every rescan: the caps depend on what else is watched and listening).
+    pub fn remembered(self) -> bool {
+        !matches!(self, Refusal::MaxTargets | Refusal::MaxPortsPerProcess)
+    }
+}
+
+/// Why a process is skipped after one look, until it restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Skip {
+    /// Its executable carries no Go build info.
+    NotGo,
+    /// Its executable cannot be read (no ptrace access to it) or is a broken ELF file.
+    Unreadable,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 2] = [Skip::NotGo, Skip::Unreadable];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::NotGo => "not_go",
+            Skip::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// What fleet mode found at its last rescan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiscoverReport {
+    /// Process ports watched now.
+    pub targets: usize,
+    /// Go processes with a listening TCP socket.
+    pub go_processes: usize,
+    /// Processes skipped, by why (each counted once).
+    pub skipped: Vec<(Skip, usize)>,
+    /// Listening ports of Go processes not watched, by why (each counted once).
+    pub refused: Vec<(Refusal, usize)>,
+    /// Rescans completed since start.
+    pub rescans: u64,
+    /// How long the last rescan took (the `/proc` walk and the new ports' checks).
+    pub last_rescan_seconds: f64,
+}
+
+impl DiscoverReport {
+    /// Ports refused for `why` at the last rescan.
+    pub fn refused(&self, why: Refusal) -> usize {
+        self.refused
+            .iter()
+            .find(|(r, _)| *r == why)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Processes skipped for `why`.
+    pub fn skipped(&self, why: Skip) -> usize {
+        self.skipped
+            .iter()
+            .find(|(s, _)| *s == why)
+            .map_or(0, |(_, n)| *n)
     }
 }
 

@@ -23,7 +23,9 @@ mod settings;
 mod target;
 
 pub use collectors::{Collector, Collectors, MetricsConfig};
-pub use discover::{Candidate, DiscoverConfig, DiscoverFilter, DiscoverRule};
+pub use discover::{
+    Candidate, DiscoverConfig, DiscoverFilter, DiscoverReport, DiscoverRule, Refusal, Skip,
+};
 pub use file::{ProbeConfig, ProbeModule, SystemConfig};
 pub use formats::{GcMode, GoroutineFormat, HeapFormat};
 pub use load::{Config, DEFAULT_LISTEN, DEFAULT_TARGET_URL, RegexEq, hashmod};

@@ -2,25 +2,23 @@
 //! whether it serves pprof for that very process, keeps a forwarder into a pod's
 //! network namespace where one is needed, and hands the registry the targets found.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Decision, Ledger, PortKey};
 use super::identity::{IdentityLabels, target_name};
 use super::netns::{NetnsForwarder, same_netns};
 use super::scan::{GoProcess, ProcessKey, Scanner};
-use crate::config::{Candidate, Config, DiscoverFilter, TargetConfig};
+use crate::config::{Candidate, Config, DiscoverFilter, DiscoverReport, Refusal, TargetConfig};
 use crate::state::AppState;
 use crate::system::listener::cmdline_matches;
 
 /// How long the pprof check of one port may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// One port of one process, the unit fleet mode adopts or refuses.
-type PortKey = (ProcessKey, u16);
 
 /// A process port being watched.
 #[derive(Debug)]
@@ -38,13 +36,13 @@ pub struct Fleet {
     scanner: Scanner,
     filter: DiscoverFilter,
     max_targets: usize,
-    max_ports: usize,
-    adopted: BTreeMap<PortKey, Adopted>,
-    /// Ports that do not serve pprof for their process (or are denied), until it ends.
-    refused: BTreeSet<PortKey>,
+    /// The ports watched, refused until their process ends, or over a cap.
+    ledger: Ledger<Adopted>,
     client: reqwest::Client,
-    /// Go processes over the cap at the last scan, for the log.
+    /// Ports over `max_targets` at the last scan, for the log.
     over_cap: usize,
+    /// What the last rescan found, for `/metrics`.
+    report: DiscoverReport,
     /// Targets of processes that ended, kept for [`Fleet::linger`] so an OOM kill is
     /// seen on them (and their last state scraped), unless a live process took the name.
     ended: Vec<(PortKey, Adopted, std::time::Instant)>,
@@ -65,11 +63,13 @@ impl Fleet {
             scanner: Scanner::new(&config.system.proc_root),
             filter: config.discover.filter()?,
             max_targets: config.discover.max_targets,
-            max_ports: config.discover.max_ports_per_process,
-            adopted: BTreeMap::new(),
-            refused: BTreeSet::new(),
+            ledger: Ledger::new(
+                config.discover.max_targets,
+                config.discover.max_ports_per_process,
+            ),
             client,
             over_cap: 0,
+            report: DiscoverReport::default(),
             ended: Vec::new(),
             linger: config.discover.rescan_interval * 2,
         })
@@ -97,44 +97,27 @@ impl Fleet {
             }
         };
         let alive: BTreeSet<ProcessKey> = procs.iter().map(|p| p.key).collect();
-        let gone: Vec<PortKey> = self
-            .adopted
-            .keys()
-            .filter(|(k, _)| !alive.contains(k))
-            .copied()
-            .collect();
-        for key in gone {
-            if let Some(mut a) = self.adopted.remove(&key) {
-                tracing::info!(target_name = %a.name, pid = key.0.pid, "discovered process ended");
-                a._forwarder = None;
-                self.ended.push((key, a, std::time::Instant::now()));
-            }
+        for (key, mut a) in self.ledger.begin(&alive) {
+            tracing::info!(target_name = %a.name, pid = key.0.pid, "discovered process ended");
+            a._forwarder = None;
+            self.ended.push((key, a, std::time::Instant::now()));
         }
         let linger = self.linger;
         self.ended.retain(|(_, _, at)| at.elapsed() < linger);
-        self.refused.retain(|(k, _)| alive.contains(k));
-        let mut over = 0;
         for p in &procs {
-            for addr in p.listening.iter().take(self.max_ports) {
+            for (i, addr) in p.listening.iter().enumerate() {
                 let key = (p.key, addr.port());
-                if self.adopted.contains_key(&key) || self.refused.contains(&key) {
+                if self.ledger.decide(key, i) != Decision::Check {
                     continue;
                 }
-                if self.adopted.len() >= self.max_targets {
-                    over += 1;
-                    continue;
+                let found = self.check(p, *addr).await;
+                if let Ok(a) = &found {
+                    tracing::info!(target_name = %a.name, pid = p.key.pid, url = %a.url, go = %p.build.version, "discovered a Go service serving pprof");
                 }
-                match self.check(p, *addr).await {
-                    Some(a) => {
-                        tracing::info!(target_name = %a.name, pid = p.key.pid, url = %a.url, go = %p.build.version, "discovered a Go service serving pprof");
-                        self.adopted.insert(key, a);
-                    }
-                    None => {
-                        self.refused.insert(key);
-                    }
-                }
+                self.ledger.record(key, found);
             }
         }
+        let over = self.ledger.refused_for(Refusal::MaxTargets);
         if over > 0 && over != self.over_cap {
             tracing::warn!(
                 over,
@@ -144,14 +127,27 @@ impl Fleet {
         }
         self.over_cap = over;
         let scanned = started.elapsed();
+        self.report = DiscoverReport {
+            targets: self.ledger.len(),
+            go_processes: procs.len(),
+            skipped: self.scanner.skipped(),
+            refused: self.ledger.refused(),
+            rescans: self.report.rescans + 1,
+            last_rescan_seconds: scanned.as_secs_f64(),
+        };
         tracing::debug!(
             ms = scanned.as_secs_f64() * 1000.0,
             go_processes = procs.len(),
-            adopted = self.adopted.len(),
-            refused = self.refused.len(),
+            adopted = self.ledger.len(),
+            refused = ?self.report.refused,
             "fleet rescan done"
         );
         self.targets(config)
+    }
+
+    /// What the last rescan found (before the first: nothing, no rescan).
+    pub fn report(&self) -> &DiscoverReport {
+        &self.report
     }
 
     /// The adopted ports as target configs, then the ended ones still lingering whose
@@ -159,13 +155,17 @@ impl Fleet {
     fn targets(&self, config: &Config) -> Vec<TargetConfig> {
         let mut names = BTreeSet::new();
         let mut out = Vec::new();
-        let live: BTreeSet<&str> = self.adopted.values().map(|a| a.name.as_str()).collect();
+        let live: BTreeSet<&str> = self
+            .ledger
+            .adopted()
+            .map(|(_, a)| a.name.as_str())
+            .collect();
         let lingering = self
             .ended
             .iter()
             .filter(|(_, a, _)| !live.contains(a.name.as_str()))
             .map(|(k, a, _)| (k, a));
-        for ((key, _), a) in self.adopted.iter().chain(lingering) {
+        for ((key, _), a) in self.ledger.adopted().chain(lingering) {
             let mut name = a.name.clone();
             if config.targets.iter().any(|t| t.name == name) || !names.insert(name.clone()) {
                 name = format!("{name}:{}", key.pid);
@@ -188,8 +188,8 @@ impl Fleet {
 
     /// Whether `addr` of `p` is a pprof endpoint of `p` itself (its
     /// `/debug/pprof/cmdline` is `p`'s command line: a forwarder or proxy to another
-    /// process is not), allowed by the rules; the target if so.
-    async fn check(&self, p: &GoProcess, addr: SocketAddr) -> Option<Adopted> {
+    /// process is not), allowed by the rules; the target if so, else why not.
+    async fn check(&self, p: &GoProcess, addr: SocketAddr) -> Result<Adopted, Refusal> {
         let labels = IdentityLabels::new(&p.identity, &p.view);
         let candidate = Candidate {
             namespace: labels.namespace.as_deref(),
@@ -199,7 +199,7 @@ impl Fleet {
             port: addr.port(),
         };
         if !self.filter.admits(&candidate) {
-            return None;
+            return Err(Refusal::Denied);
         }
         let pid = p.key.pid;
         let inside = reachable_inside(addr);
@@ -209,26 +209,29 @@ impl Fleet {
                 Ok(f) => (f.local_addr(), Some(f)),
                 Err(e) => {
                     tracing::debug!(pid, %addr, error = %e, "cannot reach a listener in its network namespace");
-                    return None;
+                    return Err(Refusal::Unreachable);
                 }
             },
             Err(e) => {
                 tracing::debug!(pid, error = %e, "cannot read a process's network namespace");
-                return None;
+                return Err(Refusal::Unreachable);
             }
         };
-        let url = reqwest::Url::parse(&format!("http://{base}/")).ok()?;
-        let cmdline = url.join("debug/pprof/cmdline").ok()?;
-        let resp = self.client.get(cmdline).send().await.ok()?;
+        let no_pprof = |_| Refusal::NoPprof;
+        let url = reqwest::Url::parse(&format!("http://{base}/")).map_err(|_| Refusal::NoPprof)?;
+        let cmdline = url
+            .join("debug/pprof/cmdline")
+            .map_err(|_| Refusal::NoPprof)?;
+        let resp = self.client.get(cmdline).send().await.map_err(no_pprof)?;
         if !resp.status().is_success() {
-            return None;
+            return Err(Refusal::NoPprof);
         }
-        let body = resp.bytes().await.ok()?;
+        let body = resp.bytes().await.map_err(no_pprof)?;
         if !cmdline_matches(&p.cmdline, &body) {
             tracing::debug!(pid, %addr, "serves pprof for another command line (a forwarder?): not adopted");
-            return None;
+            return Err(Refusal::CmdlineMismatch);
         }
-        Some(Adopted {
+        Ok(Adopted {
             name: target_name(&p.identity, &p.view, &p.exe, addr.port()),
             url,
             labels: labels
@@ -268,6 +271,7 @@ pub async fn run(state: Arc<AppState>, cancel: CancellationToken) {
     loop {
         let config = state.config();
         let found = fleet.rescan(&config).await;
+        state.metrics.set_discover(fleet.report().clone());
         state.set_discovered(found);
         tokio::select! {
             _ = tokio::time::sleep(config.discover.rescan_interval) => {}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::gobuild::{GoBuild, read_go_build};
 use super::identity::{CgroupIdentity, PodView, parse_cgroup_identity, read_pod_view};
+use crate::config::Skip;
 use crate::system::listener::{NetnsListeners, listening_sockets_in};
 
 /// A process as one incarnation: a restart (same pid reused or not) is a new key.
@@ -42,7 +43,7 @@ pub struct GoProcess {
 pub struct Scanner {
     proc_root: PathBuf,
     /// Processes that are not Go (or whose executable cannot be read), until they end.
-    skipped: HashSet<ProcessKey>,
+    skipped: HashMap<ProcessKey, Skip>,
     /// Go build info of the processes seen, read once per incarnation.
     go: HashMap<ProcessKey, GoBuild>,
 }
@@ -78,7 +79,7 @@ impl Scanner {
             };
             alive.insert(key);
             // Kernel threads have no executable; leakwatch is not a target of itself.
-            if pid == own || self.skipped.contains(&key) || stat.flags & PF_KTHREAD != 0 {
+            if pid == own || self.skipped.contains_key(&key) || stat.flags & PF_KTHREAD != 0 {
                 continue;
             }
             let dir = self.proc_root.join(pid.to_string());
@@ -89,8 +90,12 @@ impl Scanner {
                         self.go.insert(key, b.clone());
                         b
                     }
-                    Ok(None) | Err(_) => {
-                        self.skipped.insert(key);
+                    Ok(None) => {
+                        self.skipped.insert(key, Skip::NotGo);
+                        continue;
+                    }
+                    Err(_) => {
+                        self.skipped.insert(key, Skip::Unreadable);
                         continue;
                     }
                 },
@@ -123,10 +128,19 @@ impl Scanner {
                 view,
             });
         }
-        self.skipped.retain(|k| alive.contains(k));
+        self.skipped.retain(|k, _| alive.contains(k));
         self.go.retain(|k, _| alive.contains(k));
         found.sort_by_key(|g| g.key);
         found
+    }
+
+    /// The processes skipped until they end, by why: every reason, in [`Skip::ALL`]
+    /// order.
+    pub fn skipped(&self) -> Vec<(Skip, usize)> {
+        Skip::ALL
+            .iter()
+            .map(|&why| (why, self.skipped.values().filter(|s| **s == why).count()))
+            .collect()
     }
 }
 
@@ -155,6 +169,13 @@ mod tests {
         assert!(
             skipped > 0,
             "nothing skipped on a host full of non-Go processes"
+        );
+        let by_reason = s.skipped();
+        assert_eq!(by_reason.iter().map(|(_, n)| n).sum::<usize>(), skipped);
+        assert!(
+            by_reason
+                .iter()
+                .any(|(why, n)| *why == Skip::NotGo && *n > 0)
         );
         s.scan();
         assert!(s.skipped.len() <= skipped + 8);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use super::emit;
 use super::sink::{LabelledSamples, Sink};
 use super::text::{Block, render};
-use crate::config::{Collectors, ReloadStatus};
+use crate::config::{Collectors, DiscoverReport, Refusal, ReloadStatus, Skip};
 use crate::dump;
 use crate::kernel_log::KernelLogStatus;
 use crate::targets::{TargetState, Targets, TickMark, TickObserver};
@@ -32,6 +32,8 @@ pub struct TargetsCollector {
     blocks: Mutex<HashMap<usize, Cached>>,
     /// The collectors in force (config `metrics:`, then the `--collector.*` flags).
     collectors: RwLock<Collectors>,
+    /// What fleet mode's last rescan found; `None` without `--discover` (no series).
+    discover: Mutex<Option<DiscoverReport>>,
 }
 
 /// A target's encoded block and the state it was encoded from.
@@ -60,6 +62,7 @@ impl TargetsCollector {
             external_url: OnceLock::new(),
             blocks: Mutex::new(HashMap::new()),
             collectors: RwLock::new(Collectors::default()),
+            discover: Mutex::new(None),
         }
     }
 
@@ -76,6 +79,11 @@ impl TargetsCollector {
     /// Exports `leakwatch_web_info{external_url}` from now on (the first call wins).
     pub fn set_external_url(&self, url: String) {
         let _ = self.external_url.set(url);
+    }
+
+    /// What fleet mode's last rescan found: its series from now on.
+    pub fn set_discover(&self, report: DiscoverReport) {
+        *self.discover.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Cached>> {
@@ -132,7 +140,7 @@ impl TargetsCollector {
     }
 
     /// The exporter's own series: version, its external URL, targets, reloads, the
-    /// kernel log.
+    /// kernel log, fleet mode.
     fn global(&self, targets: usize) -> Block {
         let mut global = Sink::new();
         global.gauge_with("leakwatch_build_info", &[env!("CARGO_PKG_VERSION")], 1u64);
@@ -168,6 +176,9 @@ impl TargetsCollector {
                     .host_kills
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
+        }
+        if let Some(d) = &*self.discover.lock().unwrap_or_else(|e| e.into_inner()) {
+            discover(d, &mut global);
         }
         Block::encode(&LabelledSamples {
             target_labels: Vec::new(),
@@ -217,6 +228,31 @@ impl TickObserver for TargetsCollector {
         let (mark, block) = encode(target, collectors);
         self.store(target, mark, collectors, block);
     }
+}
+
+/// Fleet mode's series: every reason, zero or not, so a rate or an alert has a series.
+fn discover(d: &DiscoverReport, sink: &mut Sink) {
+    sink.gauge("leakwatch_discover_targets", d.targets as u64);
+    sink.gauge("leakwatch_discover_go_processes", d.go_processes as u64);
+    for why in Skip::ALL {
+        sink.gauge_with(
+            "leakwatch_discover_skipped_processes",
+            &[why.as_str()],
+            d.skipped(why) as u64,
+        );
+    }
+    for why in Refusal::ALL {
+        sink.gauge_with(
+            "leakwatch_discover_refused_ports",
+            &[why.as_str()],
+            d.refused(why) as u64,
+        );
+    }
+    sink.counter("leakwatch_discover_rescans", d.rescans);
+    sink.gauge(
+        "leakwatch_discover_rescan_duration_seconds",
+        d.last_rescan_seconds,
+    );
 }
 
 /// `t`'s block from one reading of its status, with where that state stood: the
@@ -371,6 +407,58 @@ mod tests {
         let page = s.metrics.render();
         assert!(page.contains("leakwatch_up{target=\"b\"} 1"), "{page}");
         assert!(!page.contains("leakwatch_oom_kills"), "{page}");
+    }
+
+    #[test]
+    fn fleet_series_only_with_discover_and_every_reason() {
+        let s = state(&["a"]);
+        assert!(!s.metrics.render().contains("leakwatch_discover_"));
+        s.metrics.set_discover(DiscoverReport {
+            targets: 2,
+            go_processes: 4,
+            skipped: vec![(Skip::NotGo, 310), (Skip::Unreadable, 1)],
+            refused: vec![(Refusal::MaxTargets, 3), (Refusal::NoPprof, 1)],
+            rescans: 5,
+            last_rescan_seconds: 0.25,
+        });
+        let page = s.metrics.render();
+        let want = [
+            ("leakwatch_discover_targets", "2"),
+            ("leakwatch_discover_go_processes", "4"),
+            (
+                "leakwatch_discover_skipped_processes{reason=\"not_go\"}",
+                "310",
+            ),
+            (
+                "leakwatch_discover_skipped_processes{reason=\"unreadable\"}",
+                "1",
+            ),
+            (
+                "leakwatch_discover_refused_ports{reason=\"max_targets\"}",
+                "3",
+            ),
+            ("leakwatch_discover_refused_ports{reason=\"no_pprof\"}", "1"),
+            // A reason with none is 0, not absent.
+            ("leakwatch_discover_refused_ports{reason=\"denied\"}", "0"),
+            (
+                "leakwatch_discover_refused_ports{reason=\"cmdline_mismatch\"}",
+                "0",
+            ),
+            ("leakwatch_discover_rescans_total", "5"),
+            ("leakwatch_discover_rescan_duration_seconds", "0.25"),
+        ];
+        for (series, v) in want {
+            assert_eq!(value(&page, series).as_deref(), Some(v), "{series}\n{page}");
+        }
+        assert!(
+            page.contains("# TYPE leakwatch_discover_rescans_total counter"),
+            "{page}"
+        );
+        let reasons = page
+            .lines()
+            .filter(|l| l.starts_with("leakwatch_discover_refused_ports{"))
+            .count();
+        assert_eq!(reasons, Refusal::ALL.len(), "{page}");
     }
 
     #[test]

@@ -592,6 +592,29 @@ pub static METRICS: &[MetricDef] = &[
         &[],
         "How long the probe took.",
     )),
+    // --- fleet mode (--discover only) -----------------------------------------------------
+    global(g(
+        "leakwatch_discover_targets",
+        &[],
+        "Process ports fleet mode watches now (discovered targets, ended ones still listed excluded).",
+    )),
+    global(g("leakwatch_discover_go_processes", &[], "Go processes with a listening TCP socket at the last rescan.")),
+    global(g(
+        "leakwatch_discover_skipped_processes",
+        &["reason"],
+        "Processes looked at once and skipped until they restart, by reason: not_go (no Go build info) or unreadable (the executable cannot be read: no ptrace access to the process, or a broken ELF file).",
+    )),
+    global(g(
+        "leakwatch_discover_refused_ports",
+        &["reason"],
+        "Listening ports of Go processes not watched at the last rescan, by reason: max_targets (over discover.max_targets, asked when room frees up), max_ports_per_process (past a process's first discover.max_ports_per_process ports), denied (allow/deny rules), unreachable (its network namespace cannot be entered), no_pprof (no 200 from /debug/pprof/cmdline), cmdline_mismatch (pprof of another command line: a forwarder). The last four are asked once, not again until the process restarts.",
+    )),
+    global(c("leakwatch_discover_rescans", &[], "Rescans of the node's processes completed.")),
+    global(g(
+        "leakwatch_discover_rescan_duration_seconds",
+        &[],
+        "Duration of the last rescan: the /proc walk and the pprof checks of new ports.",
+    )),
     // --- config ------------------------------------------------------------------------
     global(g(
         "leakwatch_config_last_reload_successful",

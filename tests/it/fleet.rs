@@ -9,7 +9,8 @@
 //!
 //! Asserted: within one rescan (and a second's slack) leakwatch watches exactly our Go
 //! services with pprof (other processes of the host may be found too; none of ours
-//! beyond those), each pod with its pod labels, its cgroup's limit, working set and
+//! beyond those), shows the refused ones on `/metrics` and asks the one without pprof
+//! once; each pod with its pod labels, its cgroup's limit, working set and
 //! memory events; the pod given what a kubelet gives a container (its service account's
 //! namespace file, its termination-message mount) as `namespace_pod_container` with
 //! every identity label. A second leakwatch without CAP_SYS_PTRACE and CAP_SYS_ADMIN
@@ -195,6 +196,47 @@ fn discover_watches_exactly_the_go_services_with_pprof() {
         );
     }
     let _ = (plain_port, &non_go);
+
+    // The refusals on /metrics: the Go program without pprof and the forwarder among
+    // the refused ports, non-Go processes (this test) among the skipped. The program
+    // without pprof is asked once: no request of a later rescan reaches it (its log
+    // has a line per request).
+    let m = lw.metrics();
+    let get = |m: &crate::support::Metrics, name: &str, reason: &str| {
+        let labels: &[(&str, &str)] = if reason.is_empty() {
+            &[]
+        } else {
+            &[("reason", reason)]
+        };
+        m.get(name, labels)
+            .unwrap_or_else(|| panic!("no {name}{{reason={reason:?}}}:\n{}", m.text))
+    };
+    for reason in ["no_pprof", "cmdline_mismatch"] {
+        let n = get(&m, "leakwatch_discover_refused_ports", reason);
+        assert!(n >= 1.0, "{reason}: {n}");
+    }
+    assert_eq!(
+        get(&m, "leakwatch_discover_refused_ports", "max_targets"),
+        0.0
+    );
+    assert!(get(&m, "leakwatch_discover_skipped_processes", "not_go") >= 1.0);
+    assert!(get(&m, "leakwatch_discover_targets", "") >= 3.0);
+    assert!(get(&m, "leakwatch_discover_go_processes", "") >= 5.0);
+    let asked = || {
+        std::fs::read_to_string(log("plain"))
+            .unwrap()
+            .matches("plain request GET /debug/pprof/cmdline")
+            .count()
+    };
+    let (asked_first, rescans) = (asked(), get(&m, "leakwatch_discover_rescans_total", ""));
+    assert!(
+        asked_first >= 1,
+        "the Go program without pprof was never asked"
+    );
+    wait_until(RESCAN * 6, "three more rescans", || {
+        (get(&lw.metrics(), "leakwatch_discover_rescans_total", "") >= rescans + 3.0).then_some(())
+    });
+    assert_eq!(asked(), asked_first, "asked again by a later rescan");
 
     // Each pod with its identity, its cgroup's limit, working set and memory events.
     // Pod a, with the kubelet's files, is named `namespace_pod_container`; pod b, with
@@ -442,4 +484,38 @@ fn discover_watches_exactly_the_go_services_with_pprof() {
         );
     }
     drop(lw);
+}
+
+/// `discover.max_targets` live: with a cap of 1 and two Go services with pprof, one is
+/// watched and the other is counted on `/metrics` as refused for the cap (and logged),
+/// not watched. (Which one is adopted when room frees is a unit test:
+/// `fleet::admission`.)
+#[test]
+fn discover_over_max_targets_is_counted_not_watched() {
+    let tc = toolchain("1.26");
+    let _a = LeakyService::start(&tc, &["-mode", "healthy"]);
+    let _b = LeakyService::start(&tc, &["-mode", "healthy"]);
+    let lw = Leakwatch::start_with_args(
+        "system:\n  kernel_log: 'off'\ndiscover:\n  rescan_interval: 2s\n  max_targets: 1\ndefaults:\n  interval: 1s\n",
+        &["--discover"],
+    );
+    let m = wait_until(RESCAN * 5, "a rescan and a scrape", || {
+        let m = lw.metrics();
+        (m.get("leakwatch_discover_rescans_total", &[])? >= 1.0 && !watched(&m).is_empty())
+            .then_some(m)
+    });
+    assert_eq!(m.get("leakwatch_discover_targets", &[]), Some(1.0));
+    let over = m
+        .get(
+            "leakwatch_discover_refused_ports",
+            &[("reason", "max_targets")],
+        )
+        .unwrap();
+    assert!(over >= 1.0, "{}", m.text);
+    assert_eq!(watched(&m).len(), 1, "{:#?}", watched(&m));
+    assert!(
+        lw.stderr().contains("discover.max_targets reached"),
+        "{}",
+        lw.stderr()
+    );
 }

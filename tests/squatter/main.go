@@ -9,7 +9,8 @@
 //	                      line serving that socket (it inherits the listening socket
 //	                      as fd 3), and never accept a connection itself
 //	SQUAT_ROLE=plain      listen there and serve HTTP without pprof (404 everywhere):
-//	                      a Go program with a port but no pprof
+//	                      a Go program with a port but no pprof; logs each request
+//	                      ("plain request GET /path")
 //	SQUAT_ROLE=forward    listen there and pipe every connection to SQUAT_TO: a port
 //	                      forwarder in Go (its pprof answers are another process's)
 //
@@ -47,7 +48,10 @@ func main() {
 		return
 	case "plain":
 		log.Printf("squatter pid %d serving plain HTTP on %s", os.Getpid(), ln.Addr())
-		log.Fatal(http.Serve(ln, http.NewServeMux()))
+		log.Fatal(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			log.Printf("plain request %s %s", r.Method, r.URL.Path)
+			http.NotFound(w, r)
+		})))
 	case "forward":
 		log.Printf("squatter pid %d forwarding %s to %s", os.Getpid(), ln.Addr(), os.Getenv("SQUAT_TO"))
 		forward(ln, os.Getenv("SQUAT_TO"))
