@@ -363,6 +363,19 @@ fn discover_watches_exactly_the_go_services_with_pprof() {
         less_started.elapsed().as_secs_f64()
     );
     assert!(line.contains("CAP_SYS_ADMIN"), "{line}");
+    // The same on its /metrics: pod b's port refused as unreachable, the processes it
+    // may not read skipped as unreadable.
+    wait_until(
+        RESCAN * 3,
+        "the refusals on the privilege-less /metrics",
+        || {
+            let m = less.metrics();
+            let n = |name: &str, reason: &str| m.get(name, &[("reason", reason)]).unwrap_or(0.0);
+            (n("leakwatch_discover_refused_ports", "unreachable") >= 1.0
+                && n("leakwatch_discover_skipped_processes", "unreadable") >= 1.0)
+                .then_some(())
+        },
+    );
     for (what, pid) in [
         ("host service (every capability)", host_svc.pid()),
         ("pod a (every capability)", pid_a),
