@@ -25,19 +25,17 @@
 //! namespace can use it while it runs; it forwards only to the one loopback address it
 //! was started for, and connections in the target namespace stay on its loopback.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, NetnsStep, Result};
+use crate::system::ns::{self, EnterStep, NsKind};
 
 /// The most connections one forwarder carries at once; further ones wait in the
 /// listen backlog until one ends. Idle keep-alive connections count (the scrape client
@@ -47,17 +45,10 @@ pub const MAX_FORWARDED_CONNECTIONS: usize = 8;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A network namespace's identity: device and inode of its `ns/net` file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NetnsId {
-    pub dev: u64,
-    pub ino: u64,
-}
+pub type NetnsId = ns::NsId;
 
 fn ns_path(pid: Option<u32>) -> PathBuf {
-    match pid {
-        Some(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
-        None => PathBuf::from("/proc/self/ns/net"),
-    }
+    ns::ns_file(Path::new("/proc"), pid, NsKind::Net)
 }
 
 fn netns_error(pid: u32, step: NetnsStep, source: std::io::Error) -> Error {
@@ -66,12 +57,8 @@ fn netns_error(pid: u32, step: NetnsStep, source: std::io::Error) -> Error {
 
 /// The network namespace of `pid` (`None`: leakwatch's own).
 pub fn netns_id(pid: Option<u32>) -> Result<NetnsId> {
-    let meta = std::fs::metadata(ns_path(pid))
-        .map_err(|e| netns_error(pid.unwrap_or_else(std::process::id), NetnsStep::Open, e))?;
-    Ok(NetnsId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+    ns::ns_id(&ns_path(pid))
+        .map_err(|e| netns_error(pid.unwrap_or_else(std::process::id), NetnsStep::Open, e))
 }
 
 /// Whether `pid` lives in leakwatch's own network namespace, where its listeners are
@@ -99,13 +86,9 @@ fn connect_here(pid: u32, ns: NetnsId, to: SocketAddr) -> Result<std::net::TcpSt
         .map_err(|e| netns_error(pid, NetnsStep::Connect(to), e))
 }
 
-/// Runs `f` on a new, named OS thread (never a pooled one: `setns` sticks to the thread).
+/// Runs `f` on a new OS thread of its own (`ns::on_own_thread`), named for the pid.
 fn on_own_thread(pid: u32, f: impl FnOnce() + Send + 'static) -> Result<()> {
-    std::thread::Builder::new()
-        .name(format!("netns-{pid}"))
-        .spawn(f)
-        .map(drop)
-        .map_err(|e| netns_error(pid, NetnsStep::Enter, e))
+    ns::on_own_thread(format!("netns-{pid}"), f).map_err(|e| netns_error(pid, NetnsStep::Enter, e))
 }
 
 fn thread_lost(pid: u32) -> Error {
@@ -119,19 +102,14 @@ fn thread_lost(pid: u32) -> Error {
 /// Moves the calling thread into `pid`'s network namespace, checking it is still `ns`
 /// (the pid may have been reused since).
 fn enter(pid: u32, ns: NetnsId) -> Result<()> {
-    let file = File::open(ns_path(Some(pid))).map_err(|e| netns_error(pid, NetnsStep::Open, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| netns_error(pid, NetnsStep::Open, e))?;
-    if (meta.dev(), meta.ino()) != (ns.dev, ns.ino) {
-        return Err(netns_error(
-            pid,
-            NetnsStep::Changed,
-            std::io::Error::other(format!("namespace inode {} is now {}", ns.ino, meta.ino())),
-        ));
-    }
-    setns(&file, CloneFlags::CLONE_NEWNET)
-        .map_err(|errno| netns_error(pid, NetnsStep::Enter, errno.into()))
+    ns::enter(&ns_path(Some(pid)), NsKind::Net, Some(ns)).map_err(|(step, e)| {
+        let step = match step {
+            EnterStep::Open => NetnsStep::Open,
+            EnterStep::Changed => NetnsStep::Changed,
+            EnterStep::Enter => NetnsStep::Enter,
+        };
+        netns_error(pid, step, e)
+    })
 }
 
 fn check_loopback(pid: u32, to: SocketAddr) -> Result<()> {

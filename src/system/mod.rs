@@ -1,4 +1,5 @@
-//! Container and process memory: cgroup v1/v2 files, /proc, kernel OOM-kill log.
+//! Container and process memory: cgroup v1/v2 files, /proc, kernel OOM-kill log; the
+//! namespaces of processes.
 //!
 //! Each submodule pairs pure `parse_*` functions (unit-tested on fixture text) with
 //! `read_*` functions doing the I/O, as node_exporter's collectors do.
@@ -7,6 +8,7 @@ pub mod cgroup;
 pub mod discover;
 pub mod kmsg;
 pub mod listener;
+pub mod ns;
 pub mod proc;
 
 pub use cgroup::{CgroupMemory, Pressure, PsiLine, StatKind, read_cgroup_memory};
