@@ -1,10 +1,21 @@
 //! Finding a target's process (by pid, pid file or cmdline regex) and its memory cgroup
-//! on cgroup v2, v1 and hybrid hosts.
+//! on cgroup v2, v1 and hybrid hosts, placed in the host's cgroup tree when leakwatch
+//! runs in a cgroup namespace of its own.
+//!
+//! `/proc/PID/cgroup` prints a path relative to the *reader's* cgroup namespace. In a
+//! container (containerd and CRI-O give each one a private cgroup namespace on cgroup v2)
+//! another pod's process reads `0::/../../kubepods-burstable.slice/...`, which names
+//! nothing under the host's cgroup mount (`system.cgroup_root`). So when leakwatch's
+//! namespace is not PID 1's (with the host's PID namespace, the node's init), the file is
+//! read on a thread of its own that has entered PID 1's cgroup namespace (`ns`), and
+//! prints the path from the host's root. Without the privileges for that, a path that
+//! cannot be placed is not used (said once at warn): no limit is better than a wrong one.
 
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
+use super::ns::{self, EnterStep, NsId, NsKind};
 use crate::{Error, Result};
 
 /// Which cgroup hierarchy the memory files come from.
@@ -107,13 +118,20 @@ pub fn parse_proc_cgroup(text: &str) -> Result<ProcCgroup> {
     Ok(out)
 }
 
-/// `root` joined with a hierarchy path (which starts with `/` and must not replace `root`).
-fn join_hierarchy(root: &Path, path: &str) -> PathBuf {
+/// The part of a hierarchy path below the root, or `None` when it climbs above the
+/// root (a `..` segment): `/proc/PID/cgroup` prints a process outside the reader's
+/// cgroup namespace as `/../<...>`, which names no directory under the mount.
+pub fn hierarchy_relative(path: &str) -> Option<&str> {
     let rel = path.trim_start_matches('/');
-    if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(rel)
+    (!rel.split('/').any(|seg| seg == "..")).then_some(rel)
+}
+
+/// `root` joined with a hierarchy path (which starts with `/` and must not replace
+/// `root`); `None` for a path that climbs out of it ([`hierarchy_relative`]).
+fn join_hierarchy(root: &Path, path: &str) -> Option<PathBuf> {
+    match hierarchy_relative(path)? {
+        "" => Some(root.to_path_buf()),
+        rel => Some(root.join(rel)),
     }
 }
 
@@ -128,17 +146,18 @@ pub fn resolve_cgroup(pc: &ProcCgroup, cgroup_root: &Path) -> Option<CgroupLocat
     {
         return Some(loc);
     }
-    pc.v1_memory.as_ref().map(|path| CgroupLocation {
+    let path = pc.v1_memory.as_ref()?;
+    Some(CgroupLocation {
         version: CgroupVersion::V1,
         path: path.clone(),
-        dir: join_hierarchy(&cgroup_root.join("memory"), path),
+        dir: join_hierarchy(&cgroup_root.join("memory"), path)?,
     })
 }
 
 fn v2_location(path: &str, cgroup_root: &Path) -> Option<CgroupLocation> {
     [cgroup_root.to_path_buf(), cgroup_root.join("unified")]
         .into_iter()
-        .map(|base| join_hierarchy(&base, path))
+        .filter_map(|base| join_hierarchy(&base, path))
         .find(|dir| dir.join("memory.current").is_file())
         .map(|dir| CgroupLocation {
             version: CgroupVersion::V2,
@@ -155,10 +174,21 @@ pub fn locate_cgroup(path: &str, cgroup_root: &Path) -> Result<CgroupLocation> {
     } else {
         format!("/{path}")
     };
+    let (Some(v1), Some(shown)) = (
+        join_hierarchy(&cgroup_root.join("memory"), &path),
+        join_hierarchy(cgroup_root, &path),
+    ) else {
+        return Err(Error::BadFile {
+            path: cgroup_root.to_path_buf(),
+            reason: format!(
+                "cgroup {path}: a `..` segment climbs out of the hierarchy; name the cgroup \
+                 by its path from the hierarchy's root, as the host's /proc/PID/cgroup prints it"
+            ),
+        });
+    };
     if let Some(loc) = v2_location(&path, cgroup_root) {
         return Ok(loc);
     }
-    let v1 = join_hierarchy(&cgroup_root.join("memory"), &path);
     if v1.join("memory.usage_in_bytes").is_file() {
         return Ok(CgroupLocation {
             version: CgroupVersion::V1,
@@ -167,13 +197,195 @@ pub fn locate_cgroup(path: &str, cgroup_root: &Path) -> Result<CgroupLocation> {
         });
     }
     Err(Error::BadFile {
-        path: join_hierarchy(cgroup_root, &path),
+        path: shown,
         reason: format!(
             "cgroup {path}: no memory.current (v2, also looked under unified/) and no \
              memory.usage_in_bytes under {} (v1); check the path and system.cgroup_root",
             v1.display()
         ),
     })
+}
+
+/// The inode of the initial cgroup namespace (`PROC_CGROUP_INIT_INO`, fixed by the kernel
+/// since Linux 4.6): a process whose namespace has it is in the host's, even where PID 1's
+/// namespace file cannot be read (a sandbox's init refusing ptrace access).
+const INIT_CGROUP_NS_INO: u64 = 0xEFFF_FFFB;
+
+/// Whose cgroup namespace leakwatch reads `/proc/PID/cgroup` in.
+#[derive(Debug)]
+enum CgroupView {
+    /// Its own, which is the host's (PID 1's): the paths read are the host's.
+    Own,
+    /// The host's (PID 1's, this one), entered on a thread of its own: leakwatch runs in
+    /// a cgroup namespace of its own (a container's).
+    Host(NsId),
+    /// Its own, not known to be the host's: a path climbing out of it (`/..`) cannot be
+    /// placed; others are used as read.
+    Unknown(Unplaced),
+}
+
+/// Why a process's cgroup paths could not be read as the host's cgroup namespace prints
+/// them; each says the privilege missing.
+#[derive(Debug)]
+pub enum Unplaced {
+    /// PID 1's `ns/cgroup` could not be read, so leakwatch cannot tell whether its own
+    /// cgroup namespace is the host's.
+    InitNamespace {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// Entering PID 1's cgroup namespace (opening its `ns/cgroup`, `setns`) failed.
+    Enter {
+        step: EnterStep,
+        source: std::io::Error,
+    },
+    /// No thread to enter it on.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for Unplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::io::ErrorKind::PermissionDenied;
+        match self {
+            Unplaced::InitNamespace { file, source } => {
+                let hint = match source.kind() {
+                    PermissionDenied => " (needs CAP_SYS_PTRACE)",
+                    _ => "",
+                };
+                write!(
+                    f,
+                    "cannot tell whether leakwatch's cgroup namespace is the host's: reading {}: {source}{hint}",
+                    file.display()
+                )
+            }
+            Unplaced::Enter { step, source } => {
+                let hint = match (step, source.kind()) {
+                    (EnterStep::Open, PermissionDenied) => " (needs CAP_SYS_PTRACE)",
+                    (EnterStep::Enter, PermissionDenied) => " (needs CAP_SYS_ADMIN)",
+                    _ => "",
+                };
+                let what = match step {
+                    EnterStep::Open => "opening PID 1's ns/cgroup",
+                    EnterStep::Changed => "checking PID 1's namespace",
+                    EnterStep::Enter => "setns",
+                };
+                write!(
+                    f,
+                    "cannot enter the host's cgroup namespace (PID 1's): {what}: {source}{hint}"
+                )
+            }
+            Unplaced::Thread(source) => write!(
+                f,
+                "cannot start a thread to enter the host's cgroup namespace: {source}"
+            ),
+        }
+    }
+}
+
+fn cgroup_view(proc_root: &Path) -> CgroupView {
+    let own_file = ns::ns_file(Path::new("/proc"), None, NsKind::Cgroup);
+    let Ok(own) = ns::ns_id(&own_file) else {
+        return CgroupView::Own; // a kernel without cgroup namespaces: one view for all
+    };
+    let init_file = ns::ns_file(proc_root, Some(1), NsKind::Cgroup);
+    match ns::ns_id(&init_file) {
+        Ok(init) if init == own => CgroupView::Own,
+        Ok(init) => CgroupView::Host(init),
+        // A fixture tree as `system.proc_root`: nothing to enter.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => CgroupView::Own,
+        Err(_) if own.ino == INIT_CGROUP_NS_INO => CgroupView::Own,
+        Err(source) => CgroupView::Unknown(Unplaced::InitNamespace {
+            file: init_file,
+            source,
+        }),
+    }
+}
+
+/// Reads `file` on a new thread that has entered the cgroup namespace `init` (PID 1's).
+/// The outer error: the namespace could not be entered; the inner: reading the file.
+fn read_in_host_view(
+    proc_root: &Path,
+    init: NsId,
+    pid: u32,
+    file: &Path,
+) -> std::result::Result<std::io::Result<String>, Unplaced> {
+    let init_file = ns::ns_file(proc_root, Some(1), NsKind::Cgroup);
+    let file = file.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    ns::on_own_thread(format!("cgroupns-{pid}"), move || {
+        let read = ns::enter(&init_file, NsKind::Cgroup, Some(init))
+            .map(|()| std::fs::read_to_string(&file));
+        let _ = tx.send(read);
+    })
+    .map_err(Unplaced::Thread)?;
+    match rx.recv() {
+        Ok(read) => read.map_err(|(step, source)| Unplaced::Enter { step, source }),
+        Err(_) => Err(Unplaced::Thread(std::io::Error::other(
+            "the thread ended without an answer",
+        ))),
+    }
+}
+
+/// Says once per run that cgroup paths cannot be placed, and what is missing.
+fn warn_unplaced(pid: u32, path: &str, why: &Unplaced) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            pid,
+            path,
+            reason = %why,
+            "a process's cgroup cannot be placed in the host's cgroup tree (leakwatch runs in a cgroup \
+             namespace of its own): its container's memory limit, working set, memory.events and OOM \
+             kills are not read for such processes (said once)"
+        );
+    });
+}
+
+/// The memory-relevant lines of `/proc/PID/cgroup` under `proc_root`, with paths from
+/// the host's cgroup root where leakwatch can read them so ([`CgroupView`]); a path that
+/// cannot be placed is left out (and said once at warn). `None` when the process is gone.
+pub fn read_proc_cgroup(proc_root: &Path, pid: u32) -> Result<Option<ProcCgroup>> {
+    let file = proc_root.join(pid.to_string()).join("cgroup");
+    let parse = |text: &str| {
+        parse_proc_cgroup(text).map_err(|e| Error::BadFile {
+            path: file.clone(),
+            reason: e.to_string(),
+        })
+    };
+    let read = |r: std::io::Result<String>| match r {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", file.clone(), e)),
+    };
+    let Some(text) = read(std::fs::read_to_string(&file))? else {
+        return Ok(None);
+    };
+    let pc = parse(&text)?;
+    // The path to show in the warning: one climbing out of the namespace, else any.
+    let shown = [&pc.v1_memory, &pc.v2]
+        .into_iter()
+        .filter_map(|p| p.as_deref())
+        .max_by_key(|p| hierarchy_relative(p).is_none());
+    match cgroup_view(proc_root) {
+        CgroupView::Own => Ok(Some(pc)),
+        CgroupView::Unknown(why) => {
+            if let Some(out) = shown.filter(|p| hierarchy_relative(p).is_none()) {
+                warn_unplaced(pid, out, &why);
+            }
+            Ok(Some(pc))
+        }
+        CgroupView::Host(init) => match read_in_host_view(proc_root, init, pid, &file) {
+            Ok(r) => read(r)?.map(|t| parse(&t)).transpose(),
+            Err(why) => {
+                // Every path read is relative to leakwatch's own namespace root, whose
+                // place in the host's tree is unknown: none can be placed.
+                if let Some(p) = shown {
+                    warn_unplaced(pid, p, &why);
+                }
+                Ok(Some(ProcCgroup::default()))
+            }
+        },
+    }
 }
 
 /// Parses a pid file: one positive integer, surrounding whitespace allowed.
@@ -250,21 +462,11 @@ pub fn discover(
     let pid = find_pid(sel, proc_root)?;
     let cgroup = match (cgroup, pid) {
         (Some(path), _) => Some(locate_cgroup(path, cgroup_root)?),
-        (None, Some(pid)) => {
-            let file = proc_root.join(pid.to_string()).join("cgroup");
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    let pc = parse_proc_cgroup(&text).map_err(|e| Error::BadFile {
-                        path: file.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    resolve_cgroup(&pc, cgroup_root)
-                }
-                // The process exited between finding it and reading its cgroup.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io("reading", file, e)),
-            }
-        }
+        (None, Some(pid)) => match read_proc_cgroup(proc_root, pid)? {
+            Some(pc) => resolve_cgroup(&pc, cgroup_root),
+            // The process exited between finding it and reading its cgroup.
+            None => None,
+        },
         (None, None) => None,
     };
     Ok(Discovered { pid, cgroup })
@@ -330,6 +532,140 @@ mod tests {
         for (text, want) in cases {
             let err = parse_proc_cgroup(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn hierarchy_paths_never_climb_out() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/", Some("")),
+            (
+                "/system.slice/leakyapp.service",
+                Some("system.slice/leakyapp.service"),
+            ),
+            (
+                "/kubepods/burstable/pod8c0e/0123abcd",
+                Some("kubepods/burstable/pod8c0e/0123abcd"),
+            ),
+            ("/a..b/..c", Some("a..b/..c")),
+            // containerd and CRI-O on cgroup v2: another pod's process, read in
+            // leakwatch's own container's cgroup namespace.
+            (
+                "/../../kubepods-burstable.slice/kubepods-burstable-pod8c0e.slice/cri-containerd-0123.scope",
+                None,
+            ),
+            ("/..", None),
+            ("/../kubepods/burstable/pod8c0e/0123abcd", None),
+            ("/kubepods/../../etc", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(hierarchy_relative(path), *want, "{path:?}");
+        }
+    }
+
+    /// A v1 memory hierarchy with one kubelet-shaped container cgroup.
+    fn v1_tree() -> (tempfile::TempDir, &'static str) {
+        let root = tempfile::tempdir().unwrap();
+        let path = "/kubepods/burstable/pod8c0e/0123abcd";
+        let dir = root.path().join("memory").join(&path[1..]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.usage_in_bytes"), "4096\n").unwrap();
+        (root, path)
+    }
+
+    #[test]
+    fn paths_out_of_the_namespace_are_not_joined() {
+        let (root, path) = v1_tree();
+        let host = ProcCgroup {
+            v2: Some("/".into()),
+            v1_memory: Some(path.into()),
+        };
+        let loc = resolve_cgroup(&host, root.path()).unwrap();
+        assert_eq!(loc.dir, root.path().join("memory").join(&path[1..]));
+        // The same process read from a cgroup namespace one level below its pod's
+        // parent: no location at all, never the hierarchy's root or a sibling.
+        for nested in ["/../kubepods/burstable/pod8c0e/0123abcd", "/.."] {
+            let pc = ProcCgroup {
+                v2: Some("/../..".into()),
+                v1_memory: Some(nested.into()),
+            };
+            assert_eq!(resolve_cgroup(&pc, root.path()), None, "{nested}");
+        }
+        let err = locate_cgroup("/../kubepods", root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("climbs out of the hierarchy"), "{err}");
+        assert!(locate_cgroup(path, root.path()).is_ok());
+    }
+
+    #[test]
+    fn a_fixture_proc_tree_is_read_as_is() {
+        let (root, path) = v1_tree();
+        let proc_root = tempfile::tempdir().unwrap();
+        let dir = proc_root.path().join("4242");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup"), format!("4:memory:{path}\n0::/\n")).unwrap();
+        assert!(matches!(cgroup_view(proc_root.path()), CgroupView::Own));
+        let pc = read_proc_cgroup(proc_root.path(), 4242).unwrap().unwrap();
+        assert_eq!(pc.v1_memory.as_deref(), Some(path));
+        assert_eq!(read_proc_cgroup(proc_root.path(), 4243).unwrap(), None);
+        let sel = ProcessSelector {
+            pid: Some(4242),
+            ..ProcessSelector::default()
+        };
+        let d = discover(&sel, None, proc_root.path(), root.path()).unwrap();
+        assert_eq!(d.cgroup.map(|c| c.path), Some(path.to_string()));
+    }
+
+    #[test]
+    fn this_process_reads_its_own_cgroup() {
+        // The tests run in the host's cgroup namespace (the initial one, or PID 1's).
+        assert!(
+            matches!(cgroup_view(Path::new("/proc")), CgroupView::Own),
+            "{:?}",
+            cgroup_view(Path::new("/proc"))
+        );
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let pc = read_proc_cgroup(Path::new("/proc"), std::process::id())
+            .unwrap()
+            .unwrap();
+        assert_eq!(pc, parse_proc_cgroup(&own).unwrap());
+    }
+
+    #[test]
+    fn unplaced_says_what_is_missing() {
+        use std::io::{Error as IoError, ErrorKind};
+        let denied = || IoError::from(ErrorKind::PermissionDenied);
+        let cases = [
+            (
+                Unplaced::InitNamespace {
+                    file: "/proc/1/ns/cgroup".into(),
+                    source: denied(),
+                },
+                "reading /proc/1/ns/cgroup: permission denied (needs CAP_SYS_PTRACE)",
+            ),
+            (
+                Unplaced::Enter {
+                    step: EnterStep::Open,
+                    source: denied(),
+                },
+                "opening PID 1's ns/cgroup: permission denied (needs CAP_SYS_PTRACE)",
+            ),
+            (
+                Unplaced::Enter {
+                    step: EnterStep::Enter,
+                    source: IoError::from(nix::errno::Errno::EPERM),
+                },
+                "setns: Operation not permitted (os error 1) (needs CAP_SYS_ADMIN)",
+            ),
+            (
+                Unplaced::Thread(IoError::other("no threads")),
+                "cannot start a thread",
+            ),
+        ];
+        for (why, want) in cases {
+            let text = why.to_string();
+            assert!(text.contains(want), "{text}");
         }
     }
 

@@ -17,6 +17,7 @@ mod dumps;
 mod e2e;
 mod escapes;
 mod fleet;
+mod fleet_cgroupns;
 mod fleet_gobuild;
 mod fleet_netns;
 mod goroutine;
