@@ -14,7 +14,8 @@
 //! that it reads the pods' paths as `/../kubepods/...` (checked).
 //!
 //! Asserted: with CAP_SYS_ADMIN (the DaemonSet's) each pod's target has its cgroup's
-//! limit as `leakwatch_memory_limit_bytes{source="cgroup"}` and a working set; without
+//! limit as `leakwatch_memory_limit_bytes{source="cgroup"}` and a working set, and a
+//! third pod's OOM kill is attributed to its target by its cgroup path; without
 //! it, the hostNetwork pod is still watched with its identity but gets no cgroup limit
 //! (no wrong one), and the log says once what is missing.
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use crate::pods::{Killed, PodCgroup, watched};
 use crate::support::{
-    Metrics, build_leaky_service, free_port, http_get, toolchain, try_http_get, wait_until,
+    Metrics, build_leaky_service, free_port, http_get, in_ci, toolchain, try_http_get, wait_until,
 };
 
 /// A PID namespace standing for a node: its PID 1 (`sleep`) in the test's cgroup
@@ -87,21 +88,21 @@ fn first_pid(procs: &Path) -> u32 {
     })
 }
 
-/// A leaky-service in `cg` inside the node, on `127.0.0.1:port` of a network namespace
-/// of its own (`own_net`) or of the node's. Dropping it ends the nsenter it runs under;
+/// A leaky-service (`-mode healthy` or `leak`'s flags) in `cg` inside the node, on
+/// `127.0.0.1:port` of a network namespace of its own (`own_net`) or of the node's. Dropping it ends the nsenter it runs under;
 /// the pod itself ends with the node.
 fn start_pod(
     node: &Node,
     bin: &Path,
     cg: &PodCgroup,
-    own_net: bool,
+    (own_net, leak): (bool, Option<&str>),
     port: u16,
     log: &Path,
 ) -> Killed {
     let script = if own_net {
-        r#"echo $$ > "$1" && exec unshare --net sh -c 'ip link set lo up && exec "$0" -addr "127.0.0.1:$1" -mode healthy' "$2" "$3""#
+        r#"echo $$ > "$1" && exec unshare --net sh -c 'ip link set lo up && exec "$0" -addr "127.0.0.1:$1" $2' "$2" "$3" "$4""#
     } else {
-        r#"echo $$ > "$1" && exec "$2" -addr "127.0.0.1:$3" -mode healthy"#
+        r#"echo $$ > "$1" && exec "$2" -addr "127.0.0.1:$3" $4"#
     };
     let child = node
         .command()
@@ -109,6 +110,7 @@ fn start_pod(
         .arg(cg.procs())
         .arg(bin)
         .arg(port.to_string())
+        .arg(leak.unwrap_or("-mode healthy"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).unwrap())
@@ -140,12 +142,12 @@ struct NsLeakwatch {
 }
 
 impl NsLeakwatch {
-    fn start(node: &Node, name: &str, drop_sys_admin: bool) -> NsLeakwatch {
+    fn start(node: &Node, name: &str, drop_sys_admin: bool, kernel_log: &str) -> NsLeakwatch {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("leakwatch.yaml");
         std::fs::write(
             &config,
-            "system:\n  kernel_log: 'off'\ndiscover:\n  rescan_interval: 1s\ndefaults:\n  interval: 1s\n",
+            format!("system:\n  kernel_log: '{kernel_log}'\ndiscover:\n  rescan_interval: 1s\ndefaults:\n  interval: 1s\n"),
         )
         .unwrap();
         let cgroup = own_memory_cgroup()
@@ -248,12 +250,14 @@ fn discover_in_a_cgroup_namespace_of_its_own_reads_each_pods_cgroup() {
     // Cgroups first: dropped last, after the node has taken every process down.
     let cg_a = PodCgroup::create(&uid_a, &cid(1), 256 << 20);
     let cg_b = PodCgroup::create(&uid_b, &cid(2), 192 << 20);
+    let uid_c = format!("5f1c2e3d-4b5a-4c6d-8e81-{tag:012}");
+    let cg_c = PodCgroup::create(&uid_c, &cid(3), 64 << 20);
     let node = Node::start();
     let _pod_a = start_pod(
         &node,
         &leaky,
         &cg_a,
-        true,
+        (true, None),
         free_port(),
         &dir.path().join("a.log"),
     );
@@ -261,12 +265,18 @@ fn discover_in_a_cgroup_namespace_of_its_own_reads_each_pods_cgroup() {
         &node,
         &leaky,
         &cg_b,
-        false,
+        (false, None),
         free_port(),
         &dir.path().join("b.log"),
     );
 
-    let lw = NsLeakwatch::start(&node, "leakwatch-cgns", false);
+    let kmsg = File::open("/dev/kmsg").is_ok();
+    assert!(
+        kmsg || !in_ci(),
+        "CI must read /dev/kmsg for the OOM-kill check"
+    );
+    let kernel_log = if kmsg { "/dev/kmsg" } else { "off" };
+    let lw = NsLeakwatch::start(&node, "leakwatch-cgns", false, kernel_log);
     // leakwatch sees the pods' cgroups outside its namespace: `/..`, as in a container.
     let (parent, _) = own_memory_cgroup();
     for (uid, cg) in [(&uid_a, &cg_a), (&uid_b, &cg_b)] {
@@ -302,12 +312,37 @@ fn discover_in_a_cgroup_namespace_of_its_own_reads_each_pods_cgroup() {
         assert_eq!((source.as_deref(), got), (Some("cgroup"), limit), "{name}");
         assert!(ws > 0.0, "{name}: working set {ws}");
     }
+    // A pod leaking fast into its limit: the kernel's OOM report names its cgroup from
+    // the host's root, and leakwatch, in its own PID namespace, knows the process by
+    // another pid: only the cgroup path, placed in the host's tree, attributes the kill.
+    if kmsg {
+        let pod_c = start_pod(
+            &node,
+            &leaky,
+            &cg_c,
+            (true, Some("-mode heap -interval 20ms -size 128KiB")),
+            free_port(),
+            &dir.path().join("c.log"),
+        );
+        let kill = wait_until(
+            Duration::from_secs(60),
+            "pod c's OOM kill attributed",
+            || {
+                lw.stderr()
+                    .lines()
+                    .find(|l| l.contains("OOM kill of a watched process") && l.contains(&uid_c))
+                    .map(str::to_string)
+            },
+        );
+        eprintln!("fleet_cgroupns: {kill}");
+        drop(pod_c);
+    }
     assert!(!lw.stderr().contains("cannot be placed"), "{}", lw.stderr());
     drop(lw);
 
     // Without CAP_SYS_ADMIN: the host's cgroup namespace cannot be entered. The pod on
     // the node's network is still watched, with no cgroup limit rather than a wrong one.
-    let lw = NsLeakwatch::start(&node, "leakwatch-cgns-nocap", true);
+    let lw = NsLeakwatch::start(&node, "leakwatch-cgns-nocap", true, "off");
     let name = target_of(&lw, &uid_b);
     wait_until(Duration::from_secs(15), "the warning", || {
         lw.stderr().contains("cannot be placed").then_some(())
