@@ -118,6 +118,8 @@ fn manifests_pass_strict_kubernetes_schema_validation() {
             "daemonset/daemonset.yaml serviceaccount/leakwatch-node",
             "daemonset/podmonitor.yaml podmonitor/leakwatch-node",
             "daemonset/prometheus.yaml configmap/prometheus-leakwatch-node",
+            "daemonset/rules-configmap.yaml configmap/prometheus-leakwatch-node-rules",
+            "daemonset/rules.yaml prometheusrule/leakwatch-node",
             "probe/configmap.yaml configmap/leakwatch-probe",
             "probe/deployment.yaml deployment/leakwatch-probe",
             "probe/deployment.yaml service/leakwatch-probe",
@@ -133,7 +135,8 @@ fn manifests_pass_strict_kubernetes_schema_validation() {
         ]
     );
     // The Prometheus Operator's CRDs are not in the validator's schemas:
-    // podmonitor_selects_the_daemonset_pods checks those.
+    // podmonitor_selects_the_daemonset_pods and
+    // daemonset_prometheusrule_fields_and_groups_pass_promtool check those.
     let is_crd = |d: &Value| {
         d["apiVersion"]
             .as_str()
@@ -429,16 +432,12 @@ fn shards_partition_the_targets_like_prometheus_hashmod() {
 /// `promtool check config` on a Prometheus config of the examples. Debian's promtool is
 /// built without Kubernetes service discovery, so the check runs on the same jobs with a
 /// static target in place of kubernetes_sd_configs: everything else (relabel rules,
-/// regexes, paths, rule files) is checked as written. Rule files named are the shipped
-/// ones in alerts/.
-fn promtool_check_config(mut prom: Value) {
+/// regexes, paths, rule files) is checked as written. `rule_file` gives the text of each
+/// rule file the config names.
+fn promtool_check_config(mut prom: Value, rule_file: impl Fn(&str) -> String) {
     let dir = tempfile::tempdir().unwrap();
     for f in strings(&prom["rule_files"]) {
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("alerts")
-            .join(&f);
-        std::fs::copy(&shipped, dir.path().join(&f))
-            .unwrap_or_else(|e| panic!("rule file {f}: {e}"));
+        std::fs::write(dir.path().join(&f), rule_file(&f)).unwrap();
     }
     for job in prom["scrape_configs"].as_sequence_mut().unwrap() {
         let m = job.as_mapping_mut().unwrap();
@@ -477,7 +476,7 @@ fn prometheus_jobs_pass_promtool() {
     assert_eq!(names, ["leakwatch-probe", "leakwatch-shards"]);
     assert!(!text.contains("hashmod"));
     assert_eq!(jobs[0]["metrics_path"].as_str(), Some("/probe"));
-    promtool_check_config(prom);
+    promtool_check_config(prom, shipped_rule_file);
 }
 
 /// A relabel rule of a Prometheus job (snake_case keys) or of a PodMonitor (camelCase).
@@ -656,6 +655,18 @@ fn daemonset_runs_fleet_mode_with_the_node_in_view() {
     assert_eq!(lw["ports"][0]["name"].as_str(), Some("http"));
 }
 
+/// A mapping's keys, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_mapping()
+        .unwrap_or_else(|| panic!("not a mapping: {v:?}"))
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    k.sort();
+    k
+}
+
 fn pod_labels(workload: &Value) -> Value {
     workload["spec"]["template"]["metadata"]["labels"].clone()
 }
@@ -718,7 +729,8 @@ fn daemonset_prometheus_job_selects_its_pods_and_passes_promtool() {
         strings(&prom["rule_files"]),
         ["leakwatch-rules.yml", "leakwatch-kube.yml"]
     );
-    promtool_check_config(prom);
+    // The rule files it names are the rendered ones the shipped ConfigMap holds.
+    promtool_check_config(prom, |f| config_of(RULES_CONFIGMAP, f));
 }
 
 #[test]
@@ -727,16 +739,6 @@ fn podmonitor_selects_the_daemonset_pods() {
     let pm = find("PodMonitor", "leakwatch-node");
     // The Operator's CRD, checked field by field (its schema is not in the validator's).
     assert_eq!(pm["apiVersion"].as_str(), Some("monitoring.coreos.com/v1"));
-    let keys = |v: &Value| -> Vec<String> {
-        let mut k: Vec<String> = v
-            .as_mapping()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str().unwrap().to_string())
-            .collect();
-        k.sort();
-        k
-    };
     assert_eq!(keys(&pm), ["apiVersion", "kind", "metadata", "spec"]);
     let spec = &pm["spec"];
     assert_eq!(
@@ -846,4 +848,230 @@ fn kube_recording_rules_pass_promtool_tests() {
     ] {
         assert!(rules.contains(series), "{series}");
     }
+}
+
+/// The node agent's rules for a Prometheus without the Operator (daemonset/rules-configmap.yaml).
+const RULES_CONFIGMAP: &str = "prometheus-leakwatch-node-rules";
+
+/// A rule file of alerts/, as shipped.
+fn shipped_rule_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("alerts")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("rule file {name}: {e}"))
+}
+
+/// `leakwatch rules` with `args`, run as a user runs it.
+fn leakwatch_rules(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_leakwatch"))
+        .arg("rules")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "leakwatch rules {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rule groups of a Prometheus rule file.
+fn rule_groups(text: &str) -> Vec<Value> {
+    let file: Value = serde_norway::from_str(text).unwrap();
+    file["groups"].as_sequence().unwrap().clone()
+}
+
+/// The job both scrape configs of daemonset/ give the agents: the Prometheus job's name
+/// and the PodMonitor's `job` relabeling agree on it.
+fn daemonset_job() -> String {
+    let prom: Value =
+        serde_norway::from_str(&config_of("prometheus-leakwatch-node", "prometheus.yml")).unwrap();
+    let job = prom["scrape_configs"][0]["job_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pm = find("PodMonitor", "leakwatch-node");
+    let relabeled = pm["spec"]["podMetricsEndpoints"][0]["relabelings"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["targetLabel"].as_str() == Some("job"))
+        .and_then(|r| r["replacement"].as_str())
+        .expect("the PodMonitor sets job");
+    assert_eq!(
+        relabeled, job,
+        "the PodMonitor's job and the Prometheus job"
+    );
+    job
+}
+
+/// The rules shipped for the node agent (daemonset/rules.yaml for the Operator,
+/// daemonset/rules-configmap.yaml without it) are what daemonset/render-rules prints now
+/// from `leakwatch rules` and alerts/, so they cannot drift from either.
+/// `UPDATE_GOLDEN=1` rewrites them.
+#[test]
+fn daemonset_rules_are_what_render_rules_prints() {
+    let dir = k8s_dir().join("daemonset");
+    for (kind, file) in [
+        ("prometheusrule", "rules.yaml"),
+        ("configmap", "rules-configmap.yaml"),
+    ] {
+        let out = Command::new(dir.join("render-rules"))
+            .arg(kind)
+            .env("LEAKWATCH", env!("CARGO_BIN_EXE_leakwatch"))
+            .output()
+            .expect("deploy/kubernetes/daemonset/render-rules");
+        assert!(
+            out.status.success(),
+            "render-rules {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let path = dir.join(file);
+        if crate::support::update_golden() {
+            std::fs::write(&path, &printed).unwrap();
+            continue;
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            shipped == printed,
+            "deploy/kubernetes/daemonset/{file} is not what render-rules prints now: run \
+             deploy/kubernetes/daemonset/render-rules {kind} > deploy/kubernetes/daemonset/{file} \
+             (or UPDATE_GOLDEN=1 cargo test --test it k8s::daemonset_rules)"
+        );
+    }
+
+    // What they hold, read back as YAML (not through the script's text handling): the
+    // ConfigMap, the two rule files byte for byte; the PrometheusRule, their groups in
+    // that order. The selector is the agents' job, and the default's is gone.
+    let job = daemonset_job();
+    let selector = format!("job=\"{job}\"");
+    let rendered = leakwatch_rules(&["--selector", &selector]);
+    assert!(
+        rendered.contains(&format!("up{{{selector}}}")),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("up{job=\"leakwatch\"}"), "{rendered}");
+    let kube = shipped_rule_file("leakwatch-kube.yml");
+    assert_eq!(config_of(RULES_CONFIGMAP, "leakwatch-rules.yml"), rendered);
+    assert_eq!(config_of(RULES_CONFIGMAP, "leakwatch-kube.yml"), kube);
+    let cm = find("ConfigMap", RULES_CONFIGMAP);
+    assert_eq!(
+        keys(&cm["data"]),
+        ["leakwatch-kube.yml", "leakwatch-rules.yml"]
+    );
+    let want: Vec<Value> = rule_groups(&rendered)
+        .into_iter()
+        .chain(rule_groups(&kube))
+        .collect();
+    let pr = find("PrometheusRule", "leakwatch-node");
+    assert_eq!(pr["spec"]["groups"].as_sequence().unwrap(), &want);
+}
+
+/// daemonset/rules.yaml: the Operator's PrometheusRule CRD checked field by field (its
+/// schema is not in the validator's), its groups extracted to a rule file and checked by
+/// promtool, as are the rule files of daemonset/rules-configmap.yaml.
+#[test]
+fn daemonset_prometheusrule_fields_and_groups_pass_promtool() {
+    let ds = find("DaemonSet", "leakwatch-node");
+    let pr = find("PrometheusRule", "leakwatch-node");
+    assert_eq!(pr["apiVersion"].as_str(), Some("monitoring.coreos.com/v1"));
+    assert_eq!(keys(&pr), ["apiVersion", "kind", "metadata", "spec"]);
+    assert_eq!(keys(&pr["metadata"]), ["labels", "name", "namespace"]);
+    assert_eq!(pr["metadata"]["namespace"], ds["metadata"]["namespace"]);
+    assert_eq!(pr["metadata"]["labels"], ds["metadata"]["labels"]);
+    assert_eq!(keys(&pr["spec"]), ["groups"]);
+    // The CRD's RuleGroup and Rule fields (monitoring.coreos.com/v1).
+    let group_fields = [
+        "interval",
+        "labels",
+        "limit",
+        "name",
+        "partial_response_strategy",
+        "query_offset",
+        "rules",
+    ];
+    let rule_fields = [
+        "alert",
+        "annotations",
+        "expr",
+        "for",
+        "keep_firing_for",
+        "labels",
+        "record",
+    ];
+    let duration = regex::Regex::new(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$").unwrap();
+    let groups = pr["spec"]["groups"].as_sequence().unwrap();
+    let mut names = Vec::new();
+    let (mut alerts, mut records) = (0, 0);
+    for g in groups {
+        for k in keys(g) {
+            assert!(group_fields.contains(&k.as_str()), "group field {k}");
+        }
+        names.push(g["name"].as_str().unwrap().to_string());
+        for r in g["rules"].as_sequence().unwrap() {
+            for k in keys(r) {
+                assert!(rule_fields.contains(&k.as_str()), "rule field {k}: {r:?}");
+            }
+            assert!(r["expr"].as_str().is_some_and(|e| !e.trim().is_empty()));
+            match (r["alert"].as_str(), r["record"].as_str()) {
+                (Some(_), None) => alerts += 1,
+                (None, Some(_)) => records += 1,
+                _ => panic!("a rule is an alert or a record: {r:?}"),
+            }
+            if let Some(d) = r["for"].as_str() {
+                assert!(duration.is_match(d), "for: {d}");
+            }
+            for map in ["labels", "annotations"] {
+                if let Some(m) = r[map].as_mapping() {
+                    assert!(m.values().all(|v| v.as_str().is_some()), "{map}: {r:?}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        names,
+        [
+            "leakwatch.rules",
+            "leakwatch.alerts",
+            "leakwatch.meta",
+            "leakwatch.kube"
+        ]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec_groups = serde_norway::Mapping::new();
+    spec_groups.insert(Value::from("groups"), pr["spec"]["groups"].clone());
+    let extracted = dir.path().join("prometheusrule.yml");
+    std::fs::write(&extracted, serde_norway::to_string(&spec_groups).unwrap()).unwrap();
+    let mut files = vec![extracted];
+    for f in ["leakwatch-rules.yml", "leakwatch-kube.yml"] {
+        let p = dir.path().join(f);
+        std::fs::write(&p, config_of(RULES_CONFIGMAP, f)).unwrap();
+        files.push(p);
+    }
+    for f in &files {
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(f)
+            .output()
+            .expect("promtool (scripts/install-test-deps installs it)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {stdout}{}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // promtool read every rule of the PrometheusRule.
+        if f == &files[0] {
+            let found = format!("SUCCESS: {} rules found", alerts + records);
+            assert!(stdout.contains(&found), "{stdout}");
+        }
+    }
+    assert!(
+        alerts > 0 && records > 0,
+        "{alerts} alerts, {records} records"
+    );
 }
