@@ -169,8 +169,10 @@ fn every_alert_is_complete_and_links_to_its_runbook_section() {
         let desc = str_of(ann, "description").unwrap_or_default();
         let expr = str_of(a, "expr").unwrap();
         // The alerts on leakwatch itself select its `up` series (the one job selector,
-        // set by `leakwatch rules --selector`); every other alert is about a target.
-        let on_leakwatch = expr.contains(&format!("up{{{}}}", leakwatch::rules::DEFAULT_SELECTOR));
+        // set by `leakwatch rules --selector`) or its fleet mode's own series (about
+        // the node's unwatched services, no target); every other alert is about a target.
+        let on_leakwatch = expr.contains(&format!("up{{{}}}", leakwatch::rules::DEFAULT_SELECTOR))
+            || expr.contains("leakwatch_discover_");
         assert!(
             on_leakwatch || desc.contains("{{ $labels.target }}"),
             "{name}: description lacks the target: {desc}"
