@@ -3,6 +3,7 @@
 
 pub mod criteria;
 pub mod culprit;
+pub mod culprit_site;
 pub mod diff;
 pub mod headline;
 pub mod kinds;

@@ -47,3 +47,36 @@ pub(crate) fn per_gc(window: &Window, get: impl Fn(&Sample) -> Option<u64>) -> V
         })
         .collect()
 }
+
+/// A series read at every heap profile, one point per change (the first reading of
+/// each value): a profile reports the heap as of the last GC, so a value repeated
+/// until the next GC is one measurement. Counted as many, a staircase's pairwise
+/// slopes are mostly zero and Sen's slope reads a fraction of the growth (live: 36.5
+/// MiB/h for a site growing 63.8 MiB/h, issue 21).
+pub(crate) fn changes(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    for p in points {
+        if out.last().is_none_or(|last| last.1 != p.1) {
+            out.push(*p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_keep_the_first_reading_of_each_value() {
+        let pts = [
+            (0.0, 1.0),
+            (15.0, 1.0),
+            (30.0, 2.0),
+            (45.0, 2.0),
+            (60.0, 1.0),
+        ];
+        assert_eq!(changes(&pts), [(0.0, 1.0), (30.0, 2.0), (60.0, 1.0)]);
+        assert!(changes(&[]).is_empty());
+    }
+}

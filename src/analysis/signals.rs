@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::analysis::kinds::{ByKind, LeakKind, Series};
 use crate::analysis::observation::{LiveSource, Sample};
 use crate::analysis::oom::{LimitSource, UsageSource, memory_limit, memory_usage, time_to_oom};
-use crate::analysis::points::{per_gc, points, x_at, x_of};
+use crate::analysis::points::{changes, per_gc, points, x_at, x_of};
 use crate::analysis::sites::SiteSnapshot;
 use crate::analysis::slope::{Fit, quantile, theil_sen};
 use crate::analysis::thresholds::Thresholds;
@@ -430,8 +430,8 @@ fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
         .map_or(lagged, |s| x_of(window, s).min(lagged))
 }
 
-/// The heap's recent culprits' in-use bytes at each heap profile over the window and
-/// after the start-up grace (from [`profile_from_x`], as the whole profile's), most
+/// The heap's recent culprits' in-use bytes at each heap profile that changed them
+/// ([`changes`]: one reading per GC) over the window and after the start-up grace (from [`profile_from_x`], as the whole profile's), most
 /// recently named first; both empty when the grace is older than the window.
 fn culprit_readings(window: &Window, grace: &Grace) -> (Vec<SiteReadings>, Vec<SiteReadings>) {
     if grace.end_x <= 0.0 {
@@ -443,11 +443,12 @@ fn culprit_readings(window: &Window, grace: &Grace) -> (Vec<SiteReadings>, Vec<S
         .sites
         .iter()
         .map(|t| {
-            let points: Vec<(f64, f64)> = t
+            let read: Vec<(f64, f64)> = t
                 .points
                 .iter()
                 .map(|(at, b)| (x_at(window, *at), *b as f64))
                 .collect();
+            let points = changes(&read);
             let recent = since(&points, from);
             ((Arc::clone(&t.name), points), (Arc::clone(&t.name), recent))
         })
