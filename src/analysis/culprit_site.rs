@@ -5,12 +5,13 @@
 //! ([`culprit_goes_on`]) where the whole heap's readings are too noisy to tell.
 
 use crate::analysis::criteria::{Assessment, Unit, assess};
-use crate::analysis::kinds::LeakKind;
 use crate::analysis::slope::theil_sen;
 use crate::analysis::thresholds::{Floors, Thresholds};
 use crate::analysis::trend::{Trend, mann_kendall};
-use crate::analysis::verdict::Evidence;
 use crate::units::{fmt_bytes, fmt_duration};
+
+/// A site's name and its readings (window seconds, bytes).
+pub type SiteReadings = (std::sync::Arc<str>, Vec<(f64, f64)>);
 
 /// The share of the window's growth rate the culprit alone must carry, over the
 /// window and after the start-up grace, for its readings to speak for the whole
@@ -48,7 +49,7 @@ fn one_way(points: &[(f64, f64)]) -> bool {
 /// The largest drop of a one-way site, as a share of its level.
 const ONE_WAY_DROP: f64 = 0.05;
 
-/// The recent-growth test on the culprits alone (see [`KindEvidence::culprit_recent`]),
+/// The recent-growth test on the culprits alone (the heap evidence's `culprit_recent`),
 /// for a heap whose own readings after the grace do not show growth (not significant
 /// yet, or even looking stopped: a few readings at falling sawtooth phases): a site
 /// named as growing most over the window goes on growing after it, one way ([`one_way`],
@@ -57,37 +58,33 @@ const ONE_WAY_DROP: f64 = 0.05;
 /// the many the noisy whole-heap readings need; a cache that filled and stopped has a
 /// flat culprit after the grace. The reason when it does; `None` otherwise.
 pub(crate) fn culprit_goes_on(
-    ev: &Evidence<'_>,
-    kind: LeakKind,
+    culprits: &[SiteReadings],
     floors: Floors,
     window_per_hour: f64,
     level: f64,
 ) -> Option<String> {
-    ev.kinds[kind]
-        .culprit_recent
-        .iter()
-        .find_map(|(name, recent)| {
-            if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
-                return None;
-            }
-            let mk = mann_kendall(recent)?;
-            let fit = theil_sen(recent)?;
-            let per_hour = fit.slope * 3600.0;
-            let goes_on = mk.upward()
-                && per_hour >= floors.per_hour
-                && per_hour / level >= floors.relative_per_hour
-                && per_hour >= CULPRIT_SHARE * window_per_hour;
-            goes_on.then(|| {
-                format!(
-                    "still growing after the start-up grace: its top growing site {name} grew \
+    culprits.iter().find_map(|(name, recent)| {
+        if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
+            return None;
+        }
+        let mk = mann_kendall(recent)?;
+        let fit = theil_sen(recent)?;
+        let per_hour = fit.slope * 3600.0;
+        let goes_on = mk.upward()
+            && per_hour >= floors.per_hour
+            && per_hour / level >= floors.relative_per_hour
+            && per_hour >= CULPRIT_SHARE * window_per_hour;
+        goes_on.then(|| {
+            format!(
+                "still growing after the start-up grace: its top growing site {name} grew \
                  {}/h over {} readings (Mann-Kendall z {:.1}), while the whole heap's \
                  readings beside it are too noisy to tell yet",
-                    fmt_bytes(per_hour),
-                    recent.len(),
-                    mk.z
-                )
-            })
+                fmt_bytes(per_hour),
+                recent.len(),
+                mk.z
+            )
         })
+    })
 }
 
 /// Readings of a culprit over the window its shape test needs.
@@ -109,46 +106,43 @@ const CULPRIT_COVER: f64 = 0.5;
 /// buffer site falls. The growth after the start-up grace is still judged after this.
 /// The reason when it does; `None` otherwise.
 pub(crate) fn culprit_shape(
-    ev: &Evidence<'_>,
-    kind: LeakKind,
+    culprits: &[SiteReadings],
     floors: Floors,
     th: &Thresholds,
     window: &Assessment,
 ) -> Option<String> {
-    ev.kinds[kind]
-        .culprit_window
-        .iter()
-        .find_map(|(name, points)| {
-            if points.len() < MIN_CULPRIT_WINDOW_READINGS || !one_way(points) {
-                return None;
-            }
-            let covered = points.last()?.0 - points.first()?.0;
-            if covered < CULPRIT_COVER * window.span_seconds {
-                return None;
-            }
-            let site = assess(&Trend::of(points)?, Unit::Bytes, floors, th);
-            let mk = mann_kendall(points)?;
-            let stands = site.failures.is_empty()
-                && mk.upward()
-                && site.per_hour >= CULPRIT_SHARE * window.per_hour;
-            stands.then(|| {
-                format!(
-                    "one-way on its top growing site instead: {name} grew {}/h over {} \
+    culprits.iter().find_map(|(name, points)| {
+        if points.len() < MIN_CULPRIT_WINDOW_READINGS || !one_way(points) {
+            return None;
+        }
+        let covered = points.last()?.0 - points.first()?.0;
+        if covered < CULPRIT_COVER * window.span_seconds {
+            return None;
+        }
+        let site = assess(&Trend::of(points)?, Unit::Bytes, floors, th);
+        let mk = mann_kendall(points)?;
+        let stands = site.failures.is_empty()
+            && mk.upward()
+            && site.per_hour >= CULPRIT_SHARE * window.per_hour;
+        stands.then(|| {
+            format!(
+                "one-way on its top growing site instead: {name} grew {}/h over {} \
                      readings in {} (monotonicity {:.2}, Mann-Kendall z {:.1}) while the \
                      whole heap's readings carry what else was live at each GC",
-                    fmt_bytes(site.per_hour),
-                    points.len(),
-                    fmt_duration(covered),
-                    site.monotonicity,
-                    mk.z
-                )
-            })
+                fmt_bytes(site.per_hour),
+                points.len(),
+                fmt_duration(covered),
+                site.monotonicity,
+                mk.z
+            )
         })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::kinds::LeakKind;
 
     #[test]
     fn a_culprit_is_one_way_when_it_never_drops_far_or_often() {
@@ -234,10 +228,8 @@ mod tests {
             ),
         ];
         for (name, points, want) in cases {
-            let mut ev = Evidence::default();
-            ev.kinds[LeakKind::Heap].culprit_window =
-                vec![(std::sync::Arc::from("main.site"), points)];
-            let got = culprit_shape(&ev, LeakKind::Heap, floors, &th, &heap);
+            let culprits = [(std::sync::Arc::from("main.site"), points)];
+            let got = culprit_shape(&culprits, floors, &th, &heap);
             assert_eq!(got.is_some(), want, "{name}: {got:?}");
         }
     }

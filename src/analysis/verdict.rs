@@ -142,8 +142,7 @@ pub struct KindEvidence<'a> {
     pub culprit_recent: Vec<SiteReadings>,
 }
 
-/// A site's name and its readings (window seconds, bytes).
-pub type SiteReadings = (std::sync::Arc<str>, Vec<(f64, f64)>);
+pub use crate::analysis::culprit_site::SiteReadings;
 
 /// One estimate of a kind's series.
 #[derive(Debug, Clone)]
@@ -375,7 +374,12 @@ fn after_grace(
     // whole heap's few noisy readings since, even when those look stopped: a sawtooth
     // read at falling phases can put Sen's upper bound under the floor for minutes.
     if g.end_x > 0.0
-        && let Some(why) = culprit_goes_on(ev, kind, floors, window_per_hour, level)
+        && let Some(why) = culprit_goes_on(
+            &ev.kinds[kind].culprit_recent,
+            floors,
+            window_per_hour,
+            level,
+        )
     {
         reasons.push(why);
         return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
@@ -456,7 +460,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
     };
     let mut reasons = vec![describe(&what, spec.unit, &a)];
     let site_shape = if a.only_shape_failed() {
-        culprit_shape(ev, kind, floors, th, &a)
+        culprit_shape(&ev.kinds[kind].culprit_window, floors, th, &a)
     } else {
         None
     };
