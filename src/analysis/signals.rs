@@ -1090,6 +1090,33 @@ mod tests {
         }
     }
 
+    /// A young service (started with the run) on an 8 MiB base whose live heap is
+    /// `live` beside the sawtooth `saw`, the two scenarios of issue 21's leak beside a
+    /// sawtooth: the leak at 59 MB/h ([`leak_beside`]) and a cache that fills for 9
+    /// minutes and holds ([`cache_beside`]).
+    fn young_beside(live: Box<dyn Fn(f64) -> f64>, saw: impl Fn(f64) -> f64 + 'static) -> Sim {
+        Sim {
+            live,
+            base: 8.0 * MIB,
+            saw: Box::new(saw),
+            alloc_rate: 0.6 * MIB,
+            started_before: Some(0),
+            ..Sim::default()
+        }
+    }
+
+    fn leak_beside(saw: impl Fn(f64) -> f64 + 'static) -> Sim {
+        young_beside(linear(8.0 * MIB, 59e6), saw)
+    }
+
+    /// 7.5 MiB a minute for 9 minutes, then held.
+    fn cache_beside(saw: impl Fn(f64) -> f64 + 'static) -> Sim {
+        young_beside(
+            Box::new(|t: f64| 8.0 * MIB + 7.5 * MIB * (t.min(540.0) / 60.0)),
+            saw,
+        )
+    }
+
     /// A slow leak (59 MB/h) beside a sawtooth ten times what it leaks a minute, in a
     /// process that started with leakwatch: the whole heap read at each GC carries the
     /// sawtooth's phase, so its growth after the 10-minute grace takes many minutes to
@@ -1100,23 +1127,8 @@ mod tests {
     #[test]
     fn a_leak_beside_a_sawtooth_is_judged_on_its_site_after_the_grace() {
         let saw = |t: f64| 10.0 * MIB * ((t % 16.0) / 16.0);
-        let leak = Sim {
-            live: linear(8.0 * MIB, 59e6),
-            base: 8.0 * MIB,
-            saw: Box::new(saw),
-            alloc_rate: 0.6 * MIB,
-            started_before: Some(0),
-            ..Sim::default()
-        };
-        let cache = Sim {
-            // 7.5 MiB a minute for 9 minutes, then held.
-            live: Box::new(|t: f64| 8.0 * MIB + 7.5 * MIB * (t.min(540.0) / 60.0)),
-            base: 8.0 * MIB,
-            saw: Box::new(saw),
-            alloc_rate: 0.6 * MIB,
-            started_before: Some(0),
-            ..Sim::default()
-        };
+        let leak = leak_beside(saw);
+        let cache = cache_beside(saw);
         let (wcfg, scfg) = (WindowConfig::default(), SignalConfig::default());
         let first = |r: &crate::analysis::sim::Run| {
             r.verdicts
@@ -1152,14 +1164,7 @@ mod tests {
         let mut by_site = 0;
         for seed in 0..6u64 {
             let saw = move |t: f64| 20.0 * MIB * (0.5 + 0.5 * noise(t as u64 / 4 + seed * 1000));
-            let leak = Sim {
-                live: linear(8.0 * MIB, 59e6),
-                base: 8.0 * MIB,
-                saw: Box::new(saw),
-                alloc_rate: 0.6 * MIB,
-                started_before: Some(0),
-                ..Sim::default()
-            };
+            let leak = leak_beside(saw);
             let r = run(&leak, 20 * 60, 15, &wcfg, &scfg);
             let at = r
                 .verdicts
@@ -1177,14 +1182,7 @@ mod tests {
             {
                 by_site += 1;
             }
-            let cache = Sim {
-                live: Box::new(|t: f64| 8.0 * MIB + 7.5 * MIB * (t.min(540.0) / 60.0)),
-                base: 8.0 * MIB,
-                saw: Box::new(saw),
-                alloc_rate: 0.6 * MIB,
-                started_before: Some(0),
-                ..Sim::default()
-            };
+            let cache = cache_beside(saw);
             let r = run(&cache, 25 * 60, 15, &wcfg, &scfg);
             assert!(
                 r.verdicts.iter().all(|(_, v)| !v[LeakKind::Heap]),
