@@ -49,42 +49,57 @@ fn one_way(points: &[(f64, f64)]) -> bool {
 /// The largest drop of a one-way site, as a share of its level.
 const ONE_WAY_DROP: f64 = 0.05;
 
-/// The recent-growth test on the culprits alone (the heap evidence's `culprit_recent`),
-/// for a heap whose own readings after the grace do not show growth (not significant
-/// yet, or even looking stopped: a few readings at falling sawtooth phases): a site
-/// named as growing most over the window goes on growing after it, one way ([`one_way`],
-/// Mann-Kendall upward, Sen's slope over the floors and at least [`CULPRIT_SHARE`] of
-/// the window's rate). A leak beside a sawtooth is judged here in minutes instead of
-/// the many the noisy whole-heap readings need; a cache that filled and stopped has a
-/// flat culprit after the grace. The reason when it does; `None` otherwise.
+/// The share of its own rate over the window a culprit must keep after the start-up
+/// grace to be "going on": a leak keeps its rate, a cache that filled falls to none.
+const GOES_ON_SHARE: f64 = 0.5;
+
+/// The recent-growth test on the culprits alone, for a heap whose own readings after
+/// the grace do not show growth (not significant yet, or even looking stopped: a few
+/// readings at falling sawtooth phases). A culprit speaks for the heap when over the
+/// window it carried at least [`CULPRIT_SHARE`] of the heap's growth (its readings in
+/// `window`, the heap's rate `window_per_hour`), and after the grace (`recent`, the
+/// same sites in the same order) it goes on one way ([`one_way`], Mann-Kendall upward,
+/// Sen's slope over the floors and at least [`GOES_ON_SHARE`] of its own rate over the
+/// window). Both comparisons are of like spans: the site's window rate with the heap's,
+/// its rate after the grace with its own before. A leak beside a sawtooth is judged here
+/// in minutes instead of the many the noisy whole-heap readings need; a cache that
+/// filled and stopped has a flat culprit after the grace. The reason when it does;
+/// `None` otherwise.
 pub(crate) fn culprit_goes_on(
-    culprits: &[SiteReadings],
+    (window, recent): (&[SiteReadings], &[SiteReadings]),
     floors: Floors,
     window_per_hour: f64,
     level: f64,
 ) -> Option<String> {
-    culprits.iter().find_map(|(name, recent)| {
-        if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
-            return None;
-        }
-        let mk = mann_kendall(recent)?;
-        let fit = theil_sen(recent)?;
-        let per_hour = fit.slope * 3600.0;
-        let goes_on = mk.upward()
-            && per_hour >= floors.per_hour
-            && per_hour / level >= floors.relative_per_hour
-            && per_hour >= CULPRIT_SHARE * window_per_hour;
-        goes_on.then(|| {
-            format!(
-                "still growing after the start-up grace: its top growing site {name} grew \
-                 {}/h over {} readings (Mann-Kendall z {:.1}), while the whole heap's \
-                 readings beside it are too noisy to tell yet",
-                fmt_bytes(per_hour),
-                recent.len(),
-                mk.z
-            )
+    window
+        .iter()
+        .zip(recent)
+        .find_map(|((name, whole), (_, recent))| {
+            if recent.len() < MIN_CULPRIT_READINGS || !one_way(recent) {
+                return None;
+            }
+            let site_per_hour = theil_sen(whole)?.slope * 3600.0;
+            let mk = mann_kendall(recent)?;
+            let per_hour = theil_sen(recent)?.slope * 3600.0;
+            let goes_on = mk.upward()
+                && site_per_hour >= CULPRIT_SHARE * window_per_hour
+                && per_hour >= floors.per_hour
+                && per_hour / level >= floors.relative_per_hour
+                && per_hour >= GOES_ON_SHARE * site_per_hour;
+            goes_on.then(|| {
+                format!(
+                    "still growing after the start-up grace: its top growing site {name} grew \
+                 {}/h over {} readings (Mann-Kendall z {:.1}; {}/h over the window, where \
+                 the heap grew {}/h), while the whole heap's readings beside it are too \
+                 noisy to tell yet",
+                    fmt_bytes(per_hour),
+                    recent.len(),
+                    mk.z,
+                    fmt_bytes(site_per_hour),
+                    fmt_bytes(window_per_hour)
+                )
+            })
         })
-    })
 }
 
 /// Readings of a culprit over the window its shape test needs.
@@ -177,6 +192,59 @@ mod tests {
         ];
         for (name, ys, want) in cases {
             assert_eq!(one_way(&pts(ys)), *want, "{name}");
+        }
+    }
+
+    /// After the grace a culprit speaks for the heap when it carried two thirds of the
+    /// heap's growth over the window and keeps half its own rate, one way.
+    #[test]
+    fn a_culprit_goes_on_when_it_keeps_its_own_rate_after_the_grace() {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let th = Thresholds::default();
+        let floors = (LeakKind::Heap.spec().floors)(&th);
+        // Readings once a minute over 16 minutes; the grace ends at 10.
+        type Points = Vec<(f64, f64)>;
+        let series = |f: &dyn Fn(f64) -> f64| -> (Points, Points) {
+            let whole: Vec<(f64, f64)> = (0..=16)
+                .map(|m| (m as f64 * 60.0, f(m as f64 * 60.0)))
+                .collect();
+            let recent = whole.iter().copied().filter(|p| p.0 >= 600.0).collect();
+            (whole, recent)
+        };
+        let heap_per_hour = 60.0 * MIB;
+        type Case = (&'static str, Box<dyn Fn(f64) -> f64>, bool);
+        let cases: [Case; 4] = [
+            (
+                "a leak at the heap's rate",
+                Box::new(|x| MIB * x / 60.0),
+                true,
+            ),
+            (
+                "a cache that filled by 9 minutes",
+                Box::new(|x| MIB * x.min(540.0) / 60.0),
+                false,
+            ),
+            (
+                "a third of the heap's growth",
+                Box::new(|x| 20.0 * MIB * x / 3600.0),
+                false,
+            ),
+            (
+                "slowed to a fifth of its rate after 10 minutes",
+                Box::new(|x| MIB * x.min(600.0) / 60.0 + 0.2 * MIB * (x - 600.0).max(0.0) / 60.0),
+                false,
+            ),
+        ];
+        for (name, f, want) in cases {
+            let (whole, recent) = series(&*f);
+            let name_of = || std::sync::Arc::<str>::from("main.site");
+            let got = culprit_goes_on(
+                (&[(name_of(), whole)], &[(name_of(), recent)]),
+                floors,
+                heap_per_hour,
+                20.0 * MIB,
+            );
+            assert_eq!(got.is_some(), want, "{name}: {got:?}");
         }
     }
 

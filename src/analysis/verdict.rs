@@ -375,7 +375,10 @@ fn after_grace(
     // read at falling phases can put Sen's upper bound under the floor for minutes.
     if g.end_x > 0.0
         && let Some(why) = culprit_goes_on(
-            &ev.kinds[kind].culprit_recent,
+            (
+                &ev.kinds[kind].culprit_window,
+                &ev.kinds[kind].culprit_recent,
+            ),
             floors,
             window_per_hour,
             level,
