@@ -237,10 +237,16 @@ const WARMUP_SECS: f64 = 15.0;
 // heap between GCs, so after a 30 s grace (twice the warm-up) too few GCs remain in the
 // run to judge the growth after it (leakwatch rightly says inconclusive). This test
 // judges the growth itself; live_defaults judges the grace, with the defaults.
+//
+// `heap_min_growth_bytes_per_hour: 256 MiB`: at 250 ms scrapes every target serves four
+// heap and goroutine profiles a second, and a 1.4 MiB heap read over 40 s can grow half
+// a megabyte from that alone (go1.26 `httpcount`, a pool of 60 connections that stopped:
+// 49.9 MiB/h, once in CI). The slowest heap leak here is 2.25 GiB/h (`slowheap`), nine
+// times the floor; the defaults' 2 MiB/h floor is judged by live_defaults.
 
 fn config(services: &[(&str, &LeakyService)]) -> String {
     let mut y = format!(
-        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  startup_grace: 0s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\n\
+        "system:\n  kernel_log: 'off'\ndefaults:\n  interval: 250ms\n  timeout: 5s\n  window: {WINDOW}\n  warmup: {WARMUP_SECS}s\n  startup_grace: 0s\n  goroutine_format: proto\n  overhead_budget: 0\n  signals:\n    thresholds:\n      min_monotonicity: 0.7\n      heap_min_growth_bytes_per_hour: 268435456\n\
          metrics:\n  collectors: {{verdict_states: true, top_functions: true}}\ntargets:\n"
     );
     for (name, svc) in services {
