@@ -89,9 +89,9 @@ pub(crate) fn culprit_goes_on(
             goes_on.then(|| {
                 format!(
                     "still growing after the start-up grace: its top growing site {name} grew \
-                 {}/h over {} readings (Mann-Kendall z {:.1}; {}/h over the window, where \
-                 the heap grew {}/h), while the whole heap's readings beside it are too \
-                 noisy to tell yet",
+                     {}/h over {} readings (Mann-Kendall z {:.1}; {}/h over the window, where \
+                     the heap grew {}/h), while the whole heap's readings beside it are too \
+                     noisy to tell yet",
                     fmt_bytes(per_hour),
                     recent.len(),
                     mk.z,
@@ -142,8 +142,8 @@ pub(crate) fn culprit_shape(
         stands.then(|| {
             format!(
                 "one-way on its top growing site instead: {name} grew {}/h over {} \
-                     readings in {} (monotonicity {:.2}, Mann-Kendall z {:.1}) while the \
-                     whole heap's readings carry what else was live at each GC",
+                 readings in {} (monotonicity {:.2}, Mann-Kendall z {:.1}) while the \
+                 whole heap's readings carry what else was live at each GC",
                 fmt_bytes(site.per_hour),
                 points.len(),
                 fmt_duration(covered),

@@ -431,8 +431,9 @@ fn profile_from_x(window: &Window, grace: &Grace) -> f64 {
 }
 
 /// The heap's recent culprits' in-use bytes at each heap profile that changed them
-/// ([`changes`]: one reading per GC) over the window and after the start-up grace (from [`profile_from_x`], as the whole profile's), most
-/// recently named first; both empty when the grace is older than the window.
+/// ([`changes`]: one reading per GC), over the window and after the start-up grace
+/// (from [`profile_from_x`], as the whole profile's), most recently named first; both
+/// empty when the grace is older than the window.
 fn culprit_readings(window: &Window, grace: &Grace) -> (Vec<SiteReadings>, Vec<SiteReadings>) {
     if grace.end_x <= 0.0 {
         return (Vec::new(), Vec::new());

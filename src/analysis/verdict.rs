@@ -462,12 +462,9 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         None => spec.name.to_string(),
     };
     let mut reasons = vec![describe(&what, spec.unit, &a)];
-    let site_shape = if a.only_shape_failed() {
-        culprit_shape(&ev.kinds[kind].culprit_window, floors, th, &a)
-    } else {
-        None
-    };
-    if let Some(why) = site_shape {
+    if a.only_shape_failed()
+        && let Some(why) = culprit_shape(&ev.kinds[kind].culprit_window, floors, th, &a)
+    {
         reasons.extend(a.failure_lines());
         a.shape_met_elsewhere();
         reasons.push(why);
