@@ -1,10 +1,12 @@
 //! Per-target window of samples, robust slopes and trend tests, leak signals, verdict
 //! and heap diff: values only, no metric names, no HTML.
 
+pub mod after_grace;
 pub mod criteria;
 pub mod culprit;
 pub mod culprit_site;
 pub mod diff;
+pub mod evidence;
 pub mod headline;
 pub mod kinds;
 pub mod observation;

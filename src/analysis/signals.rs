@@ -585,6 +585,26 @@ mod tests {
                 never: true,
             },
             Case {
+                // Prometheus 2.42 in live_defaults: its heap grows while it creates its
+                // series, then a 4 MiB buffer for its first head-chunk file lands just
+                // after the 10-minute grace, and its small heap is read through a
+                // profile whose pooled 0.9 MiB gzip writers come and go.
+                name: "start-up growth, a 4 MiB step just after the grace, noisy flat heap",
+                sim: Sim {
+                    live: Box::new(|t| {
+                        10.0 * MIB
+                            + 5.0 * MIB * (t / 420.0).min(1.0)
+                            + if t >= 640.0 { 4.0 * MIB } else { 0.0 }
+                            + 1.5 * MIB * noise(t as u64 / 20)
+                    }),
+                    base: 10.0 * MIB,
+                    alloc_rate: 2.0 * MIB,
+                    ..Sim::default()
+                },
+                at_end: false,
+                never: true,
+            },
+            Case {
                 name: "bursty traffic: +30 MiB live for 40 s every 3 minutes",
                 sim: Sim {
                     live: Box::new(|t| {
@@ -818,6 +838,19 @@ mod tests {
             (
                 "pool warms to 200 over 5 minutes, then flat",
                 Box::new(|t| 40.0 + 160.0 * (t / 300.0).min(1.0)),
+                false,
+                false,
+            ),
+            (
+                // Growth after the grace that is one step, then requests coming and
+                // going: the readings after the grace rise, but not one way through
+                // both halves, nor by much more than their scatter.
+                "warms for 8 minutes, a pool of 40 started at minute 10.5, noisy",
+                Box::new(|t| {
+                    40.0 + 60.0 * (t / 480.0).min(1.0)
+                        + if t >= 630.0 { 40.0 } else { 0.0 }
+                        + (6.0 * noise(t as u64 / 15)).round()
+                }),
                 false,
                 false,
             ),

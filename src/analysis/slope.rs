@@ -120,6 +120,13 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
     Some((lower + upper) / 2.0)
 }
 
+/// The scatter of `points` around `fit`: 1.4826 times the median absolute residual (the
+/// standard deviation for normal noise, robust to a few outliers). `None` when empty.
+pub fn residual_scale(points: &[(f64, f64)], fit: &Fit) -> Option<f64> {
+    let mut residuals: Vec<f64> = points.iter().map(|p| (p.1 - fit.at(p.0)).abs()).collect();
+    median(&mut residuals).map(|m| 1.4826 * m)
+}
+
 /// The `q` quantile (0..=1) by the nearest-rank method; reorders `v`.
 pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     let n = v.len();
@@ -139,6 +146,40 @@ mod tests {
         (0..n)
             .map(|i| (i as f64 * 15.0, f(i as f64 * 15.0)))
             .collect()
+    }
+
+    #[test]
+    fn residual_scale_is_the_scatter_around_the_line() {
+        let cases: Vec<(&str, Vec<(f64, f64)>, f64, f64)> = vec![
+            ("a clean line", series(20, |x| 5.0 + 2.0 * x), 0.0, 1e-9),
+            // Alternating +-1 around a line: every residual is 1, scale 1.4826.
+            (
+                "+-1 around a line",
+                series(20, |x| {
+                    x + if (x / 15.0) as u64 % 2 == 0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }),
+                1.3,
+                1.6,
+            ),
+            // One outlier of 1000 among clean points does not move it.
+            (
+                "one outlier",
+                series(21, |x| if x == 150.0 { 1000.0 } else { 3.0 * x }),
+                0.0,
+                1e-9,
+            ),
+        ];
+        for (name, pts, lo, hi) in cases {
+            let fit = theil_sen(&pts).unwrap();
+            let s = residual_scale(&pts, &fit).unwrap();
+            assert!((lo..=hi).contains(&s), "{name}: {s}");
+        }
+        let fit = theil_sen(&series(3, |x| x)).unwrap();
+        assert_eq!(residual_scale(&[], &fit), None);
     }
 
     /// Deterministic pseudo-noise in -1..1 (a fixed LCG: tests must not flake).

@@ -44,7 +44,10 @@
 //! 4. **It goes on after start-up**: growth in a process's first `startup_grace`
 //!    (default twice `warmup`, 10 minutes) may be caches filling. The points after the
 //!    grace must show an upward trend by the Mann-Kendall test (one-sided 5%) with a
-//!    Sen slope above the same floors; until the window reaches far enough past the
+//!    Sen slope above the same floors, pass the shape criteria of rule 2 on their own
+//!    (a step just after the grace is not growth that goes on) and grow by at least
+//!    three times their scatter around Sen's line (noise that happens to trend up for
+//!    a few readings is not; see `after_grace`); until the window reaches far enough past the
 //!    grace the state is **warming up**, with fewer than 4 live-heap readings after
 //!    it (a heap profile counts from the second GC after it) **inconclusive**,
 //!    growth that confidently stopped (its slope's 95% upper bound under the floor or
@@ -90,95 +93,15 @@
 //!   plus what it references) is about 1,500 a day; 30 connections/h: each leaked
 //!   connection also holds two goroutines, two buffers (8 KiB) and a file descriptor.
 
+use crate::analysis::after_grace::{after_grace, too_few_gcs_after_grace};
 use crate::analysis::criteria::{assess, describe};
-use crate::analysis::culprit_site::{culprit_goes_on, culprit_shape};
-use crate::analysis::kinds::{ByKind, Series};
-use crate::analysis::observation::LiveSource;
-use crate::analysis::slope::theil_sen;
-use crate::analysis::thresholds::{Floors, Thresholds};
-use crate::analysis::trend::{Trend, mann_kendall};
+use crate::analysis::culprit_site::culprit_shape;
+use crate::analysis::kinds::Series;
+use crate::analysis::thresholds::Thresholds;
 use crate::units::{fmt_bytes, fmt_duration};
 
+pub use crate::analysis::evidence::{Estimate, Evidence, Grace, KindEvidence, SiteReadings};
 pub use crate::analysis::kinds::{KindVerdict, LeakKind, Verdict, VerdictState};
-
-/// Everything the rule looks at, prepared by `signals::compute`.
-#[derive(Debug, Clone, Default)]
-pub struct Evidence<'a> {
-    pub warm: bool,
-    /// Window span and the warm-up it needs, for the "warming up" reason.
-    pub span_seconds: f64,
-    pub warmup_seconds: f64,
-    /// What each kind is judged on.
-    pub kinds: ByKind<KindEvidence<'a>>,
-    pub next_gc_slope: Option<f64>,
-    pub heap_alloc_slope: Option<f64>,
-    /// The start-up grace and the points after it (see [`Grace`]).
-    pub grace: Grace,
-    /// GC cycles in the window (None without MemStats), and whether HeapAlloc grew.
-    pub gc_cycles: Option<u64>,
-    /// GC cycles in the first and second half of the window (None without MemStats):
-    /// the live heap's shape (one-way, both halves growing) needs readings in each.
-    pub gc_cycles_by_half: Option<(u64, u64)>,
-    pub heap_alloc_grew: bool,
-    /// GC cycles since the start-up grace ended (None without MemStats), and HeapAlloc
-    /// after it: the recent-growth test of the live heap needs GCs to measure it.
-    pub gc_cycles_recent: Option<u64>,
-    pub heap_alloc_recent: Vec<(f64, f64)>,
-}
-
-/// What one kind is judged on.
-#[derive(Debug, Clone, Default)]
-pub struct KindEvidence<'a> {
-    /// The trends of its series: one for a count, one per live-heap estimator judged
-    /// (the strongest decides); none without data.
-    pub estimates: Vec<Estimate<'a>>,
-    /// Top growth by site (allocation site, blocking site), largest first.
-    pub culprit: Option<(&'a str, i64)>,
-    /// The recent culprits' own readings over the window (the heap's allocation
-    /// sites at each heap profile since each was first named, most recently named
-    /// first; empty for the other kinds and once the grace is older than the window).
-    pub culprit_window: Vec<SiteReadings>,
-    /// The same readings after the start-up grace.
-    pub culprit_recent: Vec<SiteReadings>,
-}
-
-pub use crate::analysis::culprit_site::SiteReadings;
-
-/// One estimate of a kind's series.
-#[derive(Debug, Clone)]
-pub struct Estimate<'a> {
-    /// The live-heap estimator it comes from; `None` for a series read directly.
-    pub source: Option<LiveSource>,
-    pub trend: &'a Trend,
-    /// Its points after the start-up grace, for the recent-growth test.
-    pub recent: Vec<(f64, f64)>,
-}
-
-impl Estimate<'_> {
-    fn per_hour(&self) -> f64 {
-        self.trend.fit.slope * 3600.0
-    }
-}
-
-/// Where the start-up grace ends, in window seconds (`x` of the trends).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Grace {
-    /// `x` at which the grace ends (negative: before the window, the process is old).
-    pub end_x: f64,
-    /// `x` of the newest sample.
-    pub newest_x: f64,
-    /// Seconds of data after the grace the recent-growth test needs.
-    pub needed_seconds: f64,
-    /// The grace itself, for the reasons.
-    pub grace_seconds: f64,
-}
-
-impl Grace {
-    /// The window reaches far enough past the grace for the recent-growth test.
-    fn over(&self) -> bool {
-        self.newest_x - self.end_x.max(0.0) >= self.needed_seconds || self.end_x <= 0.0
-    }
-}
 
 /// Applies the decision rule.
 pub fn judge(ev: &Evidence<'_>, th: &Thresholds) -> Verdict {
@@ -270,12 +193,6 @@ pub fn hold(v: &mut Verdict, previous: Option<&Verdict>) {
     }
 }
 
-/// GC cycles after the start-up grace the heap's recent-growth test needs.
-const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
-/// Live-heap readings (one per GC) after the start-up grace the recent-growth test
-/// needs: Mann-Kendall's minimum.
-const MIN_GC_READINGS_AFTER_GRACE: u64 = 4;
-
 /// Goroutines one leaked HTTP client connection holds: `readLoop` and `writeLoop`, and
 /// the server's connection goroutine when the server is the same process (a loopback
 /// call, common in sidecars and tests), with room for a request goroutine blocked on it.
@@ -303,119 +220,6 @@ fn cold(kind: LeakKind, ev: &Evidence<'_>) -> KindVerdict {
         )],
     )
 }
-
-/// The last step for a kind whose whole window passed every criterion: the growth
-/// must go on after the start-up grace (a cache that fills and stops is not a leak),
-/// tested with Mann-Kendall and Sen's slope on the points after it. "No leak" needs
-/// the growth to have confidently stopped (the slope's 95% upper bound under the
-/// floor, or under [`STOPPED_SHARE`] of the window's rate, `window_per_hour`); growth
-/// that is not yet significant, as a slow leak beside a big sawtooth is for minutes,
-/// is inconclusive.
-fn after_grace(
-    kind: LeakKind,
-    ev: &Evidence<'_>,
-    recent: &[(f64, f64)],
-    (floors, window_per_hour): (Floors, f64),
-    score: f64,
-    mut reasons: Vec<String>,
-) -> KindVerdict {
-    let g = ev.grace;
-    if !g.over() {
-        reasons.insert(
-            0,
-            format!(
-                "growing, but within the start-up grace: growth in a process's first {} may be \
-                 caches filling; judging the growth after it ({} of {} covered)",
-                fmt_duration(g.grace_seconds),
-                fmt_duration((g.newest_x - g.end_x).max(0.0)),
-                fmt_duration(g.needed_seconds)
-            ),
-        );
-        return KindVerdict::new(kind, VerdictState::WarmingUp, score.min(0.49), reasons);
-    }
-    let mk = mann_kendall(recent);
-    let fit = if recent.len() >= 3 {
-        theil_sen(recent)
-    } else {
-        None
-    };
-    let mut values: Vec<f64> = recent.iter().map(|p| p.1).collect();
-    let level = crate::analysis::slope::median(&mut values)
-        .unwrap_or(1.0)
-        .max(1.0);
-    let per_hour = fit.map_or(0.0, |f| f.slope * 3600.0);
-    // Too few points for Mann-Kendall: when the whole window follows the grace, the
-    // window's own criteria (already met) decide; otherwise nothing can be said yet.
-    if mk.is_none() && g.end_x > 0.0 {
-        reasons.insert(
-            0,
-            format!(
-                "inconclusive: {} reading(s) since the start-up grace ended, too few to \
-                 tell whether the growth goes on; watch longer",
-                recent.len()
-            ),
-        );
-        return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
-    }
-    let grows = mk.is_none_or(|m| m.upward())
-        && per_hour >= floors.per_hour
-        && per_hour / level >= floors.relative_per_hour;
-    if grows {
-        if g.end_x > 0.0 {
-            reasons.push(format!(
-                "still growing after the start-up grace: Mann-Kendall z {:.1} over {} points",
-                mk.map_or(0.0, |m| m.z),
-                recent.len()
-            ));
-        }
-        return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
-    }
-    // A culprit whose own bytes go on rising one way after the grace outweighs the
-    // whole heap's few noisy readings since, even when those look stopped: a sawtooth
-    // read at falling phases can put Sen's upper bound under the floor for minutes.
-    if g.end_x > 0.0
-        && let Some(why) = culprit_goes_on(
-            (
-                &ev.kinds[kind].culprit_window,
-                &ev.kinds[kind].culprit_recent,
-            ),
-            floors,
-            window_per_hour,
-            level,
-        )
-    {
-        reasons.push(why);
-        return KindVerdict::new(kind, VerdictState::Suspected, score, reasons);
-    }
-    let stopped =
-        fit.is_some_and(|f| f.high * 3600.0 < floors.per_hour.max(STOPPED_SHARE * window_per_hour));
-    if !stopped {
-        reasons.insert(
-            0,
-            format!(
-                "inconclusive: growing over the window, but the growth after the start-up \
-                 grace is not significant yet (Mann-Kendall z {:.1} over {} points) nor \
-                 clearly stopped; watch longer",
-                mk.map_or(0.0, |m| m.z),
-                recent.len()
-            ),
-        );
-        return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
-    }
-    reasons.insert(
-        0,
-        format!(
-            "growth did not go on after the start-up grace ({} since the process started): \
-             start-up, such as a cache that filled, not a leak",
-            fmt_duration(g.grace_seconds)
-        ),
-    );
-    KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
-}
-
-/// Growth after the start-up grace has stopped when its slope's 95% upper bound is
-/// under this share of the window's rate (or under the floor).
-const STOPPED_SHARE: f64 = 0.25;
 
 /// The live heap's rule: GC cycles enough to measure it, the strongest estimator's
 /// growth, the runtime's corroboration, then growth after the start-up grace.
@@ -515,49 +319,7 @@ fn judge_live_heap(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVe
         reasons.insert(0, why);
         return KindVerdict::new(kind, state, score.min(0.49), reasons);
     }
-    after_grace(kind, ev, recent, (floors, a.per_hour), score, reasons)
-}
-
-/// Past the grace the live heap is measured only at GCs: without enough of them the
-/// points after it (`recent`, one reading per GC cycle) say nothing, and a heap
-/// profile may still show growth that stopped a while ago (it reports the heap as of
-/// an earlier GC; its points count from the second GC after the grace). The state
-/// and reason then, unless the readings after the grace can be judged.
-fn too_few_gcs_after_grace(
-    ev: &Evidence<'_>,
-    recent: &[(f64, f64)],
-    floors: Floors,
-) -> Option<(VerdictState, String)> {
-    let readings = recent.len() as u64;
-    let too_few = readings < MIN_GC_READINGS_AFTER_GRACE
-        || ev
-            .gc_cycles_recent
-            .is_some_and(|n| n < MIN_GC_CYCLES_AFTER_GRACE);
-    if !(ev.grace.end_x > 0.0 && ev.grace.over() && too_few) {
-        return None;
-    }
-    let n = ev.gc_cycles_recent.unwrap_or(readings);
-    // "No leak" only when HeapAlloc is confidently flat: every point tells it.
-    let alloc_flat = ev.heap_alloc_recent.len() >= 4
-        && theil_sen(&ev.heap_alloc_recent).is_some_and(|f| f.high * 3600.0 < floors.per_hour);
-    Some(if !alloc_flat {
-        (
-            VerdictState::Inconclusive,
-            format!(
-                "inconclusive: {n} GC cycle(s) since the start-up grace gave {readings} \
-                 live-heap reading(s) ({MIN_GC_READINGS_AFTER_GRACE} needed; a heap \
-                 profile counts from the second GC after the grace) and HeapAlloc is not \
-                 flat; watch longer (`gc: false` never asks the service for a GC)"
-            ),
-        )
-    } else {
-        (
-            VerdictState::NoLeak,
-            "no growth after the start-up grace: HeapAlloc is flat and no GC has run \
-             since (start-up, such as a cache that filled)"
-                .to_string(),
-        )
-    })
+    after_grace(kind, (ev, th), recent, (floors, a.per_hour), score, reasons)
 }
 
 /// A count's rule: its growth criteria, then growth after the start-up grace.
@@ -588,7 +350,14 @@ fn judge_count(kind: LeakKind, ev: &Evidence<'_>, th: &Thresholds) -> KindVerdic
     if !a.failures.is_empty() {
         return KindVerdict::new(kind, VerdictState::NoLeak, a.score, reasons);
     }
-    after_grace(kind, ev, &e.recent, (floors, a.per_hour), a.score, reasons)
+    after_grace(
+        kind,
+        (ev, th),
+        &e.recent,
+        (floors, a.per_hour),
+        a.score,
+        reasons,
+    )
 }
 
 #[cfg(test)]
