@@ -150,13 +150,14 @@ mod tests {
 
     #[test]
     fn residual_scale_is_the_scatter_around_the_line() {
-        let cases: Vec<(&str, Vec<(f64, f64)>, f64, f64)> = vec![
+        type Case = (&'static str, Vec<(f64, f64)>, f64, f64);
+        let cases: Vec<Case> = vec![
             ("a clean line", series(20, |x| 5.0 + 2.0 * x), 0.0, 1e-9),
             // Alternating +-1 around a line: every residual is 1, scale 1.4826.
             (
                 "+-1 around a line",
                 series(20, |x| {
-                    x + if (x / 15.0) as u64 % 2 == 0 {
+                    x + if ((x / 15.0) as u64).is_multiple_of(2) {
                         1.0
                     } else {
                         -1.0
