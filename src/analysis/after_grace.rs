@@ -3,14 +3,14 @@
 //! shape and their scatter, the culprit's own readings), and what too few of those
 //! readings leave it at.
 
-use crate::analysis::criteria::{Unit, assess};
+use crate::analysis::criteria::assess;
 use crate::analysis::culprit_site::culprit_goes_on;
 use crate::analysis::evidence::Evidence;
 use crate::analysis::kinds::{KindVerdict, LeakKind, VerdictState};
 use crate::analysis::slope::{residual_scale, theil_sen};
 use crate::analysis::thresholds::{Floors, Thresholds};
 use crate::analysis::trend::{Trend, mann_kendall};
-use crate::units::{fmt_bytes, fmt_duration};
+use crate::units::fmt_duration;
 
 /// GC cycles after the start-up grace the heap's recent-growth test needs.
 const MIN_GC_CYCLES_AFTER_GRACE: u64 = 3;
@@ -99,9 +99,9 @@ pub(crate) fn after_grace(
                 format!(
                     "grew {} over {} readings, under {GROWTH_OVER_SCATTER} times their \
                      scatter ({})",
-                    fmt_growth(kind, growth),
+                    kind.spec().unit.fmt(growth),
                     recent.len(),
-                    fmt_growth(kind, scale)
+                    kind.spec().unit.fmt(scale)
                 )
             })
         });
@@ -174,14 +174,6 @@ pub(crate) fn after_grace(
 /// Sen line) their growth must reach: under pure noise, a growth of three standard
 /// deviations over eight readings comes about once in a hundred evaluations.
 const GROWTH_OVER_SCATTER: f64 = 3.0;
-
-/// A growth in the kind's unit, for a reason.
-fn fmt_growth(kind: LeakKind, v: f64) -> String {
-    match kind.spec().unit {
-        Unit::Bytes => fmt_bytes(v),
-        Unit::Count(_) => format!("{v:.1}"),
-    }
-}
 
 /// Growth after the start-up grace has stopped when its slope's 95% upper bound is
 /// under this share of the window's rate (or under the floor).

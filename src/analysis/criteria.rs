@@ -100,10 +100,7 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
         ),
     ];
     let score = parts.iter().copied().fold(1.0, f64::min);
-    let fmt = |v: f64| match unit {
-        Unit::Bytes => fmt_bytes(v),
-        Unit::Count(_) => format!("{v:.1}"),
-    };
+    let fmt = |v: f64| unit.fmt(v);
     let mut failures = Vec::new();
     if per_hour < min_abs {
         failures.push((
@@ -161,6 +158,16 @@ pub(crate) fn assess(t: &Trend, unit: Unit, floors: Floors, th: &Thresholds) -> 
 pub enum Unit {
     Bytes,
     Count(&'static str),
+}
+
+impl Unit {
+    /// A value in this unit, bare: `1.5 MiB` or `12.0`.
+    pub(crate) fn fmt(self, v: f64) -> String {
+        match self {
+            Unit::Bytes => fmt_bytes(v),
+            Unit::Count(_) => format!("{v:.1}"),
+        }
+    }
 }
 
 pub(crate) fn describe(what: &str, unit: Unit, a: &Assessment) -> String {
