@@ -20,7 +20,9 @@ const MIN_GC_READINGS_AFTER_GRACE: u64 = 4;
 
 /// The last step for a kind whose whole window passed every criterion: the growth
 /// must go on after the start-up grace (a cache that fills and stops is not a leak),
-/// tested with Mann-Kendall and Sen's slope on the points after it. "No leak" needs
+/// tested with Mann-Kendall and Sen's slope on the points after it, which must also
+/// grow one way through both halves and by [`GROWTH_OVER_SCATTER`] times their own
+/// scatter (or, where they cannot, the culprit's readings: [`culprit_goes_on`]). "No leak" needs
 /// the growth to have confidently stopped (the slope's 95% upper bound under the
 /// floor, or under [`STOPPED_SHARE`] of the window's rate, `window_per_hour`); growth
 /// that is not yet significant, as a slow leak beside a big sawtooth is for minutes,
@@ -76,7 +78,7 @@ pub(crate) fn after_grace(
     // after the grace) or noise that happens to trend up for a few readings is not
     // growth that goes on. (When the whole window follows the grace these are the
     // window's own readings, whose shape already passed.)
-    let shape_failures: Vec<String> = match Trend::of(recent) {
+    let not_going_on: Vec<String> = match Trend::of(recent) {
         Some(t) if g.end_x > 0.0 => assess(&t, kind.spec().unit, floors, th)
             .failures
             .into_iter()
@@ -105,11 +107,11 @@ pub(crate) fn after_grace(
                 )
             })
         });
-    let shape_failures: Vec<String> = shape_failures.into_iter().chain(scatter).collect();
+    let not_going_on: Vec<String> = not_going_on.into_iter().chain(scatter).collect();
     let grows = mk.is_none_or(|m| m.upward())
         && per_hour >= floors.per_hour
         && per_hour / level >= floors.relative_per_hour;
-    if grows && shape_failures.is_empty() {
+    if grows && not_going_on.is_empty() {
         if g.end_x > 0.0 {
             reasons.push(format!(
                 "still growing after the start-up grace: Mann-Kendall z {:.1} over {} points",
@@ -145,7 +147,7 @@ pub(crate) fn after_grace(
                  grace rose, but not the way a leak goes on ({}): a step there, such as a \
                  buffer allocated once or a cache filled just after the grace, or noise; \
                  watch longer",
-                shape_failures.join("; ")
+                not_going_on.join("; ")
             )
         } else {
             format!(
