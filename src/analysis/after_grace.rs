@@ -50,11 +50,8 @@ pub(crate) fn after_grace(
         return KindVerdict::new(kind, VerdictState::WarmingUp, score.min(0.49), reasons);
     }
     let mk = mann_kendall(recent);
-    let fit = if recent.len() >= 3 {
-        theil_sen(recent)
-    } else {
-        None
-    };
+    let trend = Trend::of(recent);
+    let fit = trend.as_ref().map(|t| t.fit);
     let mut values: Vec<f64> = recent.iter().map(|p| p.1).collect();
     let level = crate::analysis::slope::median(&mut values)
         .unwrap_or(1.0)
@@ -73,41 +70,12 @@ pub(crate) fn after_grace(
         );
         return KindVerdict::new(kind, VerdictState::Inconclusive, score.min(0.49), reasons);
     }
-    // The readings after the grace must grow the way the window's had to: one way and
-    // through both halves. A step there (a buffer allocated once, a cache filled just
-    // after the grace) or noise that happens to trend up for a few readings is not
-    // growth that goes on. (When the whole window follows the grace these are the
-    // window's own readings, whose shape already passed.)
-    let not_going_on: Vec<String> = match Trend::of(recent) {
-        Some(t) if g.end_x > 0.0 => assess(&t, kind.spec().unit, floors, th)
-            .failures
-            .into_iter()
-            .filter(|(c, _)| c.is_shape())
-            .map(|(_, why)| why)
-            .collect(),
+    // Rising is not yet going on ([`not_going_on`]); when the whole window follows the
+    // grace these are the window's own readings, whose shape already passed.
+    let not_going_on = match &trend {
+        Some(t) if g.end_x > 0.0 => not_going_on(kind, t, recent, (floors, th)),
         _ => Vec::new(),
     };
-    // And the growth over those readings must stand out of their own scatter: a leak's
-    // growth adds up with time while noise does not, so Mann-Kendall's chance upturn
-    // of a few noisy readings (one evaluation in twenty on pure noise, and a suspected
-    // kind is held) is not taken for growth that goes on.
-    let scatter = fit
-        .filter(|_| g.end_x > 0.0)
-        .and_then(|f| Some((f, residual_scale(recent, &f)?)))
-        .and_then(|(f, scale)| {
-            let span = recent.last()?.0 - recent.first()?.0;
-            let growth = f.slope * span;
-            (growth < GROWTH_OVER_SCATTER * scale).then(|| {
-                format!(
-                    "grew {} over {} readings, under {GROWTH_OVER_SCATTER} times their \
-                     scatter ({})",
-                    kind.spec().unit.fmt(growth),
-                    recent.len(),
-                    kind.spec().unit.fmt(scale)
-                )
-            })
-        });
-    let not_going_on: Vec<String> = not_going_on.into_iter().chain(scatter).collect();
     let grows = mk.is_none_or(|m| m.upward())
         && per_hour >= floors.per_hour
         && per_hour / level >= floors.relative_per_hour;
@@ -170,6 +138,41 @@ pub(crate) fn after_grace(
         ),
     );
     KindVerdict::new(kind, VerdictState::NoLeak, score.min(0.49), reasons)
+}
+
+/// Why the readings after the grace (`recent`, their trend `t`), though they may rise,
+/// are not growth that goes on; empty when they are. They must grow the way the
+/// window's had to, one way and through both halves: a step there (a buffer allocated
+/// once, a cache filled just after the grace) is not. And their growth must stand out
+/// of their own scatter around Sen's line: a leak's growth adds up with time while
+/// noise does not, so Mann-Kendall's chance upturn of a few noisy readings (one
+/// evaluation in twenty on pure noise, and a suspected kind is held) is not taken for
+/// growth that goes on.
+fn not_going_on(
+    kind: LeakKind,
+    t: &Trend,
+    recent: &[(f64, f64)],
+    (floors, th): (Floors, &Thresholds),
+) -> Vec<String> {
+    let unit = kind.spec().unit;
+    let shape = assess(t, unit, floors, th)
+        .failures
+        .into_iter()
+        .filter(|(c, _)| c.is_shape())
+        .map(|(_, why)| why);
+    let growth = t.fit.slope * t.span_seconds;
+    let scatter = residual_scale(recent, &t.fit)
+        .filter(|&scale| growth < GROWTH_OVER_SCATTER * scale)
+        .map(|scale| {
+            format!(
+                "grew {} over {} readings, under {GROWTH_OVER_SCATTER} times their \
+                 scatter ({})",
+                unit.fmt(growth),
+                recent.len(),
+                unit.fmt(scale)
+            )
+        });
+    shape.chain(scatter).collect()
 }
 
 /// How many times the scatter of the readings after the start-up grace (around their
